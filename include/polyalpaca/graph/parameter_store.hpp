@@ -1,0 +1,93 @@
+/// @file graph/parameter_store.hpp
+/// @brief One contiguous arena per role: frozen weights, trainable weights and their gradients.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/core/rng.hpp"
+
+namespace polyalpaca {
+
+/// Owns the memory of every Parameter of a network. Trainable values are contiguous, and so are their
+/// gradients, in the same order: the optimizer, clipping and (later) all-reduce each see one flat buffer.
+template <class Backend, class T>
+class ParameterStore {
+public:
+    using Buffer = typename Backend::template Buffer<T>;
+
+    /// Lays out `params` (visited in a fixed order) and points each one at its slot.
+    void bind(std::vector<Parameter<T>*> params) {
+        params_ = std::move(params);
+        Index frozen = 0, trainable = 0;
+        for (auto* p : params_) (p->trainable() ? trainable : frozen) += p->size();
+        frozen_ = Buffer(std::size_t(frozen));
+        trainable_ = Buffer(std::size_t(trainable));
+        grads_ = Buffer(std::size_t(trainable));
+        Index frozen_at = 0, trainable_at = 0;
+        for (auto* p : params_) {
+            if (p->trainable()) {
+                p->value = trainable_.data() + trainable_at;
+                p->grad = grads_.data() + trainable_at;
+                trainable_at += p->size();
+            } else {
+                p->value = frozen_.data() + frozen_at;
+                p->grad = nullptr;
+                frozen_at += p->size();
+            }
+        }
+    }
+
+    /// Fills every parameter from its Init. Each parameter draws from a generator seeded by `seed` and its
+    /// name, so a weight's initial value does not depend on which other weights (adapters) exist.
+    void initialise(typename Backend::Context& ctx, std::uint64_t seed) {
+        std::vector<T> host;
+        for (auto* p : params_) {
+            Rng rng(seed ^ name_hash(p->name));
+            host.assign(std::size_t(p->size()), T(0));
+            switch (p->init.kind) {
+                case Init::Kind::Zeros: break;
+                case Init::Kind::Ones: std::fill(host.begin(), host.end(), T(1)); break;
+                case Init::Kind::Normal:
+                    for (auto& x : host) x = T(p->init.scale * rng.normal());
+                    break;
+                case Init::Kind::Uniform:
+                    for (auto& x : host) x = T(rng.uniform(-p->init.scale, p->init.scale));
+                    break;
+            }
+            Backend::upload(ctx, host.data(), p->value, host.size());
+        }
+    }
+
+    void zero_grads(typename Backend::Context& ctx) { Backend::fill_zero(ctx, grads_.data(), grads_.size()); }
+
+    std::vector<Parameter<T>*> const& parameters() const { return params_; }
+    Parameter<T>* find(std::string const& name) const {
+        for (auto* p : params_)
+            if (p->name == name) return p;
+        return nullptr;
+    }
+
+    T* trainable_values() { return trainable_.data(); }
+    T* gradients() { return grads_.data(); }
+    Index trainable_count() const { return Index(trainable_.size()); }
+    Index frozen_count() const { return Index(frozen_.size()); }
+    Index total_count() const { return trainable_count() + frozen_count(); }
+
+private:
+    static std::uint64_t name_hash(std::string const& name) {  // FNV-1a
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+        return h;
+    }
+
+    std::vector<Parameter<T>*> params_;
+    Buffer frozen_;
+    Buffer trainable_;
+    Buffer grads_;
+};
+
+}  // namespace polyalpaca

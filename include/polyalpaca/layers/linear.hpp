@@ -1,0 +1,149 @@
+/// @file layers/linear.hpp
+/// @brief Linear<In, Out, HasBias, Site, Adapter>: y = x W^T + b, with a LoRA branch when the adapter names Site.
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "polyalpaca/adapters/adapter.hpp"
+#include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/graph/activation_buffer.hpp"
+#include "polyalpaca/layers/mode.hpp"
+
+namespace polyalpaca {
+
+/// The low-rank branch of an adapted Linear: A (rank, In), B (Out, rank), dropout on its input.
+template <class Backend, class T, int In, int Out, class Adapter>
+class LoraBranch {
+    static_assert(Adapter::rank <= (In < Out ? In : Out),
+                  "LoRA rank exceeds min(in_features, out_features) of an adapted projection: choose a smaller rank");
+
+public:
+    static constexpr int rank = Adapter::rank;
+
+    LoraBranch(std::string const& module, double dropout)
+        : a_(module + ".lora_A.weight", rank, In, Role::Trainable, Init::uniform(Adapter::a_init_bound(In))),
+          b_(module + ".lora_B.weight", Out, rank, Role::Trainable, Init::zeros()),
+          dropout_(dropout) {}
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        f(a_);
+        f(b_);
+    }
+
+    /// y += scale * dropout(x) A^T B^T
+    void forward(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        Index const n = x.rows;
+        dropped_ = x;
+        use_mask_ = mode.training && dropout_ > 0;
+        if (use_mask_) {
+            auto xd = x_dropped_.ensure(n, In);
+            auto mask = mask_.ensure(n, In);
+            dropout_forward(ctx, x, xd, mask, T(dropout_), *mode.rng);
+            dropped_ = xd;
+        }
+        auto u = low_rank_.ensure(n, rank);  // (N, r): scale * dropout(x) A^T
+        linear_forward(ctx, dropped_, a_.values(), static_cast<T const*>(nullptr), u);
+        scale(ctx, u.data, u.size(), T(Adapter::scale));
+        linear_forward(ctx, View<T const>(u), b_.values(), static_cast<T const*>(nullptr), y, true);
+    }
+
+    /// dA, dB from dy; dx += the branch's contribution (skipped when dx is empty).
+    void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        Index const n = dy.rows;
+        auto du = d_low_rank_.ensure(n, rank);  // (N, r): gradient w.r.t. dropout(x) A^T
+        Backend::fill_zero(ctx, du.data, std::size_t(du.size()));
+        linear_backward(ctx, View<T const>(low_rank_.view()), b_.values(), dy, du, b_.grads(), static_cast<T*>(nullptr));
+        scale(ctx, du.data, du.size(), T(Adapter::scale));
+        if (dx.empty()) {
+            linear_backward(ctx, dropped_, a_.values(), View<T const>(du), View<T>{}, a_.grads(), static_cast<T*>(nullptr));
+            return;
+        }
+        if (!use_mask_) {
+            linear_backward(ctx, dropped_, a_.values(), View<T const>(du), dx, a_.grads(), static_cast<T*>(nullptr));
+            return;
+        }
+        auto dxd = d_x_dropped_.ensure(n, In);
+        Backend::fill_zero(ctx, dxd.data, std::size_t(dxd.size()));
+        linear_backward(ctx, dropped_, a_.values(), View<T const>(du), dxd, a_.grads(), static_cast<T*>(nullptr));
+        dropout_backward(ctx, View<T const>(dxd), View<T const>(mask_.view()), dx);
+    }
+
+    Parameter<T>& a() { return a_; }
+    Parameter<T>& b() { return b_; }
+
+private:
+    Parameter<T> a_, b_;
+    double dropout_;
+    bool use_mask_ = false;
+    View<T const> dropped_;
+    ActivationBuffer<Backend, T> x_dropped_, mask_, low_rank_, d_low_rank_, d_x_dropped_;
+};
+
+struct NoBranch {
+    template <class F>
+    void visit_parameters(F&&) {}
+};
+
+/// A dense projection with the HF weight layout (Out, In). The base weight is frozen under LoRA and
+/// trainable under NoAdapter; the LoRA branch exists only when Adapter applies to Site.
+template <class Backend, class T, int In, int Out, bool HasBias, class Site, class Adapter = NoAdapter>
+class Linear {
+    static_assert(In > 0 && Out > 0, "a Linear layer needs positive in and out features");
+
+public:
+    static constexpr bool adapted = Adapter::template applies_to<Site>;
+    static constexpr Index parameter_count = Index(In) * Out + (HasBias ? Out : 0);
+    static constexpr Index adapter_parameter_count = adapted ? Index(Adapter::rank) * (In + Out) : 0;
+    static constexpr int in_features = In;
+    static constexpr int out_features = Out;
+
+    /// `module` is the HF module path, e.g. "transformer.h.0.self_attention.query_key_value".
+    Linear(std::string const& module, double init_std, double adapter_dropout = 0.0)
+        : weight_(module + ".weight", Out, In, base_role<Adapter>, Init::normal(init_std)),
+          bias_(module + ".bias", 1, HasBias ? Out : 0, base_role<Adapter>, Init::zeros()),
+          branch_(make_branch(module, adapter_dropout)) {}
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        f(weight_);
+        if constexpr (HasBias) f(bias_);
+        branch_.visit_parameters(f);
+    }
+
+    View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const& mode) {  // (N, In) -> (N, Out)
+        x_ = x;
+        auto y = y_.ensure(x.rows, Out);
+        linear_forward(ctx, x, weight_.values(), HasBias ? bias_.value : nullptr, y);
+        if constexpr (adapted) branch_.forward(ctx, x, y, mode);
+        return y;
+    }
+
+    /// Adds into dx (unless empty) and into the gradients of trainable weights.
+    void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        linear_backward(ctx, x_, weight_.values(), dy, dx, weight_.grads(), HasBias ? bias_.grad : nullptr);
+        if constexpr (adapted) branch_.backward(ctx, dy, dx);
+    }
+
+    View<T> output() const { return y_.view(); }
+    Parameter<T>& weight() { return weight_; }
+    Parameter<T>& bias() { return bias_; }
+    auto& branch() { return branch_; }
+
+private:
+    using Branch = std::conditional_t<adapted, LoraBranch<Backend, T, In, Out, Adapter>, NoBranch>;
+    static Branch make_branch(std::string const& module, double dropout) {
+        if constexpr (adapted) return Branch(module, dropout);
+        else return Branch{};
+    }
+
+    Parameter<T> weight_, bias_;
+    [[no_unique_address]] Branch branch_;
+    View<T const> x_;
+    ActivationBuffer<Backend, T> y_;
+};
+
+}  // namespace polyalpaca

@@ -1,0 +1,117 @@
+/// @file layers/mlp.hpp
+/// @brief The feed-forward blocks: GeluMlp (BLOOM tanh GELU, GPT-NeoX erf GELU) and SwiGluMlp (LLaMA).
+#pragma once
+
+#include <string>
+
+#include "polyalpaca/adapters/sites.hpp"
+#include "polyalpaca/layers/linear.hpp"
+
+namespace polyalpaca {
+
+enum class Gelu { Tanh, Erf };
+
+/// down(gelu(up(x))), both projections with bias.
+template <class Backend, class T, int Dim, int Ffn, Gelu Form, class Adapter>
+class GeluMlp {
+public:
+    using Up = Linear<Backend, T, Dim, Ffn, true, site::MlpUp, Adapter>;
+    using Down = Linear<Backend, T, Ffn, Dim, true, site::MlpDown, Adapter>;
+    static constexpr Index parameter_count = Up::parameter_count + Down::parameter_count;
+    static constexpr Index adapter_parameter_count = Up::adapter_parameter_count + Down::adapter_parameter_count;
+
+    /// `up_name` and `down_name` are the HF module paths of the two projections.
+    GeluMlp(std::string const& up_name, std::string const& down_name, double init_std, double adapter_dropout)
+        : up_(up_name, init_std, adapter_dropout), down_(down_name, init_std, adapter_dropout) {}
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        up_.visit_parameters(f);
+        down_.visit_parameters(f);
+    }
+
+    View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const& mode) {  // (N, D) -> (N, D)
+        auto h = up_.forward(ctx, x, mode);                                                   // (N, F)
+        auto a = act_.ensure(h.rows, Ffn);
+        if constexpr (Form == Gelu::Tanh) gelu_tanh_forward(ctx, View<T const>(h), a);
+        else gelu_erf_forward(ctx, View<T const>(h), a);
+        return down_.forward(ctx, a, mode);
+    }
+
+    void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        Index const n = dy.rows;
+        auto da = d_act_.ensure(n, Ffn);
+        Backend::fill_zero(ctx, da.data, std::size_t(da.size()));
+        down_.backward(ctx, dy, da);
+        auto dh = d_hidden_.ensure(n, Ffn);
+        Backend::fill_zero(ctx, dh.data, std::size_t(dh.size()));
+        if constexpr (Form == Gelu::Tanh) gelu_tanh_backward(ctx, View<T const>(up_.output()), View<T const>(da), dh);
+        else gelu_erf_backward(ctx, View<T const>(up_.output()), View<T const>(da), dh);
+        up_.backward(ctx, dh, dx);
+    }
+
+    Up& up() { return up_; }
+    Down& down() { return down_; }
+
+private:
+    Up up_;
+    Down down_;
+    ActivationBuffer<Backend, T> act_, d_act_, d_hidden_;
+};
+
+/// down(silu(gate(x)) * up(x)), projections without bias.
+template <class Backend, class T, int Dim, int Ffn, class Adapter>
+class SwiGluMlp {
+public:
+    using Gate = Linear<Backend, T, Dim, Ffn, false, site::MlpGate, Adapter>;
+    using Up = Linear<Backend, T, Dim, Ffn, false, site::MlpUp, Adapter>;
+    using Down = Linear<Backend, T, Ffn, Dim, false, site::MlpDown, Adapter>;
+    static constexpr Index parameter_count = Gate::parameter_count + Up::parameter_count + Down::parameter_count;
+    static constexpr Index adapter_parameter_count =
+        Gate::adapter_parameter_count + Up::adapter_parameter_count + Down::adapter_parameter_count;
+
+    /// `module` is the HF path of the MLP, e.g. "model.layers.0.mlp".
+    SwiGluMlp(std::string const& module, double init_std, double adapter_dropout)
+        : gate_(module + ".gate_proj", init_std, adapter_dropout),
+          up_(module + ".up_proj", init_std, adapter_dropout),
+          down_(module + ".down_proj", init_std, adapter_dropout) {}
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        gate_.visit_parameters(f);
+        up_.visit_parameters(f);
+        down_.visit_parameters(f);
+    }
+
+    View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const& mode) {  // (N, D) -> (N, D)
+        auto g = gate_.forward(ctx, x, mode);                                                 // (N, F)
+        auto u = up_.forward(ctx, x, mode);                                                   // (N, F)
+        auto a = act_.ensure(x.rows, Ffn);
+        swiglu_forward(ctx, View<T const>(g), View<T const>(u), a);
+        return down_.forward(ctx, a, mode);
+    }
+
+    void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        Index const n = dy.rows;
+        auto da = d_act_.ensure(n, Ffn);
+        auto dg = d_gate_.ensure(n, Ffn);
+        auto du = d_up_.ensure(n, Ffn);
+        for (auto v : {da, dg, du}) Backend::fill_zero(ctx, v.data, std::size_t(v.size()));
+        down_.backward(ctx, dy, da);
+        swiglu_backward(ctx, View<T const>(gate_.output()), View<T const>(up_.output()), View<T const>(da), dg, du);
+        gate_.backward(ctx, dg, dx);
+        up_.backward(ctx, du, dx);
+    }
+
+    Gate& gate() { return gate_; }
+    Up& up() { return up_; }
+    Down& down() { return down_; }
+
+private:
+    Gate gate_;
+    Up up_;
+    Down down_;
+    ActivationBuffer<Backend, T> act_, d_act_, d_gate_, d_up_;
+};
+
+}  // namespace polyalpaca

@@ -1,0 +1,168 @@
+/// @file models/causal_lm.hpp
+/// @brief CausalLm<Model, Backend, T>: a family's graph made real — parameters bound in arenas, forward,
+///        backward and loss for a TokenBatch.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "polyalpaca/core/batch.hpp"
+#include "polyalpaca/graph/parameter_store.hpp"
+#include "polyalpaca/graph/repeat.hpp"
+#include "polyalpaca/layers/embedding.hpp"
+#include "polyalpaca/layers/lm_head.hpp"
+
+namespace polyalpaca {
+
+/// Stands in for a layer a family does not have (BLOOM's embedding norm elsewhere, an untied head when tied).
+struct Absent {
+    template <class... Args>
+    explicit Absent(Args const&...) {}
+    template <class F>
+    void visit_parameters(F&&) {}
+};
+
+/// Runtime options of a network (nothing here changes storage).
+struct NetworkOptions {
+    std::uint64_t seed = 0;         ///< parameter initialisation and dropout
+    double adapter_dropout = 0.0;   ///< LoRA dropout on the adapter input (PEFT lora_dropout; the paper uses 0.05)
+};
+
+/// The loss of one forward pass: sum of token losses and how many tokens were scored.
+struct BatchLoss {
+    double sum = 0;
+    std::int64_t count = 0;
+    double mean() const { return count > 0 ? sum / double(count) : 0.0; }
+};
+
+/// Model is a family type (Bloom<...>, GptNeoX<...>, Llama<...>) that provides
+///   config (the Size struct), adapter, embedding_name, final_norm_name, head_name, tied_head,
+///   template <B, T> Parts (see graph/residual_block.hpp), Block, FinalNorm, and optionally EmbeddingNorm.
+/// Non-copyable and non-movable: its parameters point into its own arenas.
+template <class Model, class Backend, class T = float>
+class CausalLm {
+public:
+    using Config = typename Model::config;
+    using Parts = typename Model::template Parts<Backend, T>;
+    using Block = typename Model::template Block<Backend, T>;
+    using FinalNorm = typename Parts::Norm;  // also the embedding norm where the family has one
+    static constexpr int vocab = Config::vocab;
+    static constexpr int hidden = Config::hidden;
+    static constexpr bool has_embedding_norm = Model::has_embedding_norm;
+    static constexpr bool tied_head = Model::tied_head;
+
+    CausalLm(typename Backend::Context& ctx, NetworkOptions const& options = {})
+        : embedding_(Model::embedding_name, Config::init_std),
+          embedding_norm_(Model::embedding_norm_name, Config::norm_eps),
+          blocks_(typename Parts::Options{options.adapter_dropout}),
+          final_norm_(Model::final_norm_name, Config::norm_eps),
+          head_(std::string(Model::head_name) + ".weight", vocab, hidden, base_role<typename Model::adapter>,
+                Init::normal(Config::init_std)),
+          dropout_rng_(options.seed ^ 0x5eedd0u) {
+        std::vector<Parameter<T>*> params;
+        visit_parameters([&](Parameter<T>& p) { params.push_back(&p); });
+        store_.bind(std::move(params));
+        store_.initialise(ctx, options.seed);
+    }
+    CausalLm(CausalLm const&) = delete;
+    CausalLm& operator=(CausalLm const&) = delete;
+
+    /// Every parameter in a fixed order: embedding, [embedding norm], blocks, final norm, [untied head].
+    template <class F>
+    void visit_parameters(F&& f) {
+        embedding_.visit_parameters(f);
+        embedding_norm_.visit_parameters(f);
+        blocks_.visit_parameters(f);
+        final_norm_.visit_parameters(f);
+        if constexpr (!tied_head) f(head_);
+    }
+
+    ParameterStore<Backend, T>& parameters() { return store_; }
+    Block& block(int i) { return blocks_[i]; }
+    void set_training(bool training) { training_ = training; }
+    bool training() const { return training_; }
+
+    /// Forward and backward on one micro-batch: adds d(mean loss * loss_scale)/d(weights) into the gradient
+    /// arena (use loss_scale = 1/accumulation_steps to accumulate). Returns the unscaled loss.
+    BatchLoss forward_backward(typename Backend::Context& ctx, TokenBatch const& batch, double loss_scale = 1.0) {
+        auto h = forward_hidden(ctx, batch);
+        auto dh = d_hidden_.ensure(h.rows, hidden);
+        Backend::fill_zero(ctx, dh.data, std::size_t(dh.size()));
+        auto loss = head_loss_.forward_backward(ctx, View<T const>(h), labels_of(batch), batch.batch(), batch.seq(),
+                                                head_weight(), dh, loss_scale);
+        backward_hidden(ctx, dh);
+        return {loss.sum, loss.count};
+    }
+
+    /// Loss only (no gradients, dropout off).
+    BatchLoss evaluate(typename Backend::Context& ctx, TokenBatch const& batch) {
+        bool const was_training = training_;
+        training_ = false;
+        auto h = forward_hidden(ctx, batch);
+        training_ = was_training;
+        auto loss = head_loss_.loss(ctx, View<T const>(h), labels_of(batch), batch.batch(), batch.seq(), head_weight());
+        return {loss.sum, loss.count};
+    }
+
+    /// Full logits (batch * seq, vocab), dropout off.
+    void logits(typename Backend::Context& ctx, TokenBatch const& batch, View<T> out) {
+        require_shape(out, batch.tokens(), vocab, "logits output");
+        bool const was_training = training_;
+        training_ = false;
+        auto h = forward_hidden(ctx, batch);
+        training_ = was_training;
+        head_loss_.logits(ctx, View<T const>(h), head_weight(), out);
+    }
+
+private:
+    static std::span<std::int32_t const> ids_of(TokenBatch const& b) { return {b.ids.data(), b.ids.size()}; }
+    static std::span<std::int32_t const> labels_of(TokenBatch const& b) { return {b.labels.data(), b.labels.size()}; }
+    Parameter<T>& head_weight() {
+        if constexpr (tied_head) return embedding_.table();
+        else return head_;
+    }
+
+    View<T> forward_hidden(typename Backend::Context& ctx, TokenBatch const& batch) {  // -> (N, D)
+        validate_batch(batch, Config::max_positions);
+        Mode const mode{training_, &dropout_rng_};
+        View<T> x = embedding_.forward(ctx, ids_of(batch), mode);
+        if constexpr (has_embedding_norm) x = embedding_norm_.forward(ctx, x, mode);
+        for (auto& block : blocks_) x = block.forward(ctx, x, batch.batch(), batch.seq(), mode);
+        return final_norm_.forward(ctx, x, mode);
+    }
+
+    void backward_hidden(typename Backend::Context& ctx, View<T> dh) {
+        Index const n = dh.rows;
+        auto dx = d_x_.ensure(n, hidden);
+        Backend::fill_zero(ctx, dx.data, std::size_t(dx.size()));
+        final_norm_.backward(ctx, dh, dx);
+        auto dy = d_y_.ensure(n, hidden);
+        for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
+            std::swap(dx, dy);  // dy: gradient w.r.t. this block's output
+            Backend::fill_zero(ctx, dx.data, std::size_t(dx.size()));
+            it->backward(ctx, dy, dx);
+        }
+        if constexpr (has_embedding_norm) {
+            std::swap(dx, dy);
+            Backend::fill_zero(ctx, dx.data, std::size_t(dx.size()));
+            embedding_norm_.backward(ctx, dy, dx);
+        }
+        embedding_.backward(ctx, dx);
+    }
+
+    Embedding<Backend, T, vocab, hidden, base_role<typename Model::adapter>> embedding_;
+    [[no_unique_address]] std::conditional_t<has_embedding_norm, FinalNorm, Absent> embedding_norm_;
+    Repeat<Config::layers, Block> blocks_;
+    FinalNorm final_norm_;
+    std::conditional_t<tied_head, Absent, Parameter<T>> head_;
+    LmHeadLoss<Backend, T, vocab, hidden> head_loss_;
+    ParameterStore<Backend, T> store_;
+    Rng dropout_rng_;
+    bool training_ = true;
+    ActivationBuffer<Backend, T> d_hidden_, d_x_, d_y_;
+};
+
+}  // namespace polyalpaca

@@ -1,0 +1,115 @@
+/// @file models/llama.hpp
+/// @brief LLaMA as a type: RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention, tied or untied head.
+#pragma once
+
+#include <string>
+
+#include "polyalpaca/adapters/adapter.hpp"
+#include "polyalpaca/graph/counting_backend.hpp"
+#include "polyalpaca/graph/residual_block.hpp"
+#include "polyalpaca/layers/attention.hpp"
+#include "polyalpaca/layers/mlp.hpp"
+#include "polyalpaca/layers/norm.hpp"
+
+namespace polyalpaca {
+
+namespace llama {
+
+/// Settings shared by the LLaMA-1 / OpenLLaMA sizes (HF LlamaConfig as those checkpoints set it).
+struct Defaults {
+    static constexpr double norm_eps = 1e-6;
+    static constexpr double init_std = 0.02;
+    static constexpr int max_positions = 2048;
+    static constexpr double rope_base = 10000.0;
+    /// RotateHalf for HF checkpoints; AdjacentPairs for Meta / llama2.c weights that were not permuted.
+    static constexpr RopeStyle rope_style = RopeStyle::RotateHalf;
+    static constexpr bool tied_head = false;
+};
+
+// Sizes of the published checkpoints; kv_heads = heads (no GQA) in all of them.
+struct Size7b : Defaults {
+    static constexpr int vocab = 32000, hidden = 4096, layers = 32, heads = 32, kv_heads = 32, ffn = 11008;
+};
+struct Size13b : Defaults {
+    static constexpr int vocab = 32000, hidden = 5120, layers = 40, heads = 40, kv_heads = 40, ffn = 13824;
+};
+struct OpenLlama3b : Defaults {
+    static constexpr int vocab = 32000, hidden = 3200, layers = 26, heads = 32, kv_heads = 32, ffn = 8640;
+};
+struct OpenLlama7b : Size7b {};
+struct OpenLlama13b : Size13b {};
+/// For tests and the embedded default: grouped-query (2 kv heads for 4 heads), untied head.
+struct SizeTiny : Defaults {
+    static constexpr int vocab = 96, hidden = 32, layers = 2, heads = 4, kv_heads = 2, ffn = 64;
+};
+/// SizeTiny with the head tied to the embedding.
+struct SizeTinyTied : SizeTiny {
+    static constexpr bool tied_head = true;
+};
+
+using Sites =
+    site::SiteList<site::Query, site::Key, site::Value, site::AttnOut, site::MlpGate, site::MlpUp, site::MlpDown>;
+
+}  // namespace llama
+
+template <class Size, Adapter A = NoAdapter>
+struct Llama {
+    static_assert(Size::hidden % Size::heads == 0, "the number of attention heads must divide the hidden size");
+    static_assert(Size::heads % Size::kv_heads == 0,
+                  "the number of kv heads must divide the number of attention heads (grouped-query attention)");
+    static_assert(A::template sites_within<llama::Sites>,
+                  "this LoRA names a site LLaMA does not have; LLaMA's sites are Query, Key, Value, AttnOut, MlpGate, "
+                  "MlpUp, MlpDown");
+
+    using config = Size;
+    using adapter = A;
+    static constexpr char const* family = "llama";
+    static constexpr bool has_embedding_norm = false;
+    static constexpr bool tied_head = Size::tied_head;
+    static constexpr char const* embedding_name = "model.embed_tokens";
+    static constexpr char const* embedding_norm_name = "";
+    static constexpr char const* final_norm_name = "model.norm";
+    static constexpr char const* head_name = "lm_head";
+
+    template <class B, class T>
+    struct Parts {
+        using Backend = B;
+        using Scalar = T;
+        struct Options {
+            double adapter_dropout = 0.0;
+        };
+        static constexpr int head_dim = Size::hidden / Size::heads;
+        using Norm = RmsNorm<B, T, Size::hidden, base_role<A>>;
+        using Attention = CausalSelfAttention<B, T, Size::hidden, Size::heads, Size::kv_heads, QkvLayout::Separate,
+                                              Positional::Rotary, head_dim, false, A>;
+        using Mlp = SwiGluMlp<B, T, Size::hidden, Size::ffn, A>;
+
+        static std::string prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
+        static Norm make_norm1(int i, Options const&) { return Norm(prefix(i) + "input_layernorm", Size::norm_eps); }
+        static Norm make_norm2(int i, Options const&) {
+            return Norm(prefix(i) + "post_attention_layernorm", Size::norm_eps);
+        }
+        static Attention make_attention(int i, Options const& o) {
+            AttentionNames names;
+            names.q = prefix(i) + "self_attn.q_proj";
+            names.k = prefix(i) + "self_attn.k_proj";
+            names.v = prefix(i) + "self_attn.v_proj";
+            names.out = prefix(i) + "self_attn.o_proj";
+            return Attention(names, Size::init_std,
+                             {.rope_base = Size::rope_base, .rope_style = Size::rope_style,
+                              .adapter_dropout = o.adapter_dropout});
+        }
+        static Mlp make_mlp(int i, Options const& o) { return Mlp(prefix(i) + "mlp", Size::init_std, o.adapter_dropout); }
+    };
+    template <class B, class T>
+    using Block = SequentialBlock<Parts<B, T>>;
+
+    using counted = Parts<CountingBackend, float>;
+    /// Every weight: embed_tokens, blocks, final norm and (when untied) lm_head.
+    static constexpr Index parameter_count = Index(tied_head ? 1 : 2) * Size::vocab * Size::hidden +
+                                             counted::Norm::parameter_count +
+                                             Size::layers * Block<CountingBackend, float>::parameter_count;
+    static constexpr Index adapter_parameter_count = Size::layers * Block<CountingBackend, float>::adapter_parameter_count;
+};
+
+}  // namespace polyalpaca
