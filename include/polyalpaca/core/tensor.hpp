@@ -50,9 +50,13 @@ struct View {
 };
 
 template <class T>
-View<T> view(Matrix<T>& m) { return {m.data(), m.rows(), m.cols()}; }
+using RowMajorMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// A view of a host matrix.
 template <class T>
-View<T const> view(Matrix<T> const& m) { return {m.data(), m.rows(), m.cols()}; }
+View<T> view(RowMajorMatrix<T>& m) { return {m.data(), m.rows(), m.cols()}; }
+template <class T>
+View<T const> view(RowMajorMatrix<T> const& m) { return {m.data(), m.rows(), m.cols()}; }
 
 /// Throws Error naming `what` unless `v` has the expected shape.
 template <class T>

@@ -16,7 +16,7 @@ void split_fused_qkv(Context&, View<T const> fused, View<T> q, View<T> k, View<T
     Index const width = Index(heads) * head_dim;
     require_shape(fused, q.rows, 3 * width, "split_fused_qkv: fused");
     for (auto const& out : {q, k, v}) require_shape(out, fused.rows, width, "split_fused_qkv: q/k/v");
-#pragma omp parallel for if (fused.rows >= 64)
+#pragma omp parallel for if (fused.size() >= (Index(1) << 16))
     for (Index r = 0; r < fused.rows; ++r) {
         T const* src = fused.row(r);
         for (int h = 0; h < heads; ++h) {
@@ -35,7 +35,7 @@ void merge_fused_qkv(Context&, View<T const> dq, View<T const> dk, View<T const>
     Index const width = Index(heads) * head_dim;
     require_shape(dfused, dq.rows, 3 * width, "merge_fused_qkv: dfused");
     for (auto const& in : {dq, dk, dv}) require_shape(in, dfused.rows, width, "merge_fused_qkv: dq/dk/dv");
-#pragma omp parallel for if (dfused.rows >= 64)
+#pragma omp parallel for if (dfused.size() >= (Index(1) << 16))
     for (Index r = 0; r < dfused.rows; ++r) {
         T* dst = dfused.row(r);
         for (int h = 0; h < heads; ++h) {

@@ -1,0 +1,42 @@
+# The CUDA backend: finds nvcc (also at /usr/local/cuda/bin when it is not on PATH), enables the CUDA language,
+# finds the toolkit and defines polyalpaca_cuda (alias polyalpaca::cuda): polyalpaca plus the CUDA runtime
+# (shared) and cuBLASLt. Sets POLYALPACA_WITH_CUDA. Without a CUDA compiler everything else builds as before.
+set(POLYALPACA_WITH_CUDA OFF)
+if(NOT POLYALPACA_ENABLE_CUDA)
+  return()
+endif()
+
+if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+  find_program(_polyalpaca_nvcc nvcc NO_CACHE)
+  if(NOT _polyalpaca_nvcc AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(ENV{CUDACXX} /usr/local/cuda/bin/nvcc)
+  endif()
+  unset(_polyalpaca_nvcc)
+endif()
+
+include(CheckLanguage)
+check_language(CUDA)
+if(NOT CMAKE_CUDA_COMPILER)
+  message(STATUS "polyalpaca: no CUDA compiler found; the CUDA backend and its tests are off")
+  return()
+endif()
+
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES "80;90")   # A100, H100
+endif()
+enable_language(CUDA)
+find_package(CUDAToolkit)
+if(NOT CUDAToolkit_FOUND OR NOT TARGET CUDA::cublasLt)
+  message(STATUS "polyalpaca: CUDA compiler found but not the toolkit's cuBLASLt; the CUDA backend is off")
+  return()
+endif()
+
+add_library(polyalpaca_cuda INTERFACE)
+add_library(polyalpaca::cuda ALIAS polyalpaca_cuda)
+set_target_properties(polyalpaca_cuda PROPERTIES EXPORT_NAME cuda)
+target_link_libraries(polyalpaca_cuda INTERFACE polyalpaca CUDA::cudart CUDA::cublasLt)
+# Eigen is used on the host only (views, checks); without this nvcc compiles Eigen for the device as well,
+# which is slow and floods the log with Eigen's constexpr warnings.
+target_compile_definitions(polyalpaca_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:EIGEN_NO_CUDA>)
+set(POLYALPACA_WITH_CUDA ON)
+message(STATUS "polyalpaca: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")

@@ -1,0 +1,29 @@
+# Install rules: the headers, the polyalpaca::polyalpaca target (and polyalpaca::cuda when built), and a
+# polyalpacaConfig.cmake that finds the same dependencies, so that downstream projects can
+#   find_package(polyalpaca REQUIRED)            # or: find_package(polyalpaca REQUIRED COMPONENTS cuda)
+#   target_link_libraries(app PRIVATE polyalpaca::polyalpaca)
+# Everything is in the install component "development".
+include(CMakePackageConfigHelpers)
+
+set(POLYALPACA_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/polyalpaca CACHE STRING
+    "Where polyalpacaConfig.cmake is installed, relative to the prefix")
+
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        COMPONENT development FILES_MATCHING PATTERN "*.hpp" PATTERN "*.cuh")
+
+install(TARGETS polyalpaca EXPORT polyalpacaTargets COMPONENT development)
+install(EXPORT polyalpacaTargets NAMESPACE polyalpaca:: DESTINATION ${POLYALPACA_INSTALL_CMAKEDIR}
+        COMPONENT development)
+if(POLYALPACA_WITH_CUDA)
+  install(TARGETS polyalpaca_cuda EXPORT polyalpacaCudaTargets COMPONENT development)
+  install(EXPORT polyalpacaCudaTargets NAMESPACE polyalpaca:: DESTINATION ${POLYALPACA_INSTALL_CMAKEDIR}
+          COMPONENT development)
+endif()
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/polyalpacaConfig.cmake.in
+                              ${PROJECT_BINARY_DIR}/polyalpacaConfig.cmake
+                              INSTALL_DESTINATION ${POLYALPACA_INSTALL_CMAKEDIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/polyalpacaConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/polyalpacaConfig.cmake ${PROJECT_BINARY_DIR}/polyalpacaConfigVersion.cmake
+        DESTINATION ${POLYALPACA_INSTALL_CMAKEDIR} COMPONENT development)

@@ -1,0 +1,200 @@
+/// @file backend/cpu/activation.hpp
+/// @brief Elementwise ops: GELU (tanh and erf), SiLU, SwiGLU, residual add, and gradient accumulation.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <type_traits>
+
+#include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/tensor.hpp"
+
+namespace polyalpaca::cpu {
+
+namespace detail {
+
+inline constexpr Index elementwise_parallel_min = Index(1) << 16;  // elements below which one thread is faster
+
+/// Calls f(i) for i in [0, n), over OpenMP threads when n is large enough to pay for them.
+template <class F>
+void for_each_element(Context& ctx, Index n, F const& f) {
+#pragma omp parallel for if (n >= elementwise_parallel_min) num_threads(std::max(1, ctx.threads))
+    for (Index i = 0; i < n; ++i) f(i);
+}
+
+/// Throws unless `in` holds data and `out` (named `out_name`) has its shape and holds data.
+template <class T>
+void check_elementwise(View<T const> in, char const* in_name, View<T> out, char const* out_name) {
+    require(!in.empty(), in_name, " is empty");
+    require_shape(out, in.rows, in.cols, out_name);
+    require(out.data != nullptr, out_name, " has no data");
+}
+
+/// Checks a backward's input x and upstream gradient dy; returns whether dx should be written (not null).
+template <class T>
+bool check_elementwise_backward(View<T const> x, View<T const> dy, View<T> dx, char const* op) {
+    require(!x.empty(), op, ": x is empty");
+    require_shape(dy, x.rows, x.cols, polyalpaca::detail::concat(op, ": dy").c_str());
+    require(dy.data != nullptr, op, ": dy has no data");
+    if (dx.data == nullptr) return false;
+    require_shape(dx, x.rows, x.cols, polyalpaca::detail::concat(op, ": dx").c_str());
+    return true;
+}
+
+template <class T>
+T logistic_sigmoid(T x) {
+    return T(1) / (T(1) + std::exp(-x));
+}
+
+// GELU tanh approximation constants, as BLOOM writes them: sqrt(2 / pi) ~ 0.79788456 and the cubic coefficient.
+inline constexpr double gelu_tanh_scale = 0.79788456;
+inline constexpr double gelu_tanh_cubic = 0.044715;
+
+}  // namespace detail
+
+/// y = 0.5 x (1 + tanh(0.79788456 x (1 + 0.044715 x^2))). T is deduced from `y`.
+template <class T>
+void gelu_tanh_forward(Context& ctx, std::type_identity_t<View<T const>> x, View<T> y) {
+    detail::check_elementwise<T>(x, "gelu_tanh_forward: x", y, "gelu_tanh_forward: y");
+    T const c = T(detail::gelu_tanh_scale);
+    T const k = T(detail::gelu_tanh_cubic);
+    T const* xs = x.data;
+    T* ys = y.data;
+    detail::for_each_element(ctx, x.size(), [&](Index i) {
+        T const v = xs[i];
+        ys[i] = T(0.5) * v * (T(1) + std::tanh(c * v * (T(1) + k * v * v)));
+    });
+}
+
+/// dx += dy * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2)), t = tanh(c x (1 + k x^2)). Skipped when dx is null.
+template <class T>
+void gelu_tanh_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> dy,
+                        View<T> dx) {
+    if (!detail::check_elementwise_backward<T>(x, dy, dx, "gelu_tanh_backward")) return;
+    T const c = T(detail::gelu_tanh_scale);
+    T const k = T(detail::gelu_tanh_cubic);
+    T const* xs = x.data;
+    T const* dys = dy.data;
+    T* dxs = dx.data;
+    detail::for_each_element(ctx, x.size(), [&](Index i) {
+        T const v = xs[i];
+        T const t = std::tanh(c * v * (T(1) + k * v * v));
+        T const slope = T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * c * (T(1) + T(3) * k * v * v);
+        dxs[i] += dys[i] * slope;
+    });
+}
+
+/// y = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU). T is deduced from `y`.
+template <class T>
+void gelu_erf_forward(Context& ctx, std::type_identity_t<View<T const>> x, View<T> y) {
+    detail::check_elementwise<T>(x, "gelu_erf_forward: x", y, "gelu_erf_forward: y");
+    T const inv_sqrt2 = T(1 / std::numbers::sqrt2);
+    T const* xs = x.data;
+    T* ys = y.data;
+    detail::for_each_element(ctx, x.size(),
+                             [&](Index i) { ys[i] = T(0.5) * xs[i] * (T(1) + std::erf(xs[i] * inv_sqrt2)); });
+}
+
+/// dx += dy * (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)). Skipped when dx is null.
+template <class T>
+void gelu_erf_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> dy,
+                       View<T> dx) {
+    if (!detail::check_elementwise_backward<T>(x, dy, dx, "gelu_erf_backward")) return;
+    T const inv_sqrt2 = T(1 / std::numbers::sqrt2);
+    T const inv_sqrt_2pi = T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+    T const* xs = x.data;
+    T const* dys = dy.data;
+    T* dxs = dx.data;
+    detail::for_each_element(ctx, x.size(), [&](Index i) {
+        T const v = xs[i];
+        T const slope = T(0.5) * (T(1) + std::erf(v * inv_sqrt2)) + v * std::exp(T(-0.5) * v * v) * inv_sqrt_2pi;
+        dxs[i] += dys[i] * slope;
+    });
+}
+
+/// y = x * sigmoid(x). T is deduced from `y`.
+template <class T>
+void silu_forward(Context& ctx, std::type_identity_t<View<T const>> x, View<T> y) {
+    detail::check_elementwise<T>(x, "silu_forward: x", y, "silu_forward: y");
+    T const* xs = x.data;
+    T* ys = y.data;
+    detail::for_each_element(ctx, x.size(), [&](Index i) { ys[i] = xs[i] * detail::logistic_sigmoid(xs[i]); });
+}
+
+/// dx += dy * s (1 + x (1 - s)), s = sigmoid(x). Skipped when dx is null.
+template <class T>
+void silu_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> dy,
+                   View<T> dx) {
+    if (!detail::check_elementwise_backward<T>(x, dy, dx, "silu_backward")) return;
+    T const* xs = x.data;
+    T const* dys = dy.data;
+    T* dxs = dx.data;
+    detail::for_each_element(ctx, x.size(), [&](Index i) {
+        T const s = detail::logistic_sigmoid(xs[i]);
+        dxs[i] += dys[i] * s * (T(1) + xs[i] * (T(1) - s));
+    });
+}
+
+/// out = silu(gate) * up (LLaMA MLP). T is deduced from `out`.
+template <class T>
+void swiglu_forward(Context& ctx, std::type_identity_t<View<T const>> gate, std::type_identity_t<View<T const>> up,
+                    View<T> out) {
+    detail::check_elementwise<T>(gate, "swiglu_forward: gate", out, "swiglu_forward: out");
+    require_shape(up, gate.rows, gate.cols, "swiglu_forward: up");
+    require(up.data != nullptr, "swiglu_forward: up has no data");
+    T const* gs = gate.data;
+    T const* us = up.data;
+    T* os = out.data;
+    detail::for_each_element(ctx, gate.size(),
+                             [&](Index i) { os[i] = gs[i] * detail::logistic_sigmoid(gs[i]) * us[i]; });
+}
+
+/// dgate += dout * up * silu'(gate), dup += dout * silu(gate); each skipped when null.
+/// T is deduced from dgate and dup; at least one must be a typed View<T> (or call swiglu_backward<T>).
+template <class T>
+void swiglu_backward(Context& ctx, std::type_identity_t<View<T const>> gate, std::type_identity_t<View<T const>> up,
+                     std::type_identity_t<View<T const>> dout, View<T> dgate, View<T> dup) {
+    require(!gate.empty(), "swiglu_backward: gate is empty");
+    require_shape(up, gate.rows, gate.cols, "swiglu_backward: up");
+    require(up.data != nullptr, "swiglu_backward: up has no data");
+    require_shape(dout, gate.rows, gate.cols, "swiglu_backward: dout");
+    require(dout.data != nullptr, "swiglu_backward: dout has no data");
+    if (dgate.data != nullptr) require_shape(dgate, gate.rows, gate.cols, "swiglu_backward: dgate");
+    if (dup.data != nullptr) require_shape(dup, gate.rows, gate.cols, "swiglu_backward: dup");
+    T const* gs = gate.data;
+    T const* us = up.data;
+    T const* ds = dout.data;
+    T* dgs = dgate.data;
+    T* dus = dup.data;
+    detail::for_each_element(ctx, gate.size(), [&](Index i) {
+        T const g = gs[i];
+        T const s = detail::logistic_sigmoid(g);
+        if (dgs != nullptr) dgs[i] += ds[i] * us[i] * s * (T(1) + g * (T(1) - s));
+        if (dus != nullptr) dus[i] += ds[i] * g * s;
+    });
+}
+
+/// out = a + b (residual connection); out may alias a or b. T is deduced from `out`.
+template <class T>
+void add(Context& ctx, std::type_identity_t<View<T const>> a, std::type_identity_t<View<T const>> b, View<T> out) {
+    detail::check_elementwise<T>(a, "add: a", out, "add: out");
+    require_shape(b, a.rows, a.cols, "add: b");
+    require(b.data != nullptr, "add: b has no data");
+    T const* as = a.data;
+    T const* bs = b.data;
+    T* os = out.data;
+    detail::for_each_element(ctx, a.size(), [&](Index i) { os[i] = as[i] + bs[i]; });
+}
+
+/// dst += src (gradients meeting at a branch). T is deduced from `dst`.
+template <class T>
+void accumulate(Context& ctx, std::type_identity_t<View<T const>> src, View<T> dst) {
+    detail::check_elementwise<T>(src, "accumulate: src", dst, "accumulate: dst");
+    T const* ss = src.data;
+    T* ds = dst.data;
+    detail::for_each_element(ctx, src.size(), [&](Index i) { ds[i] += ss[i]; });
+}
+
+}  // namespace polyalpaca::cpu

@@ -1,0 +1,98 @@
+/// @file backend/cpu/optim_ops.hpp
+/// @brief CPU optimizer kernels: the fused AdamW update, a deterministic squared norm, in-place scaling.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/tensor.hpp"
+
+namespace polyalpaca::cpu {
+
+/// Hyperparameters of one AdamW step. `step` counts from 1 and is already incremented for this update.
+struct AdamWStep {
+    double lr;
+    double beta1;
+    double beta2;
+    double eps;
+    double weight_decay;
+    long step;
+};
+
+namespace detail {
+/// Loops shorter than this run on one thread: spawning costs more than the work.
+inline constexpr Index parallel_threshold = Index(1) << 15;
+/// squared_norm sums fixed-size chunks and then the chunk sums in order, so the result does not
+/// depend on the thread count.
+inline constexpr Index norm_chunk = Index(1) << 14;
+}  // namespace detail
+
+/// One torch.optim.AdamW step (amsgrad=False, maximize=False, single-tensor path) over n values, in one pass:
+///   p *= 1 - lr*wd;  m = lerp(m, g, 1 - b1);  v = b2*v + (1 - b2)*g*g;
+///   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+/// The first moment uses torch's lerp form m + (1-b1)(g - m), equal to b1*m + (1-b1)*g up to rounding.
+/// Arithmetic is in T, as torch's CPU kernels do for float tensors.
+template <class T>
+void adamw_update(Context& ctx, T* param, T const* grad, T* exp_avg, T* exp_avg_sq, Index n, AdamWStep const& s) {
+    require(n >= 0, "adamw_update: negative size ", n);
+    require(s.step >= 1, "adamw_update: step counts from 1, got ", s.step);
+    if (n == 0) return;
+    require(param && grad && exp_avg && exp_avg_sq, "adamw_update: null pointer for ", n, " values");
+
+    double const bias_correction1 = 1.0 - std::pow(s.beta1, double(s.step));
+    double const bias_correction2 = 1.0 - std::pow(s.beta2, double(s.step));
+    T const decay = T(1.0 - s.lr * s.weight_decay);
+    T const avg_weight = T(1.0 - s.beta1);
+    T const beta2 = T(s.beta2);
+    T const sq_weight = T(1.0 - s.beta2);
+    T const neg_step_size = T(-(s.lr / bias_correction1));
+    T const bias_correction2_sqrt = T(std::sqrt(bias_correction2));
+    T const eps = T(s.eps);
+
+#pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
+    for (Index i = 0; i < n; ++i) {
+        T const g = grad[i];
+        T const m = exp_avg[i] + avg_weight * (g - exp_avg[i]);
+        T const v = exp_avg_sq[i] * beta2 + sq_weight * g * g;
+        T const denom = std::sqrt(v) / bias_correction2_sqrt + eps;
+        exp_avg[i] = m;
+        exp_avg_sq[i] = v;
+        param[i] = param[i] * decay + neg_step_size * m / denom;
+    }
+}
+
+/// Sum of x[i]^2, accumulated in double. Deterministic: the same for any thread count.
+template <class T>
+double squared_norm(Context& ctx, T const* x, Index n) {
+    require(n >= 0, "squared_norm: negative size ", n);
+    if (n == 0) return 0.0;
+    require(x != nullptr, "squared_norm: null pointer for ", n, " values");
+
+    Index const chunks = (n + detail::norm_chunk - 1) / detail::norm_chunk;
+    std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+#pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
+    for (Index c = 0; c < chunks; ++c) {
+        Index const end = std::min(n, (c + 1) * detail::norm_chunk);
+        double sum = 0.0;
+        for (Index i = c * detail::norm_chunk; i < end; ++i) sum += double(x[i]) * double(x[i]);
+        partial[static_cast<std::size_t>(c)] = sum;
+    }
+    double total = 0.0;
+    for (double const p : partial) total += p;
+    return total;
+}
+
+/// x[i] *= factor for i in [0, n).
+template <class T>
+void scale(Context& ctx, T* x, Index n, T factor) {
+    require(n >= 0, "scale: negative size ", n);
+    if (n == 0) return;
+    require(x != nullptr, "scale: null pointer for ", n, " values");
+#pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
+    for (Index i = 0; i < n; ++i) x[i] *= factor;
+}
+
+}  // namespace polyalpaca::cpu

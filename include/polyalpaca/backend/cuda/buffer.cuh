@@ -1,0 +1,64 @@
+/// @file backend/cuda/buffer.cuh
+/// @brief Owning device memory (RAII, move-only) and host <-> device copies on a Context's stream.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+#include <cuda_runtime.h>
+
+#include "polyalpaca/backend/cuda/context.cuh"
+
+namespace polyalpaca::cuda {
+
+/// `size` elements of T in device memory; contents start undefined (use fill_zero).
+template <class T>
+class DeviceBuffer {
+public:
+    DeviceBuffer() = default;
+    explicit DeviceBuffer(std::size_t size) : size_(size) {
+        if (size_ > 0) POLYALPACA_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&data_), size_ * sizeof(T)));
+    }
+    ~DeviceBuffer() {
+        if (data_) (void)cudaFree(data_);
+    }
+    DeviceBuffer(DeviceBuffer const&) = delete;
+    DeviceBuffer& operator=(DeviceBuffer const&) = delete;
+    DeviceBuffer(DeviceBuffer&& other) noexcept
+        : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+        if (this != &other) {
+            if (data_) (void)cudaFree(data_);
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+        }
+        return *this;
+    }
+
+    T* data() const { return data_; }
+    std::size_t size() const { return size_; }
+
+private:
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/// Copies n elements host -> device; returns when the copy is done.
+template <class T>
+void upload(Context& ctx, T const* host, T* device, std::size_t n) {
+    POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(device, host, n * sizeof(T), cudaMemcpyHostToDevice, ctx.stream()));
+    ctx.synchronize();
+}
+/// Copies n elements device -> host; returns when the copy is done (so it also reports earlier async errors).
+template <class T>
+void download(Context& ctx, T const* device, T* host, std::size_t n) {
+    POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(host, device, n * sizeof(T), cudaMemcpyDeviceToHost, ctx.stream()));
+    ctx.synchronize();
+}
+/// Sets n elements to zero, queued on the stream.
+template <class T>
+void fill_zero(Context& ctx, T* device, std::size_t n) {
+    POLYALPACA_CUDA_CHECK(cudaMemsetAsync(device, 0, n * sizeof(T), ctx.stream()));
+}
+
+}  // namespace polyalpaca::cuda

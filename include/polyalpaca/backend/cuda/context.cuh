@@ -1,0 +1,120 @@
+/// @file backend/cuda/context.cuh
+/// @brief The CUDA backend's context (a stream, a cuBLASLt handle and its workspace) and checked CUDA calls.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "polyalpaca/core/error.hpp"
+
+namespace polyalpaca::cuda {
+
+namespace detail {
+inline void check(cudaError_t status, char const* call, char const* file, int line) {
+    if (status != cudaSuccess) {
+        fail("CUDA call `", call, "` failed at ", file, ":", line, ": ", cudaGetErrorName(status), " (",
+             cudaGetErrorString(status), ")");
+    }
+}
+inline void check(cublasStatus_t status, char const* call, char const* file, int line) {
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        fail("cuBLASLt call `", call, "` failed at ", file, ":", line, ": ", cublasLtGetStatusName(status), " (",
+             cublasLtGetStatusString(status), ")");
+    }
+}
+}  // namespace detail
+
+}  // namespace polyalpaca::cuda
+
+/// Runs a CUDA runtime or cuBLASLt call; on failure throws polyalpaca::Error naming the call, file and line.
+#define POLYALPACA_CUDA_CHECK(call) ::polyalpaca::cuda::detail::check((call), #call, __FILE__, __LINE__)
+
+namespace polyalpaca::cuda {
+
+/// Number of CUDA devices; 0, not an error, when there is no driver or no GPU.
+inline int device_count() noexcept {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        (void)cudaGetLastError();  // clear the sticky error so later calls are not blamed for it
+        return 0;
+    }
+    return count;
+}
+
+/// What every CUDA op receives first: the device, the stream the op runs on, the cuBLASLt handle and the
+/// workspace cuBLASLt may use. Owns all of them (RAII, move-only); ops make the device current themselves.
+class Context {
+public:
+    /// 32 MiB: what cuBLASLt needs for its best Hopper kernels (llm.c uses the same).
+    static constexpr std::size_t default_workspace_bytes = std::size_t(32) << 20;
+
+    explicit Context(int device = 0, std::size_t workspace_bytes = default_workspace_bytes) : device_(device) {
+        int const count = device_count();
+        require(device >= 0 && device < count, "CUDA device ", device, " was requested, but ", count,
+                " CUDA device(s) are present");
+        try {
+            POLYALPACA_CUDA_CHECK(cudaSetDevice(device_));
+            POLYALPACA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+            POLYALPACA_CUDA_CHECK(cublasLtCreate(&cublaslt_));
+            if (workspace_bytes > 0) POLYALPACA_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes));
+            workspace_bytes_ = workspace_bytes;
+        } catch (...) {
+            release();
+            throw;
+        }
+    }
+    ~Context() { release(); }
+
+    Context(Context const&) = delete;
+    Context& operator=(Context const&) = delete;
+    Context(Context&& other) noexcept
+        : device_(other.device_),
+          stream_(std::exchange(other.stream_, nullptr)),
+          cublaslt_(std::exchange(other.cublaslt_, nullptr)),
+          workspace_(std::exchange(other.workspace_, nullptr)),
+          workspace_bytes_(std::exchange(other.workspace_bytes_, 0)) {}
+    Context& operator=(Context&& other) noexcept {
+        if (this != &other) {
+            release();
+            device_ = other.device_;
+            stream_ = std::exchange(other.stream_, nullptr);
+            cublaslt_ = std::exchange(other.cublaslt_, nullptr);
+            workspace_ = std::exchange(other.workspace_, nullptr);
+            workspace_bytes_ = std::exchange(other.workspace_bytes_, 0);
+        }
+        return *this;
+    }
+
+    int device() const { return device_; }
+    cudaStream_t stream() const { return stream_; }
+    cublasLtHandle_t cublaslt() const { return cublaslt_; }
+    void* workspace() const { return workspace_; }
+    std::size_t workspace_bytes() const { return workspace_bytes_; }
+
+    /// Makes this context's device the calling thread's current device.
+    void make_current() const { POLYALPACA_CUDA_CHECK(cudaSetDevice(device_)); }
+    /// Waits until everything queued on the stream has finished; reports errors from earlier async work.
+    void synchronize() const { POLYALPACA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+private:
+    void release() noexcept {
+        if (workspace_) (void)cudaFree(workspace_);
+        if (cublaslt_) (void)cublasLtDestroy(cublaslt_);
+        if (stream_) (void)cudaStreamDestroy(stream_);
+        workspace_ = nullptr;
+        cublaslt_ = nullptr;
+        stream_ = nullptr;
+        workspace_bytes_ = 0;
+    }
+
+    int device_ = 0;
+    cudaStream_t stream_ = nullptr;
+    cublasLtHandle_t cublaslt_ = nullptr;
+    void* workspace_ = nullptr;
+    std::size_t workspace_bytes_ = 0;
+};
+
+}  // namespace polyalpaca::cuda

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds everything (Release, Ninja) in build/ and runs the whole CTest suite; exits with ctest's status.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install_deps.sh
+jobs="$(nproc)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+status=0
+ctest --test-dir build --output-on-failure -j "$jobs" || status=$?
+exit "$status"

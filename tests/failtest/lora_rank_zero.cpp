@@ -1,0 +1,11 @@
+// LoRA's rank must be positive.
+#include <polyalpaca/polyalpaca.hpp>
+
+namespace pa = polyalpaca;
+#ifdef POLYALPACA_FAILTEST_OK
+using Adapter = pa::LoRA<1, 16, pa::site::Qkv>;
+#else
+using Adapter = pa::LoRA<0, 16, pa::site::Qkv>;
+#endif
+
+static_assert(pa::Bloom<pa::bloom::SizeTiny, Adapter>::parameter_count > 0);
