@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/golden/optim_golden.json: AdamW, clip_grad_norm_ and LR schedules computed by the real libraries.
+"""Writes tests/golden/data/optim_golden.json: AdamW, clip_grad_norm_ and LR schedules computed by the real libraries.
 
 Pinned versions (checked at runtime): torch==2.15.0, transformers==5.24.0, accelerate==1.15.0
 (accelerate only because transformers.TrainingArguments requires it).
@@ -25,7 +25,7 @@ from transformers.optimization import (
 )
 
 PINNED = {"torch": "2.15.0", "transformers": "5.24.0"}
-OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "golden" / "optim_golden.json"
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "golden" / "data" / "optim_golden.json"
 
 
 def check_versions():

@@ -11,3 +11,4 @@
 #include "polyalpaca/optim/adamw.hpp"        // defines: AdamW
 #include "polyalpaca/optim/clip.hpp"         // defines: clip_grad_norm
 #include "polyalpaca/optim/schedule.hpp"     // defines: Schedule
+#include "polyalpaca/train/step.hpp"         // defines: train_step

@@ -145,8 +145,9 @@ TEST_CASE("attention probs are causal, sum to 1, and ALiBi changes them", "[atte
 }
 
 TEST_CASE("grouped-query attention equals full attention with repeated kv heads", "[attention]") {
-    AttentionShape const gqa{2, 9, 6, 2, 4};
-    AttentionShape const mha{2, 9, 6, 6, 4};
+    // Large enough for the op's multi-threaded path, where the heads of a group share dk and dv.
+    AttentionShape const gqa{2, 70, 6, 2, 4};
+    AttentionShape const mha{2, 70, 6, 6, 4};
     Inputs const in = make_inputs(gqa, 51);
     Inputs repeated{in.q, Matrix<double>(in.q.rows(), in.q.cols()), Matrix<double>(in.q.rows(), in.q.cols())};
     for (int h = 0; h < 6; ++h) {
@@ -192,7 +193,7 @@ TEST_CASE("attention_backward adds into its outputs and skips null ones", "[atte
     CHECK(max_abs_diff(dv, dv0 + fresh.dv) < 1e-12);
 }
 
-TEST_CASE("attention in fp32 agrees with fp64", "[attention]") {
+TEST_CASE("attention in fp32 agrees with fp64 (out, probs 1e-5; gradients 2e-5)", "[attention]") {
     AttentionShape const s{2, 100, 4, 2, 16};
     Inputs const in = make_inputs(s, 71);
     std::vector<double> const slopes{0.5, 0.25, 0.125, 0.0625};
@@ -212,9 +213,9 @@ TEST_CASE("attention in fp32 agrees with fp64", "[attention]") {
     double const dk_error = max_abs_diff(g32.dk, g64.dk);
     double const dv_error = max_abs_diff(g32.dv, g64.dv);
     INFO("fp32 max abs error: dq " << dq_error << ", dk " << dk_error << ", dv " << dv_error);
-    CHECK(dq_error < 1e-4);
-    CHECK(dk_error < 1e-4);
-    CHECK(dv_error < 1e-4);
+    CHECK(dq_error < 2e-5);
+    CHECK(dk_error < 2e-5);
+    CHECK(dv_error < 2e-5);
 }
 
 TEST_CASE("attention rejects bad input with a clear message", "[attention][errors]") {

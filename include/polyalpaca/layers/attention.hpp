@@ -8,8 +8,7 @@
 #include <vector>
 
 #include "polyalpaca/adapters/sites.hpp"
-#include "polyalpaca/backend/cpu/attention.hpp"
-#include "polyalpaca/backend/cpu/rope.hpp"
+#include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/layers/alibi.hpp"
 #include "polyalpaca/layers/linear.hpp"
 
@@ -39,7 +38,8 @@ template <class Backend, class T, int Hidden, int Heads, int KvHeads, QkvLayout 
 class CausalSelfAttention {
     static_assert(Heads > 0 && KvHeads > 0, "attention needs at least one head and one kv head");
     static_assert(Hidden % Heads == 0, "the number of attention heads must divide the hidden size");
-    static_assert(Heads % KvHeads == 0, "the number of kv heads must divide the number of attention heads (grouped-query attention)");
+    static_assert(Heads % KvHeads == 0,
+                  "the number of kv heads must divide the number of attention heads (grouped-query attention)");
     static_assert(Layout == QkvLayout::Separate || KvHeads == Heads,
                   "a fused query_key_value projection has as many kv heads as heads");
 

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "polyalpaca/backend/cpu/loss.hpp"
+#include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"

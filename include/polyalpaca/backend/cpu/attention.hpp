@@ -8,21 +8,9 @@
 #include <Eigen/Core>
 
 #include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
-
-namespace polyalpaca {
-
-/// Sizes of one attention call. Query head h reads kv head h / (heads / kv_heads).
-struct AttentionShape {
-    int batch;
-    int seq;
-    int heads;
-    int kv_heads;
-    int head_dim;
-};
-
-}  // namespace polyalpaca
 
 namespace polyalpaca::cpu {
 
@@ -94,8 +82,8 @@ void check_attention_view(View<T> const& v, Index rows, Index cols, char const* 
 /// score(i, j) = scale * q_i . k_j + slope_h * j for key j <= i; probs (batch*heads*seq, seq) keeps the softmax
 /// of each head (row (b*heads + h)*seq + i), with exactly 0 on masked keys j > i, for attention_backward.
 template <class T>
-void attention_forward(Context& ctx, View<T const> q, View<T const> k, View<T const> v, View<T> out, View<T> probs,
-                       AttentionShape const& shape, T const* alibi_slopes, T scale) {
+void attention_forward([[maybe_unused]] Context& ctx, View<T const> q, View<T const> k, View<T const> v,
+                       View<T> out, View<T> probs, AttentionShape const& shape, T const* alibi_slopes, T scale) {
     detail::check_attention_shape(shape, "attention_forward");
     Index const n = Index(shape.batch) * shape.seq;
     Index const q_cols = Index(shape.heads) * shape.head_dim;
@@ -110,7 +98,7 @@ void attention_forward(Context& ctx, View<T const> q, View<T const> k, View<T co
     Index const seq = shape.seq;
     int const group = shape.heads / shape.kv_heads;
     Vector<T> const key_positions = Vector<T>::LinSpaced(seq, T(0), T(seq - 1));  // (seq)
-    bool const parallel = detail::attention_work(shape) >= detail::attention_parallel_work;
+    [[maybe_unused]] bool const parallel = detail::attention_work(shape) >= detail::attention_parallel_work;
 #pragma omp parallel for collapse(2) num_threads(ctx.threads) schedule(dynamic) if (parallel)
     for (int b = 0; b < shape.batch; ++b) {
         for (int h = 0; h < shape.heads; ++h) {
@@ -140,9 +128,9 @@ void attention_forward(Context& ctx, View<T const> q, View<T const> k, View<T co
 /// Gradients of attention_forward from dout (N, heads*hd) and the saved probs, added into dq, dk and dv;
 /// a gradient whose data is nullptr is skipped. ALiBi slopes are constants, so they need no gradient.
 template <class T>
-void attention_backward(Context& ctx, View<T const> dout, View<T const> q, View<T const> k, View<T const> v,
-                        View<T const> probs, View<T> dq, View<T> dk, View<T> dv, AttentionShape const& shape,
-                        T scale) {
+void attention_backward([[maybe_unused]] Context& ctx, View<T const> dout, View<T const> q, View<T const> k,
+                        View<T const> v, View<T const> probs, View<T> dq, View<T> dk, View<T> dv,
+                        AttentionShape const& shape, T scale) {
     detail::check_attention_shape(shape, "attention_backward");
     Index const n = Index(shape.batch) * shape.seq;
     Index const q_cols = Index(shape.heads) * shape.head_dim;
@@ -162,7 +150,7 @@ void attention_backward(Context& ctx, View<T const> dout, View<T const> q, View<
     int const group = shape.heads / shape.kv_heads;
     // One task per (sequence, kv head): the query heads of a group add into the same dk and dv slices, so
     // they run one after another inside the task and no two threads write the same memory.
-    bool const parallel = detail::attention_work(shape) >= detail::attention_parallel_work;
+    [[maybe_unused]] bool const parallel = detail::attention_work(shape) >= detail::attention_parallel_work;
 #pragma omp parallel num_threads(ctx.threads) if (parallel)
     {
         Index const block = std::min(detail::attention_row_block, seq);

@@ -9,19 +9,9 @@
 #include <type_traits>
 
 #include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
-
-namespace polyalpaca {
-
-/// Sum of -log p(target) over counted rows, and how many rows were counted (target != ignore_index).
-/// The mean loss is sum / count; backends return it unnormalised so callers can reduce across micro-batches.
-struct LossSum {
-    double sum = 0;
-    Index count = 0;
-};
-
-}  // namespace polyalpaca
 
 namespace polyalpaca::cpu {
 

@@ -6,28 +6,9 @@
 #include <vector>
 
 #include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
-
-namespace polyalpaca {
-
-/// Which dims of a head form a rotated pair.
-enum class RopeStyle {
-    RotateHalf,     // HF transformers `rotate_half` (GPT-NeoX, HF LLaMA): dim i pairs with i + rotary_dim/2
-    AdjacentPairs,  // Meta llama, llama2.c: dim 2i pairs with 2i + 1
-};
-
-/// Dims [0, rotary_dim) of every head rotate; dims [rotary_dim, head_dim) pass through (GPT-NeoX rotary_pct).
-/// Pair i turns by position * base^(-2i / rotary_dim).
-struct RopeSpec {
-    int heads;
-    int head_dim;
-    int rotary_dim;
-    double base;
-    RopeStyle style;
-};
-
-}  // namespace polyalpaca
 
 namespace polyalpaca::cpu {
 
@@ -51,7 +32,8 @@ void check_rope_input(View<T> const& x, int seq, int position_offset, RopeSpec c
 
 /// Turns every rotary pair of x by +angle (direction 1) or -angle (direction -1).
 template <class T>
-void rope_rotate(Context& ctx, View<T> x, int seq, int position_offset, RopeSpec const& spec, double direction) {
+void rope_rotate([[maybe_unused]] Context& ctx, View<T> x, int seq, int position_offset, RopeSpec const& spec,
+                 double direction) {
     int const half = spec.rotary_dim / 2;
     // cos/sin per (position, pair), computed in double and rounded once to T.
     std::vector<T> cos_table(std::size_t(seq) * half);  // (seq, half)
@@ -65,7 +47,8 @@ void rope_rotate(Context& ctx, View<T> x, int seq, int position_offset, RopeSpec
         }
     }
     bool const rotate_half = spec.style == RopeStyle::RotateHalf;
-    bool const parallel = x.rows * spec.heads * spec.rotary_dim >= (Index(1) << 15);  // else too small to split
+    // Smaller calls run on one thread: starting a parallel region would cost more than it saves.
+    [[maybe_unused]] bool const parallel = x.rows * spec.heads * spec.rotary_dim >= (Index(1) << 15);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (parallel)
     for (Index r = 0; r < x.rows; ++r) {
         T const* cos_row = cos_table.data() + (r % seq) * half;

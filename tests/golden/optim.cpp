@@ -1,7 +1,7 @@
-/// @file tests/unit/optim_golden.cpp
+/// @file tests/golden/optim.cpp
 /// @brief AdamW, clip_grad_norm and LR schedules against values computed by torch and transformers.
 ///
-/// tests/golden/optim_golden.json is written by tools/make_optim_golden.py (torch 2.15.0, transformers 5.24.0);
+/// tests/golden/data/optim_golden.json is written by tools/make_optim_golden.py (torch 2.15.0, transformers 5.24.0);
 /// it holds the inputs as well as the outputs.
 
 #include <algorithm>
@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include "support/fixtures.hpp"
 
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/optim/adamw.hpp"
@@ -33,7 +35,7 @@ struct HostBackend {
 
 json const& golden() {
     static json const data = [] {
-        auto const path = std::filesystem::path(__FILE__).parent_path() / "../golden/optim_golden.json";
+        auto const path = polyalpaca::testing::golden_dir() / "optim_golden.json";
         std::ifstream in(path);
         if (!in) throw std::runtime_error("cannot open " + path.string());
         return json::parse(in);
