@@ -21,6 +21,9 @@ if(POLYALPACA_USE_OPENBLAS)
 
   if(BLAS_FOUND AND TARGET BLAS::BLAS)
     target_compile_definitions(polyalpaca INTERFACE EIGEN_USE_BLAS)
+    if(POLYALPACA_BLAS_VENDOR STREQUAL "OpenBLAS")
+      target_compile_definitions(polyalpaca INTERFACE POLYALPACA_OPENBLAS)  # enables the kernel check in cpu/blas.hpp
+    endif()
     target_link_libraries(polyalpaca INTERFACE BLAS::BLAS)
     set(POLYALPACA_WITH_BLAS ON)
     message(STATUS "polyalpaca: Eigen GEMMs go to BLAS ${POLYALPACA_BLAS_VENDOR} (${BLAS_LIBRARIES})")

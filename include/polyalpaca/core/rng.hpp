@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <numbers>
 
@@ -45,6 +46,19 @@ public:
         while (u1 <= 0.0) u1 = uniform();
         double const u2 = uniform();
         return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+    }
+
+    /// Fills out[0..n) with normal(0, std) values, using both values of each Box-Muller pair.
+    template <class T>
+    void fill_normal(T* out, std::size_t n, double std) {
+        for (std::size_t i = 0; i < n; i += 2) {
+            double u1 = uniform();
+            while (u1 <= 0.0) u1 = uniform();
+            double const radius = std * std::sqrt(-2.0 * std::log(u1));
+            double const angle = 2.0 * std::numbers::pi * uniform();
+            out[i] = T(radius * std::cos(angle));
+            if (i + 1 < n) out[i + 1] = T(radius * std::sin(angle));
+        }
     }
 
 private:

@@ -2,6 +2,7 @@
 /// @brief One contiguous arena per role: frozen weights, trainable weights and their gradients.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -42,18 +43,17 @@ public:
     }
 
     /// Fills every parameter from its Init. Each parameter draws from a generator seeded by `seed` and its
-    /// name, so a weight's initial value does not depend on which other weights (adapters) exist.
+    /// name, so a weight's initial value does not depend on which other weights (adapters) exist, nor on threads.
     void initialise(typename Backend::Context& ctx, std::uint64_t seed) {
-        std::vector<T> host;
-        for (auto* p : params_) {
+#pragma omp parallel for schedule(dynamic) if (total_count() >= (Index(1) << 20))
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            auto* p = params_[i];
             Rng rng(seed ^ name_hash(p->name));
-            host.assign(std::size_t(p->size()), T(0));
+            std::vector<T> host(std::size_t(p->size()), T(0));
             switch (p->init.kind) {
                 case Init::Kind::Zeros: break;
                 case Init::Kind::Ones: std::fill(host.begin(), host.end(), T(1)); break;
-                case Init::Kind::Normal:
-                    for (auto& x : host) x = T(p->init.scale * rng.normal());
-                    break;
+                case Init::Kind::Normal: rng.fill_normal(host.data(), host.size(), p->init.scale); break;
                 case Init::Kind::Uniform:
                     for (auto& x : host) x = T(rng.uniform(-p->init.scale, p->init.scale));
                     break;

@@ -4,11 +4,15 @@
 
 #include <Eigen/Core>
 
+#include "polyalpaca/backend/cpu/blas.hpp"
+
 namespace polyalpaca::cpu {
 
 /// Threads Eigen (and OpenMP loops in the ops) may use. Ops are free functions in polyalpaca::cpu
 /// taking `Context&` first; layers call them unqualified and argument-dependent lookup finds them.
 struct Context {
+    Context() { warn_once_about_blas_kernel(); }
+
     int threads = Eigen::nbThreads();
 };
 

@@ -15,9 +15,9 @@ namespace polyalpaca::cpu {
 template <class T>
 void gather_rows(Context&, View<T const> src, std::span<std::int32_t const> rows, View<T> dst) {
     require_shape(dst, Index(rows.size()), src.cols, "gather_rows: dst");
+    for (auto const r : rows) require(r >= 0 && r < src.rows, "gather_rows: row ", r, " outside [0, ", src.rows, ")");
 #pragma omp parallel for if (Index(rows.size()) * src.cols >= (Index(1) << 16))
     for (Index i = 0; i < Index(rows.size()); ++i) {
-        require(rows[i] >= 0 && rows[i] < src.rows, "gather_rows: row ", rows[i], " outside [0, ", src.rows, ")");
         std::copy(src.row(rows[i]), src.row(rows[i]) + src.cols, dst.row(i));
     }
 }
