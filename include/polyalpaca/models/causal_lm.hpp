@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/graph/repeat.hpp"
@@ -83,6 +84,8 @@ public:
     ParameterStore<Backend, T>& parameters() { return store_; }
     Block& block(int i) { return blocks_[i]; }
     void set_training(bool training) { training_ = training; }
+    /// The generator behind adapter dropout; its state is part of a training checkpoint.
+    Rng& dropout_rng() { return dropout_rng_; }
     bool training() const { return training_; }
 
     /// Forward and backward on one micro-batch: adds d(mean loss * loss_scale)/d(weights) into the gradient

@@ -46,6 +46,15 @@ struct SizeTiny : Defaults {
 struct SizeTinyTied : SizeTiny {
     static constexpr bool tied_head = true;
 };
+/// Karpathy's tinyllamas stories260K (llama2.c): grouped-query, head tied to the embedding, llama2.c's RMSNorm eps
+/// and Meta's adjacent-pairs rotary layout (its q/k weights are not permuted).
+struct Stories260K : Defaults {
+    static constexpr int vocab = 512, hidden = 64, layers = 5, heads = 8, kv_heads = 4, ffn = 172;
+    static constexpr double norm_eps = 1e-5;
+    static constexpr int max_positions = 512;
+    static constexpr RopeStyle rope_style = RopeStyle::AdjacentPairs;
+    static constexpr bool tied_head = true;
+};
 
 using Sites =
     site::SiteList<site::Query, site::Key, site::Value, site::AttnOut, site::MlpGate, site::MlpUp, site::MlpDown>;

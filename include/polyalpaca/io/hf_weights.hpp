@@ -1,0 +1,154 @@
+/// @file io/hf_weights.hpp
+/// @brief Base weights in and out of HF checkpoints: load_hf_weights by HF names, save_hf_checkpoint.
+#pragma once
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/graph/parameter_store.hpp"
+#include "polyalpaca/io/atomic_file.hpp"
+#include "polyalpaca/io/hf_config.hpp"
+#include "polyalpaca/io/parameter_io.hpp"
+#include "polyalpaca/io/safetensors.hpp"
+#include "polyalpaca/models/causal_lm.hpp"
+
+namespace polyalpaca::io {
+
+/// Buffers HF checkpoints carry that are not weights (causal masks, rotary frequencies): skipped silently.
+inline bool is_known_buffer(std::string_view name) {
+    for (std::string_view suffix :
+         {".attention.bias", ".attention.masked_bias", ".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"})
+        if (name.ends_with(suffix)) return true;
+    return false;
+}
+
+namespace detail {
+
+/// The checkpoint tensor holding parameter `name`: itself, or without "transformer." (BLOOM's own files).
+template <class Weights>
+TensorInfo const* find_hf_tensor(Weights const& ckpt, std::string const& name) {
+    if (auto const* t = ckpt.find(name)) return t;
+    std::string_view const prefix = "transformer.";
+    if (name.starts_with(prefix)) return ckpt.find(std::string_view(name).substr(prefix.size()));
+    return nullptr;
+}
+
+inline constexpr std::string_view embedding_names[] = {"transformer.word_embeddings.weight",
+                                                       "model.embed_tokens.weight", "gpt_neox.embed_in.weight"};
+
+/// load_hf_weights from a SafetensorsFile or a SafetensorsCheckpoint (both have path, find, tensors, read).
+template <class Backend, class T, class Weights>
+std::string load_hf_weights_from(typename Backend::Context& ctx, ParameterStore<Backend, T>& store,
+                                 Weights const& ckpt) {
+    std::string const where = "checkpoint '" + ckpt.path().string() + "': ";
+    std::set<std::string> used;
+    std::vector<std::string> missing;
+    for (auto* p : store.parameters()) {
+        if (is_lora_name(p->name)) continue;
+        auto const* t = detail::find_hf_tensor(ckpt, p->name);
+        if (!t) {
+            missing.push_back(p->name);
+            continue;
+        }
+        used.insert(t->name);
+        load_parameter<Backend>(ctx, *p, ckpt, *t, where);
+    }
+    if (!missing.empty())
+        fail(where, "lacks ", missing.size(), " of the model's ", store.parameters().size(),
+             " tensors: ", name_list(missing));
+
+    std::vector<std::string> unexpected;
+    for (auto const& t : ckpt.tensors()) {
+        if (used.count(t.name) || is_known_buffer(t.name)) continue;
+        if (t.name == "lm_head.weight" && !store.find("lm_head.weight")) {  // a tied model: must equal the embedding
+            Parameter<T> const* embedding = nullptr;
+            for (auto name : detail::embedding_names)
+                if (!embedding) embedding = store.find(std::string(name));
+            if (embedding) {
+                require(shape_matches(*embedding, t), where, "lm_head.weight has shape ", shape_string(t.shape),
+                        " but the tied word embeddings are ", shape_string(hf_shape(*embedding)));
+                std::vector<T> head(std::size_t(embedding->size()));
+                ckpt.read(t.name, std::span<T>(head));
+                require(head == download<Backend>(ctx, *embedding), where,
+                        "lm_head.weight differs from the word embeddings, but the model ties its head to them "
+                        "(an untied checkpoint: use a model type with an untied head)");
+                continue;
+            }
+        }
+        unexpected.push_back(t.name);
+    }
+    if (unexpected.empty()) return "";
+    return where + std::to_string(unexpected.size()) + " tensors the model does not use: " + name_list(unexpected);
+}
+
+}  // namespace detail
+
+/// Fills every base parameter of `store` from the tensor of its HF name (LoRA weights are not expected in a base
+/// checkpoint and keep their values). Throws one Error listing every missing tensor, or naming a tensor of the
+/// wrong shape or dtype. Returns a warning listing tensors the model does not use ("" when there are none);
+/// known buffers are skipped, and a tied model accepts an lm_head.weight equal to its word embeddings.
+template <class Backend, class T>
+std::string load_hf_weights(typename Backend::Context& ctx, ParameterStore<Backend, T>& store,
+                            SafetensorsCheckpoint const& ckpt) {
+    return detail::load_hf_weights_from(ctx, store, ckpt);
+}
+/// The same from one .safetensors file.
+template <class Backend, class T>
+std::string load_hf_weights(typename Backend::Context& ctx, ParameterStore<Backend, T>& store,
+                            SafetensorsFile const& file) {
+    return detail::load_hf_weights_from(ctx, store, file);
+}
+
+/// Opens the checkpoint in `dir` and loads it (see above).
+template <class Backend, class T>
+std::string load_hf_weights(typename Backend::Context& ctx, ParameterStore<Backend, T>& store,
+                            std::filesystem::path const& dir) {
+    return load_hf_weights(ctx, store, SafetensorsCheckpoint::open(dir));
+}
+
+/// Writes `store`'s weights as `dir`/model.safetensors (HF names and shapes, `dtype`) and `config` as
+/// `dir`/config.json, each atomically. A store with LoRA weights is refused: merge it first (io/peft.hpp).
+template <class Backend, class T>
+void save_hf_checkpoint(typename Backend::Context& ctx, ParameterStore<Backend, T> const& store,
+                        std::filesystem::path const& dir, nlohmann::json config, DType dtype = DType::F32) {
+    std::string const where = "cannot save a checkpoint in '" + dir.string() + "': ";
+    require(config.is_object(), where, "config is not a JSON object");
+    std::filesystem::create_directories(dir);
+    require(!std::filesystem::exists(dir / SafetensorsCheckpoint::index_file_name), where, "it holds ",
+            SafetensorsCheckpoint::index_file_name, ", which would shadow model.safetensors");
+    std::vector<std::vector<float>> values;
+    values.reserve(store.parameters().size());
+    std::vector<TensorToWrite> tensors;
+    for (auto const* p : store.parameters()) {
+        require(!is_lora_name(p->name), where, p->name,
+                " is a LoRA weight: merge the adapter into a model without "
+                "one first (merge_lora), or save it with save_peft_adapter");
+        values.push_back(download_as_float<Backend>(ctx, *p));
+        tensors.push_back({p->name, dtype, hf_shape(*p), values.back()});
+    }
+    write_safetensors(dir / SafetensorsCheckpoint::single_file_name, tensors, {{"format", "pt"}});
+    config["torch_dtype"] = std::string(torch_dtype_name(dtype));
+    config["dtype"] = config["torch_dtype"];
+    write_file_atomically(dir / "config.json", config.dump(2) + "\n");
+}
+
+/// Loads an HF checkpoint directory into `net` after checking its config.json against Model; returns the warning.
+template <class Model, class Backend, class T>
+std::string load_hf_checkpoint(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net,
+                               std::filesystem::path const& dir) {
+    check_config<Model>(dir / "config.json");
+    return load_hf_weights(ctx, net.parameters(), SafetensorsCheckpoint::open(dir));
+}
+
+/// Saves `net` (without an adapter) with the config.json transformers needs for Model.
+template <class Model, class Backend, class T>
+void save_hf_checkpoint(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net,
+                        std::filesystem::path const& dir, DType dtype = DType::F32) {
+    save_hf_checkpoint(ctx, net.parameters(), dir, hf_config_json<Model>(dtype), dtype);
+}
+
+}  // namespace polyalpaca::io
