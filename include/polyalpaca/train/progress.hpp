@@ -13,14 +13,17 @@ namespace polyalpaca {
 /// On a terminal the line redraws in place; otherwise (logs, CI) one line is printed every `log_every` steps.
 class ProgressLine {
 public:
-    ProgressLine(long total_steps, std::FILE* out = stderr, long log_every = 1)
-        : total_(total_steps), out_(out), log_every_(log_every), tty_(isatty(fileno(out)) != 0),
-          start_(std::chrono::steady_clock::now()) {}
+    /// `first_step`: the step a resumed run starts from, so rate and ETA count only this process's work.
+    ProgressLine(long total_steps, std::FILE* out = stderr, long log_every = 1, long first_step = 0)
+        : total_(total_steps), out_(out), log_every_(log_every), first_step_(first_step),
+          tty_(isatty(fileno(out)) != 0), start_(std::chrono::steady_clock::now()) {}
 
+    /// `tokens_so_far`: tokens processed by this process since it started.
     void update(long step, double loss, double lr, std::int64_t tokens_so_far, std::string const& extra = {}) {
         double const elapsed = seconds_since_start();
         double const rate = elapsed > 0 ? double(tokens_so_far) / elapsed : 0.0;
-        double const eta = step > 0 ? elapsed * double(total_ - step) / double(step) : 0.0;
+        long const done = step - first_step_;
+        double const eta = done > 0 ? elapsed * double(total_ - step) / double(done) : 0.0;
         if (!tty_ && step % log_every_ != 0 && step != total_) return;
         std::fprintf(out_, "%sstep %5ld/%ld | loss %.4f | lr %.3g | %.0f tok/s | ETA %s%s%s", tty_ ? "\r\033[K" : "",
                      step, total_, loss, lr, rate, format_duration(eta).c_str(), extra.c_str(), tty_ ? "" : "\n");
@@ -46,6 +49,7 @@ private:
     long total_;
     std::FILE* out_;
     long log_every_;
+    long first_step_;
     bool tty_;
     std::chrono::steady_clock::time_point start_;
 };

@@ -1,0 +1,294 @@
+/// @file train/trainer.hpp
+/// @brief Trainer<Model, Backend, T>: runs a mixture to its budget with accumulation, schedule, clipping,
+///        per-language evaluation, best/last-k checkpoints, exact resume, metrics.jsonl and a progress line.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/data/batching.hpp"
+#include "polyalpaca/data/budget.hpp"
+#include "polyalpaca/models/causal_lm.hpp"
+#include "polyalpaca/optim/adamw.hpp"
+#include "polyalpaca/optim/schedule.hpp"
+#include "polyalpaca/train/checkpoint.hpp"
+#include "polyalpaca/train/metrics_log.hpp"
+#include "polyalpaca/train/progress.hpp"
+#include "polyalpaca/train/step.hpp"
+
+namespace polyalpaca {
+
+struct TrainerOptions {
+    BatchingOptions batching;             ///< micro-batch, accumulation, shuffle or group_by_length, pad id
+    std::optional<Budget> budget;         ///< what the run may spend; without one, `epochs` epochs of the mixture
+    double epochs = 1.0;
+    ScheduleKind schedule = ScheduleKind::Linear;
+    double lr = 3e-4;
+    long warmup_steps = 0;
+    double warmup_ratio = 0.0;            ///< used instead of warmup_steps when > 0 (HF: ceil(ratio * steps))
+    AdamWConfig adamw{.lr = 3e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
+    double max_grad_norm = 1.0;           ///< 0: no clipping
+    long eval_every = 200;                ///< optimizer steps between evaluations (0: only at the end)
+    int keep_last = 2;                    ///< checkpoints kept besides the best
+    std::filesystem::path output_dir;     ///< checkpoints/, metrics.jsonl, run_summary.json
+    bool resume = true;                   ///< continue from the newest checkpoint in output_dir when there is one
+    FlopCost cost;                        ///< training FLOPs per sequence, for the budget and the summary
+    bool show_progress = true;
+};
+
+/// Validation loss of one language: the mean token loss over its held-out examples.
+struct LanguageLoss {
+    double sum = 0;
+    std::int64_t count = 0;
+    double mean() const { return count > 0 ? sum / double(count) : 0.0; }
+};
+
+struct TrainResult {
+    long steps = 0;
+    Spend spent;                          ///< records, tokens (of the examples, no padding) and FLOPs trained on
+    double seconds = 0;
+    double tokens_per_second = 0;         ///< example tokens per second of training
+    double best_loss = 0;
+    long best_step = -1;
+    std::map<std::string, double> best_language_losses;
+    std::filesystem::path best_checkpoint;
+    bool resumed = false;
+};
+
+template <class Model, class Backend, class T = float>
+class Trainer {
+public:
+    using Net = CausalLm<Model, Backend, T>;
+    using Context = typename Backend::Context;
+
+    Trainer(Context& ctx, Net& net, TrainerOptions options)
+        : ctx_(ctx), net_(net), options_(std::move(options)),
+          adamw_(net.parameters().trainable_count(), options_.adamw) {
+        require(!options_.output_dir.empty(), "the trainer needs an output directory");
+    }
+
+    /// Trains on `mixture`, whose pools index into `examples` (examples[pool][ExampleRef::index]), evaluating on
+    /// `validation` (language, examples). E is any TokenExample (ids, labels).
+    template <TokenExample E>
+    TrainResult fit(Mixture const& mixture, std::vector<std::vector<E>> const& examples,
+                    std::vector<std::pair<std::string, std::vector<E>>> const& validation) {
+        auto const& pools = mixture.pools();
+        require(examples.size() == pools.size(), "the mixture has ", pools.size(), " language pools but ",
+                examples.size(), " example lists were given");
+        auto const order_of = [&](std::uint64_t e) { return epoch_order(mixture, e, options_.batching); };
+        auto const get = [&](PlanEntry const& p) -> E const& {
+            return examples[p.pool][example_at(pools, p).index];
+        };
+        Budget const budget = options_.budget.value_or(
+            Budget::records(std::int64_t(std::llround(options_.epochs * double(order_of(0).size())))));
+        Spend const target = spend(pools, order_of, budget, options_.cost, {.step_records = options_.batching.global_batch()});
+        long const total_steps = count_steps(order_of, target);
+        require(total_steps > 0, "the budget (", budget.describe(), ") allows no training step");
+        Schedule const schedule{options_.schedule, options_.lr,
+                                options_.warmup_ratio > 0 ? long(std::ceil(options_.warmup_ratio * double(total_steps)))
+                                                          : options_.warmup_steps,
+                                total_steps};
+
+        std::filesystem::create_directories(options_.output_dir);
+        auto const checkpoints_dir = options_.output_dir / "checkpoints";
+        RunState state;
+        TrainResult result;
+        if (auto const found = list_checkpoints(checkpoints_dir); options_.resume && !found.empty()) {
+            state = load_checkpoint(ctx_, found.back().second, net_.parameters(), adamw_);
+            net_.dropout_rng().set_state(state.dropout_rng);
+            result.resumed = true;
+        }
+        MetricsLog metrics(options_.output_dir / "metrics.jsonl", result.resumed ? state.step : -1);
+        ProgressLine progress(total_steps, stderr, std::max(1L, total_steps / 20), state.step);
+        Spend spent = spent_before(pools, order_of, state);
+        std::int64_t const tokens_at_start = spent.tokens;
+        double const seconds_before = state.extra.value("seconds", 0.0);
+        auto const start = std::chrono::steady_clock::now();
+        auto elapsed = [&] {
+            return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        };
+        long last_eval = -1;
+
+        net_.set_training(true);
+        for (std::uint64_t e = std::uint64_t(state.epoch); e <= target.stop_epoch; ++e) {
+            auto const order = order_of(e);
+            std::size_t const limit = e == target.stop_epoch ? target.stop_position : order.size();
+            std::size_t const from = e == std::uint64_t(state.epoch) ? std::size_t(state.position) : 0;
+            if (from >= limit) continue;
+            for (auto const& plan : epoch_steps(limit, options_.batching, from)) {
+                auto const batches = step_batches(order, plan, get, options_.batching.pad_id);
+                double const lr = schedule.lr_at(state.step);
+                StepResult r;
+                try {
+                    r = train_step(ctx_, net_, adamw_, std::span<TokenBatch const>(batches), lr,
+                                   options_.max_grad_norm, state.step);
+                } catch (Error const& err) {
+                    metrics.write({{"type", "error"}, {"step", state.step}, {"message", err.what()}});
+                    progress.finish();
+                    auto const last = list_checkpoints(checkpoints_dir);
+                    fail(err.what(), "; the run stopped, the last good checkpoint is ",
+                         last.empty() ? std::string("none") : last.back().second.string());
+                }
+                for (std::size_t i = plan.records.begin; i < plan.records.end; ++i) add_spend(spent, pools, order[i]);
+                ++state.step;
+                state.epoch = long(e);
+                state.position = long(plan.records.end);
+                state.tokens = spent.tokens;
+                metrics.write({{"type", "step"}, {"step", state.step}, {"epoch", double(e) + double(plan.records.end) / double(order.size())},
+                               {"loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm}, {"records", spent.records},
+                               {"tokens", spent.tokens}, {"tokens_per_second", double(spent.tokens) / elapsed()}});
+                if (options_.show_progress) progress.update(state.step, r.loss, lr, spent.tokens - tokens_at_start);
+                bool const last_step = state.step == total_steps;
+                if (last_step || (options_.eval_every > 0 && state.step % options_.eval_every == 0)) {
+                    if (plan.records.end == order.size()) {  // the checkpoint resumes at the next epoch's start
+                        state.epoch = long(e) + 1;
+                        state.position = 0;
+                    }
+                    evaluate_and_checkpoint(validation, state, metrics, elapsed(), checkpoints_dir);
+                    last_eval = state.step;
+                }
+            }
+            state.epoch = long(e) + 1;
+            state.position = 0;
+        }
+        if (options_.show_progress) progress.finish();
+        if (last_eval != state.step) evaluate_and_checkpoint(validation, state, metrics, elapsed(), checkpoints_dir);
+
+        result.steps = state.step;
+        result.spent = spent;
+        result.seconds = elapsed();
+        result.tokens_per_second = result.seconds > 0 ? double(spent.tokens) / result.seconds : 0.0;
+        result.best_loss = state.best_loss;
+        result.best_step = state.best_step;
+        result.best_language_losses = state.extra.value("best_language_losses", std::map<std::string, double>{});
+        result.best_checkpoint = checkpoints_dir / detail::checkpoint_name(state.best_step);
+        write_summary(result, budget);
+        return result;
+    }
+
+    /// Mean validation loss per language (dropout off).
+    template <TokenExample E>
+    std::map<std::string, LanguageLoss> evaluate(std::vector<std::pair<std::string, std::vector<E>>> const& validation) {
+        std::map<std::string, LanguageLoss> out;
+        for (auto const& [lang, examples] : validation) {
+            LanguageLoss& l = out[lang];
+            for (std::size_t begin = 0; begin < examples.size(); begin += options_.batching.micro_batch) {
+                std::vector<E const*> chunk;
+                for (std::size_t i = begin; i < std::min(examples.size(), begin + options_.batching.micro_batch); ++i)
+                    chunk.push_back(&examples[i]);
+                auto const loss = net_.evaluate(ctx_, collate(std::span<E const* const>(chunk), options_.batching.pad_id));
+                l.sum += loss.sum;
+                l.count += loss.count;
+            }
+        }
+        return out;
+    }
+
+    /// Loads the weights of the best checkpoint (by validation loss) into the network.
+    void load_best(TrainResult const& result) {
+        AdamW<Backend, T> scratch(net_.parameters().trainable_count(), options_.adamw);
+        load_checkpoint(ctx_, result.best_checkpoint, net_.parameters(), scratch);
+    }
+
+    AdamW<Backend, T>& optimizer() { return adamw_; }
+
+private:
+    /// Optimizer steps until the target: whole epochs, then the steps of the last one up to its stop position.
+    template <class OrderOf>
+    long count_steps(OrderOf const& order_of, Spend const& target) const {
+        long steps = 0;
+        for (std::uint64_t e = 0; e <= target.stop_epoch; ++e) {
+            std::size_t const n = e == target.stop_epoch ? target.stop_position : order_of(e).size();
+            if (n > 0) steps += long(epoch_steps(n, options_.batching).size());
+        }
+        return steps;
+    }
+
+    void add_spend(Spend& s, std::vector<LanguagePool> const& pools, PlanEntry const& p) const {
+        auto const& ex = example_at(pools, p);
+        double const flops = options_.cost.sequence(ex.tokens);
+        ++s.records;
+        s.tokens += ex.tokens;
+        s.flops += flops;
+        auto& l = s.languages[p.pool];
+        ++l.records;
+        l.tokens += ex.tokens;
+        l.flops += flops;
+    }
+
+    /// What the records before a resume point cost (so a resumed run reports the whole run's spend).
+    template <class OrderOf>
+    Spend spent_before(std::vector<LanguagePool> const& pools, OrderOf const& order_of, RunState const& state) const {
+        Spend s;
+        for (auto const& pool : pools) s.languages.push_back({pool.lang, 0, 0, 0.0});
+        for (std::uint64_t e = 0; e <= std::uint64_t(state.epoch); ++e) {
+            if (e == std::uint64_t(state.epoch) && state.position == 0) break;
+            auto const order = order_of(e);
+            std::size_t const n = e == std::uint64_t(state.epoch) ? std::size_t(state.position) : order.size();
+            for (std::size_t i = 0; i < n; ++i) add_spend(s, pools, order[i]);
+        }
+        return s;
+    }
+
+    /// Evaluates every language, logs it, tracks the best, writes a checkpoint and prunes old ones.
+    template <class Validation>
+    void evaluate_and_checkpoint(Validation const& validation, RunState& state, MetricsLog& metrics, double seconds,
+                                 std::filesystem::path const& checkpoints_dir) {
+        nlohmann::json record{{"type", "eval"}, {"step", state.step}};
+        double sum = 0;
+        std::int64_t count = 0;
+        std::map<std::string, double> per_language;
+        net_.set_training(false);
+        for (auto const& [lang, loss] : evaluate(validation)) {
+            per_language[lang] = loss.mean();
+            record["languages"][lang] = {{"loss", loss.mean()}, {"tokens", loss.count}};
+            sum += loss.sum;
+            count += loss.count;
+        }
+        net_.set_training(true);
+        double const mean = count > 0 ? sum / double(count) : 0.0;
+        record["loss"] = mean;
+        require(std::isfinite(mean), "step ", state.step, ": the validation loss is not finite (", mean, ")");
+        if (count > 0 && (state.best_step < 0 || mean < state.best_loss)) {
+            state.best_loss = mean;
+            state.best_step = state.step;
+            state.extra["best_language_losses"] = per_language;
+        }
+        record["best_step"] = state.best_step;
+        metrics.write(record);
+        state.dropout_rng = net_.dropout_rng().state();
+        state.extra["seconds"] = seconds;
+        save_checkpoint(ctx_, checkpoints_dir, net_.parameters(), adamw_, state);
+        prune_checkpoints(checkpoints_dir, options_.keep_last, state.best_step);
+    }
+
+    void write_summary(TrainResult const& r, Budget const& budget) const {
+        nlohmann::json j{{"steps", r.steps},
+                         {"budget", budget.describe()},
+                         {"spent", {{"records", r.spent.records}, {"tokens", r.spent.tokens}, {"flops", r.spent.flops}}},
+                         {"seconds", r.seconds},
+                         {"tokens_per_second", r.tokens_per_second},
+                         {"best_step", r.best_step},
+                         {"best_validation_loss", r.best_loss},
+                         {"best_validation_loss_per_language", r.best_language_losses},
+                         {"best_checkpoint", r.best_checkpoint.string()},
+                         {"resumed", r.resumed}};
+        for (auto const& l : r.spent.languages)
+            j["spent"]["languages"][l.lang] = {{"records", l.records}, {"tokens", l.tokens}, {"flops", l.flops}};
+        io::write_file_atomically(options_.output_dir / "run_summary.json", j.dump(2) + "\n");
+    }
+
+    Context& ctx_;
+    Net& net_;
+    TrainerOptions options_;
+    AdamW<Backend, T> adamw_;
+};
+
+}  // namespace polyalpaca
