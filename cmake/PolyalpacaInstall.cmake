@@ -26,4 +26,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/polyalpacaConfig.cmake
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/polyalpacaConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/polyalpacaConfig.cmake ${PROJECT_BINARY_DIR}/polyalpacaConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaOniguruma.cmake
         DESTINATION ${POLYALPACA_INSTALL_CMAKEDIR} COMPONENT development)

@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-    build-essential cmake ninja-build pkg-config git
-    libeigen3-dev libxtensor-dev libboost-program-options-dev catch2 nlohmann-json3-dev libopenblas-dev
+    build-essential cmake ninja-build pkg-config git jq
+    libeigen3-dev libxtensor-dev libboost-program-options-dev catch2 nlohmann-json3-dev libopenblas-dev libonig-dev
 )
 
 missing=()

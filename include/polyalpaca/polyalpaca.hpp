@@ -12,3 +12,4 @@
 #include "polyalpaca/optim/clip.hpp"         // defines: clip_grad_norm
 #include "polyalpaca/optim/schedule.hpp"     // defines: Schedule
 #include "polyalpaca/train/step.hpp"         // defines: train_step
+#include "polyalpaca/tokenizer/tokenizer.hpp"  // defines: Tokenizer (HF tokenizer.json, SentencePiece)

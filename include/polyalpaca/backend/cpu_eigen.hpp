@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <new>
 #include <vector>
 
 #include "polyalpaca/backend/cpu/context.hpp"
@@ -21,14 +22,31 @@
 
 namespace polyalpaca {
 
+namespace cpu {
+/// Allocates on 64-byte boundaries (a cache line, an AVX-512 vector). Vectorised reductions then see the same
+/// alignment in every run, so results do not change with where the allocator happened to place a buffer.
+template <class T>
+struct CacheLineAllocator {
+    using value_type = T;
+    static constexpr std::align_val_t alignment{64};
+    CacheLineAllocator() = default;
+    template <class U>
+    CacheLineAllocator(CacheLineAllocator<U> const&) {}
+    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
+    void deallocate(T* p, std::size_t) { ::operator delete(p, alignment); }
+    template <class U>
+    bool operator==(CacheLineAllocator<U> const&) const { return true; }
+};
+}  // namespace cpu
+
 /// Backend policy for the CPU. Layers use only what is named here and the ops found through Context.
 struct CpuEigen {
     using Context = cpu::Context;
     static constexpr char const* name = "cpu-eigen";
 
-    /// Owning storage for T; zero-initialised.
+    /// Owning storage for T; zero-initialised, 64-byte aligned.
     template <class T>
-    using Buffer = std::vector<T>;
+    using Buffer = std::vector<T, cpu::CacheLineAllocator<T>>;
 
     template <class T>
     static void upload(Context&, T const* host, T* dst, std::size_t n) { std::copy(host, host + n, dst); }

@@ -30,6 +30,8 @@ struct Size3b : Defaults { static constexpr int vocab = 250880, hidden = 2560, l
 struct Size7b1 : Defaults { static constexpr int vocab = 250880, hidden = 4096, layers = 30, heads = 32; };
 /// For tests and the embedded default.
 struct SizeTiny : Defaults { static constexpr int vocab = 96, hidden = 32, layers = 2, heads = 4; };
+/// A small model with room for a 2k-token trained vocabulary: example-trainer tests and smoke runs.
+struct SizeMini : Defaults { static constexpr int vocab = 2048, hidden = 64, layers = 2, heads = 4; };
 
 using Sites = site::SiteList<site::Qkv, site::AttnOut, site::MlpUp, site::MlpDown>;
 

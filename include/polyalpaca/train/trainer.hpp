@@ -256,11 +256,14 @@ private:
         double const mean = count > 0 ? sum / double(count) : 0.0;
         record["loss"] = mean;
         require(std::isfinite(mean), "step ", state.step, ": the validation loss is not finite (", mean, ")");
-        if (count > 0 && (state.best_step < 0 || mean < state.best_loss)) {
+        if (count == 0) {  // nothing to compare (no validation set, or every label masked): the last is the best
+            state.best_step = state.step;
+        } else if (state.best_step < 0 || mean < state.best_loss) {
             state.best_loss = mean;
             state.best_step = state.step;
             state.extra["best_language_losses"] = per_language;
         }
+        record["validation_tokens"] = count;
         record["best_step"] = state.best_step;
         metrics.write(record);
         state.dropout_rng = net_.dropout_rng().state();

@@ -11,9 +11,10 @@ namespace polyalpaca::cpu {
 /// Threads Eigen (and OpenMP loops in the ops) may use. Ops are free functions in polyalpaca::cpu
 /// taking `Context&` first; layers call them unqualified and argument-dependent lookup finds them.
 struct Context {
-    Context() { warn_once_about_blas_kernel(); }
+    Context() : Context(Eigen::nbThreads()) {}
+    explicit Context(int thread_count) : threads(thread_count) { warn_once_about_blas_kernel(); }
 
-    int threads = Eigen::nbThreads();
+    int threads;
 };
 
 }  // namespace polyalpaca::cpu

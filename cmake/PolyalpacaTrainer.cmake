@@ -1,0 +1,25 @@
+# polyalpaca_add_trainer(NAME <target> MODEL <C++ model type> [STRATEGY <default strategy>])
+# Generates <target>.cpp from examples/trainer.cpp.in with the model type fixed at compile time and the strategy as
+# the default of --strategy, and builds it. Example:
+#   polyalpaca_add_trainer(NAME train_bloom560m_lora_multi
+#                          MODEL "pa::Bloom<pa::bloom::Size560m, pa::LoRA<8, 16, pa::site::Qkv>>" STRATEGY multilingual)
+set(POLYALPACA_TRAINER_TEMPLATE ${CMAKE_CURRENT_LIST_DIR}/../examples/trainer.cpp.in CACHE INTERNAL "")
+
+function(polyalpaca_add_trainer)
+  cmake_parse_arguments(PARSE_ARGV 0 ARG "" "NAME;MODEL;STRATEGY" "")
+  if(NOT ARG_NAME OR NOT ARG_MODEL)
+    message(FATAL_ERROR "polyalpaca_add_trainer: NAME and MODEL are required")
+  endif()
+  if(NOT ARG_STRATEGY)
+    set(ARG_STRATEGY multilingual)
+  endif()
+  if(NOT ARG_STRATEGY MATCHES "^(monolingual|multilingual|downsampled|temperature|weighted)$")
+    message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): unknown STRATEGY '${ARG_STRATEGY}'")
+  endif()
+  set(POLYALPACA_TRAINER_NAME ${ARG_NAME})
+  set(POLYALPACA_MODEL "${ARG_MODEL}")
+  set(POLYALPACA_STRATEGY ${ARG_STRATEGY})
+  configure_file(${POLYALPACA_TRAINER_TEMPLATE} ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}.cpp @ONLY)
+  add_executable(${ARG_NAME} ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}.cpp)
+  target_link_libraries(${ARG_NAME} PRIVATE polyalpaca::polyalpaca Boost::program_options)
+endfunction()

@@ -1,0 +1,215 @@
+/// @file train/trainer_program.hpp
+/// @brief The whole command-line trainer behind the generated example trainers: data and tokenizer in, mixture,
+///        budget, training, and a PEFT adapter or HF checkpoint plus a run summary out.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "polyalpaca/data/alpaca.hpp"
+#include "polyalpaca/data/examples.hpp"
+#include "polyalpaca/data/mixture.hpp"
+#include "polyalpaca/data/mixture_split.hpp"
+#include "polyalpaca/io/hf_weights.hpp"
+#include "polyalpaca/io/peft.hpp"
+#include "polyalpaca/tokenizer/tokenizer.hpp"
+#include "polyalpaca/train/flops.hpp"
+#include "polyalpaca/train/program_options.hpp"
+#include "polyalpaca/train/trainer.hpp"
+
+namespace polyalpaca {
+
+namespace program_detail {
+
+inline std::pair<std::string, std::string> split_pair(std::string const& s, char const* option) {
+    auto const eq = s.find('=');
+    require(eq != std::string::npos && eq > 0 && eq + 1 < s.size(), "--", option, " takes LANG=VALUE, got '", s, "'");
+    return {s.substr(0, eq), s.substr(eq + 1)};
+}
+
+inline Tokenizer load_tokenizer(TrainerCommandLine const& c) {
+    namespace fs = std::filesystem;
+    fs::path path = c.tokenizer;
+    if (path.empty() && !c.model_dir.empty()) {
+        for (char const* name : {"tokenizer.json", "tokenizer.model"})
+            if (fs::exists(c.model_dir / name)) {
+                path = c.model_dir / name;
+                break;
+            }
+    }
+    require(!path.empty(), "no tokenizer: give --tokenizer, or a --model-dir holding tokenizer.json or tokenizer.model");
+    return path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path);
+}
+
+inline Mixture make_mixture(TrainerCommandLine const& c, std::vector<LanguagePool> const& pools) {
+    if (c.strategy == "monolingual") {
+        require(pools.size() == 1, "the monolingual strategy trains on one language; give one with --languages (",
+                pools.size(), " given)");
+        return Mixture::monolingual(pools, pools.front().lang, c.seed);
+    }
+    if (c.strategy == "multilingual") return Mixture::multilingual(pools, c.seed);
+    if (c.strategy == "downsampled") {
+        require(c.sample_ids == "shared" || c.sample_ids == "disjoint", "--sample-ids must be shared or disjoint");
+        return Mixture::downsampled(pools, {.ids = c.sample_ids == "shared" ? SampleIds::Shared : SampleIds::Disjoint},
+                                    c.seed);
+    }
+    if (c.strategy == "temperature") return Mixture::temperature(pools, {.temperature = c.temperature}, c.seed);
+    if (c.strategy == "weighted") {
+        WeightedOptions w;
+        for (auto const& s : c.weights) {
+            auto const [lang, value] = split_pair(s, "weights");
+            w.weights.emplace_back(lang, std::stod(value));
+        }
+        return Mixture::weighted(pools, w, c.seed);
+    }
+    fail("unknown --strategy '", c.strategy, "': use monolingual, multilingual, downsampled, temperature or weighted");
+}
+
+inline std::optional<Budget> budget_of(TrainerCommandLine const& c) {
+    int const set = (c.budget_records > 0) + (c.budget_tokens > 0) + (c.budget_flops > 0);
+    require(set <= 1, "give at most one of --budget-records, --budget-tokens, --budget-flops");
+    if (c.budget_records > 0) return Budget::records(c.budget_records);
+    if (c.budget_tokens > 0) return Budget::tokens(c.budget_tokens);
+    if (c.budget_flops > 0) return Budget::flops(c.budget_flops);
+    return std::nullopt;
+}
+
+inline ScheduleKind schedule_of(std::string const& s) {
+    if (s == "constant") return ScheduleKind::Constant;
+    if (s == "linear") return ScheduleKind::Linear;
+    if (s == "cosine") return ScheduleKind::Cosine;
+    fail("--schedule must be constant, linear or cosine, got '", s, "'");
+}
+
+inline io::DType dtype_of(std::string const& s) {
+    if (s == "f32") return io::DType::F32;
+    if (s == "bf16") return io::DType::BF16;
+    if (s == "f16") return io::DType::F16;
+    fail("--save-dtype must be f32, bf16 or f16, got '", s, "'");
+}
+
+}  // namespace program_detail
+
+/// Runs a trainer for Model (a family type with its adapter) on CpuEigen. Returns the process exit status.
+template <class Model>
+int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) try {
+    using namespace program_detail;
+    auto const parsed = parse_trainer_command_line(argc, argv, defaults);
+    if (!parsed) return 0;
+    auto const& c = *parsed;
+    std::filesystem::create_directories(c.output_dir);
+
+    auto const tokenizer = load_tokenizer(c);
+    require(tokenizer.vocab_size() <= Model::config::vocab, "the tokenizer has ", tokenizer.vocab_size(),
+            " tokens but the model's vocabulary holds ", Model::config::vocab);
+    require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
+
+    // Records and examples per language, in --data order.
+    require(c.bad_records == "fail" || c.bad_records == "skip", "--bad-records must be fail or skip");
+    auto const policy = c.bad_records == "fail" ? BadRecordPolicy::Fail : BadRecordPolicy::Skip;
+    auto const prompt_template = PromptTemplate::from_name_or_file(c.prompt_template);
+    require(c.eos == "alpaca-lora" || c.eos == "stanford", "--eos must be alpaca-lora or stanford");
+    ExampleOptions const example_options{.cutoff = c.cutoff, .train_on_inputs = c.train_on_inputs,
+                                         .eos = c.eos == "stanford" ? EosPolicy::StanfordAlpaca : EosPolicy::AlpacaLora};
+    DataReport report;
+    std::map<std::string, std::vector<Example>> by_language;
+    std::vector<std::string> order;
+    for (auto const& d : c.data) {
+        auto const [lang, file] = split_pair(d, "data");
+        if (!c.languages.empty() && std::find(c.languages.begin(), c.languages.end(), lang) == c.languages.end())
+            continue;
+        require(!by_language.count(lang), "language '", lang, "' is given twice in --data");
+        auto const records = read_alpaca(file, {.lang = lang, .policy = policy}, report);
+        by_language[lang] = make_examples(std::span<Record const>(records), prompt_template, tokenizer,
+                                          example_options, policy, report);
+        order.push_back(lang);
+    }
+    for (auto const& lang : c.languages)
+        require(by_language.count(lang), "--languages names '", lang, "' but no --data file is given for it");
+    {
+        std::ofstream log(c.output_dir / "data_report.txt");
+        report.write(log);
+    }
+
+    // Held-out validation split, then the strategy's mixture over what is left.
+    std::vector<LanguagePool> all;
+    for (auto const& lang : order) all.push_back(make_pool(lang, by_language[lang]));
+    auto const split = split_validation(all, {.size = c.val_size, .seed = c.val_seed});
+    auto const mixture = make_mixture(c, split.train);
+    std::vector<std::vector<Example>> examples;
+    for (auto const& pool : mixture.pools()) examples.push_back(by_language[pool.lang]);
+    std::vector<std::pair<std::string, std::vector<Example>>> validation;
+    for (auto const& pool : split.validation) {
+        std::vector<Example> held;
+        for (auto const& ref : pool.examples) held.push_back(by_language[pool.lang][ref.index]);
+        if (!held.empty()) validation.emplace_back(pool.lang, std::move(held));
+    }
+
+    cpu::Context ctx;
+    CausalLm<Model, CpuEigen, float> net(ctx, {.seed = c.seed, .adapter_dropout = Model::adapter::is_lora ? c.lora_dropout : 0.0});
+    if (!c.model_dir.empty()) {
+        auto const warning = io::load_hf_checkpoint(ctx, net, c.model_dir);
+        if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+    } else {
+        std::fprintf(stderr, "no --model-dir: training from random weights (seed %llu)\n", (unsigned long long)c.seed);
+    }
+
+    TrainerOptions o;
+    o.batching = batching_for_global(c.global_batch, c.micro_batch,
+                                     c.group_by_length ? SampleOrder::GroupByLength : SampleOrder::Shuffle);
+    o.batching.pad_id = tokenizer.pad_id().value_or(*tokenizer.eos_id());
+    o.budget = budget_of(c);
+    o.epochs = c.epochs;
+    o.schedule = schedule_of(c.schedule);
+    o.lr = c.lr;
+    o.warmup_steps = c.warmup_steps;
+    o.warmup_ratio = c.warmup_ratio;
+    o.adamw.weight_decay = c.weight_decay;
+    o.max_grad_norm = c.max_grad_norm;
+    o.eval_every = c.eval_every;
+    o.keep_last = c.keep_last;
+    o.output_dir = c.output_dir;
+    o.resume = !c.no_resume;
+    o.cost = flop_cost<Model>();
+    o.show_progress = !c.quiet;
+
+    std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters\n", defaults.name.c_str(),
+                mixture.name().c_str(), mixture.pools().size(), (long long)net.parameters().trainable_count(),
+                (long long)net.parameters().total_count());
+    Trainer<Model, CpuEigen, float> trainer(ctx, net, o);
+    auto const result = trainer.fit(mixture, examples, validation);
+    trainer.load_best(result);
+    auto const dtype = dtype_of(c.save_dtype);
+    std::filesystem::path saved;
+    if constexpr (Model::adapter::is_lora) {
+        saved = c.output_dir / "adapter";
+        io::save_peft_adapter(ctx, net, saved, c.model_dir.string(), c.lora_dropout);
+    } else {
+        saved = c.output_dir / "model";
+        io::save_hf_checkpoint(ctx, net, saved, dtype);
+    }
+
+    std::printf("\n| run | steps | records | tokens | training FLOPs | tokens/s | best step | best val loss |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| %s | %ld | %lld | %lld | %.3e | %.0f | %ld | %.4f |\n", mixture.name().c_str(), result.steps,
+                (long long)result.spent.records, (long long)result.spent.tokens, result.spent.flops,
+                result.tokens_per_second, result.best_step, result.best_loss);
+    std::printf("\n| language | records | tokens | best val loss |\n|---|---:|---:|---:|\n");
+    for (auto const& l : result.spent.languages) {
+        auto const it = result.best_language_losses.find(l.lang);
+        std::printf("| %s | %lld | %lld | %s |\n", l.lang.c_str(), (long long)l.records, (long long)l.tokens,
+                    it == result.best_language_losses.end() ? "-" : std::to_string(it->second).c_str());
+    }
+    std::printf("\nsaved %s; data report %s; metrics %s\n", saved.string().c_str(),
+                (c.output_dir / "data_report.txt").string().c_str(), (c.output_dir / "metrics.jsonl").string().c_str());
+    return 0;
+} catch (std::exception const& e) {
+    std::fprintf(stderr, "%s: %s\n", defaults.name.c_str(), e.what());
+    return 2;
+}
+
+}  // namespace polyalpaca

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the small generated trainers for real on two-language Alpaca data this script makes, and checks:
+# - the monolingual, multilingual and downsampled strategies spend exactly the matched budgets they are given;
+# - the same seed gives the same weights (determinism);
+# - a run killed with SIGKILL resumes from its last checkpoint and ends exactly as the uninterrupted run;
+# - validation loss falls in every language; the LoRA trainer writes a PEFT adapter.
+# usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
+set -euo pipefail
+full=$1 lora=$2 tokenizer=$3 work=$4
+rm -rf "$work"
+mkdir -p "$work"
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+# 120 parallel records per language: the same id means the same task in both languages.
+words_en=(zero one two three four five six seven eight nine)
+words_fr=(zéro un deux trois quatre cinq six sept huit neuf)
+for lang in en fr; do
+    out="$work/$lang.jsonl"
+    : > "$out"
+    for i in $(seq 0 119); do
+        a=$((i % 10)) b=$(((i * 7 + 3) % 10))
+        if [ "$lang" = en ]; then
+            echo "{\"id\": \"t$i\", \"instruction\": \"Write the number $a in words.\", \"input\": \"\", \"output\": \"${words_en[$a]}\"}" >> "$out"
+        else
+            echo "{\"id\": \"t$i\", \"instruction\": \"Écris le nombre $a en lettres.\", \"input\": \"\", \"output\": \"${words_fr[$a]}\"}" >> "$out"
+        fi
+        [ $((i % 3)) -eq 0 ] && sed -i '$ s/"input": ""/"input": "'"$b"' et '"$a"'"/' "$out"
+    done
+done
+printf '{"id": "t120", "instruction": "no output here"}' >> "$work/en.jsonl"  # a bad record, no final newline
+
+common=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" "fr=$work/fr.jsonl" --val-size 16 --global-batch 8
+        --micro-batch 4 --cutoff 256 --lr 3e-3 --warmup-steps 2 --eval-every 4 --seed 7 --quiet --bad-records skip)
+spent() { jq -r "$1" "$2/run_summary.json"; }
+
+# Bad records: the default policy stops, naming the place; skip lists it.
+if "$full" "${common[@]/skip/fail}" --output-dir "$work/fail" --budget-records 8 2> "$work/fail.err"; then
+    fail "a bad record did not stop the run"
+fi
+grep -q "en.jsonl:121" "$work/fail.err" || fail "the error does not name en.jsonl:121: $(cat "$work/fail.err")"
+
+# Matched budgets, the paper's design with C = one epoch of one language (120 - 16 held out = 104 records):
+# monolingual C, multilingual 2C, downsampled C (52 records of each language).
+"$full" "${common[@]}" --strategy monolingual --languages en --budget-records 104 --output-dir "$work/mono" > /dev/null
+"$full" "${common[@]}" --strategy multilingual --budget-records 208 --output-dir "$work/multi" > /dev/null
+"$full" "${common[@]}" --strategy downsampled --budget-records 104 --output-dir "$work/down" > /dev/null
+[ "$(spent .spent.records "$work/mono")" = 104 ] || fail "monolingual spent $(spent .spent.records "$work/mono") records"
+[ "$(spent .spent.records "$work/multi")" = 208 ] || fail "multilingual spent $(spent .spent.records "$work/multi")"
+[ "$(spent .spent.records "$work/down")" = 104 ] || fail "downsampled spent $(spent .spent.records "$work/down")"
+[ "$(spent '.spent.languages.en.records' "$work/down")" = 52 ] || fail "downsampled did not take 52 records of en"
+grep -q "en.jsonl:121" "$work/mono/data_report.txt" || fail "the skipped record is not in data_report.txt"
+
+# Determinism and exact resume after SIGKILL: eight epochs, a checkpoint every 4 steps.
+run=("$full" "${common[@]}" --strategy multilingual --epochs 8)
+"${run[@]}" --output-dir "$work/straight" > /dev/null
+"${run[@]}" --output-dir "$work/again" > /dev/null
+cmp -s "$work/straight/model/model.safetensors" "$work/again/model/model.safetensors" || fail "same seed, different weights"
+( exec "${run[@]}" --output-dir "$work/killed" > /dev/null 2>&1 ) &  # exec: $! is the trainer itself
+pid=$!
+for _ in $(seq 1 600); do
+    n=$( (find "$work/killed/checkpoints" -name state.json 2> /dev/null || true) | wc -l)
+    [ "$n" -ge 1 ] && break
+    sleep 0.02
+done
+kill -9 "$pid" 2> /dev/null || fail "the run finished before it could be killed"
+wait "$pid" 2> /dev/null || true
+[ ! -f "$work/killed/run_summary.json" ] || fail "the killed run had already finished"
+"${run[@]}" --output-dir "$work/killed" > /dev/null
+[ "$(spent .resumed "$work/killed")" = true ] || fail "the rerun did not resume"
+cmp -s "$work/straight/model/model.safetensors" "$work/killed/model/model.safetensors" ||
+    fail "the resumed run did not end with the uninterrupted run's weights"
+
+# Validation loss falls in every language (first evaluation vs the best).
+for lang in en fr; do
+    first=$(grep '"type":"eval"' "$work/straight/metrics.jsonl" | head -1 | jq ".languages.$lang.loss")
+    best=$(spent ".best_validation_loss_per_language.$lang" "$work/straight")
+    awk -v f="$first" -v b="$best" 'BEGIN { exit !(b < 0.7 * f) }' || fail "$lang validation loss $first -> $best"
+    echo "$lang validation loss: $first -> $best"
+done
+
+# LoRA writes a PEFT adapter.
+"$lora" "${common[@]}" --budget-records 32 --output-dir "$work/lora" > /dev/null
+jq -e '.peft_type == "LORA" and .r == 8 and .lora_alpha == 16' "$work/lora/adapter/adapter_config.json" > /dev/null ||
+    fail "bad adapter_config.json"
+[ -s "$work/lora/adapter/adapter_model.safetensors" ] || fail "no adapter_model.safetensors"
+echo "1 passed, 0 failed"
