@@ -84,7 +84,9 @@ int main(int argc, char** argv) try {
                                  "token stream and prints the loss falling.\nOptions");
     desc.add_options()("help,h", "show this help")(
         "family", po::value(&o.family)->default_value(o.family), "bloom, gpt_neox, llama or all")(
-        "method", po::value(&o.method)->default_value(o.method), "full (all weights train) or lora (adapters only)")(
+        "method", po::value(&o.method)->default_value(o.method),
+        "full (all weights train) or lora (adapters only; on these random weights LoRA barely moves the loss, "
+        "as its frozen 0.02-scale head limits the logits: the study tunes pretrained models)")(
         "steps", po::value(&o.steps)->default_value(o.steps), "optimizer steps per model")(
         "micro-batch", po::value(&o.micro_batch)->default_value(o.micro_batch), "sequences per micro-batch")(
         "accumulation", po::value(&o.accumulation)->default_value(o.accumulation), "micro-batches per optimizer step")(
