@@ -2,7 +2,10 @@
 /// @brief The CUDA backend's context (a stream, a cuBLASLt handle and its workspace) and checked CUDA calls.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <span>
 #include <utility>
 
 #include <cublasLt.h>
@@ -44,6 +47,17 @@ inline int device_count() noexcept {
     return count;
 }
 
+/// How cuBLASLt multiplies fp32 matrices. Storage stays fp32 (the master weights) in every mode.
+enum class GemmMath {
+    Fp32,  // CUBLAS_COMPUTE_32F: exact fp32, no tensor cores (parity tests)
+    Tf32,  // CUBLAS_COMPUTE_32F_FAST_TF32: tf32 tensor cores, fp32 accumulation
+    Bf16,  // CUBLAS_COMPUTE_32F_FAST_16BF: inputs rounded to bf16, bf16 tensor cores, fp32 accumulation
+};
+
+/// Device memory an op may reuse between calls, `slot` by `slot`: e.g. token ids uploaded from a host span.
+/// Ops on one stream run in order, so reusing a slot in a later op never races an earlier kernel.
+inline constexpr int scratch_slots = 8;
+
 /// What every CUDA op receives first: the device, the stream the op runs on, the cuBLASLt handle and the
 /// workspace cuBLASLt may use. Owns all of them (RAII, move-only); ops make the device current themselves.
 class Context {
@@ -75,7 +89,9 @@ public:
           stream_(std::exchange(other.stream_, nullptr)),
           cublaslt_(std::exchange(other.cublaslt_, nullptr)),
           workspace_(std::exchange(other.workspace_, nullptr)),
-          workspace_bytes_(std::exchange(other.workspace_bytes_, 0)) {}
+          workspace_bytes_(std::exchange(other.workspace_bytes_, 0)),
+          gemm_math_(other.gemm_math_),
+          scratch_(std::exchange(other.scratch_, {})) {}
     Context& operator=(Context&& other) noexcept {
         if (this != &other) {
             release();
@@ -84,11 +100,37 @@ public:
             cublaslt_ = std::exchange(other.cublaslt_, nullptr);
             workspace_ = std::exchange(other.workspace_, nullptr);
             workspace_bytes_ = std::exchange(other.workspace_bytes_, 0);
+            gemm_math_ = other.gemm_math_;
+            scratch_ = std::exchange(other.scratch_, {});
         }
         return *this;
     }
 
     int device() const { return device_; }
+    GemmMath gemm_math() const { return gemm_math_; }
+    void set_gemm_math(GemmMath math) { gemm_math_ = math; }
+
+    /// At least `bytes` of device memory in `slot` (0 .. scratch_slots-1), grown on demand, owned by the context.
+    void* scratch(int slot, std::size_t bytes) {
+        require(slot >= 0 && slot < scratch_slots, "CUDA scratch slot ", slot, " is outside [0, ", scratch_slots, ")");
+        auto& s = scratch_[std::size_t(slot)];
+        if (s.bytes < bytes) {
+            if (s.data) POLYALPACA_CUDA_CHECK(cudaFreeAsync(s.data, stream_));
+            s = {};
+            POLYALPACA_CUDA_CHECK(cudaMallocAsync(&s.data, bytes, stream_));
+            s.bytes = bytes;
+        }
+        return s.data;
+    }
+    /// Copies a host span into scratch `slot` (queued on the stream) and returns its device address.
+    template <class T>
+    T* upload_scratch(int slot, std::span<T const> host) {
+        auto* device = static_cast<T*>(scratch(slot, std::max<std::size_t>(host.size_bytes(), 1)));
+        if (!host.empty())
+            POLYALPACA_CUDA_CHECK(
+                cudaMemcpyAsync(device, host.data(), host.size_bytes(), cudaMemcpyHostToDevice, stream_));
+        return device;
+    }
     cudaStream_t stream() const { return stream_; }
     cublasLtHandle_t cublaslt() const { return cublaslt_; }
     void* workspace() const { return workspace_; }
@@ -101,6 +143,10 @@ public:
 
 private:
     void release() noexcept {
+        for (auto& s : scratch_) {
+            if (s.data) (void)cudaFree(s.data);
+            s = {};
+        }
         if (workspace_) (void)cudaFree(workspace_);
         if (cublaslt_) (void)cublasLtDestroy(cublaslt_);
         if (stream_) (void)cudaStreamDestroy(stream_);
@@ -115,6 +161,12 @@ private:
     cublasLtHandle_t cublaslt_ = nullptr;
     void* workspace_ = nullptr;
     std::size_t workspace_bytes_ = 0;
+    GemmMath gemm_math_ = GemmMath::Bf16;
+    struct Scratch {
+        void* data = nullptr;
+        std::size_t bytes = 0;
+    };
+    std::array<Scratch, scratch_slots> scratch_{};
 };
 
 }  // namespace polyalpaca::cuda
