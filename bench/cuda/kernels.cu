@@ -1,0 +1,352 @@
+// CUDA kernel micro-benchmarks: the GEMM shapes of BLOOM-560m and LLaMA-7B at 2048 tokens in every GemmMath mode
+// plus a native bf16 x bf16 cuBLASLt GEMM as the ceiling, attention forward/backward at 4 x 512, layer/RMS norm,
+// cross-entropy over BLOOM's 250880-token vocabulary and AdamW over 560M values. Prints markdown tables with
+// ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM peak (bench_common.cuh).
+//
+//   polyalpaca_bench_cuda_kernels [--only gemm|attention|norm|loss|adamw] [--repeat N] [--tokens N]
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+
+#include "polyalpaca/backend/cuda.cuh"
+#include "polyalpaca/backend/cuda/attention.cuh"
+#include "polyalpaca/backend/cuda/loss.cuh"
+#include "polyalpaca/core/batch.hpp"
+#include "polyalpaca/core/rng.hpp"
+#include "polyalpaca/layers/alibi.hpp"
+
+#include "bench_common.cuh"
+
+namespace pa = polyalpaca;
+namespace cu = polyalpaca::cuda;
+using pa::bench::Peaks;
+using pa::bench::time_ms;
+
+namespace {
+
+struct Settings {
+    int repeat = 10;
+    int tokens = 2048;
+    std::string only;
+    bool wants(char const* part) const { return only.empty() || only == part; }
+};
+
+/// n device floats, uniform in [-1, 1) (the values only matter for softmax ranges; speed is what is measured).
+cu::DeviceBuffer<float> random_device(cu::Context& ctx, std::size_t n, std::uint64_t seed) {
+    std::vector<float> host(n);
+    pa::Rng rng(seed);
+    for (auto& x : host) x = float(rng.uniform(-1.0, 1.0));
+    cu::DeviceBuffer<float> d(n);
+    cu::upload(ctx, host.data(), d.data(), n);
+    return d;
+}
+
+// ---- GEMMs -------------------------------------------------------------------------------------------------------
+
+/// One product of a training step: (m x k) . (k x n) with the operand transposes the backend uses.
+struct GemmShape {
+    std::string what;
+    pa::Index m, k, n;
+    cu::Trans ta, tb;
+};
+
+/// The three GEMMs of a linear layer on `tokens` rows (HF layout: W is (out, in)):
+/// forward y = x W^T, backward dX = dY W, dW = dY^T x.
+void add_linear(std::vector<GemmShape>& out, std::string const& name, pa::Index tokens, pa::Index in, pa::Index o) {
+    out.push_back({name + " fwd", tokens, in, o, cu::Trans::No, cu::Trans::Yes});
+    out.push_back({name + " dX", tokens, o, in, cu::Trans::No, cu::Trans::No});
+    out.push_back({name + " dW", o, tokens, in, cu::Trans::Yes, cu::Trans::No});
+}
+
+std::vector<GemmShape> bloom560m_gemms(pa::Index tokens) {
+    std::vector<GemmShape> s;
+    add_linear(s, "bloom-560m query_key_value", tokens, 1024, 3072);
+    add_linear(s, "bloom-560m attn dense", tokens, 1024, 1024);
+    add_linear(s, "bloom-560m dense_h_to_4h", tokens, 1024, 4096);
+    add_linear(s, "bloom-560m dense_4h_to_h", tokens, 4096, 1024);
+    add_linear(s, "bloom-560m lm_head (vocab 250880)", tokens, 1024, 250880);
+    return s;
+}
+
+std::vector<GemmShape> llama7b_gemms(pa::Index tokens) {
+    std::vector<GemmShape> s;
+    add_linear(s, "llama-7b q/k/v/o_proj", tokens, 4096, 4096);
+    add_linear(s, "llama-7b gate/up_proj", tokens, 4096, 11008);
+    add_linear(s, "llama-7b down_proj", tokens, 11008, 4096);
+    add_linear(s, "llama-7b lm_head (vocab 32000)", tokens, 4096, 32000);
+    return s;
+}
+
+/// The ceiling: the same product with bf16 A, B and D in memory (no fp32 -> bf16 conversion), fp32 accumulation,
+/// cuBLASLt's first heuristic, row-major operands expressed as the transposed column-major product.
+class NativeBf16Gemm {
+public:
+    NativeBf16Gemm(cu::Context& ctx, GemmShape const& g) : ctx_(ctx), g_(g) {
+        std::size_t const a_n = std::size_t(g.m * g.k), b_n = std::size_t(g.k * g.n), c_n = std::size_t(g.m * g.n);
+        POLYALPACA_CUDA_CHECK(cudaMalloc(&a_, a_n * 2));
+        POLYALPACA_CUDA_CHECK(cudaMalloc(&b_, b_n * 2));
+        POLYALPACA_CUDA_CHECK(cudaMalloc(&c_, c_n * 2));
+        POLYALPACA_CUDA_CHECK(cudaMemset(a_, 0, a_n * 2));
+        POLYALPACA_CUDA_CHECK(cudaMemset(b_, 0, b_n * 2));
+        POLYALPACA_CUDA_CHECK(cudaDeviceSynchronize());
+        // Row-major C (m, n) = op(A) op(B) is column-major C^T (n, m) = op(B)^T op(A)^T: cuBLASLt's "A" is our b.
+        // Our a stored row-major is (m, k) untransposed or (k, m) transposed; seen column-major it is its transpose.
+        auto const col_rows = [](pa::Index rows, pa::Index cols) { return std::pair{cols, rows}; };
+        auto const [a_r, a_c] = g.ta == cu::Trans::No ? col_rows(g.m, g.k) : col_rows(g.k, g.m);
+        auto const [b_r, b_c] = g.tb == cu::Trans::No ? col_rows(g.k, g.n) : col_rows(g.n, g.k);
+        POLYALPACA_CUDA_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        cublasOperation_t const op_first = g.tb == cu::Trans::No ? CUBLAS_OP_N : CUBLAS_OP_T;
+        cublasOperation_t const op_second = g.ta == cu::Trans::No ? CUBLAS_OP_N : CUBLAS_OP_T;
+        POLYALPACA_CUDA_CHECK(
+            cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)));
+        POLYALPACA_CUDA_CHECK(
+            cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)));
+        POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, std::uint64_t(b_r), std::uint64_t(b_c), b_r));
+        POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, std::uint64_t(a_r), std::uint64_t(a_c), a_r));
+        POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, std::uint64_t(g.n), std::uint64_t(g.m), g.n));
+        cublasLtMatmulPreference_t pref = nullptr;
+        POLYALPACA_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        std::size_t const ws = ctx.workspace_bytes();
+        POLYALPACA_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                                   sizeof(ws)));
+        int found = 0;
+        POLYALPACA_CUDA_CHECK(
+            cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), desc_, la_, lb_, lc_, lc_, pref, 1, &heuristic_, &found));
+        (void)cublasLtMatmulPreferenceDestroy(pref);
+        pa::require(found > 0, "native bf16 GEMM: cuBLASLt has no algorithm for ", g.what);
+    }
+    ~NativeBf16Gemm() {
+        if (lc_) (void)cublasLtMatrixLayoutDestroy(lc_);
+        if (lb_) (void)cublasLtMatrixLayoutDestroy(lb_);
+        if (la_) (void)cublasLtMatrixLayoutDestroy(la_);
+        if (desc_) (void)cublasLtMatmulDescDestroy(desc_);
+        (void)cudaFree(a_);
+        (void)cudaFree(b_);
+        (void)cudaFree(c_);
+    }
+    NativeBf16Gemm(NativeBf16Gemm const&) = delete;
+    NativeBf16Gemm& operator=(NativeBf16Gemm const&) = delete;
+
+    void run() {
+        float const alpha = 1.0f, beta = 0.0f;
+        POLYALPACA_CUDA_CHECK(cublasLtMatmul(ctx_.cublaslt(), desc_, &alpha, b_, la_, a_, lb_, &beta, c_, lc_, c_, lc_,
+                                             &heuristic_.algo, ctx_.workspace(), ctx_.workspace_bytes(),
+                                             ctx_.stream()));
+    }
+
+private:
+    cu::Context& ctx_;
+    GemmShape g_;
+    void* a_ = nullptr;
+    void* b_ = nullptr;
+    void* c_ = nullptr;
+    cublasLtMatmulDesc_t desc_ = nullptr;
+    cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
+    cublasLtMatmulHeuristicResult_t heuristic_{};
+};
+
+void bench_gemms(cu::Context& ctx, Settings const& s) {
+    std::printf("\n## GEMMs at %d tokens (fp32 storage; GemmMath picks the multiply)\n\n", s.tokens);
+    std::printf("| GEMM | m x k x n | fp32 ms | fp32 TFLOP/s | %% | tf32 ms | tf32 TFLOP/s | %% | bf16 ms | "
+                "bf16 TFLOP/s | %% | native bf16 ms | native TFLOP/s | %% |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    auto shapes = bloom560m_gemms(s.tokens);
+    for (auto& g : llama7b_gemms(s.tokens)) shapes.push_back(g);
+    for (auto const& g : shapes) {
+        pa::Index const a_rows = g.ta == cu::Trans::No ? g.m : g.k, a_cols = g.ta == cu::Trans::No ? g.k : g.m;
+        pa::Index const b_rows = g.tb == cu::Trans::No ? g.k : g.n, b_cols = g.tb == cu::Trans::No ? g.n : g.k;
+        double const flops = 2.0 * double(g.m) * double(g.k) * double(g.n);
+        std::printf("| %s | %lld x %lld x %lld |", g.what.c_str(), (long long)g.m, (long long)g.k, (long long)g.n);
+        {
+            auto a = random_device(ctx, std::size_t(a_rows * a_cols), 1);
+            auto b = random_device(ctx, std::size_t(b_rows * b_cols), 2);
+            cu::DeviceBuffer<float> c(std::size_t(g.m * g.n));
+            pa::View<float const> va(a.data(), a_rows, a_cols), vb(b.data(), b_rows, b_cols);
+            pa::View<float> vc(c.data(), g.m, g.n);
+            struct Mode {
+                cu::GemmMath math;
+                double peak;
+            };
+            for (Mode const mode : {Mode{cu::GemmMath::Fp32, Peaks::fp32_tflops}, Mode{cu::GemmMath::Tf32, Peaks::tf32_tflops},
+                                    Mode{cu::GemmMath::Bf16, Peaks::bf16_tflops}}) {
+                ctx.set_gemm_math(mode.math);
+                int const repeat = mode.math == cu::GemmMath::Fp32 ? std::max(1, s.repeat / 3) : s.repeat;
+                double const ms = time_ms(ctx, 2, repeat, [&] { cu::gemm(ctx, g.ta, g.tb, va, vb, nullptr, vc); });
+                double const tflops = flops / (ms * 1e-3) * 1e-12;
+                std::printf(" %.3f | %.1f | %.0f%% |", ms, tflops, 100.0 * tflops / mode.peak);
+            }
+            ctx.set_gemm_math(cu::GemmMath::Bf16);
+        }
+        NativeBf16Gemm native(ctx, g);
+        double const ms = time_ms(ctx, 2, s.repeat, [&] { native.run(); });
+        double const tflops = flops / (ms * 1e-3) * 1e-12;
+        std::printf(" %.3f | %.1f | %.0f%% |\n", ms, tflops, 100.0 * tflops / Peaks::bf16_tflops);
+        std::fflush(stdout);
+    }
+}
+
+// ---- attention ---------------------------------------------------------------------------------------------------
+
+void bench_attention(cu::Context& ctx, Settings const& s) {
+    std::printf("\n## Causal attention at batch 4 x seq 512 (GemmMath bf16)\n\n");
+    std::printf("FLOPs count the full T x T square (forward 4 B H T^2 d, backward twice that), as train/flops.hpp.\n\n");
+    std::printf("| model | heads x head_dim | fwd ms | fwd TFLOP/s | %% bf16 | bwd ms | bwd TFLOP/s | %% bf16 |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    ctx.set_gemm_math(cu::GemmMath::Bf16);
+    struct Case {
+        char const* model;
+        int heads, head_dim;
+        bool alibi;
+    };
+    for (Case const c : {Case{"bloom-560m (ALiBi)", 16, 64, true}, Case{"llama-7b", 32, 128, false}}) {
+        pa::AttentionShape const shape{4, 512, c.heads, c.heads, c.head_dim};
+        pa::Index const n = pa::Index(shape.batch) * shape.seq, cols = pa::Index(c.heads) * c.head_dim;
+        std::size_t const nd = std::size_t(n * cols);
+        auto q = random_device(ctx, nd, 3), k = random_device(ctx, nd, 4), v = random_device(ctx, nd, 5);
+        auto dout = random_device(ctx, nd, 6);
+        cu::DeviceBuffer<float> out(nd), dq(nd), dk(nd), dv(nd);
+        cu::DeviceBuffer<float> probs(std::size_t(shape.batch) * shape.heads * shape.seq * shape.seq);
+        std::vector<float> slopes_host;
+        for (double x : pa::alibi_slopes(c.heads)) slopes_host.push_back(float(x));
+        float const scale = 1.0f / std::sqrt(float(c.head_dim));
+        pa::View<float const> vq(q.data(), n, cols), vk(k.data(), n, cols), vv(v.data(), n, cols),
+            vdout(dout.data(), n, cols);
+        pa::View<float> vout(out.data(), n, cols), vprobs(probs.data(), pa::Index(shape.batch) * shape.heads * shape.seq,
+                                                         shape.seq);
+        float const* slope_ptr = c.alibi ? slopes_host.data() : nullptr;  // a host array
+        auto forward = [&] { cu::attention_forward(ctx, vq, vk, vv, vout, vprobs, shape, slope_ptr, scale); };
+        double const fwd_ms = time_ms(ctx, 2, s.repeat, forward);
+        double const bwd_ms = time_ms(ctx, 2, s.repeat, [&] {
+            cu::fill_zero(ctx, dq.data(), nd);
+            cu::fill_zero(ctx, dk.data(), nd);
+            cu::fill_zero(ctx, dv.data(), nd);
+            cu::attention_backward(ctx, vdout, vq, vk, vv, pa::View<float const>(vprobs), pa::View<float>(dq.data(), n, cols),
+                                   pa::View<float>(dk.data(), n, cols), pa::View<float>(dv.data(), n, cols), shape, scale);
+        });
+        double const fwd_flops = 4.0 * shape.batch * shape.heads * double(shape.seq) * shape.seq * shape.head_dim;
+        double const f = fwd_flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * fwd_flops / (bwd_ms * 1e-3) * 1e-12;
+        std::printf("| %s | %d x %d | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% |\n", c.model, c.heads, c.head_dim,
+                    fwd_ms, f, 100.0 * f / Peaks::bf16_tflops, bwd_ms, b, 100.0 * b / Peaks::bf16_tflops);
+        std::fflush(stdout);
+    }
+}
+
+// ---- memory-bound ops --------------------------------------------------------------------------------------------
+
+void print_bandwidth_row(char const* what, double ms, double bytes) {
+    double const tbps = bytes / (ms * 1e-3) * 1e-12;
+    std::printf("| %s | %.3f | %.0f | %.0f%% |\n", what, ms, tbps * 1e3, 100.0 * tbps / Peaks::hbm_tbps);
+    std::fflush(stdout);
+}
+
+void print_bandwidth_header(char const* title, char const* bytes_rule) {
+    std::printf("\n## %s\n\nBytes counted: %s.\n\n| op | ms | GB/s | %% HBM |\n|---|---:|---:|---:|\n", title,
+                bytes_rule);
+}
+
+void bench_norms(cu::Context& ctx, Settings const& s) {
+    print_bandwidth_header("Norms at 2048 rows",
+                           "forward reads x and writes y (2 N D floats); backward reads dy and x and updates dx "
+                           "(4 N D floats; the parameter gradients' column sums are not counted)");
+    pa::Index const n = s.tokens;
+    for (pa::Index d : {pa::Index(1024), pa::Index(4096)}) {
+        std::size_t const nd = std::size_t(n * d);
+        auto x = random_device(ctx, nd, 7), dy = random_device(ctx, nd, 8), gamma = random_device(ctx, std::size_t(d), 9),
+             beta = random_device(ctx, std::size_t(d), 10);
+        cu::DeviceBuffer<float> y(nd), dx(nd), mean(static_cast<std::size_t>(n)), rstd(static_cast<std::size_t>(n)),
+            dgamma(static_cast<std::size_t>(d)), dbeta(static_cast<std::size_t>(d));
+        pa::View<float const> vx(x.data(), n, d), vdy(dy.data(), n, d);
+        pa::View<float> vy(y.data(), n, d), vdx(dx.data(), n, d);
+        double const fwd_bytes = 2.0 * double(nd) * 4, bwd_bytes = 4.0 * double(nd) * 4;
+        std::string const dims = " (" + std::to_string(n) + " x " + std::to_string(d) + ")";
+        double ms = time_ms(ctx, 2, s.repeat, [&] {
+            cu::layer_norm_forward(ctx, vx, gamma.data(), beta.data(), 1e-5f, vy, mean.data(), rstd.data());
+        });
+        print_bandwidth_row(("layer_norm fwd" + dims).c_str(), ms, fwd_bytes);
+        ms = time_ms(ctx, 2, s.repeat, [&] {
+            cu::layer_norm_backward(ctx, vdy, vx, gamma.data(), mean.data(), rstd.data(), vdx, dgamma.data(), dbeta.data());
+        });
+        print_bandwidth_row(("layer_norm bwd" + dims).c_str(), ms, bwd_bytes);
+        ms = time_ms(ctx, 2, s.repeat, [&] { cu::rms_norm_forward(ctx, vx, gamma.data(), 1e-6f, vy, rstd.data()); });
+        print_bandwidth_row(("rms_norm fwd" + dims).c_str(), ms, fwd_bytes);
+        ms = time_ms(ctx, 2, s.repeat,
+                     [&] { cu::rms_norm_backward(ctx, vdy, vx, gamma.data(), rstd.data(), vdx, dgamma.data()); });
+        print_bandwidth_row(("rms_norm bwd" + dims).c_str(), ms, bwd_bytes);
+    }
+}
+
+void bench_loss(cu::Context& ctx, Settings const& s) {
+    print_bandwidth_header("Cross-entropy (softmax + loss + gradient) over BLOOM's vocabulary",
+                           "reads the logits and writes dlogits (2 N V floats)");
+    pa::Index const n = s.tokens, vocab = 250880;
+    std::size_t const nv = std::size_t(n * vocab);
+    auto logits = random_device(ctx, nv, 11);
+    cu::DeviceBuffer<float> dlogits(nv);
+    std::vector<std::int32_t> targets(static_cast<std::size_t>(n));
+    pa::Rng rng(12);
+    for (auto& t : targets) t = std::int32_t(rng.below(std::uint64_t(vocab)));
+    pa::View<float const> vl(logits.data(), n, vocab);
+    pa::View<float> vd(dlogits.data(), n, vocab);
+    double const ms = time_ms(ctx, 2, s.repeat, [&] {
+        (void)cu::cross_entropy(ctx, vl, std::span<std::int32_t const>(targets), pa::ignore_index, vd, 1.0f / float(n));
+    });
+    print_bandwidth_row(("cross_entropy (" + std::to_string(n) + " x 250880)").c_str(), ms, 2.0 * double(nv) * 4);
+}
+
+void bench_adamw(cu::Context& ctx, Settings const& s) {
+    print_bandwidth_header("AdamW over 560M fp32 values (BLOOM-560m full-parameter)",
+                           "reads param, grad, exp_avg, exp_avg_sq and writes param, exp_avg, exp_avg_sq (7 floats "
+                           "per value)");
+    pa::Index const n = 559214592;  // bigscience/bloom-560m's parameter count
+    std::size_t const count = static_cast<std::size_t>(n);
+    cu::DeviceBuffer<float> p(count), g(count), m(count), v(count);
+    cu::fill_zero(ctx, p.data(), std::size_t(n));
+    cu::fill_zero(ctx, g.data(), std::size_t(n));
+    cu::fill_zero(ctx, m.data(), std::size_t(n));
+    cu::fill_zero(ctx, v.data(), std::size_t(n));
+    long step = 0;
+    double const ms = time_ms(ctx, 2, s.repeat, [&] {
+        cu::adamw_update(ctx, p.data(), g.data(), m.data(), v.data(), n,
+                         cu::AdamWStep{1e-4, 0.9, 0.999, 1e-8, 0.01, ++step});
+    });
+    print_bandwidth_row("adamw_update (559214592 values)", ms, 7.0 * double(n) * 4);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    pa::bench::Args const args(argc, argv);
+    if (args.flag("--help") || args.flag("-h")) {
+        std::printf("usage: polyalpaca_bench_cuda_kernels [--only gemm|attention|norm|loss|adamw] [--repeat N] "
+                    "[--tokens N]\n");
+        return 0;
+    }
+    Settings s;
+    s.repeat = args.integer("--repeat", s.repeat);
+    s.tokens = args.integer("--tokens", s.tokens);
+    s.only = args.value("--only", "");
+    pa::require(s.only.empty() || s.only == "gemm" || s.only == "attention" || s.only == "norm" || s.only == "loss" ||
+                    s.only == "adamw",
+                "--only must be gemm, attention, norm, loss or adamw, got '", s.only, "'");
+    if (cu::device_count() == 0) {
+        std::printf("polyalpaca_bench_cuda_kernels: no CUDA device\n");
+        return 77;
+    }
+    cu::Context ctx;
+    pa::bench::print_device(ctx);
+    if (s.wants("gemm")) bench_gemms(ctx, s);
+    if (s.wants("attention")) bench_attention(ctx, s);
+    if (s.wants("norm")) bench_norms(ctx, s);
+    if (s.wants("loss")) bench_loss(ctx, s);
+    if (s.wants("adamw")) bench_adamw(ctx, s);
+    return 0;
+} catch (std::exception const& e) {
+    std::fprintf(stderr, "polyalpaca_bench_cuda_kernels: %s\n", e.what());
+    return 1;
+}

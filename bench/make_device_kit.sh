@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Copies the header-only and small native dependencies the build needs into .devkit/ (repository root), laid out
+# as an install prefix, so that a machine without them (and without network) can configure and build with
+#   cmake -DCMAKE_PREFIX_PATH=$PWD/.devkit -DCMAKE_CXX_FLAGS="-isystem $PWD/.devkit/include" ...
+# (bench/device_check.sh does exactly that). Contents: Eigen 3 (headers + CMake package), xtensor and xtl,
+# Catch2 2.x (headers + CMake package), nlohmann json, and oniguruma (headers + shared library).
+# Run from anywhere on a Debian/Ubuntu machine with libeigen3-dev, xtensor-dev, libxtl-dev, catch2,
+# nlohmann-json3-dev and libonig-dev installed.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+kit="$root/.devkit"
+multiarch="$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
+libdir="/usr/lib/$multiarch"
+
+need() {
+  if [[ ! -e "$1" ]]; then
+    echo "make_device_kit.sh: $1 is missing (install the package that provides it: $2)" >&2
+    exit 1
+  fi
+}
+need /usr/include/eigen3/Eigen/Core libeigen3-dev
+need /usr/share/eigen3/cmake/Eigen3Config.cmake libeigen3-dev
+need /usr/include/xtensor/xtensor.hpp xtensor-dev
+need /usr/include/xtl/xtl_config.hpp libxtl-dev
+need /usr/include/catch2/catch.hpp catch2
+need /usr/lib/cmake/Catch2/Catch2Config.cmake catch2
+need /usr/include/nlohmann/json.hpp nlohmann-json3-dev
+need /usr/include/oniguruma.h libonig-dev
+need "$libdir/libonig.so" libonig-dev
+
+rm -rf "$kit.tmp"
+mkdir -p "$kit.tmp/include" "$kit.tmp/lib/cmake" "$kit.tmp/share/eigen3"
+
+# Headers. Eigen keeps its include/eigen3 layout, which its CMake package (Eigen3Targets.cmake: <prefix>/include/eigen3)
+# expects; the others go straight under include/.
+cp -rL /usr/include/eigen3 "$kit.tmp/include/"
+cp -rL /usr/include/xtensor /usr/include/xtl /usr/include/catch2 /usr/include/nlohmann "$kit.tmp/include/"
+cp -L /usr/include/oniguruma.h /usr/include/oniggnu.h /usr/include/onigposix.h "$kit.tmp/include/"
+
+# CMake packages: each Targets file finds its prefix relative to itself, so the same depth below the kit works.
+cp -rL /usr/share/eigen3/cmake "$kit.tmp/share/eigen3/"
+cp -rL /usr/lib/cmake/Catch2 "$kit.tmp/lib/cmake/"
+if [[ -e /usr/lib/libCatch2WithMain.a ]]; then cp -L /usr/lib/libCatch2WithMain.a "$kit.tmp/lib/"; fi  # named by Catch2Targets
+
+# Oniguruma's shared library (found by cmake/PolyalpacaOniguruma.cmake's find_library fallback).
+for f in "$libdir"/libonig.so*; do cp -L "$f" "$kit.tmp/lib/"; done  # real files: links may not travel
+
+rm -rf "$kit"
+mv "$kit.tmp" "$kit"
+echo "make_device_kit.sh: wrote $kit ($(du -sh "$kit" | cut -f1))"
