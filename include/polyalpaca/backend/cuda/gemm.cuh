@@ -1,123 +1,171 @@
 /// @file backend/cuda/gemm.cuh
-/// @brief fp32 GEMMs on cuBLASLt for row-major views, with the bias epilogue; linear_forward y = x W^T (+ b).
+/// @brief fp32-storage GEMMs on cuBLASLt for row-major views (plain and strided-batched), and the dense layer
+/// y = x W^T + b forward and backward with the bias (and bias gradient) fused into cuBLASLt epilogues.
+///
+/// The multiply runs in ctx.gemm_math(): exact fp32, tf32 tensor cores or bf16 tensor cores, always with fp32
+/// accumulation and fp32 inputs and outputs in memory (see matmul.cuh for the row-major trick and the plan cache).
 #pragma once
 
 #include <cstdint>
-#include <memory>
-#include <type_traits>
 
 #include <cublasLt.h>
 
 #include "polyalpaca/backend/cuda/context.cuh"
+#include "polyalpaca/backend/cuda/matmul.cuh"
 #include "polyalpaca/core/tensor.hpp"
 
 namespace polyalpaca::cuda {
 
-enum class Trans { No, Yes };
-
 namespace detail {
 
-struct MatmulDescDeleter {
-    void operator()(cublasLtMatmulDesc_t d) const { (void)cublasLtMatmulDescDestroy(d); }
-};
-struct LayoutDeleter {
-    void operator()(cublasLtMatrixLayout_t l) const { (void)cublasLtMatrixLayoutDestroy(l); }
-};
-struct PreferenceDeleter {
-    void operator()(cublasLtMatmulPreference_t p) const { (void)cublasLtMatmulPreferenceDestroy(p); }
-};
-using MatmulDesc = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulDesc_t>, MatmulDescDeleter>;
-using Layout = std::unique_ptr<std::remove_pointer_t<cublasLtMatrixLayout_t>, LayoutDeleter>;
-using Preference = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>, PreferenceDeleter>;
+/// Scratch slot linear_backward keeps its bias-gradient temporary in (see Context::scratch).
+inline constexpr int linear_scratch_slot = 7;
 
-/// A row-major (rows, cols) fp32 matrix is a column-major (cols, rows) one with leading dimension cols.
-inline Layout row_major_layout(Index rows, Index cols) {
-    cublasLtMatrixLayout_t layout = nullptr;
-    POLYALPACA_CUDA_CHECK(
-        cublasLtMatrixLayoutCreate(&layout, CUDA_R_32F, std::uint64_t(cols), std::uint64_t(rows), std::int64_t(cols)));
-    return Layout(layout);
+inline constexpr int column_sum_rows = 16;  // threads per column in add_column_sums_kernel
+
+/// dst[j] += sum_i src[i * cols + j]: one block of (32, column_sum_rows) threads per 32 columns; each column's
+/// partial sums combine in shared memory in a fixed order (deterministic).
+template <class T>
+__global__ void add_column_sums_kernel(T const* src, Index rows, Index cols, T* dst) {
+    __shared__ float partial[column_sum_rows][32];
+    Index const j = Index(blockIdx.x) * 32 + threadIdx.x;
+    float sum = 0.0f;
+    if (j < cols)
+        for (Index i = threadIdx.y; i < rows; i += column_sum_rows) sum += float(src[i * cols + j]);
+    partial[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < cols) {
+        float total = 0.0f;
+        for (int r = 0; r < column_sum_rows; ++r) total += partial[r][threadIdx.x];
+        dst[j] += T(total);
+    }
 }
 
-/// The largest power of two (at most 256) dividing the address: cuBLASLt assumes 256 unless told.
-inline std::uint32_t alignment_of(void const* p) {
-    auto const address = reinterpret_cast<std::uintptr_t>(p);
-    std::uint32_t alignment = 256;
-    while (alignment > 1 && address % alignment != 0) alignment /= 2;
-    return alignment;
+/// dst[i] += src[i] for n entries.
+template <class T>
+__global__ void add_kernel(T const* src, Index n, T* dst) {
+    for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += Index(gridDim.x) * blockDim.x)
+        dst[i] += src[i];
 }
 
-template <class Attribute, class Value>
-void set_desc(cublasLtMatmulDesc_t desc, Attribute attribute, Value const& value) {
-    POLYALPACA_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(value)));
+/// Blocks for a grid-stride loop over n elements with `threads` per block.
+inline unsigned grid_for(Index n, int threads) {
+    Index const blocks = (n + threads - 1) / threads;
+    return unsigned(blocks < 1 ? 1 : (blocks > 65536 ? 65536 : blocks));
 }
-template <class Value>
-void set_preference(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attribute,
-                    Value const& value) {
-    POLYALPACA_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &value, sizeof(value)));
+
+inline void add_column_sums(Context& ctx, View<float const> src, float* dst) {
+    if (src.rows == 0 || src.cols == 0) return;
+    dim3 const block(32, column_sum_rows);
+    auto const blocks = unsigned((src.cols + 31) / 32);
+    add_column_sums_kernel<float><<<blocks, block, 0, ctx.stream()>>>(src.data, src.rows, src.cols, dst);
+    POLYALPACA_CUDA_CHECK(cudaGetLastError());
+}
+
+inline void add_vector(Context& ctx, float const* src, Index n, float* dst) {
+    if (n == 0) return;
+    add_kernel<float><<<grid_for(n, 256), 256, 0, ctx.stream()>>>(src, n, dst);
+    POLYALPACA_CUDA_CHECK(cudaGetLastError());
+}
+
+inline Operand operand(View<float const> v) { return {v.data, v.rows, v.cols, v.cols, 0}; }
+
+inline MatmulCall gemm_call(Trans trans_a, Trans trans_b, View<float const> a, View<float const> b, View<float> c,
+                            char const* what) {
+    Index const m = trans_a == Trans::No ? a.rows : a.cols;
+    Index const k = trans_a == Trans::No ? a.cols : a.rows;
+    Index const kb = trans_b == Trans::No ? b.rows : b.cols;
+    Index const n = trans_b == Trans::No ? b.cols : b.rows;
+    require(k == kb, what, ": inner dimensions differ: op(a) is (", m, ", ", k, ") but op(b) is (", kb, ", ", n, ")");
+    require_shape(c, m, n, what);
+    require(m > 0 && n > 0 && k > 0, what, ": empty product: op(a) is (", m, ", ", k, "), op(b) is (", kb, ", ", n,
+            ")");
+    require(a.data && b.data && c.data, what, ": a, b and c must point to device memory, got a null pointer");
+    MatmulCall call{trans_a, trans_b, operand(a), operand(b), operand(View<float const>(c))};
+    return call;
 }
 
 }  // namespace detail
 
 /// c = alpha * op(a) op(b) + beta * c (+ bias broadcast over rows), all row-major fp32 device memory, queued on
 /// ctx's stream. op(a) is (M, K), op(b) is (K, N), c is (M, N), bias has N entries or is nullptr.
-/// Exact fp32 arithmetic (CUBLAS_COMPUTE_32F, no TF32). With beta = 0, c is only written.
+/// The multiply follows ctx.gemm_math(). With beta = 0, c is only written.
 inline void gemm(Context& ctx, Trans trans_a, Trans trans_b, View<float const> a, View<float const> b,
                  float const* bias, View<float> c, float alpha = 1.0f, float beta = 0.0f) {
-    Index const m = trans_a == Trans::No ? a.rows : a.cols;
-    Index const k = trans_a == Trans::No ? a.cols : a.rows;
-    Index const kb = trans_b == Trans::No ? b.rows : b.cols;
-    Index const n = trans_b == Trans::No ? b.cols : b.rows;
-    require(k == kb, "gemm: inner dimensions differ: op(a) is (", m, ", ", k, ") but op(b) is (", kb, ", ", n, ")");
-    require_shape(c, m, n, "gemm: c");
-    require(m > 0 && n > 0 && k > 0, "gemm: empty product: op(a) is (", m, ", ", k, "), op(b) is (", kb, ", ", n, ")");
-    require(a.data && b.data && c.data, "gemm: a, b and c must point to device memory, got a null pointer");
-
-    // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt multiplies B by A, m and n swap.
-    cublasLtMatmulDesc_t raw_desc = nullptr;
-    POLYALPACA_CUDA_CHECK(cublasLtMatmulDescCreate(&raw_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    detail::MatmulDesc const desc(raw_desc);
-    cublasOperation_t const op_first = trans_b == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t const op_second = trans_a == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;
-    detail::set_desc(desc.get(), CUBLASLT_MATMUL_DESC_TRANSA, op_first);
-    detail::set_desc(desc.get(), CUBLASLT_MATMUL_DESC_TRANSB, op_second);
+    auto call = detail::gemm_call(trans_a, trans_b, a, b, c, "gemm");
     if (bias) {
-        detail::set_desc(desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
-        detail::set_desc(desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<void const*>(bias));
+        call.epilogue = CUBLASLT_EPILOGUE_BIAS;
+        call.bias = bias;
     }
+    call.alpha = alpha;
+    call.beta = beta;
+    detail::matmul_or_fail(ctx, call, "gemm");
+}
 
-    auto const layout_first = detail::row_major_layout(b.rows, b.cols);
-    auto const layout_second = detail::row_major_layout(a.rows, a.cols);
-    auto const layout_c = detail::row_major_layout(c.rows, c.cols);
-
-    cublasLtMatmulPreference_t raw_pref = nullptr;
-    POLYALPACA_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&raw_pref));
-    detail::Preference const pref(raw_pref);
-    detail::set_preference(pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, std::uint64_t(ctx.workspace_bytes()));
-    detail::set_preference(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, detail::alignment_of(b.data));
-    detail::set_preference(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, detail::alignment_of(a.data));
-    detail::set_preference(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, detail::alignment_of(c.data));
-    detail::set_preference(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, detail::alignment_of(c.data));
-
-    ctx.make_current();
-    cublasLtMatmulHeuristicResult_t heuristic{};
-    int found = 0;
-    POLYALPACA_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), desc.get(), layout_first.get(),
-                                                         layout_second.get(), layout_c.get(), layout_c.get(),
-                                                         pref.get(), 1, &heuristic, &found));
-    require(found > 0, "gemm: cuBLASLt has no fp32 algorithm for (", m, ", ", k, ") x (", k, ", ", n, ")",
-            bias ? " with bias" : "", " at these pointer alignments");
-    POLYALPACA_CUDA_CHECK(cublasLtMatmul(ctx.cublaslt(), desc.get(), &alpha, b.data, layout_first.get(), a.data,
-                                         layout_second.get(), &beta, c.data, layout_c.get(), c.data, layout_c.get(),
-                                         &heuristic.algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
+/// `batch` independent products c_i = alpha * op(a_i) op(b_i) + beta * c_i, where a_i starts stride_a floats
+/// after a_{i-1} (likewise b, c). a, b and c describe the first entry (row-major, rows of `cols` floats).
+inline void gemm_strided_batched(Context& ctx, Trans trans_a, Trans trans_b, View<float const> a,
+                                 std::int64_t stride_a, View<float const> b, std::int64_t stride_b, View<float> c,
+                                 std::int64_t stride_c, int batch, float alpha = 1.0f, float beta = 0.0f) {
+    require(batch > 0, "gemm_strided_batched: batch must be positive, got ", batch);
+    auto call = detail::gemm_call(trans_a, trans_b, a, b, c, "gemm_strided_batched");
+    call.a.batch_stride = stride_a;
+    call.b.batch_stride = stride_b;
+    call.c.batch_stride = stride_c;
+    call.batch = batch;
+    call.alpha = alpha;
+    call.beta = beta;
+    detail::matmul_or_fail(ctx, call, "gemm_strided_batched");
 }
 
 /// y = x W^T + b (or y += x W^T + b when accumulate) in the HF layout: x (N, In), w (Out, In), bias (Out) or
-/// nullptr, y (N, Out); row-major fp32 device memory, queued on ctx's stream.
+/// nullptr, y (N, Out); row-major fp32 device memory, queued on ctx's stream. The bias rides the BIAS epilogue.
 inline void linear_forward(Context& ctx, View<float const> x, View<float const> w, float const* bias, View<float> y,
                            bool accumulate = false) {
+    require(!x.empty(), "linear_forward: x is empty");
+    require(!w.empty(), "linear_forward: w is empty");
     require(x.cols == w.cols, "linear_forward: x has ", x.cols, " features but w (Out, In) expects In = ", w.cols);
     require_shape(y, x.rows, w.rows, "linear_forward: y");
     gemm(ctx, Trans::No, Trans::Yes, x, w, bias, y, 1.0f, accumulate ? 1.0f : 0.0f);
+}
+
+/// dx += dy W, dw += dy^T x, dbias += column sums of dy; each output is skipped when its data is nullptr
+/// (the CPU contract). When dw and dbias are both wanted, the bias gradient comes from the dW GEMM's BGRADB
+/// epilogue into a scratch vector (the epilogue writes, the contract adds), then one small add; otherwise, or
+/// when cuBLASLt offers no BGRADB algorithm, from a column-sum kernel.
+inline void linear_backward(Context& ctx, View<float const> x, View<float const> w, View<float const> dy,
+                            View<float> dx, View<float> dw, float* dbias) {
+    require(!x.empty(), "linear_backward: x is empty");
+    require(!w.empty(), "linear_backward: w is empty");
+    Index const n = x.rows, in_features = x.cols, out_features = w.rows;
+    require_shape(w, out_features, in_features, "linear_backward: w");  // (Out, In)
+    require_shape(dy, n, out_features, "linear_backward: dy");          // (N, Out)
+    require(dy.data != nullptr, "linear_backward: dy has no data");
+    if (dx.data) {
+        require_shape(dx, n, in_features, "linear_backward: dx");  // (N, In)
+        gemm(ctx, Trans::No, Trans::No, dy, w, nullptr, dx, 1.0f, 1.0f);
+    }
+    bool bias_done = false;
+    if (dw.data) {
+        require_shape(dw, out_features, in_features, "linear_backward: dw");  // (Out, In)
+        auto call = detail::gemm_call(Trans::Yes, Trans::No, dy, x, dw, "linear_backward: dw");
+        call.beta = 1.0f;
+        if (dbias) {
+            // cuBLASLt's B is our a = dy; BGRADB reduces it over k = N, one entry per column of dy.
+            auto* temp = static_cast<float*>(
+                ctx.scratch(detail::linear_scratch_slot, std::size_t(out_features) * sizeof(float)));
+            call.epilogue = CUBLASLT_EPILOGUE_BGRADB;
+            call.bias = temp;
+            bias_done = detail::try_matmul(ctx, call);
+            if (bias_done) detail::add_vector(ctx, temp, out_features, dbias);
+        }
+        if (!bias_done) {
+            call.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+            call.bias = nullptr;
+            detail::matmul_or_fail(ctx, call, "linear_backward: dw");
+        }
+    }
+    if (dbias && !bias_done) detail::add_column_sums(ctx, dy, dbias);
 }
 
 }  // namespace polyalpaca::cuda
