@@ -1,0 +1,118 @@
+/// @file eval/run_info.hpp
+/// @brief What a trained run directory says about itself: method, strategy, training languages and prompt template
+///        (run_config.json), budget spent and per-language validation loss (run_summary.json), and its weights
+///        (adapter/ for LoRA, model/ for full-parameter).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/core/error.hpp"
+
+namespace polyalpaca::eval {
+
+/// One trained run as the report sees it.
+struct RunInfo {
+    std::string name;                        ///< the run directory's name
+    std::filesystem::path dir;
+    std::string model;                       ///< e.g. "bloom-560m" (given by the evaluator)
+    std::string method;                      ///< "lora" or "full"
+    std::string strategy;                    ///< "monolingual", "multilingual", "downsampled", ...
+    std::vector<std::string> training_languages;
+    std::string prompt_template = "alpaca";  ///< a built-in name or a template file
+    std::int64_t budget_records = 0;         ///< records, tokens and FLOPs the run trained on
+    std::int64_t budget_tokens = 0;
+    double budget_flops = 0;
+    std::map<std::string, double> validation_loss;  ///< the trainer's held-out loss per language (best checkpoint)
+    std::filesystem::path weights;           ///< adapter/ or model/
+
+    bool trained_on(std::string const& lang) const {
+        for (auto const& l : training_languages)
+            if (l == lang) return true;
+        return false;
+    }
+};
+
+namespace eval_detail {
+
+inline nlohmann::json read_json_file(std::filesystem::path const& path) {
+    std::ifstream in(path, std::ios::binary);
+    require(bool(in), path.string(), ": cannot open");
+    try {
+        return nlohmann::json::parse(in);
+    } catch (nlohmann::json::exception const& e) {
+        fail(path.string(), ": not valid JSON: ", e.what());
+    }
+}
+
+}  // namespace eval_detail
+
+/// Reads a run directory. run_summary.json is required (a run without one did not finish). Without run_config.json
+/// (runs of older trainers) the method comes from the weights directory, the training languages from the summary's
+/// spent languages, and the strategy is "monolingual" for one language, else "unknown".
+inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model) {
+    namespace fs = std::filesystem;
+    RunInfo r;
+    r.dir = dir;
+    r.name = fs::path(dir).filename().string();
+    if (r.name.empty()) r.name = fs::path(dir).parent_path().filename().string();
+    r.model = std::move(model);
+    auto const summary_path = dir / "run_summary.json";
+    require(fs::exists(summary_path), dir.string(), ": no run_summary.json (not a finished training run)");
+    auto const summary = eval_detail::read_json_file(summary_path);
+    try {
+        auto const& spent = summary.at("spent");
+        r.budget_records = spent.at("records").get<std::int64_t>();
+        r.budget_tokens = spent.at("tokens").get<std::int64_t>();
+        r.budget_flops = spent.at("flops").get<double>();
+        if (auto const it = summary.find("best_validation_loss_per_language"); it != summary.end())
+            r.validation_loss = it->get<std::map<std::string, double>>();
+        if (auto const it = spent.find("languages"); it != spent.end())
+            for (auto const& [lang, counts] : it->items())
+                if (counts.value("records", std::int64_t(0)) > 0) r.training_languages.push_back(lang);
+    } catch (nlohmann::json::exception const& e) {
+        fail(summary_path.string(), ": unexpected layout: ", e.what());
+    }
+    bool const has_adapter = fs::exists(dir / "adapter" / "adapter_config.json");
+    bool const has_model = fs::exists(dir / "model" / "config.json");
+    require(has_adapter || has_model, dir.string(), ": neither adapter/adapter_config.json (LoRA) nor model/config.json",
+            " (full-parameter) is there");
+    r.method = has_adapter ? "lora" : "full";
+    r.weights = dir / (has_adapter ? "adapter" : "model");
+    r.strategy = r.training_languages.size() == 1 ? "monolingual" : "unknown";
+    if (auto const config_path = dir / "run_config.json"; fs::exists(config_path)) {
+        auto const config = eval_detail::read_json_file(config_path);
+        try {
+            r.method = config.at("method").get<std::string>();
+            r.strategy = config.at("strategy").get<std::string>();
+            r.training_languages = config.at("languages").get<std::vector<std::string>>();
+            r.prompt_template = config.value("template", r.prompt_template);
+        } catch (nlohmann::json::exception const& e) {
+            fail(config_path.string(), ": unexpected layout: ", e.what());
+        }
+    }
+    return r;
+}
+
+/// Every run directory under `dir` (subdirectories holding run_summary.json), sorted by name. `dir` itself when it
+/// is one. None is an Error.
+inline std::vector<std::filesystem::path> find_run_dirs(std::filesystem::path const& dir) {
+    namespace fs = std::filesystem;
+    require(fs::is_directory(dir), dir.string(), ": not a directory of runs");
+    if (fs::exists(dir / "run_summary.json")) return {dir};
+    std::vector<fs::path> out;
+    for (auto const& entry : fs::directory_iterator(dir))
+        if (entry.is_directory() && fs::exists(entry.path() / "run_summary.json")) out.push_back(entry.path());
+    std::sort(out.begin(), out.end());
+    require(!out.empty(), dir.string(), ": no run directories (subdirectories with run_summary.json)");
+    return out;
+}
+
+}  // namespace polyalpaca::eval
