@@ -2,6 +2,7 @@
 // HTTP/1.1 server this test runs on 127.0.0.1 (retries, backoff, Retry-After, timeouts, rate limit, resume).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -26,6 +27,7 @@
 #include "polyalpaca/eval/judge_client.hpp"
 #include "polyalpaca/eval/judge_prompt.hpp"
 #include "polyalpaca/eval/judge_records.hpp"
+#include "polyalpaca/eval/score_table.hpp"
 
 namespace pe = polyalpaca::eval;
 namespace fs = std::filesystem;
@@ -196,7 +198,7 @@ struct TempDir {
     ~TempDir() { fs::remove_all(path); }
 };
 
-pe::JudgeItem item(std::string run, std::string language, nlohmann::json id, std::string instruction,
+pe::JudgeItem item(std::string run, std::string language, std::string id, std::string instruction,
                    std::string response = "Paris.") {
     return {std::move(run), std::move(language), std::move(id), std::move(instruction), "", std::move(response)};
 }
@@ -228,7 +230,7 @@ TEST_CASE("judge prompt: the built-in rubric fills every placeholder", "[eval][j
     auto const p = pe::JudgePrompt::builtin();
     CHECK(p.min_score == 1);
     CHECK(p.max_score == 5);
-    pe::JudgeItem const it{"r", "de", 3, "Nenne die Hauptstadt von Frankreich.", "Kontext", "Paris."};
+    pe::JudgeItem const it{"r", "de", "3", "Nenne die Hauptstadt von Frankreich.", "Kontext", "Paris."};
     std::string const user = p.fill_user(it);
     CHECK_THAT(user, Contains("Nenne die Hauptstadt von Frankreich."));
     CHECK_THAT(user, Contains("Kontext"));
@@ -293,20 +295,21 @@ TEST_CASE("judge prompt: text and JSON files, placeholders checked", "[eval][jud
 }
 
 TEST_CASE("judge batch: custom ids round-trip, requests and outputs", "[eval][judge]") {
-    for (auto const& [run, language, id] : std::vector<std::tuple<std::string, std::string, nlohmann::json>>{
-             {"multi|bloom 560m", "de", 7}, {"r%20", "zh", "7"}, {"ü run", "pt-BR", "a|b%c d"}, {"", "", -1}}) {
-        auto const s = pe::parse_batch_custom_id(pe::batch_custom_id(run, language, id));
+    for (auto const& [run, language, id] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"multi|bloom 560m", "de", "7"}, {"r%20", "zh", "%7C"}, {"ü run", "pt-BR", "a|b%c d\n"}, {"", "", ""}}) {
+        std::string const custom_id = pe::batch_custom_id(run, language, id);
+        CHECK(std::count(custom_id.begin(), custom_id.end(), '|') == 2);
+        auto const s = pe::parse_batch_custom_id(custom_id);
         CHECK(s.run == run);
         CHECK(s.language == language);
         CHECK(s.id == id);
-        CHECK(s.id.is_string() == id.is_string());
     }
-    CHECK(pe::batch_custom_id("r", "de", 7) != pe::batch_custom_id("r", "de", "7"));
+    CHECK(pe::batch_custom_id("a|b", "c", "d") != pe::batch_custom_id("a", "b|c", "d"));
     CHECK_THROWS_WITH(pe::parse_batch_custom_id("only|two"), Contains("not run|language|id"));
 
     TempDir dir("batch");
     auto const prompt = pe::JudgePrompt::builtin();
-    std::vector<pe::JudgeItem> const items{item("run a", "de", 1, "Frage eins"), item("run a", "de", 2, "Frage zwei"),
+    std::vector<pe::JudgeItem> const items{item("run a", "de", "1", "Frage eins"), item("run a", "de", "2", "Frage zwei"),
                                            item("run|b", "fi", "x", "Kysymys"), item("run|b", "fi", "y", "Toinen")};
     auto const requests = dir.path / "requests.jsonl";
     CHECK(pe::write_batch_requests(requests, items, prompt, "gpt-test", 0.0, 128) == 4);
@@ -336,7 +339,7 @@ TEST_CASE("judge batch: custom ids round-trip, requests and outputs", "[eval][ju
     auto const back = pe::read_batch_output(output_path, prompt);
     REQUIRE(back.scores.size() == 3);
     CHECK(back.scores[0].run == "run a");
-    CHECK(back.scores[0].id == 1);
+    CHECK(back.scores[0].id == "1");
     CHECK(back.scores[0].score == 5.0);
     CHECK(back.scores[1].score == 2.0);
     CHECK(back.scores[2].run == "run|b");
@@ -350,7 +353,7 @@ TEST_CASE("judge batch: custom ids round-trip, requests and outputs", "[eval][ju
 TEST_CASE("judge client: the request carries the model, filled messages and the key", "[eval][judge]") {
     LoopbackServer server([](Request const&, std::size_t) { return completion("Clear and correct.\nScore: 4"); });
     auto const prompt = pe::JudgePrompt::builtin();
-    auto const it = item("run", "es", 11, "¿Capital de Francia?", "París.");
+    auto const it = item("run", "es", "11", "¿Capital de Francia?", "París.");
     ::setenv("POLYALPACA_TEST_JUDGE_KEY", "sk-loopback-123", 1);
     {
         pe::JudgeClient client(options_for(server), prompt);
@@ -391,7 +394,7 @@ TEST_CASE("judge client: 429 and 5xx are retried, Retry-After honoured", "[eval]
         o.backoff_max_s = 2.0;
         pe::JudgeClient client(o, prompt);
         auto const t0 = Clock::now();
-        CHECK(client.judge(item("r", "en", 1, "q")).score == 3.0);
+        CHECK(client.judge(item("r", "en", "1", "q")).score == 3.0);
         CHECK(seconds_since(t0) < 0.9);
         CHECK(server.count() == 2);
         CHECK(client.retries() == 1);
@@ -406,7 +409,7 @@ TEST_CASE("judge client: 429 and 5xx are retried, Retry-After honoured", "[eval]
         o.backoff_max_s = 1.0;
         pe::JudgeClient client(o, prompt);
         auto const t0 = Clock::now();
-        CHECK(client.judge(item("r", "en", 1, "q")).score == 2.0);
+        CHECK(client.judge(item("r", "en", "1", "q")).score == 2.0);
         double const took = seconds_since(t0);
         CHECK(took >= 0.1);
         CHECK(took < 1.0);
@@ -418,7 +421,7 @@ TEST_CASE("judge client: 429 and 5xx are retried, Retry-After honoured", "[eval]
         auto o = options_for(server);
         o.max_retries = 3;
         pe::JudgeClient client(o, prompt);
-        CHECK_THROWS_WITH(client.judge(item("r", "en", 1, "q")),
+        CHECK_THROWS_WITH(client.judge(item("r", "en", "1", "q")),
                           Contains("after 3 retries") && Contains("HTTP 503") && Contains("down for maintenance") &&
                               Contains(server.base_url()));
         CHECK(server.count() == 4);
@@ -432,7 +435,7 @@ TEST_CASE("judge client: 401 fails at once with the server's message and no key 
     {
         pe::JudgeClient client(options_for(server), prompt);
         try {
-            client.judge(item("run7", "bg", 5, "q"));
+            client.judge(item("run7", "bg", "5", "q"));
             FAIL("a 401 must throw");
         } catch (polyalpaca::Error const& e) {
             std::string const what = e.what();
@@ -443,7 +446,7 @@ TEST_CASE("judge client: 401 fails at once with the server's message and no key 
     }
     ::unsetenv("POLYALPACA_TEST_JUDGE_KEY");
     pe::JudgeClient keyless(options_for(server), prompt);
-    CHECK_THROWS_WITH(keyless.judge(item("r", "bg", 5, "q")), Contains("POLYALPACA_TEST_JUDGE_KEY is not set"));
+    CHECK_THROWS_WITH(keyless.judge(item("r", "bg", "5", "q")), Contains("POLYALPACA_TEST_JUDGE_KEY is not set"));
     CHECK(server.count() == 2);  // no retries
 }
 
@@ -460,13 +463,13 @@ TEST_CASE("judge client: a response slower than the timeout", "[eval][judge]") {
     {
         pe::JudgeClient client(o, prompt);
         auto const t0 = Clock::now();
-        CHECK_THROWS_WITH(client.judge(item("r", "en", 1, "q")),
+        CHECK_THROWS_WITH(client.judge(item("r", "en", "1", "q")),
                           Contains("timed out") && Contains(server.base_url()));
         CHECK(seconds_since(t0) < 1.5);
     }
     o.max_retries = 1;
     pe::JudgeClient client(o, prompt);
-    CHECK(client.judge(item("r", "en", 1, "q")).score == 5.0);  // the second request is answered at once
+    CHECK(client.judge(item("r", "en", "1", "q")).score == 5.0);  // the second request is answered at once
     CHECK(server.count() == 2);
 }
 
@@ -475,7 +478,7 @@ TEST_CASE("judge client: requests per minute space the requests", "[eval][judge]
     auto o = options_for(server);
     o.requests_per_minute = 600;  // one every 0.1 s
     pe::JudgeClient client(o, pe::JudgePrompt::builtin());
-    for (int i = 0; i < 5; ++i) CHECK(client.judge(item("r", "en", i, "q")).score == 4.0);
+    for (int i = 0; i < 5; ++i) CHECK(client.judge(item("r", "en", std::to_string(i), "q")).score == 4.0);
     auto const reqs = server.requests();
     REQUIRE(reqs.size() == 5);
     for (std::size_t i = 1; i < reqs.size(); ++i) {
@@ -489,7 +492,7 @@ TEST_CASE("judge client: score_all resumes, re-asks unparsable scores, appends p
     TempDir dir("resume");
     auto const scores = dir.path / "scores.jsonl";
     std::vector<pe::JudgeItem> items;
-    for (int i = 0; i < 6; ++i) items.push_back(item("run", i < 3 ? "de" : "fi", i, "question " + std::to_string(i)));
+    for (int i = 0; i < 6; ++i) items.push_back(item("run", i < 3 ? "de" : "fi", std::to_string(i), "question " + std::to_string(i)));
     // First run: question 1 gets an answer with no score; question 4 hits a 400 that stops the run.
     LoopbackServer server([](Request const& r, std::size_t) {
         std::string const q = r.user_content();
@@ -528,9 +531,12 @@ TEST_CASE("judge client: score_all resumes, re-asks unparsable scores, appends p
     CHECK_FALSE(back.needs_compaction);  // one line per key again
     REQUIRE(back.scores.size() == 6);
     CHECK(lines_of(scores).size() == 6);
-    CHECK(back.find(pe::judge_key("run", "de", 0))->score == 3.0);
-    CHECK(back.find(pe::judge_key("run", "de", 1))->score == 5.0);
-    CHECK(back.find(pe::judge_key("run", "fi", 4))->score == 5.0);
+    CHECK(back.find(pe::judge_key("run", "de", "0"))->score == 3.0);
+    CHECK(back.find(pe::judge_key("run", "de", "1"))->score == 5.0);
+    CHECK(back.find(pe::judge_key("run", "fi", "4"))->score == 5.0);
+    auto const table = pe::ScoreTable::read(scores);  // what the report reads
+    CHECK(table.find("run", "de", "1") == 5.0);
+    CHECK(table.find("run", "de", "2") == 3.0);
 
     // Third run: nothing left to ask.
     pe::JudgeClient third(options_for(server), pe::JudgePrompt::builtin());
@@ -541,16 +547,18 @@ TEST_CASE("judge client: score_all resumes, re-asks unparsable scores, appends p
 TEST_CASE("judge records: responses read with clear errors", "[eval][judge]") {
     TempDir dir("records");
     auto const path = dir.path / "responses.jsonl";
-    std::ofstream(path) << R"({"run": "r", "language": "de", "id": 1, "instruction": "i", "input": "", "response": "a", "temperature": 0.7})"
+    std::ofstream(path) << R"({"run": "r", "language": "de", "id": "1", "instruction": "i", "input": "", "response": "a", "temperature": 0.7})"
                         << "\n\n"
-                        << R"({"run": "r", "language": "de", "id": "1", "instruction": "i", "response": "b"})" << "\n";
+                        << R"({"run": "r", "language": "en", "id": "1", "instruction": "i", "response": "b"})" << "\n";
     auto const items = pe::read_judge_items(path);
     REQUIRE(items.size() == 2);
     CHECK(items[1].input.empty());
     CHECK(pe::judge_key(items[0]) != pe::judge_key(items[1]));
-    std::ofstream(path, std::ios::app) << R"({"run": "r", "language": "de", "id": 1, "instruction": "i", "response": "c"})" << "\n";
+    std::ofstream(path, std::ios::app) << R"({"run": "r", "language": "de", "id": "1", "instruction": "i", "response": "c"})" << "\n";
     CHECK_THROWS_WITH(pe::read_judge_items(path), Contains(path.string() + ":4") && Contains("already appeared at") &&
                                                       Contains(path.string() + ":1"));
-    std::ofstream(path) << R"({"run": "r", "language": "de", "id": 1, "instruction": "i"})" << "\n";
+    std::ofstream(path) << R"({"run": "r", "language": "de", "id": "1", "instruction": "i"})" << "\n";
     CHECK_THROWS_WITH(pe::read_judge_items(path), Contains(path.string() + ":1: no \"response\""));
+    std::ofstream(path) << R"({"run": "r", "language": "de", "id": 1, "instruction": "i", "response": "a"})" << "\n";
+    CHECK_THROWS_WITH(pe::read_judge_items(path), Contains(path.string() + ":1: \"id\" is not a string"));
 }

@@ -3,7 +3,7 @@
 ///
 /// A request line: {"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {"model", "messages",
 /// "temperature", "max_tokens"}}. custom_id is run|language|id with each part percent-encoded ('%', '|' and bytes
-/// outside printable ASCII become %XX) and the id written as JSON, so 7 and "7" stay apart and decoding is exact.
+/// outside printable ASCII become %XX), so decoding gives back the exact strings.
 /// An output line: {"custom_id", "response": {"status_code", "body": <chat completion>}, "error"}.
 #pragma once
 
@@ -62,13 +62,13 @@ inline std::string percent_decode(std::string_view part, std::string_view custom
 }  // namespace judge_detail
 
 /// The batch custom_id of a response.
-inline std::string batch_custom_id(std::string_view run, std::string_view language, nlohmann::json const& id) {
+inline std::string batch_custom_id(std::string_view run, std::string_view language, std::string_view id) {
     std::string out;
     judge_detail::percent_encode(out, run);
     out.push_back('|');
     judge_detail::percent_encode(out, language);
     out.push_back('|');
-    judge_detail::percent_encode(out, id.dump());
+    judge_detail::percent_encode(out, id);
     return out;
 }
 
@@ -81,8 +81,7 @@ inline JudgeScore parse_batch_custom_id(std::string_view custom_id) {
     JudgeScore s;
     s.run = judge_detail::percent_decode(custom_id.substr(0, first), custom_id);
     s.language = judge_detail::percent_decode(custom_id.substr(first + 1, second - first - 1), custom_id);
-    s.id = nlohmann::json::parse(judge_detail::percent_decode(custom_id.substr(second + 1), custom_id), nullptr, false);
-    require(s.id.is_string() || s.id.is_number_integer(), "custom_id '", custom_id, "': the id part is not JSON");
+    s.id = judge_detail::percent_decode(custom_id.substr(second + 1), custom_id);
     return s;
 }
 

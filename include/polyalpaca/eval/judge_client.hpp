@@ -11,14 +11,16 @@
 ///   Any other status is an error at once, carrying the server's error message.
 /// - Rate limit: request starts (retries included) at least 60 / requests_per_minute seconds apart.
 /// - score_all: keys with a numeric score in the scores file are skipped; keys whose score is null (no parsable
-///   score) are asked again unless reask_unparsable is false. Each score line is appended and synced as soon as its
-///   answer arrives, so a killed run loses at most the requests in flight (one: requests go one at a time).
+///   score) are asked again unless reask_unparsable is false. Each new score line is appended and synced as soon as
+///   its answer arrives (a score asked again replaces its line: the file is rewritten atomically), so a killed run
+///   loses at most the request in flight (requests go one at a time) and the file keeps one line per key.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -161,19 +163,23 @@ public:
             std::fprintf(options_.log, "judge: %zu responses, %zu already scored, %zu to ask %s (model %s)\n",
                          items.size(), summary.already_scored, todo.size(), url_.c_str(), options_.model.c_str());
 
-        if (!todo.empty()) {
-            ScoresAppender out(scores_path);
-            for (std::size_t i = 0; i < todo.size(); ++i) {
-                JudgeScore s = judge(*todo[i]);
-                out.append(s);
-                ++summary.asked;
-                if (was_null[i]) ++summary.reasked;
-                if (!s.score) ++summary.unparsable;
-                else summary.score_sum += *s.score;
+        std::optional<ScoresAppender> out;
+        for (std::size_t i = 0; i < todo.size(); ++i) {
+            JudgeScore s = judge(*todo[i]);
+            ++summary.asked;
+            if (!s.score) ++summary.unparsable;
+            else summary.score_sum += *s.score;
+            if (was_null[i]) {  // replace its line: rewrite the file, then append to the new one
+                ++summary.reasked;
                 on_file.put(std::move(s));
-                progress(i + 1, todo.size(), seconds_since(start), retries_ - retries_before);
+                write_scores(scores_path, on_file);
+                out.reset();
+            } else {
+                if (!out) out.emplace(scores_path);
+                out->append(s);
+                on_file.put(std::move(s));
             }
-            if (summary.reasked > 0) write_scores(scores_path, on_file);  // one line per key again
+            progress(i + 1, todo.size(), seconds_since(start), retries_ - retries_before);
         }
         summary.http_requests = http_requests_ - requests_before;
         summary.retries = retries_ - retries_before;

@@ -5,8 +5,9 @@
 /// A response line needs "run", "language", "id", "instruction" and "response" ("input" may be absent: empty);
 /// other keys (decoding settings) are ignored. A score line is exactly
 /// {"run", "language", "id", "score" (number, or null when the judge's answer had no parsable score), "raw"}.
-/// A scores file may hold several lines for one key (an unparsable score asked again is appended); the last
-/// line wins, and compact_scores() rewrites the file with one line per key.
+/// All three key fields are strings. The judge keeps one line per key: new scores are appended, a score asked
+/// again replaces its line (the file is rewritten atomically). Reading tolerates several lines for one key (the last
+/// wins) and a cut last line; write_scores() then rewrites the file with one line per key.
 #pragma once
 
 #include <cerrno>
@@ -30,11 +31,11 @@
 
 namespace polyalpaca::eval {
 
-/// One model response to judge. `id` keeps its JSON type (number or string) so it is written back unchanged.
+/// One model response to judge.
 struct JudgeItem {
     std::string run;
     std::string language;
-    nlohmann::json id;
+    std::string id;
     std::string instruction;
     std::string input;
     std::string response;
@@ -44,25 +45,25 @@ struct JudgeItem {
 struct JudgeScore {
     std::string run;
     std::string language;
-    nlohmann::json id;
+    std::string id;
     std::optional<double> score;  // empty: the answer had no parsable score in the scale
     std::string raw;              // the judge's text
 };
 
-/// The identity of a response: run, language and id (the id as compact JSON, so 7 and "7" differ).
-inline std::string judge_key(std::string_view run, std::string_view language, nlohmann::json const& id) {
+/// The identity of a response: run, language and id joined by a separator none of them holds.
+inline std::string judge_key(std::string_view run, std::string_view language, std::string_view id) {
     std::string key;
     key.append(run).push_back('\x1f');
     key.append(language).push_back('\x1f');
-    key.append(id.dump());
+    key.append(id);
     return key;
 }
 inline std::string judge_key(JudgeItem const& item) { return judge_key(item.run, item.language, item.id); }
 inline std::string judge_key(JudgeScore const& score) { return judge_key(score.run, score.language, score.id); }
 
-/// "run 'r', language 'de', id 7": how messages name one response.
-inline std::string describe_key(std::string_view run, std::string_view language, nlohmann::json const& id) {
-    return detail::concat("run '", run, "', language '", language, "', id ", id.dump());
+/// "run 'r', language 'de', id '7'": how messages name one response.
+inline std::string describe_key(std::string_view run, std::string_view language, std::string_view id) {
+    return detail::concat("run '", run, "', language '", language, "', id '", id, "'");
 }
 
 namespace judge_detail {
@@ -76,13 +77,6 @@ inline std::string string_field(nlohmann::json const& object, char const* key, s
     }
     require(it->is_string(), where, ": \"", key, "\" is not a string");
     return it->get<std::string>();
-}
-
-inline nlohmann::json id_field(nlohmann::json const& object, std::string const& where) {
-    auto const it = object.find("id");
-    require(it != object.end(), where, ": no \"id\"");
-    require(it->is_string() || it->is_number_integer(), where, ": \"id\" is neither a string nor an integer");
-    return *it;
 }
 
 /// Calls `on_line(object, where)` for every non-blank line of a JSON Lines file. A last line with no newline that
@@ -125,7 +119,7 @@ inline std::vector<JudgeItem> read_judge_items(std::filesystem::path const& path
         JudgeItem item;
         item.run = judge_detail::string_field(o, "run", where);
         item.language = judge_detail::string_field(o, "language", where);
-        item.id = judge_detail::id_field(o, where);
+        item.id = judge_detail::string_field(o, "id", where);
         item.instruction = judge_detail::string_field(o, "instruction", where);
         item.input = judge_detail::string_field(o, "input", where, true);
         item.response = judge_detail::string_field(o, "response", where);
@@ -176,7 +170,7 @@ inline ScoresFile read_scores(std::filesystem::path const& path) {
         JudgeScore s;
         s.run = judge_detail::string_field(o, "run", where);
         s.language = judge_detail::string_field(o, "language", where);
-        s.id = judge_detail::id_field(o, where);
+        s.id = judge_detail::string_field(o, "id", where);
         auto const score = o.find("score");
         require(score != o.end(), where, ": no \"score\"");
         require(score->is_null() || score->is_number(), where, ": \"score\" is neither a number nor null");
