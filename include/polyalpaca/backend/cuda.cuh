@@ -1,0 +1,75 @@
+/// @file backend/cuda.cuh
+/// @brief The Cuda backend policy: device memory, CUDA kernels and cuBLASLt, ops in polyalpaca::cuda. fp32
+/// storage everywhere (the master weights); GEMM math follows the Context's gemm_math().
+#pragma once
+
+#include <cstddef>
+
+#include <cuda_runtime.h>
+
+#include "polyalpaca/backend/cuda/context.cuh"
+#include "polyalpaca/backend/cuda/buffer.cuh"
+#include "polyalpaca/backend/cuda/activation.cuh"
+#include "polyalpaca/backend/cuda/attention.cuh"
+#include "polyalpaca/backend/cuda/dropout.cuh"
+#include "polyalpaca/backend/cuda/embedding.cuh"
+#include "polyalpaca/backend/cuda/gemm.cuh"
+#include "polyalpaca/backend/cuda/loss.cuh"
+#include "polyalpaca/backend/cuda/norm.cuh"
+#include "polyalpaca/backend/cuda/optim_ops.cuh"
+#include "polyalpaca/backend/cuda/qkv.cuh"
+#include "polyalpaca/backend/cuda/rope.cuh"
+#include "polyalpaca/backend/cuda/rows.cuh"
+
+namespace polyalpaca {
+
+namespace cuda {
+/// Device memory that starts zeroed, as CpuEigen's buffers do: layers rely on fresh buffers holding zeros.
+/// The zeroing finishes before the constructor returns, so any stream may use the buffer at once.
+template <class T>
+class ZeroedBuffer : public DeviceBuffer<T> {
+public:
+    ZeroedBuffer() = default;
+    explicit ZeroedBuffer(std::size_t size) : DeviceBuffer<T>(size) {
+        if (size == 0) return;
+        POLYALPACA_CUDA_CHECK(cudaMemset(this->data(), 0, size * sizeof(T)));
+        POLYALPACA_CUDA_CHECK(cudaDeviceSynchronize());
+    }
+};
+}  // namespace cuda
+
+/// Backend policy for one NVIDIA GPU. Layers use only what is named here and the ops found through Context.
+/// Buffers and views hold device pointers; the host never dereferences them (upload/download copy).
+struct Cuda {
+    using Context = cuda::Context;
+    static constexpr char const* name = "cuda";
+
+    /// Owning device storage for T; zero-initialised; allocated on the calling thread's current device.
+    template <class T>
+    using Buffer = cuda::ZeroedBuffer<T>;
+
+    /// Host -> device; returns when the copy is done (safe from any host thread, e.g. OpenMP workers).
+    template <class T>
+    static void upload(Context& ctx, T const* host, T* dst, std::size_t n) {
+        if (n == 0) return;
+        ctx.make_current();
+        cuda::upload(ctx, host, dst, n);
+    }
+    /// Device -> host; waits for the stream, so it also reports errors from earlier kernels.
+    template <class T>
+    static void download(Context& ctx, T const* src, T* host, std::size_t n) {
+        if (n == 0) return;
+        ctx.make_current();
+        cuda::download(ctx, src, host, n);
+    }
+    /// Queued on the stream, like every op.
+    template <class T>
+    static void fill_zero(Context& ctx, T* dst, std::size_t n) {
+        if (n == 0) return;
+        ctx.make_current();
+        cuda::fill_zero(ctx, dst, n);
+    }
+    static void synchronize(Context& ctx) { ctx.synchronize(); }
+};
+
+}  // namespace polyalpaca
