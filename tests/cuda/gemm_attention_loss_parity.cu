@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_test.cuh"
@@ -120,6 +121,18 @@ void check_plan_cache(cu::Context& ctx, pa::Rng& rng) {
     std::printf("  linear_forward (16, 64) x (64, 64)^T with a cached plan: %.2f us per call (%d calls)\n",
                 us / calls, calls);
     expect(cu::detail::plan_cache().size() == plans, "a repeated GEMM shape must reuse its cached plan");
+}
+
+/// Which fused epilogues cuBLASLt ran and which fell back to the unfused path (informational).
+void report_epilogues() {
+    for (auto [epilogue, name] : {std::pair{CUBLASLT_EPILOGUE_BGRADB, "BGRADB"},
+                                  std::pair{CUBLASLT_EPILOGUE_GELU_AUX_BIAS, "GELU_AUX_BIAS"},
+                                  std::pair{CUBLASLT_EPILOGUE_DGELU_BGRAD, "DGELU_BGRAD"}}) {
+        int found = 0, missing = 0;
+        for (auto const& [key, plan] : cu::detail::plan_cache())
+            if (key[cu::detail::plan_key_epilogue] == std::int64_t(epilogue)) (plan.found ? found : missing) += 1;
+        std::printf("  epilogue %-14s shapes with an algorithm: %d, without (fell back): %d\n", name, found, missing);
+    }
 }
 
 /// linear_gelu_forward / linear_gelu_backward / linear_backward_dgelu against cpu linear + gelu_tanh.
@@ -278,6 +291,7 @@ int main() {
         check_linear_gelu(ctx, cpu, rng, math, 40, 64, 36, 20);  // hid % 8 != 0: the unfused fallback
     }
     check_plan_cache(ctx, rng);
+    report_epilogues();
 
     using S = pa::AttentionShape;
     for (auto math : {cu::GemmMath::Fp32, cu::GemmMath::Bf16}) {

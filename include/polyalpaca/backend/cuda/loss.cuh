@@ -72,7 +72,7 @@ __global__ void cross_entropy_kernel(T const* logits, Index vocab, std::int32_t 
 /// the sum of loss_r and the number of such rows (waits for the stream). When dlogits.data is not null it is
 /// WRITTEN: grad_scale * (softmax(logits[r]) - onehot(t)) on counted rows, 0 on ignored rows; it may alias
 /// logits. logits (N, V) and dlogits are device memory; targets is a host span. A target outside [0, V) that is
-/// not ignore_index throws.
+/// not ignore_index throws. Mutable logits convert to View<float const> implicitly (no template deduction here).
 inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<std::int32_t const> targets,
                              int ignore_index, View<float> dlogits, float grad_scale) {
     require(!logits.empty(), "cross_entropy: logits is empty");
@@ -111,12 +111,6 @@ inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<s
         if (targets[std::size_t(r)] != ignore_index) total.sum += losses[std::size_t(r)];
     total.count = count;
     return total;
-}
-
-/// The same for mutable logits.
-inline LossSum cross_entropy(Context& ctx, View<float> logits, std::span<std::int32_t const> targets,
-                             int ignore_index, View<float> dlogits, float grad_scale) {
-    return cross_entropy(ctx, View<float const>(logits), targets, ignore_index, dlogits, grad_scale);
 }
 
 }  // namespace polyalpaca::cuda

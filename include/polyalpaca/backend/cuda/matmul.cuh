@@ -113,6 +113,7 @@ inline Layout make_layout(Operand const& o, int batch) {
 /// Plans are keyed by everything the heuristic sees (handle, device, workspace, math, shapes, strides, epilogue,
 /// pointer alignments) and live as long as the process; a plan is used by one handle, i.e. one Context.
 using PlanKey = std::array<std::int64_t, 30>;
+inline constexpr std::size_t plan_key_epilogue = 19;  // the index of the epilogue in a PlanKey
 
 inline std::mutex& plan_mutex() {
     static std::mutex m;
