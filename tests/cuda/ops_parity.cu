@@ -22,7 +22,7 @@ using Vec = std::vector<float>;
 
 namespace {
 
-constexpr double fp32_tol = 1e-6;       // one rounding in a longer fp32 expression, or double statistics rounded
+constexpr double fp32_tol = 1e-6;            // one rounding in a longer fp32 expression, or double statistics rounded
 constexpr double transcendental_tol = 4e-6;  // tanhf/erff/expf on the device vs glibc, a few ulps
 
 Vec random_vector(pa::Rng& rng, pa::Index n, double scale = 1.0) {
@@ -61,9 +61,10 @@ void check_elementwise(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa
         gpu_bwd(gx.view(), gdy.view(), gdx.view());
         expect_close(gdx.host(ctx), want_dx, tol, std::string(name) + " backward " + tag);
     };
-#define POLYALPACA_OP_PAIR(op, tol)                                                                          \
-    run(#op, tol, [&](pa::View<float> a, pa::View<float> b) { pa::cpu::op##_forward<float>(cpu, a, b); },    \
-        [&](pa::View<float> a, pa::View<float> b) { cu::op##_forward(ctx, a, b); },                          \
+#define POLYALPACA_OP_PAIR(op, tol)                                                                                    \
+    run(                                                                                                               \
+        #op, tol, [&](pa::View<float> a, pa::View<float> b) { pa::cpu::op##_forward<float>(cpu, a, b); },              \
+        [&](pa::View<float> a, pa::View<float> b) { cu::op##_forward(ctx, a, b); },                                    \
         [&](pa::View<float> a, pa::View<float> d, pa::View<float> o) { pa::cpu::op##_backward<float>(cpu, a, d, o); }, \
         [&](pa::View<float> a, pa::View<float> d, pa::View<float> o) { cu::op##_backward(ctx, a, d, o); })
     POLYALPACA_OP_PAIR(gelu_tanh, transcendental_tol);
@@ -110,8 +111,8 @@ void check_norms(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Inde
         grstd(ctx, Vec(static_cast<std::size_t>(n)), n, 1);
     Vec y(static_cast<std::size_t>(n * dim)), mean(static_cast<std::size_t>(n)), rstd(static_cast<std::size_t>(n));
 
-    pa::cpu::layer_norm_forward<float>(cpu, hv(x, n, dim), gamma.data(), beta.data(), 1e-5f, hv(y, n, dim),
-                                       mean.data(), rstd.data());
+    pa::cpu::layer_norm_forward<float>(cpu, hv(x, n, dim), gamma.data(), beta.data(), 1e-5f, hv(y, n, dim), mean.data(),
+                                       rstd.data());
     cu::layer_norm_forward(ctx, gx.view(), ggamma.data(), gbeta.data(), 1e-5f, gy.view(), gmean.data(), grstd.data());
     expect_close(gy.host(ctx), y, fp32_tol, "layer_norm forward y " + tag);
     expect_close(gmean.host(ctx), mean, fp32_tol, "layer_norm forward mean " + tag);
@@ -137,8 +138,8 @@ void check_norms(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Inde
     {
         Vec dx = dx0, dgamma = dgamma0;
         Dev gdx(ctx, dx, n, dim), gdgamma(ctx, dgamma, 1, dim), crstd(ctx, rstd, n, 1);
-        pa::cpu::rms_norm_backward<float>(cpu, hv(dy, n, dim), hv(x, n, dim), gamma.data(), rstd.data(),
-                                          hv(dx, n, dim), dgamma.data());
+        pa::cpu::rms_norm_backward<float>(cpu, hv(dy, n, dim), hv(x, n, dim), gamma.data(), rstd.data(), hv(dx, n, dim),
+                                          dgamma.data());
         cu::rms_norm_backward(ctx, gdy.view(), gx.view(), ggamma.data(), crstd.data(), gdx.view(), gdgamma.data());
         expect_close(gdx.host(ctx), dx, fp32_tol, "rms_norm backward dx " + tag);
         expect_close(gdgamma.host(ctx), dgamma, fp32_tol, "rms_norm backward dgamma " + tag);
@@ -157,8 +158,8 @@ void check_embedding_rows(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng,
     for (auto& id : ids) id = std::int32_t(rng.below(std::uint64_t(vocab)));
     ids[0] = std::int32_t(vocab - 1);
     if (n > 2) ids[n - 1] = ids[1];  // a repeated id
-    Vec table = random_vector(rng, vocab * dim), out(static_cast<std::size_t>(n * dim)), dout = random_vector(rng, n * dim),
-        dtable = random_vector(rng, vocab * dim);
+    Vec table = random_vector(rng, vocab * dim), out(static_cast<std::size_t>(n * dim)),
+        dout = random_vector(rng, n * dim), dtable = random_vector(rng, vocab * dim);
     Dev gtable(ctx, table, vocab, dim), gout(ctx, out, n, dim), gdout(ctx, dout, n, dim),
         gdtable(ctx, dtable, vocab, dim);
     std::span<std::int32_t const> ids_span(ids);
@@ -184,8 +185,8 @@ void check_embedding_rows(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng,
     expect_close(gback.host(ctx), back, 0, "scatter_add_rows " + tag);
 }
 
-void check_qkv_rope(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, int batch, int seq, int heads,
-                    int head_dim, int rotary_dim, int offset, pa::RopeStyle style) {
+void check_qkv_rope(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, int batch, int seq, int heads, int head_dim,
+                    int rotary_dim, int offset, pa::RopeStyle style) {
     pa::Index const n = pa::Index(batch) * seq, width = pa::Index(heads) * head_dim;
     auto const tag = "batch " + std::to_string(batch) + " seq " + std::to_string(seq) + " heads " +
                      std::to_string(heads) + " head_dim " + std::to_string(head_dim) + " rotary " +
@@ -219,7 +220,8 @@ void check_dropout(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::In
     pa::Index const n = rows * cols;
     auto const tag = size_name(rows, cols) + " p " + std::to_string(p);
     Vec x = random_vector(rng, n), dy = random_vector(rng, n), dx0 = random_vector(rng, n);
-    Dev gx(ctx, x, rows, cols), gy(ctx, Vec(static_cast<std::size_t>(n)), rows, cols), gmask(ctx, Vec(static_cast<std::size_t>(n)), rows, cols);
+    Dev gx(ctx, x, rows, cols), gy(ctx, Vec(static_cast<std::size_t>(n)), rows, cols),
+        gmask(ctx, Vec(static_cast<std::size_t>(n)), rows, cols);
     pa::Rng drop_rng(7), reference(7);
     cu::dropout_forward(ctx, gx.view(), gy.view(), gmask.view(), p, drop_rng);
     if (p > 0) reference.next_u64();

@@ -7,10 +7,10 @@
 
 #include <cuda_runtime.h>
 
-#include "polyalpaca/backend/cuda/context.cuh"
-#include "polyalpaca/backend/cuda/buffer.cuh"
 #include "polyalpaca/backend/cuda/activation.cuh"
 #include "polyalpaca/backend/cuda/attention.cuh"
+#include "polyalpaca/backend/cuda/buffer.cuh"
+#include "polyalpaca/backend/cuda/context.cuh"
 #include "polyalpaca/backend/cuda/dropout.cuh"
 #include "polyalpaca/backend/cuda/embedding.cuh"
 #include "polyalpaca/backend/cuda/gemm.cuh"

@@ -29,8 +29,8 @@ inline void check_norm_input(View<float const> x, View<float> out, char const* x
 
 /// Rows are grid-strided over blocks; every thread of a block walks the same rows, so block_sum is safe.
 template <class T>
-__global__ void layer_norm_forward_kernel(T const* x, T const* gamma, T const* beta, T eps, T* y,
-                                          T* mean, T* rstd, Index n, Index dim) {
+__global__ void layer_norm_forward_kernel(T const* x, T const* gamma, T const* beta, T eps, T* y, T* mean, T* rstd,
+                                          Index n, Index dim) {
     for (Index r = blockIdx.x; r < n; r += gridDim.x) {
         T const* xr = x + r * dim;
         T* yr = y + r * dim;
@@ -51,8 +51,7 @@ __global__ void layer_norm_forward_kernel(T const* x, T const* gamma, T const* b
 
 /// The RMSNorm forward, laid out as layer_norm_forward_kernel.
 template <class T>
-__global__ void rms_norm_forward_kernel(T const* x, T const* gamma, T eps, T* y, T* rstd, Index n,
-                                        Index dim) {
+__global__ void rms_norm_forward_kernel(T const* x, T const* gamma, T eps, T* y, T* rstd, Index n, Index dim) {
     for (Index r = blockIdx.x; r < n; r += gridDim.x) {
         T const* xr = x + r * dim;
         T* yr = y + r * dim;
@@ -67,8 +66,8 @@ __global__ void rms_norm_forward_kernel(T const* x, T const* gamma, T eps, T* y,
 /// dx += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma; for RMSNorm mean is null and mean(g) is
 /// not subtracted.
 template <class T>
-__global__ void norm_backward_dx_kernel(T const* dy, T const* x, T const* gamma, T const* mean,
-                                        T const* rstd, T* dx, Index n, Index dim) {
+__global__ void norm_backward_dx_kernel(T const* dy, T const* x, T const* gamma, T const* mean, T const* rstd, T* dx,
+                                        Index n, Index dim) {
     for (Index r = blockIdx.x; r < n; r += gridDim.x) {
         T const* xr = x + r * dim;
         T const* dyr = dy + r * dim;
@@ -95,8 +94,8 @@ __global__ void norm_backward_dx_kernel(T const* dy, T const* x, T const* gamma,
 /// partial (2, chunks, dim): [0] sums dy * xhat, [1] sums dy over the rows of chunk blockIdx.y, column by column.
 /// mean null means xhat = x * rstd (RMSNorm).
 template <class T>
-__global__ void norm_column_partial_kernel(T const* dy, T const* x, T const* mean, T const* rstd,
-                                           Index n, Index dim, Index rows_per_chunk, double* partial) {
+__global__ void norm_column_partial_kernel(T const* dy, T const* x, T const* mean, T const* rstd, Index n, Index dim,
+                                           Index rows_per_chunk, double* partial) {
     Index const j = Index(blockIdx.x) * blockDim.x + threadIdx.x;
     if (j >= dim) return;
     Index const chunks = gridDim.y;
@@ -116,8 +115,7 @@ __global__ void norm_column_partial_kernel(T const* dy, T const* x, T const* mea
 
 /// dgamma[j] += sum of the chunks' dy * xhat, dbeta[j] += sum of the chunks' dy, chunks in order; null skips.
 template <class T>
-__global__ void norm_column_finish_kernel(double const* partial, Index chunks, Index dim, T* dgamma,
-                                          T* dbeta) {
+__global__ void norm_column_finish_kernel(double const* partial, Index chunks, Index dim, T* dgamma, T* dbeta) {
     for (Index j = Index(blockIdx.x) * blockDim.x + threadIdx.x; j < dim; j += Index(gridDim.x) * blockDim.x) {
         double dy_xhat = 0;
         double dy_sum = 0;
@@ -139,12 +137,14 @@ inline void norm_parameter_grads(Context& ctx, View<float const> dy, View<float 
     Index const dim = x.cols;
     Index const chunks = std::min(n, norm_max_chunks);
     Index const rows_per_chunk = (n + chunks - 1) / chunks;
-    auto* partial = static_cast<double*>(ctx.scratch(norm_scratch_slot, std::size_t(2 * chunks * dim) * sizeof(double)));
+    auto* partial =
+        static_cast<double*>(ctx.scratch(norm_scratch_slot, std::size_t(2 * chunks * dim) * sizeof(double)));
     dim3 const grid(unsigned((dim + block_threads - 1) / block_threads), unsigned(chunks));
-    norm_column_partial_kernel<float><<<grid, block_threads, 0, ctx.stream()>>>(dy.data, x.data, mean, rstd, n, dim,
-                                                                         rows_per_chunk, partial);
+    norm_column_partial_kernel<float>
+        <<<grid, block_threads, 0, ctx.stream()>>>(dy.data, x.data, mean, rstd, n, dim, rows_per_chunk, partial);
     check_launch("norm_column_partial_kernel");
-    norm_column_finish_kernel<float><<<grid_for(dim), block_threads, 0, ctx.stream()>>>(partial, chunks, dim, dgamma, dbeta);
+    norm_column_finish_kernel<float>
+        <<<grid_for(dim), block_threads, 0, ctx.stream()>>>(partial, chunks, dim, dgamma, dbeta);
     check_launch("norm_column_finish_kernel");
 }
 
@@ -189,7 +189,6 @@ inline void layer_norm_backward(Context& ctx, View<float const> dy, View<float c
     if (dgamma == nullptr && dbeta == nullptr) return;
     detail::norm_parameter_grads(ctx, dy, x, mean, rstd, dgamma, dbeta);
 }
-
 
 /// y = gamma * x / sqrt(mean(x^2) + eps) per row; stores rstd = 1 / sqrt(mean(x^2) + eps) (N) when not null.
 inline void rms_norm_forward(Context& ctx, View<float const> x, float const* gamma, float eps, View<float> y,

@@ -111,13 +111,13 @@ inline double squared_norm(Context& ctx, float const* x, Index n) {
     if (n == 0) return 0.0;
     require(x != nullptr, "squared_norm: null pointer for ", n, " values");
     ctx.make_current();
-    Index const blocks = std::clamp<Index>((n + detail::block_threads - 1) / detail::block_threads, 1,
-                                           detail::norm_blocks);
+    Index const blocks =
+        std::clamp<Index>((n + detail::block_threads - 1) / detail::block_threads, 1, detail::norm_blocks);
     auto* partial =
         static_cast<double*>(ctx.scratch(detail::optim_scratch_slot, std::size_t(blocks + 1) * sizeof(double)));
     double* total = partial + blocks;
-    detail::squared_norm_partial_kernel<float><<<unsigned(blocks), detail::block_threads, 0, ctx.stream()>>>(x, n,
-                                                                                                          partial);
+    detail::squared_norm_partial_kernel<float>
+        <<<unsigned(blocks), detail::block_threads, 0, ctx.stream()>>>(x, n, partial);
     detail::check_launch("squared_norm_partial_kernel");
     detail::squared_norm_finish_kernel<double><<<1, detail::block_threads, 0, ctx.stream()>>>(partial, blocks, total);
     detail::check_launch("squared_norm_finish_kernel");

@@ -17,7 +17,8 @@ namespace detail {
 template <class T, bool Merge>
 __global__ void fused_qkv_kernel(T* fused, T* q, T* k, T* v, Index n, int heads, int head_dim) {
     Index const width = Index(heads) * head_dim;
-    for (Index e = Index(blockIdx.x) * blockDim.x + threadIdx.x; e < n * 3 * width; e += Index(gridDim.x) * blockDim.x) {
+    for (Index e = Index(blockIdx.x) * blockDim.x + threadIdx.x; e < n * 3 * width;
+         e += Index(gridDim.x) * blockDim.x) {
         Index const r = e / (3 * width);
         Index const c = e - r * 3 * width;
         Index const h = c / (3 * head_dim);
@@ -26,8 +27,10 @@ __global__ void fused_qkv_kernel(T* fused, T* q, T* k, T* v, Index n, int heads,
         Index const d = within - part * head_dim;
         T* const target = part == 0 ? q : (part == 1 ? k : v);
         Index const at = r * width + h * head_dim + d;
-        if constexpr (Merge) fused[e] = target[at];
-        else target[at] = fused[e];
+        if constexpr (Merge)
+            fused[e] = target[at];
+        else
+            target[at] = fused[e];
     }
 }
 
@@ -56,8 +59,8 @@ inline void merge_fused_qkv(Context& ctx, View<float const> dq, View<float const
     ctx.make_current();
     // The kernel only reads dq, dk, dv when merging; one pointer type serves both directions.
     detail::fused_qkv_kernel<float, true><<<detail::grid_for(dfused.size()), detail::block_threads, 0, ctx.stream()>>>(
-        dfused.data, const_cast<float*>(dq.data), const_cast<float*>(dk.data), const_cast<float*>(dv.data),
-        dfused.rows, heads, head_dim);
+        dfused.data, const_cast<float*>(dq.data), const_cast<float*>(dk.data), const_cast<float*>(dv.data), dfused.rows,
+        heads, head_dim);
     detail::check_launch("merge_fused_qkv");
 }
 

@@ -23,13 +23,13 @@ inline void check_rope_input(View<float> const& x, int seq, int position_offset,
     require(spec.heads > 0, what, ": heads must be positive, got ", spec.heads);
     require(spec.head_dim > 0, what, ": head_dim must be positive, got ", spec.head_dim);
     require(spec.rotary_dim % 2 == 0, what, ": rotary_dim must be even, got ", spec.rotary_dim);
-    require(spec.rotary_dim > 0 && spec.rotary_dim <= spec.head_dim, what, ": rotary_dim must be in (0, head_dim = ",
-            spec.head_dim, "], got ", spec.rotary_dim);
+    require(spec.rotary_dim > 0 && spec.rotary_dim <= spec.head_dim, what,
+            ": rotary_dim must be in (0, head_dim = ", spec.head_dim, "], got ", spec.rotary_dim);
     require(spec.base > 0, what, ": base must be positive, got ", spec.base);
     require(seq > 0, what, ": seq must be positive, got ", seq);
     require(position_offset >= 0, what, ": position_offset must not be negative, got ", position_offset);
-    require(x.cols == Index(spec.heads) * spec.head_dim, what, ": x has ", x.cols, " columns but heads * head_dim = ",
-            Index(spec.heads) * spec.head_dim);
+    require(x.cols == Index(spec.heads) * spec.head_dim, what, ": x has ", x.cols,
+            " columns but heads * head_dim = ", Index(spec.heads) * spec.head_dim);
     require(x.rows > 0 && x.data != nullptr, what, ": x is an empty batch (no rows)");
     require(x.rows % seq == 0, what, ": x has ", x.rows, " rows, which is not a multiple of seq = ", seq);
 }

@@ -26,8 +26,10 @@ __global__ void rows_kernel(T const* src, std::int32_t const* rows, T* dst, Inde
     for (Index e = Index(blockIdx.x) * blockDim.x + threadIdx.x; e < n * cols; e += Index(gridDim.x) * blockDim.x) {
         Index const i = e / cols;
         Index const c = e - i * cols;
-        if constexpr (Add) dst[Index(rows[i]) * cols + c] += src[e];
-        else dst[e] = src[Index(rows[i]) * cols + c];
+        if constexpr (Add)
+            dst[Index(rows[i]) * cols + c] += src[e];
+        else
+            dst[e] = src[Index(rows[i]) * cols + c];
     }
 }
 
@@ -46,8 +48,7 @@ inline void gather_rows(Context& ctx, View<float const> src, std::span<std::int3
 }
 
 /// dst row rows[i] += src row i. Rows must be distinct (checked: on the GPU repeated rows would race).
-inline void scatter_add_rows(Context& ctx, View<float const> src, std::span<std::int32_t const> rows,
-                             View<float> dst) {
+inline void scatter_add_rows(Context& ctx, View<float const> src, std::span<std::int32_t const> rows, View<float> dst) {
     require_shape(src, Index(rows.size()), dst.cols, "scatter_add_rows: src");
     std::vector<bool> seen(std::size_t(std::max<Index>(dst.rows, 0)), false);
     for (auto const r : rows) {
