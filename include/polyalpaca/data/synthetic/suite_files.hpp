@@ -59,7 +59,7 @@ inline std::string suite_description_text(SyntheticSuite const& suite, PromptTem
         {"test_per_language", suite.config.test_per_language},
         {"pretrain_sentences_per_language", suite.config.pretrain_sentences_per_language},
         {"zero_shot", suite.config.zero_shot},
-        {"prompt_template", prompt_template.description()},
+        {"prompt_template", prompt_template.origin()},
         {"tasks", tasks},
         {"languages", langs}};
     return description.dump(2) + "\n";
