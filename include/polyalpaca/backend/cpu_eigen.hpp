@@ -10,6 +10,7 @@
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/backend/cpu/activation.hpp"
 #include "polyalpaca/backend/cpu/attention.hpp"
+#include "polyalpaca/backend/cpu/attention_decode.hpp"
 #include "polyalpaca/backend/cpu/dropout.hpp"
 #include "polyalpaca/backend/cpu/embedding.hpp"
 #include "polyalpaca/backend/cpu/linear.hpp"

@@ -31,6 +31,14 @@ struct AttentionShape {
     int head_dim;
 };
 
+/// One sequence of a cached (incremental) attention call. Its keys and values live in cache rows
+/// [cache_row, cache_row + past + rows): positions 0..past-1 from earlier calls, past..past+rows-1 new.
+struct CachedSequence {
+    Index cache_row;  ///< the cache row of position 0
+    int past;         ///< positions cached before this call
+    int rows;         ///< new positions in this call
+};
+
 /// Sum of -log p(target) over counted rows, and how many rows were counted (target != ignore_index).
 /// The mean loss is sum / count; backends return it unnormalised so callers can reduce across micro-batches.
 struct LossSum {

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include "polyalpaca/graph/activation_buffer.hpp"
+#include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
 namespace polyalpaca {
@@ -67,6 +69,18 @@ public:
         return y;
     }
 
+    /// forward for incremental decoding (layers/kv_cache.hpp): the new rows of `seqs` against their cache.
+    View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
+                           std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
+        auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
+        auto h = h_.ensure(x.rows, x.cols);
+        add(ctx, x, View<T const>(a), h);
+        auto m = mlp_.forward(ctx, norm2_.forward(ctx, h, mode), mode);
+        auto y = y_.ensure(x.rows, x.cols);
+        add(ctx, View<T const>(h), View<T const>(m), y);
+        return y;
+    }
+
     /// Adds the gradient w.r.t. x into dx.
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         auto dh = d_h_.ensure(dy.rows, dy.cols);
@@ -97,6 +111,17 @@ public:
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode) {  // (N, D)
         auto a = attention_.forward(ctx, norm1_.forward(ctx, x, mode), batch, seq, mode);
+        auto m = mlp_.forward(ctx, norm2_.forward(ctx, x, mode), mode);
+        auto y = y_.ensure(x.rows, x.cols);
+        add(ctx, x, View<T const>(a), y);
+        accumulate(ctx, View<T const>(m), y);
+        return y;
+    }
+
+    /// forward for incremental decoding (layers/kv_cache.hpp): the new rows of `seqs` against their cache.
+    View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
+                           std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
+        auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
         auto m = mlp_.forward(ctx, norm2_.forward(ctx, x, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
         add(ctx, x, View<T const>(a), y);

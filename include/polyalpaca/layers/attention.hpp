@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "polyalpaca/adapters/sites.hpp"
 #include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/layers/alibi.hpp"
+#include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/linear.hpp"
 
 namespace polyalpaca {
@@ -115,6 +117,40 @@ public:
         auto probs = probs_.ensure(Index(batch) * Heads * seq, seq);
         attention_forward(ctx, View<T const>(q), View<T const>(k), View<T const>(v), context, probs, shape(),
                           Pos == Positional::Alibi ? slopes_.data() : nullptr, scale());
+        return out_.forward(ctx, context, mode);
+    }
+
+    /// Incremental decoding: x (R, D) holds the new positions of each sequence of `seqs` (rows of sequence i
+    /// after those of i - 1); their keys and values are written into `cache` and every new row attends to its
+    /// sequence's cached positions. -> (R, D). Keeps nothing for backward.
+    View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
+                           std::span<CachedSequence const> seqs, Mode const& mode) {
+        Index const n = x.rows;
+        View<T> q, k, v;
+        if constexpr (fused) {
+            auto qkv = projections_.qkv.forward(ctx, x, mode);  // (R, 3D)
+            q = q_.ensure(n, Hidden);
+            k = k_.ensure(n, Hidden);
+            v = v_.ensure(n, Hidden);
+            split_fused_qkv(ctx, View<T const>(qkv), q, k, v, Heads, head_dim);
+        } else {
+            q = projections_.q.forward(ctx, x, mode);  // (R, D)
+            k = projections_.k.forward(ctx, x, mode);  // (R, Hkv*hd)
+            v = projections_.v.forward(ctx, x, mode);  // (R, Hkv*hd)
+        }
+        if constexpr (Pos == Positional::Rotary) {
+            Index r = 0;
+            for (auto const& s : seqs) {  // sequence rows sit at positions past, past + 1, ...
+                rope_forward(ctx, View<T>(q.row(r), s.rows, q.cols), s.rows, s.past, rope_spec(Heads));
+                rope_forward(ctx, View<T>(k.row(r), s.rows, k.cols), s.rows, s.past, rope_spec(KvHeads));
+                r += s.rows;
+            }
+        }
+        kv_cache_write(ctx, View<T const>(k), cache.keys, seqs);
+        kv_cache_write(ctx, View<T const>(v), cache.values, seqs);
+        auto context = context_.ensure(n, Hidden);
+        attention_decode(ctx, View<T const>(q), View<T const>(cache.keys), View<T const>(cache.values), context, seqs,
+                         Heads, KvHeads, head_dim, Pos == Positional::Alibi ? slopes_.data() : nullptr, scale());
         return out_.forward(ctx, context, mode);
     }
 

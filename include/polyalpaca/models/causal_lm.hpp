@@ -14,6 +14,7 @@
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/graph/repeat.hpp"
 #include "polyalpaca/layers/embedding.hpp"
+#include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/lm_head.hpp"
 
 namespace polyalpaca {
@@ -50,6 +51,7 @@ public:
     using Parts = typename Model::template Parts<Backend, T>;
     using Block = typename Model::template Block<Backend, T>;
     using FinalNorm = typename Parts::Norm;  // also the embedding norm where the family has one
+    using Scalar = T;
     static constexpr int vocab = Config::vocab;
     static constexpr int hidden = Config::hidden;
     static constexpr bool has_embedding_norm = Model::has_embedding_norm;
@@ -120,6 +122,51 @@ public:
         head_loss_.logits(ctx, View<T const>(h), head_weight(), out);
     }
 
+    /// Incremental decoding state for this network (layers/kv_cache.hpp).
+    using Cache = KvCache<Backend, T>;
+
+    /// An empty cache with one slot per entry of `capacities` (the most positions each slot will hold).
+    Cache make_cache(std::span<int const> capacities) const {
+        for (std::size_t s = 0; s < capacities.size(); ++s)
+            require(capacities[s] <= Config::max_positions, "make_cache: slot ", s, " needs ", capacities[s],
+                    " positions, more than the model's maximum of ", Config::max_positions);
+        return Cache(Config::layers, Block::Attention::kv_width, capacities);
+    }
+
+    /// Incremental forward, dropout off: the new tokens of every step (ids holds them step after step) run
+    /// through the network against, and are appended to, their slot's cache. Writes the logits of the last new
+    /// token of each step into out (steps.size(), vocab). Slots must be distinct within one call. Prefill is a
+    /// step with the whole prompt; decoding, steps of one token.
+    void forward_cached(typename Backend::Context& ctx, Cache& cache, std::span<CacheStep const> steps,
+                        std::span<std::int32_t const> ids, View<T> out) {
+        require(!steps.empty(), "forward_cached: no steps");
+        require(cache.layers() == Config::layers, "forward_cached: the cache has ", cache.layers(),
+                " layers, the model ", Config::layers);
+        require_shape(out, Index(steps.size()), vocab, "forward_cached: logits output (steps, vocab)");
+        cached_seqs_.clear();
+        last_rows_.clear();
+        std::vector<bool> used(std::size_t(cache.slots()), false);
+        Index rows = 0;
+        for (auto const& step : steps) {
+            cached_seqs_.push_back(cache.step(step.slot, step.tokens));
+            require(!used[std::size_t(step.slot)], "forward_cached: slot ", step.slot, " appears twice in one call");
+            used[std::size_t(step.slot)] = true;
+            rows += step.tokens;
+            last_rows_.push_back(std::int32_t(rows - 1));
+        }
+        require(Index(ids.size()) == rows, "forward_cached: ", ids.size(), " ids for steps of ", rows, " tokens");
+        Mode const mode{false, &dropout_rng_};
+        std::span<CachedSequence const> const seqs(cached_seqs_);
+        View<T> x = embedding_.forward(ctx, ids, mode);  // (R, D)
+        if constexpr (has_embedding_norm) x = embedding_norm_.forward(ctx, x, mode);
+        for (int l = 0; l < Config::layers; ++l) x = blocks_[l].forward_cached(ctx, x, cache.layer(l), seqs, mode);
+        auto last = last_hidden_.ensure(Index(steps.size()), hidden);  // (steps, D)
+        gather_rows(ctx, View<T const>(x), std::span<std::int32_t const>(last_rows_), last);
+        auto h = final_norm_.forward(ctx, last, mode);
+        head_loss_.logits(ctx, View<T const>(h), head_weight(), out);
+        for (auto const& step : steps) cache.advance(step.slot, step.tokens);
+    }
+
 private:
     static std::span<std::int32_t const> ids_of(TokenBatch const& b) { return {b.ids.data(), b.ids.size()}; }
     static std::span<std::int32_t const> labels_of(TokenBatch const& b) { return {b.labels.data(), b.labels.size()}; }
@@ -166,6 +213,9 @@ private:
     Rng dropout_rng_;
     bool training_ = true;
     ActivationBuffer<Backend, T> d_hidden_, d_x_, d_y_;
+    ActivationBuffer<Backend, T> last_hidden_;  // forward_cached
+    std::vector<CachedSequence> cached_seqs_;   // forward_cached
+    std::vector<std::int32_t> last_rows_;       // forward_cached
 };
 
 }  // namespace polyalpaca
