@@ -287,6 +287,7 @@ TEST_CASE("test and tuning splits share no prompt, and zero-shot languages are n
     CHECK(description["languages"][6]["zero_shot"] == true);
     CHECK(description["languages"][6]["train_file"].is_null());
     CHECK(description["languages"][7]["script"] == "Han");
+    CHECK(description["prompt_template"] == "built-in alpaca");
 }
 
 TEST_CASE("all text is UTF-8, pretraining text is plain sentences, and the files read back") {
