@@ -42,9 +42,7 @@ Vec random_vector(pa::Rng& rng, pa::Index n, double std = 1.0) {
 char const* math_name(cu::GemmMath m) {
     return m == cu::GemmMath::Fp32 ? "fp32" : m == cu::GemmMath::Tf32 ? "tf32" : "bf16";
 }
-double gemm_tolerance(cu::GemmMath m) {
-    return m == cu::GemmMath::Fp32 ? 1e-5 : m == cu::GemmMath::Tf32 ? 2e-3 : 1e-2;
-}
+double gemm_tolerance(cu::GemmMath m) { return m == cu::GemmMath::Fp32 ? 1e-5 : m == cu::GemmMath::Tf32 ? 2e-3 : 1e-2; }
 double attention_tolerance(cu::GemmMath m) {
     return m == cu::GemmMath::Fp32 ? 2e-5 : m == cu::GemmMath::Tf32 ? 4e-3 : 2e-2;
 }
@@ -58,8 +56,8 @@ std::string label(char const* what, cu::GemmMath m, pa::Index a, pa::Index b, pa
 
 /// linear_forward with and without bias, with accumulate, and linear_backward (dx, dw, db added into random
 /// starting values; dw skipped so db takes the column-sum path; dx only).
-void check_linear(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu::GemmMath math, pa::Index n,
-                  pa::Index in, pa::Index out) {
+void check_linear(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu::GemmMath math, pa::Index n, pa::Index in,
+                  pa::Index out) {
     ctx.set_gemm_math(math);
     double const tol = gemm_tolerance(math);
     auto const x = random_vector(rng, n * in), w = random_vector(rng, out * in), b = random_vector(rng, out);
@@ -76,19 +74,19 @@ void check_linear(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu::Gem
                                        pa::View<float>(want.data(), n, out), accumulate);
         auto dy_ = to_device(ctx, y0);
         cu::linear_forward(ctx, vx, vw, bias ? db_.data() : nullptr, pa::View<float>(dy_.data(), n, out), accumulate);
-        char const* what = variant == 0 ? "linear_forward" : variant == 1 ? "linear_forward + bias"
-                                                                          : "linear_forward + bias, accumulate";
+        char const* what = variant == 0   ? "linear_forward"
+                           : variant == 1 ? "linear_forward + bias"
+                                          : "linear_forward + bias, accumulate";
         expect_close(to_host(ctx, dy_.data(), y0.size()), want, tol, label(what, math, n, in, out));
     }
 
     for (int variant = 0; variant < 3; ++variant) {  // 0: dx dw db, 1: dx db (column sums), 2: dx only
         Vec gx = dx0, gw = dw0, gb = db0;
         bool const with_w = variant == 0, with_b = variant <= 1;
-        pa::cpu::linear_backward<float>(cpu, pa::View<float const>(x.data(), n, in),
-                                        pa::View<float const>(w.data(), out, in),
-                                        pa::View<float const>(dy.data(), n, out), pa::View<float>(gx.data(), n, in),
-                                        with_w ? pa::View<float>(gw.data(), out, in) : pa::View<float>{},
-                                        with_b ? gb.data() : nullptr);
+        pa::cpu::linear_backward<float>(
+            cpu, pa::View<float const>(x.data(), n, in), pa::View<float const>(w.data(), out, in),
+            pa::View<float const>(dy.data(), n, out), pa::View<float>(gx.data(), n, in),
+            with_w ? pa::View<float>(gw.data(), out, in) : pa::View<float>{}, with_b ? gb.data() : nullptr);
         auto cgx = to_device(ctx, dx0), cgw = to_device(ctx, dw0), cgb = to_device(ctx, db0);
         cu::linear_backward(ctx, vx, vw, vdy, pa::View<float>(cgx.data(), n, in),
                             with_w ? pa::View<float>(cgw.data(), out, in) : pa::View<float>{},
@@ -118,16 +116,16 @@ void check_plan_cache(cu::Context& ctx, pa::Rng& rng) {
     for (int i = 0; i < calls; ++i) cu::linear_forward(ctx, x, w, nullptr, y);
     ctx.synchronize();
     double const us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
-    std::printf("  linear_forward (16, 64) x (64, 64)^T with a cached plan: %.2f us per call (%d calls)\n",
-                us / calls, calls);
+    std::printf("  linear_forward (16, 64) x (64, 64)^T with a cached plan: %.2f us per call (%d calls)\n", us / calls,
+                calls);
     expect(cu::detail::plan_cache().size() == plans, "a repeated GEMM shape must reuse its cached plan");
 }
 
 /// Which fused epilogues cuBLASLt ran and which fell back to the unfused path (informational).
 void report_epilogues() {
-    for (auto [epilogue, name] : {std::pair{CUBLASLT_EPILOGUE_BGRADB, "BGRADB"},
-                                  std::pair{CUBLASLT_EPILOGUE_GELU_AUX_BIAS, "GELU_AUX_BIAS"},
-                                  std::pair{CUBLASLT_EPILOGUE_DGELU_BGRAD, "DGELU_BGRAD"}}) {
+    for (auto [epilogue, name] :
+         {std::pair{CUBLASLT_EPILOGUE_BGRADB, "BGRADB"}, std::pair{CUBLASLT_EPILOGUE_GELU_AUX_BIAS, "GELU_AUX_BIAS"},
+          std::pair{CUBLASLT_EPILOGUE_DGELU_BGRAD, "DGELU_BGRAD"}}) {
         int found = 0, missing = 0;
         for (auto const& [key, plan] : cu::detail::plan_cache())
             if (key[cu::detail::plan_key_epilogue] == std::int64_t(epilogue)) (plan.found ? found : missing) += 1;
@@ -145,9 +143,11 @@ void check_linear_gelu(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu
     auto const dx0 = random_vector(rng, n * in), dw0 = random_vector(rng, hid * in), db0 = random_vector(rng, hid);
 
     Vec pre(std::size_t(n * hid)), y(pre.size());
-    pa::cpu::linear_forward<float>(cpu, pa::View<float const>(x.data(), n, in), pa::View<float const>(w.data(), hid, in),
-                                   b.data(), pa::View<float>(pre.data(), n, hid));
-    pa::cpu::gelu_tanh_forward<float>(cpu, pa::View<float const>(pre.data(), n, hid), pa::View<float>(y.data(), n, hid));
+    pa::cpu::linear_forward<float>(cpu, pa::View<float const>(x.data(), n, in),
+                                   pa::View<float const>(w.data(), hid, in), b.data(),
+                                   pa::View<float>(pre.data(), n, hid));
+    pa::cpu::gelu_tanh_forward<float>(cpu, pa::View<float const>(pre.data(), n, hid),
+                                      pa::View<float>(y.data(), n, hid));
     auto cx = to_device(ctx, x), cw = to_device(ctx, w), cb = to_device(ctx, b);
     cu::DeviceBuffer<float> cpre(pre.size()), cy(y.size());
     pa::View<float const> vx(cx.data(), n, in), vw(cw.data(), hid, in);
@@ -160,7 +160,8 @@ void check_linear_gelu(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu
     Vec dpre(pre.size(), 0.0f), gx = dx0, gw = dw0, gb = db0;
     pa::cpu::gelu_tanh_backward<float>(cpu, pa::View<float const>(pre.data(), n, hid),
                                        pa::View<float const>(dy.data(), n, hid), pa::View<float>(dpre.data(), n, hid));
-    pa::cpu::linear_backward<float>(cpu, pa::View<float const>(x.data(), n, in), pa::View<float const>(w.data(), hid, in),
+    pa::cpu::linear_backward<float>(cpu, pa::View<float const>(x.data(), n, in),
+                                    pa::View<float const>(w.data(), hid, in),
                                     pa::View<float const>(dpre.data(), n, hid), pa::View<float>(gx.data(), n, in),
                                     pa::View<float>(gw.data(), hid, in), gb.data());
     auto hpre = to_device(ctx, pre), cdy = to_device(ctx, dy);
@@ -174,10 +175,9 @@ void check_linear_gelu(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu
 
     // The DGELU epilogue: dpre = (dz W2) * gelu'(pre) written, dbias += column sums of dpre.
     Vec dh(pre.size(), 0.0f), dpre2(pre.size(), 0.0f), gb2 = db0;
-    pa::cpu::linear_backward<float>(cpu, pa::View<float const>(pre.data(), n, hid),
-                                    pa::View<float const>(w2.data(), out2, hid),
-                                    pa::View<float const>(dz.data(), n, out2), pa::View<float>(dh.data(), n, hid),
-                                    pa::View<float>{}, nullptr);
+    pa::cpu::linear_backward<float>(
+        cpu, pa::View<float const>(pre.data(), n, hid), pa::View<float const>(w2.data(), out2, hid),
+        pa::View<float const>(dz.data(), n, out2), pa::View<float>(dh.data(), n, hid), pa::View<float>{}, nullptr);
     pa::cpu::gelu_tanh_backward<float>(cpu, pa::View<float const>(pre.data(), n, hid),
                                        pa::View<float const>(dh.data(), n, hid), pa::View<float>(dpre2.data(), n, hid));
     for (pa::Index r = 0; r < n; ++r)
@@ -189,7 +189,8 @@ void check_linear_gelu(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu
                               pa::View<float>(cdpre.data(), n, hid), cgb2.data());
     expect_close(to_host(ctx, cdpre.data(), dpre2.size()), dpre2, tol,
                  label("linear_backward_dgelu dpre", math, n, out2, hid));
-    expect_close(to_host(ctx, cgb2.data(), gb2.size()), gb2, tol, label("linear_backward_dgelu db", math, n, out2, hid));
+    expect_close(to_host(ctx, cgb2.data(), gb2.size()), gb2, tol,
+                 label("linear_backward_dgelu db", math, n, out2, hid));
 }
 
 /// attention_forward / attention_backward against the CPU on one shape; the gradients start from random values
@@ -211,9 +212,8 @@ void check_attention(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu::
     float const scale = 1.0f / std::sqrt(float(s.head_dim));
 
     Vec out(std::size_t(n * qc)), probs(std::size_t(prow * s.seq)), dq = dq0, dk = dk0, dv = dv0;
-    pa::cpu::attention_forward<float>(cpu, {q.data(), n, qc}, {k.data(), n, kc}, {v.data(), n, kc},
-                                      {out.data(), n, qc}, {probs.data(), prow, s.seq}, s,
-                                      alibi ? slopes.data() : nullptr, scale);
+    pa::cpu::attention_forward<float>(cpu, {q.data(), n, qc}, {k.data(), n, kc}, {v.data(), n, kc}, {out.data(), n, qc},
+                                      {probs.data(), prow, s.seq}, s, alibi ? slopes.data() : nullptr, scale);
     pa::cpu::attention_backward<float>(cpu, {dout.data(), n, qc}, {q.data(), n, qc}, {k.data(), n, kc},
                                        {v.data(), n, kc}, {probs.data(), prow, s.seq}, {dq.data(), n, qc},
                                        {dk.data(), n, kc}, {dv.data(), n, kc}, s, scale);
@@ -224,11 +224,11 @@ void check_attention(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu::
     cu::attention_forward(ctx, {cq.data(), n, qc}, {ck.data(), n, kc}, {cv.data(), n, kc}, {cout.data(), n, qc},
                           {cprobs.data(), prow, s.seq}, s, alibi ? slopes.data() : nullptr, scale);
     cu::attention_backward(ctx, {cdout.data(), n, qc}, {cq.data(), n, qc}, {ck.data(), n, kc}, {cv.data(), n, kc},
-                           {cprobs.data(), prow, s.seq}, {cdq.data(), n, qc}, {cdk.data(), n, kc},
-                           {cdv.data(), n, kc}, s, scale);
+                           {cprobs.data(), prow, s.seq}, {cdq.data(), n, qc}, {cdk.data(), n, kc}, {cdv.data(), n, kc},
+                           s, scale);
     char buf[160];
-    std::snprintf(buf, sizeof buf, "attention [%s] b%d t%d h%d kv%d hd%d%s%s", math_name(math), s.batch, s.seq,
-                  s.heads, s.kv_heads, s.head_dim, alibi ? " alibi" : "", accumulate ? " +=" : "");
+    std::snprintf(buf, sizeof buf, "attention [%s] b%d t%d h%d kv%d hd%d%s%s", math_name(math), s.batch, s.seq, s.heads,
+                  s.kv_heads, s.head_dim, alibi ? " alibi" : "", accumulate ? " +=" : "");
     std::string const what = buf;
     auto const got_probs = to_host(ctx, cprobs.data(), probs.size());
     expect_close(to_host(ctx, cout.data(), out.size()), out, tol, what + " out");
@@ -295,11 +295,11 @@ int main() {
 
     using S = pa::AttentionShape;
     for (auto math : {cu::GemmMath::Fp32, cu::GemmMath::Bf16}) {
-        check_attention(ctx, cpu, rng, math, S{2, 37, 4, 4, 64}, false, false);   // MHA
-        check_attention(ctx, cpu, rng, math, S{2, 37, 6, 2, 80}, false, true);    // GQA, head_dim 80, +=
-        check_attention(ctx, cpu, rng, math, S{2, 37, 4, 4, 64}, true, false);    // ALiBi
-        check_attention(ctx, cpu, rng, math, S{3, 1, 4, 2, 64}, true, true);      // seq 1, GQA, ALiBi
-        check_attention(ctx, cpu, rng, math, S{1, 70, 8, 1, 80}, true, false);    // MQA, ALiBi, 8 heads
+        check_attention(ctx, cpu, rng, math, S{2, 37, 4, 4, 64}, false, false);  // MHA
+        check_attention(ctx, cpu, rng, math, S{2, 37, 6, 2, 80}, false, true);   // GQA, head_dim 80, +=
+        check_attention(ctx, cpu, rng, math, S{2, 37, 4, 4, 64}, true, false);   // ALiBi
+        check_attention(ctx, cpu, rng, math, S{3, 1, 4, 2, 64}, true, true);     // seq 1, GQA, ALiBi
+        check_attention(ctx, cpu, rng, math, S{1, 70, 8, 1, 80}, true, false);   // MQA, ALiBi, 8 heads
     }
 
     check_cross_entropy(ctx, cpu, rng, 6, 1000, {3, -100, 999, 0, -100, 512});

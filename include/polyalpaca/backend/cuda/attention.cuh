@@ -127,8 +127,8 @@ inline void check_attention_shape(AttentionShape const& s, char const* what) {
             ": heads, kv_heads and head_dim must be positive, got ", s.heads, ", ", s.kv_heads, ", ", s.head_dim);
     require(s.heads % s.kv_heads == 0, what, ": heads (", s.heads, ") must be a multiple of kv_heads (", s.kv_heads,
             ")");
-    require(Index(s.batch) * s.heads * s.seq < (Index(1) << 31), what, ": batch*heads*seq = ",
-            Index(s.batch) * s.heads * s.seq, " rows exceed the grid limit 2^31 - 1");
+    require(Index(s.batch) * s.heads * s.seq < (Index(1) << 31), what,
+            ": batch*heads*seq = ", Index(s.batch) * s.heads * s.seq, " rows exceed the grid limit 2^31 - 1");
 }
 
 inline void check_attention_view(View<float const> v, Index rows, Index cols, char const* what) {
@@ -138,7 +138,7 @@ inline void check_attention_view(View<float const> v, Index rows, Index cols, ch
 
 inline void pack(Context& ctx, float const* src, AttentionShape const& s, int src_heads, float* dst) {
     Index const total = Index(s.batch) * s.heads * s.seq * s.head_dim;
-    pack_heads_kernel<float><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(
+    pack_heads_kernel<float><<<grid_for(total), block_threads, 0, ctx.stream()>>>(
         src, s.batch, s.seq, s.heads, src_heads, s.head_dim, s.heads / src_heads, dst);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
 }
@@ -146,7 +146,7 @@ inline void pack(Context& ctx, float const* src, AttentionShape const& s, int sr
 inline void unpack(Context& ctx, float const* src, AttentionShape const& s, int dst_heads, bool accumulate,
                    float* dst) {
     Index const total = Index(s.batch) * s.seq * dst_heads * s.head_dim;
-    unpack_heads_kernel<float><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(
+    unpack_heads_kernel<float><<<grid_for(total), block_threads, 0, ctx.stream()>>>(
         src, s.batch, s.seq, dst_heads, s.head_dim, s.heads / dst_heads, accumulate, dst);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
 }
@@ -198,9 +198,8 @@ inline void attention_forward(Context& ctx, View<float const> q, View<float cons
     detail::pack(ctx, v.data, shape, shape.kv_heads, vp);
     Index const hd = shape.head_dim;
     detail::head_gemm(ctx, shape, Trans::No, Trans::Yes, qp, seq, hd, kp, seq, hd, probs.data, seq, seq, scale);
-    detail::causal_softmax_kernel<float>
-        <<<unsigned(probs.rows), detail::softmax_threads, 0, ctx.stream()>>>(probs.data, shape.seq, shape.heads,
-                                                                            alibi_slopes ? slopes : nullptr);
+    detail::causal_softmax_kernel<float><<<unsigned(probs.rows), detail::softmax_threads, 0, ctx.stream()>>>(
+        probs.data, shape.seq, shape.heads, alibi_slopes ? slopes : nullptr);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
     detail::head_gemm(ctx, shape, Trans::No, Trans::No, probs.data, seq, seq, vp, seq, hd, op, seq, hd, 1.0f);
     detail::unpack(ctx, op, shape, shape.heads, false, out.data);

@@ -11,6 +11,7 @@
 #include <cublasLt.h>
 
 #include "polyalpaca/backend/cuda/context.cuh"
+#include "polyalpaca/backend/cuda/launch.cuh"
 #include "polyalpaca/backend/cuda/matmul.cuh"
 #include "polyalpaca/core/tensor.hpp"
 
@@ -48,12 +49,6 @@ __global__ void add_kernel(T const* src, Index n, T* dst) {
         dst[i] += src[i];
 }
 
-/// Blocks for a grid-stride loop over n elements with `threads` per block.
-inline unsigned grid_for(Index n, int threads) {
-    Index const blocks = (n + threads - 1) / threads;
-    return unsigned(blocks < 1 ? 1 : (blocks > 65536 ? 65536 : blocks));
-}
-
 inline void add_column_sums(Context& ctx, View<float const> src, float* dst) {
     if (src.rows == 0 || src.cols == 0) return;
     dim3 const block(32, column_sum_rows);
@@ -64,7 +59,7 @@ inline void add_column_sums(Context& ctx, View<float const> src, float* dst) {
 
 inline void add_vector(Context& ctx, float const* src, Index n, float* dst) {
     if (n == 0) return;
-    add_kernel<float><<<grid_for(n, 256), 256, 0, ctx.stream()>>>(src, n, dst);
+    add_kernel<float><<<grid_for(n), block_threads, 0, ctx.stream()>>>(src, n, dst);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -104,9 +99,9 @@ inline void gemm(Context& ctx, Trans trans_a, Trans trans_b, View<float const> a
 
 /// `batch` independent products c_i = alpha * op(a_i) op(b_i) + beta * c_i, where a_i starts stride_a floats
 /// after a_{i-1} (likewise b, c). a, b and c describe the first entry (row-major, rows of `cols` floats).
-inline void gemm_strided_batched(Context& ctx, Trans trans_a, Trans trans_b, View<float const> a,
-                                 std::int64_t stride_a, View<float const> b, std::int64_t stride_b, View<float> c,
-                                 std::int64_t stride_c, int batch, float alpha = 1.0f, float beta = 0.0f) {
+inline void gemm_strided_batched(Context& ctx, Trans trans_a, Trans trans_b, View<float const> a, std::int64_t stride_a,
+                                 View<float const> b, std::int64_t stride_b, View<float> c, std::int64_t stride_c,
+                                 int batch, float alpha = 1.0f, float beta = 0.0f) {
     require(batch > 0, "gemm_strided_batched: batch must be positive, got ", batch);
     auto call = detail::gemm_call(trans_a, trans_b, a, b, c, "gemm_strided_batched");
     call.a.batch_stride = stride_a;

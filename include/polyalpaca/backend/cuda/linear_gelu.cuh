@@ -70,8 +70,8 @@ inline void linear_gelu_forward(Context& ctx, View<float const> x, View<float co
         if (detail::try_matmul(ctx, call)) return;
     }
     linear_forward(ctx, x, w, bias, pre);
-    detail::gelu_tanh_kernel<float><<<detail::grid_for(pre.size(), 256), 256, 0, ctx.stream()>>>(pre.data, pre.size(),
-                                                                                               y.data);
+    detail::gelu_tanh_kernel<float>
+        <<<detail::grid_for(pre.size()), detail::block_threads, 0, ctx.stream()>>>(pre.data, pre.size(), y.data);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -84,7 +84,7 @@ inline void linear_gelu_backward(Context& ctx, View<float const> x, View<float c
     require(pre.data && dy.data, "linear_gelu_backward: pre and dy must point to device memory");
     auto* dpre = static_cast<float*>(ctx.scratch(detail::gelu_scratch_slot, std::size_t(dy.size()) * sizeof(float)));
     detail::gelu_tanh_grad_kernel<float>
-        <<<detail::grid_for(dy.size(), 256), 256, 0, ctx.stream()>>>(dy.data, pre.data, dy.size(), dpre);
+        <<<detail::grid_for(dy.size()), detail::block_threads, 0, ctx.stream()>>>(dy.data, pre.data, dy.size(), dpre);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
     linear_backward(ctx, x, w, View<float const>(dpre, dy.rows, dy.cols), dx, dw, dbias);
 }
@@ -95,8 +95,8 @@ inline void linear_gelu_backward(Context& ctx, View<float const> x, View<float c
 inline void linear_backward_dgelu(Context& ctx, View<float const> dz, View<float const> w, View<float const> pre,
                                   View<float> dpre, float* dbias) {
     require(!dz.empty() && !w.empty(), "linear_backward_dgelu: dz and w must not be empty");
-    require(dz.cols == w.rows, "linear_backward_dgelu: dz has ", dz.cols, " columns but w (Out, Hid) has Out = ",
-            w.rows);
+    require(dz.cols == w.rows, "linear_backward_dgelu: dz has ", dz.cols,
+            " columns but w (Out, Hid) has Out = ", w.rows);
     require_shape(pre, dz.rows, w.cols, "linear_backward_dgelu: pre");
     require_shape(dpre, dz.rows, w.cols, "linear_backward_dgelu: dpre");
     require(pre.data && dpre.data, "linear_backward_dgelu: pre and dpre must point to device memory");
@@ -118,8 +118,8 @@ inline void linear_backward_dgelu(Context& ctx, View<float const> dz, View<float
         }
     }
     gemm(ctx, Trans::No, Trans::No, dz, w, nullptr, dpre);
-    detail::gelu_tanh_grad_kernel<float>
-        <<<detail::grid_for(dpre.size(), 256), 256, 0, ctx.stream()>>>(dpre.data, pre.data, dpre.size(), dpre.data);
+    detail::gelu_tanh_grad_kernel<float><<<detail::grid_for(dpre.size()), detail::block_threads, 0, ctx.stream()>>>(
+        dpre.data, pre.data, dpre.size(), dpre.data);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
     if (dbias) detail::add_column_sums(ctx, View<float const>(dpre), dbias);
 }

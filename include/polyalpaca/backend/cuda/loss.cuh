@@ -95,11 +95,10 @@ inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<s
     auto* base = static_cast<char*>(ctx.scratch(detail::loss_scratch_slot, target_bytes + std::size_t(n) * 8));
     auto* device_targets = reinterpret_cast<std::int32_t*>(base);
     auto* device_loss = reinterpret_cast<double*>(base + target_bytes);
-    POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(device_targets, targets.data(), targets.size_bytes(),
-                                          cudaMemcpyHostToDevice, ctx.stream()));
+    POLYALPACA_CUDA_CHECK(
+        cudaMemcpyAsync(device_targets, targets.data(), targets.size_bytes(), cudaMemcpyHostToDevice, ctx.stream()));
     detail::cross_entropy_kernel<float><<<unsigned(n), detail::loss_threads, 0, ctx.stream()>>>(
-        logits.data, vocab, device_targets, ignore_index, with_grad ? dlogits.data : nullptr, grad_scale,
-        device_loss);
+        logits.data, vocab, device_targets, ignore_index, with_grad ? dlogits.data : nullptr, grad_scale, device_loss);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
 
     std::vector<double> losses(static_cast<std::size_t>(n));

@@ -59,9 +59,12 @@ void set_preference(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAtt
 
 inline cublasComputeType_t compute_type(GemmMath math) {
     switch (math) {
-        case GemmMath::Fp32: return CUBLAS_COMPUTE_32F;
-        case GemmMath::Tf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
-        case GemmMath::Bf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+        case GemmMath::Fp32:
+            return CUBLAS_COMPUTE_32F;
+        case GemmMath::Tf32:
+            return CUBLAS_COMPUTE_32F_FAST_TF32;
+        case GemmMath::Bf16:
+            return CUBLAS_COMPUTE_32F_FAST_16BF;
     }
     return CUBLAS_COMPUTE_32F;
 }
@@ -102,8 +105,8 @@ inline Layout make_layout(Operand const& o, int batch) {
     if (batch > 1) {
         std::int32_t const count = batch;
         std::int64_t const stride = o.batch_stride;
-        POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
-                                                               sizeof(count)));
+        POLYALPACA_CUDA_CHECK(
+            cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
         POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                                &stride, sizeof(stride)));
     }
@@ -132,16 +135,30 @@ inline PlanKey plan_key(Context const& ctx, MatmulCall const& call) {
             std::int64_t(ctx.gemm_math()),
             std::int64_t(call.trans_a),
             std::int64_t(call.trans_b),
-            call.a.rows, call.a.cols, call.a.ld, call.a.batch_stride,
-            call.b.rows, call.b.cols, call.b.ld, call.b.batch_stride,
-            call.c.rows, call.c.cols, call.c.ld, call.c.batch_stride,
+            call.a.rows,
+            call.a.cols,
+            call.a.ld,
+            call.a.batch_stride,
+            call.b.rows,
+            call.b.cols,
+            call.b.ld,
+            call.b.batch_stride,
+            call.c.rows,
+            call.c.cols,
+            call.c.ld,
+            call.c.batch_stride,
             call.batch,
             std::int64_t(call.epilogue),
             call.aux_ld,
-            alignment_of(call.a.data), alignment_of(call.b.data), alignment_of(call.c.data),
+            alignment_of(call.a.data),
+            alignment_of(call.b.data),
+            alignment_of(call.c.data),
             call.bias ? std::int64_t(alignment_of(call.bias)) : 0,
             call.aux ? std::int64_t(alignment_of(call.aux)) : 0,
-            0, 0, 0, 0};
+            0,
+            0,
+            0,
+            0};
 }
 
 /// Sets the pointer attributes that change from call to call on a cached descriptor.
@@ -204,8 +221,8 @@ inline bool try_matmul(Context& ctx, MatmulCall const& call) {
     set_pointers(plan->desc.get(), call);
     POLYALPACA_CUDA_CHECK(cublasLtMatmul(ctx.cublaslt(), plan->desc.get(), &call.alpha, call.b.data, plan->first.get(),
                                          call.a.data, plan->second.get(), &call.beta, call.c.data, plan->out.get(),
-                                         const_cast<void*>(call.c.data), plan->out.get(), &plan->algo,
-                                         ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
+                                         const_cast<void*>(call.c.data), plan->out.get(), &plan->algo, ctx.workspace(),
+                                         ctx.workspace_bytes(), ctx.stream()));
     return true;
 }
 
