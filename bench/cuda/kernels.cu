@@ -4,7 +4,9 @@
 // ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM peak (bench_common.cuh).
 //
 //   polyalpaca_bench_cuda_kernels [--only gemm|attention|norm|loss|adamw] [--repeat N] [--tokens N]
+#include <array>
 #include <cmath>
+#include <map>
 #include <cstdint>
 #include <cstdio>
 #include <span>
@@ -37,14 +39,30 @@ struct Settings {
     bool wants(char const* part) const { return only.empty() || only == part; }
 };
 
-/// n device floats, uniform in [-1, 1) (the values only matter for softmax ranges; speed is what is measured).
+__global__ void fill_uniform_kernel(float* x, std::size_t n, std::uint64_t seed) {
+    for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+        std::uint64_t h = (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;  // splitmix64 finaliser
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+        h ^= h >> 31;
+        x[i] = float(double(h >> 11) * 0x1.0p-52 - 1.0);
+    }
+}
+
+/// n device floats, uniform in [-1, 1), filled on the device (the values only set softmax ranges; speed is what
+/// is measured, and drawing billions of values on the host would take longer than the benchmarks).
 cu::DeviceBuffer<float> random_device(cu::Context& ctx, std::size_t n, std::uint64_t seed) {
-    std::vector<float> host(n);
-    pa::Rng rng(seed);
-    for (auto& x : host) x = float(rng.uniform(-1.0, 1.0));
     cu::DeviceBuffer<float> d(n);
-    cu::upload(ctx, host.data(), d.data(), n);
+    if (n == 0) return d;
+    fill_uniform_kernel<<<4096, 256, 0, ctx.stream()>>>(d.data(), n, seed * 0x2545f4914f6cdd1dull);
+    POLYALPACA_CUDA_CHECK(cudaGetLastError());
     return d;
+}
+
+/// One machine-readable line per measurement, for bench/device_check.sh's summary.
+void result_line(char const* kernel, char const* math, double ms, double rate, char const* unit, double peak_pct) {
+    std::printf("RESULT kernel=%s math=%s ms=%.3f rate=%.1f unit=%s peak_pct=%.1f\n", kernel, math, ms, rate, unit,
+                peak_pct);
 }
 
 // ---- GEMMs -------------------------------------------------------------------------------------------------------
@@ -158,7 +176,10 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
     std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     auto shapes = bloom560m_gemms(s.tokens);
     for (auto& g : llama7b_gemms(s.tokens)) shapes.push_back(g);
+    // Per model (the name's first word) and mode: total FLOPs and total ms, for one FLOP-weighted rate.
+    std::map<std::string, std::array<double, 8>> totals;
     for (auto const& g : shapes) {
+        auto& total = totals[g.what.substr(0, g.what.find(' '))];
         pa::Index const a_rows = g.ta == cu::Trans::No ? g.m : g.k, a_cols = g.ta == cu::Trans::No ? g.k : g.m;
         pa::Index const b_rows = g.tb == cu::Trans::No ? g.k : g.n, b_cols = g.tb == cu::Trans::No ? g.n : g.k;
         double const flops = 2.0 * double(g.m) * double(g.k) * double(g.n);
@@ -173,6 +194,7 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
                 cu::GemmMath math;
                 double peak;
             };
+            int slot = 0;
             for (Mode const mode : {Mode{cu::GemmMath::Fp32, Peaks::fp32_tflops}, Mode{cu::GemmMath::Tf32, Peaks::tf32_tflops},
                                     Mode{cu::GemmMath::Bf16, Peaks::bf16_tflops}}) {
                 ctx.set_gemm_math(mode.math);
@@ -180,6 +202,9 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
                 double const ms = time_ms(ctx, 2, repeat, [&] { cu::gemm(ctx, g.ta, g.tb, va, vb, nullptr, vc); });
                 double const tflops = flops / (ms * 1e-3) * 1e-12;
                 std::printf(" %.3f | %.1f | %.0f%% |", ms, tflops, 100.0 * tflops / mode.peak);
+                total[std::size_t(2 * slot)] += flops;
+                total[std::size_t(2 * slot + 1)] += ms;
+                ++slot;
             }
             ctx.set_gemm_math(cu::GemmMath::Bf16);
         }
@@ -187,8 +212,20 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
         double const ms = time_ms(ctx, 2, s.repeat, [&] { native.run(); });
         double const tflops = flops / (ms * 1e-3) * 1e-12;
         std::printf(" %.3f | %.1f | %.0f%% |\n", ms, tflops, 100.0 * tflops / Peaks::bf16_tflops);
+        total[6] += flops;
+        total[7] += ms;
         std::fflush(stdout);
     }
+    char const* const mode_names[] = {"fp32", "tf32", "bf16", "native-bf16"};
+    double const mode_peaks[] = {Peaks::fp32_tflops, Peaks::tf32_tflops, Peaks::bf16_tflops, Peaks::bf16_tflops};
+    std::printf("\n");
+    for (auto const& [model, total] : totals)
+        for (int m = 0; m < 4; ++m) {
+            double const tflops = total[std::size_t(2 * m)] / (total[std::size_t(2 * m + 1)] * 1e-3) * 1e-12;
+            std::printf("RESULT kernel=gemm-all-%s math=%s ms=%.3f rate=%.1f unit=TFLOP/s peak_pct=%.1f\n",
+                        model.c_str(), mode_names[m], total[std::size_t(2 * m + 1)], tflops,
+                        100.0 * tflops / mode_peaks[m]);
+        }
 }
 
 // ---- attention ---------------------------------------------------------------------------------------------------
@@ -233,6 +270,9 @@ void bench_attention(cu::Context& ctx, Settings const& s) {
         double const f = fwd_flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * fwd_flops / (bwd_ms * 1e-3) * 1e-12;
         std::printf("| %s | %d x %d | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% |\n", c.model, c.heads, c.head_dim,
                     fwd_ms, f, 100.0 * f / Peaks::bf16_tflops, bwd_ms, b, 100.0 * b / Peaks::bf16_tflops);
+        std::string const key = std::string("attention-") + (c.alibi ? "bloom-560m" : "llama-7b");
+        result_line((key + "-fwd").c_str(), "bf16", fwd_ms, f, "TFLOP/s", 100.0 * f / Peaks::bf16_tflops);
+        result_line((key + "-bwd").c_str(), "bf16", bwd_ms, b, "TFLOP/s", 100.0 * b / Peaks::bf16_tflops);
         std::fflush(stdout);
     }
 }
@@ -242,6 +282,13 @@ void bench_attention(cu::Context& ctx, Settings const& s) {
 void print_bandwidth_row(char const* what, double ms, double bytes) {
     double const tbps = bytes / (ms * 1e-3) * 1e-12;
     std::printf("| %s | %.3f | %.0f | %.0f%% |\n", what, ms, tbps * 1e3, 100.0 * tbps / Peaks::hbm_tbps);
+    std::string key;  // "layer_norm fwd (2048 x 1024)" -> "layer_norm-fwd-2048x1024"
+    for (char const* c = what; *c; ++c) {
+        if (*c == '(' || *c == ')') continue;
+        if (*c == ' ' && (c[1] == 'x' || (c > what && c[-1] == 'x'))) continue;
+        key += *c == ' ' ? '-' : *c;
+    }
+    result_line(key.c_str(), "fp32", ms, tbps * 1e3, "GB/s", 100.0 * tbps / Peaks::hbm_tbps);
     std::fflush(stdout);
 }
 

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The one-call GPU check: configure and build the CUDA targets offline, run the CUDA parity suite (ctest -L cuda),
+# the end-to-end training-step benchmark, the PyTorch + transformers + PEFT peer step and the kernel benchmarks,
+# then print a summary table last (parity, kernel rates, our tokens/s / MFU / peak memory against PEFT's, and
+# each target met or not). Meant for one H100 in under 8 minutes, with nothing fetched from outside.
+#
+# Before: on a machine with the dependencies installed, run bench/make_device_kit.sh; it writes .devkit/ (Eigen,
+# xtensor, xtl, Catch2, nlohmann json, oniguruma), which must travel with the tree. Logs go to $OUT when it is set
+# (else build-device/logs). A failing stage is marked FAIL and the rest still run.
+#
+#   bash bench/device_check.sh            # everything
+#   DEVICE_CHECK_BUDGET_S=420 bash bench/device_check.sh   # optional stages are skipped past this many seconds
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build="$root/build-device"
+logs="${OUT:-$build/logs}"
+mkdir -p "$logs"
+budget_s="${DEVICE_CHECK_BUDGET_S:-420}"
+jobs="$(nproc 2>/dev/null || echo 16)"
+python="${PYTHON:-python3}"
+
+declare -A status=()
+stages=()
+
+say() { printf '[%4ds] %s\n' "$SECONDS" "$*"; }
+
+# stage NAME TIMEOUT_S LOG COMMAND...: runs COMMAND with a time limit, output appended to LOG; records PASS/FAIL.
+stage() {
+  local name="$1" limit="$2" log="$3"
+  shift 3
+  stages+=("$name")
+  say "start $name (limit ${limit}s, log $(basename "$log"))"
+  local rc=0
+  { echo "### $name: $*"; } >>"$log"
+  timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1 || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    status[$name]="PASS"
+  elif [[ $rc -eq 124 || $rc -eq 137 ]]; then
+    status[$name]="FAIL (timed out after ${limit}s)"
+  else
+    status[$name]="FAIL (exit $rc)"
+  fi
+  say "end   $name: ${status[$name]}"
+}
+
+# optional NAME ...: like stage, but skipped once the time budget is spent.
+optional() {
+  if (( SECONDS > budget_s )); then
+    stages+=("$1")
+    status[$1]="SKIPPED (past the ${budget_s}s budget)"
+    say "skip  $1: past the ${budget_s}s budget"
+    return 0
+  fi
+  stage "$@"
+}
+
+build_log="$logs/build.log"
+parity_log="$logs/parity.log"
+train_log="$logs/train_step.log"
+peft_log="$logs/peft.log"
+kernels_log="$logs/kernels.log"
+summary_log="$logs/summary.txt"
+: >"$build_log"; : >"$parity_log"; : >"$train_log"; : >"$peft_log"; : >"$kernels_log"
+
+say "device_check: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo 'nvidia-smi unavailable')"
+say "nvcc: $(nvcc --version 2>/dev/null | tail -1 || /usr/local/cuda/bin/nvcc --version 2>/dev/null | tail -1 || echo 'not on PATH')"
+say "cmake: $(cmake --version | head -1), ninja $(ninja --version 2>/dev/null || echo missing), $jobs cores"
+
+if [[ ! -d "$root/.devkit/include/eigen3" ]]; then
+  say "FAIL: .devkit/ is missing: run bench/make_device_kit.sh where the dependencies are installed and carry .devkit"
+  exit 1
+fi
+
+kit="$root/.devkit"
+stage configure 120 "$build_log" \
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$kit" \
+    -DCMAKE_CXX_FLAGS="-isystem $kit/include" -DCMAKE_CUDA_FLAGS="-isystem $kit/include" \
+    -DPOLYALPACA_EVAL=OFF -DPOLYALPACA_BUILD_EXAMPLES=OFF -DPOLYALPACA_USE_OPENBLAS=OFF \
+    -DCMAKE_CUDA_ARCHITECTURES=90
+
+targets=(polyalpaca_bench_cuda_kernels polyalpaca_bench_cuda_train_step)
+for source in "$root"/tests/cuda/*.cu; do
+  targets+=("cuda_$(basename "$source" .cu)")
+done
+if [[ "${status[configure]}" == PASS ]]; then
+  stage build 300 "$build_log" ninja -C "$build" -j "$jobs" -k 0 "${targets[@]}"
+else
+  stages+=(build); status[build]="SKIPPED (configure failed)"
+fi
+say "build log tail:"; grep -E "error|FAILED" "$build_log" | head -20 || true
+
+bench_dir="$build/bench/cuda"
+
+stage parity 180 "$parity_log" ctest --test-dir "$build" -L cuda --output-on-failure --timeout 170
+grep -E "^ *[0-9]+/[0-9]+ Test|tests passed|tests failed" "$parity_log" || true
+
+stage train_step 200 "$train_log" "$bench_dir/polyalpaca_bench_cuda_train_step" --warmup 3 --steps 10
+grep -E "^\|" "$train_log" || true
+
+stage peft_lora 120 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision autocast
+optional peft_full 120 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode full --precision autocast
+optional kernels 150 "$kernels_log" "$bench_dir/polyalpaca_bench_cuda_kernels" --repeat 10
+optional peft_lora_bf16 100 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision bf16
+
+# The summary: parsed from the logs by Python (present wherever PyTorch is).
+stage_lines=""
+for s in "${stages[@]}"; do stage_lines+="$s=${status[$s]}"$'\n'; done
+set +e
+STAGES="$stage_lines" "$python" - "$parity_log" "$train_log" "$peft_log" "$kernels_log" <<'PY' | tee "$summary_log"
+import json, os, re, sys
+
+parity_log, train_log, peft_log, kernels_log = sys.argv[1:5]
+read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
+
+print("\n================ device check summary ================")
+print("stages:")
+for line in os.environ.get("STAGES", "").strip().splitlines():
+    name, _, state = line.partition("=")
+    print(f"  {name:<16} {state}")
+
+print("\nparity (ctest -L cuda):")
+tests = re.findall(r"Test\s+#\d+: (\S+) [.\s*]*(Passed|Failed|Not Run|Skipped|Timeout|Exception\S*)", read(parity_log))
+for name, result in tests:
+    print(f"  {name:<34} {result}")
+if not tests:
+    print("  (no test results)")
+
+def results(text):
+    out = []
+    for line in text.splitlines():
+        if line.startswith("RESULT "):
+            out.append(dict(kv.split("=", 1) for kv in line[7:].split()))
+    return out
+
+kern = results(read(kernels_log))
+print("\nkernels (H100 SXM peaks: bf16 989.4, tf32 494.7, fp32 66.9 TFLOP/s, HBM 3.35 TB/s):")
+for r in kern:
+    print(f"  {r['kernel']:<34} {r['math']:<12} {float(r['ms']):9.3f} ms {float(r['rate']):9.1f} {r['unit']:<8} "
+          f"{float(r['peak_pct']):5.1f}% of peak")
+if not kern:
+    print("  (no kernel results)")
+
+ours = {r["config"]: r for r in results(read(train_log))}
+peers = []
+for line in read(peft_log).splitlines():
+    line = line.strip()
+    if line.startswith("{") and line.endswith("}"):
+        try:
+            peers.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+peer = {(p["mode"], p["precision"]): p for p in peers}
+if peers:
+    p0 = peers[0]
+    print(f"\npeer: torch {p0.get('torch')}, transformers {p0.get('transformers')}, peft {p0.get('peft')}, "
+          f"CUDA {p0.get('cuda')}, attention {p0.get('attention')}, on {p0.get('device')}")
+
+gib = lambda b: float(b) / 2**30
+print("\nend-to-end training step, micro-batch 4 x 512:")
+print(f"  {'config':<18} {'tokens/s':>10} {'MFU':>7} {'peak GiB':>9} | {'peer':<20} {'tokens/s':>10} {'peak GiB':>9} | "
+      f"{'speed x':>7} {'memory x':>8}")
+pairs = [("bloom-560m-lora", ("lora", "autocast")), ("bloom-560m-lora", ("lora", "bf16")),
+         ("bloom-560m-full", ("full", "autocast")), ("llama-7b-lora", None)]
+for cfg, key in pairs:
+    o = ours.get(cfg)
+    p = peer.get(key) if key else None
+    left = (f"  {cfg:<18} {float(o['tokens_per_s']):10.0f} {100 * float(o['mfu']):6.1f}% {gib(o['peak_bytes']):9.2f}"
+            if o else f"  {cfg:<18} {'FAIL':>10} {'-':>7} {'-':>9}")
+    if p:
+        right = (f" | {'peft ' + p['mode'] + ' ' + p['precision']:<20} {p['tokens_per_s']:10.0f} "
+                 f"{gib(p['max_memory_allocated']):9.2f} |")
+        ratio = (f" {float(o['tokens_per_s']) / p['tokens_per_s']:7.2f} "
+                 f"{float(o['peak_bytes']) / p['max_memory_allocated']:8.2f}") if o else f" {'-':>7} {'-':>8}"
+    else:
+        right, ratio = f" | {'-':<20} {'-':>10} {'-':>9} |", f" {'-':>7} {'-':>8}" if key else ""
+    print(left + right + ratio)
+
+print("\ntargets:")
+def verdict(ok):
+    return "met" if ok else "NOT met"
+o = ours.get("bloom-560m-lora")
+lora_peers = [p for k, p in peer.items() if k[0] == "lora"]
+if o and lora_peers:
+    best = max(lora_peers, key=lambda p: p["tokens_per_s"])
+    ratio = float(o["tokens_per_s"]) / best["tokens_per_s"]
+    print(f"  BLOOM-560m LoRA >= 2x HF PEFT tokens/s (fastest peer: {best['precision']}): {ratio:.2f}x -> {verdict(ratio >= 2)}")
+else:
+    print("  BLOOM-560m LoRA >= 2x HF PEFT tokens/s: not measured -> NOT met")
+o = ours.get("bloom-560m-full")
+if o:
+    mfu = 100 * float(o["mfu"])
+    print(f"  full-parameter MFU >= 45%: {mfu:.1f}% -> {verdict(mfu >= 45)}")
+else:
+    print("  full-parameter MFU >= 45%: not measured -> NOT met")
+o = ours.get("llama-7b-lora")
+if o:
+    peak = float(o["peak_bytes"])
+    print(f"  LLaMA-7B LoRA at 4 x 512 within 80 GB: peak {peak / 1e9:.1f} GB -> {verdict(peak <= 80e9)}")
+else:
+    print("  LLaMA-7B LoRA at 4 x 512 within 80 GB: did not run to completion -> NOT met")
+PY
+[[ ${PIPESTATUS[0]} -eq 0 ]] || say "the summary script failed (see above)"
+say "device_check: done (logs in $logs)"
