@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -331,6 +332,16 @@ TEST_CASE("all text is UTF-8, pretraining text is plain sentences, and the files
         CHECK(set.lang == code);
         CHECK(set.prompts[3].prompt == lang.test[3].record.instruction);
         CHECK(set.prompts[3].input == lang.test[3].record.input);
+
+        // Scoring by id: the answers themselves, one left out, one wrong.
+        std::map<std::string, std::string> responses;
+        for (auto const& e : entries) responses[e.id] = e.answer;
+        responses.erase(entries[0].id);
+        responses[entries[1].id] = entries[1].answer + "1";
+        auto const score = score_test_entries(entries, responses);
+        CHECK(score.missing == 1);
+        CHECK(score.tally.of_language(code).total == entries.size());
+        CHECK(score.tally.of_language(code).correct == entries.size() - 2);
 
         if (lang.zero_shot) continue;
         ReadOptions options;

@@ -73,16 +73,17 @@ inline std::string record_id(std::string_view code, std::string_view split, std:
 inline constexpr int max_draws = 1000;
 
 /// The test split: tasks in turn, every (instruction, input) distinct, and no task taking more than half of its
-/// distinct prompts (so its tuning split still has the other half). A task that runs out passes its turn on.
+/// distinct prompts (so its tuning split still has the other half). A task that runs out drops out of the turns.
 inline std::vector<SuiteItem> draw_test(Rng& rng, LanguagePack const& pack, std::size_t count,
                                         std::set<std::string>& keys) {
     std::vector<SuiteItem> items;
     std::vector<std::size_t> taken(task_count, 0);
     std::vector<bool> used_up(task_count, false);
-    for (std::size_t slot = 0; items.size() < count; ++slot) {
+    std::size_t next = 0;  // the task whose turn it is
+    while (items.size() < count) {
         bool drawn = false;
         for (std::size_t turn = 0; turn < task_count && !drawn; ++turn) {
-            std::size_t const t = (slot + turn) % task_count;
+            std::size_t const t = (next + turn) % task_count;
             if (used_up[t]) continue;
             auto const task = all_tasks[t];
             if (taken[t] >= distinct_prompt_count(pack, task) / 2) {
@@ -95,6 +96,7 @@ inline std::vector<SuiteItem> draw_test(Rng& rng, LanguagePack const& pack, std:
                 items.push_back(std::move(item));
                 ++taken[t];
                 drawn = true;
+                next = t + 1;
             }
             if (!drawn) used_up[t] = true;
         }

@@ -1,12 +1,13 @@
 /// @file data/synthetic/test_file.hpp
 /// @brief The suite's held-out test files, test_<lang>.jsonl: one object per line with id, lang, task, instruction,
 /// input, answer, prompt (the instruction, as the evaluation's test-set reader takes it) and alpaca_prompt (the full
-/// prompt text of a prompt template); written atomically, read back for scoring.
+/// prompt text of a prompt template); written atomically, read back, and scored against responses by id.
 #pragma once
 
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/data/prompt_template.hpp"
+#include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/data/synthetic/tasks.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/tokenizer/utf8.hpp"
@@ -82,6 +84,28 @@ inline std::vector<SuiteTestEntry> read_test_file(std::filesystem::path const& p
         entries.push_back(std::move(entry));
     }
     return entries;
+}
+
+/// Exact-match scores of responses to a test file's entries, and how many entries had no response.
+struct TestFileScore {
+    ExactMatchTally tally;
+    std::size_t missing = 0;  ///< entries without a response, counted as wrong
+};
+
+/// Scores `response_by_id` (entry id -> response text) against the entries' answers, per language and per task.
+inline TestFileScore score_test_entries(std::vector<SuiteTestEntry> const& entries,
+                                        std::map<std::string, std::string> const& response_by_id) {
+    TestFileScore score;
+    for (auto const& entry : entries) {
+        auto const it = response_by_id.find(entry.id);
+        if (it == response_by_id.end()) {
+            score.tally.count(entry.lang, entry.task, false);
+            ++score.missing;
+            continue;
+        }
+        score.tally.add(entry.lang, entry.task, it->second, entry.answer);
+    }
+    return score;
 }
 
 }  // namespace polyalpaca::synthetic
