@@ -117,7 +117,7 @@ std::filesystem::path temp_dir(std::string const& name) {
 
 TEST_CASE("report.md: the table per model and method, zero-shot marks, runs and test sets", "[eval][report]") {
     auto const md = eval::report_markdown(study());
-    CHECK_THAT(md, Contains("### bloom-mini, LoRA\n\n| strategy | de | en | fr | mean |"));
+    CHECK_THAT(md, Contains("### bloom-mini, LoRA\n\n| strategy | de | en | fr | mean score |"));
     CHECK_THAT(md, Contains("| monolingual | 0% / 1.00 / 3.500 † | 100% / 4.00 / 1.100 | 25% / 1.50 / 2.900 † | 2.167 |"));
     CHECK_THAT(md, Contains("| multilingual | 50% / 2.00 / 3.000 † | 100% / 3.80 / 1.200 | 100% / 3.90 / 1.300 | 3.233 |"));
     CHECK_THAT(md, Contains("| down | bloom-mini | LoRA | downsampled | en, fr | 100 | 1000 | 6.000e+09 |"));

@@ -120,7 +120,7 @@ inline std::string answer_paragraph(Study const& s) {
             if (auto const m = run_mean(s, run->name)) means.emplace_back(*m, row_label(*run, group));
         std::stable_sort(means.begin(), means.end(), [](auto const& a, auto const& b) { return a.first > b.first; });
         if (means.empty()) {
-            out << "no results.\n";
+            out << (scores ? "no judge scores for these runs.\n" : "no responses for these runs.\n");
             continue;
         }
         out << "best on average: **" << means.front().second << "** (" << fixed(means.front().first, digits) << ")";
@@ -161,7 +161,7 @@ inline std::string report_markdown(Study const& s) {
         out << "\n### " << group.front()->model << ", " << report_detail::method_name(group.front()->method)
             << "\n\n| strategy |";
         for (auto const& l : langs) out << ' ' << l << " |";
-        out << " mean |\n|---|";
+        out << (has_scores(s) ? " mean score |\n|---|" : " mean fidelity |\n|---|");
         for (std::size_t i = 0; i <= langs.size(); ++i) out << "---|";
         out << '\n';
         for (auto* run : group) {

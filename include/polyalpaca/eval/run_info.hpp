@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,11 @@ struct RunInfo {
     double budget_flops = 0;
     std::map<std::string, double> validation_loss;  ///< the trainer's held-out loss per language (best checkpoint)
     std::filesystem::path weights;           ///< adapter/ or model/
+    std::filesystem::path base_model_dir;    ///< the HF directory the run started from ("" : random weights)
+    std::uint64_t seed = 42;                 ///< the trainer's seed (random base weights are made from it)
+    std::size_t cutoff = 512;                ///< the trainer's example options, for validation examples
+    bool train_on_inputs = true;
+    std::string eos = "alpaca-lora";
 
     bool trained_on(std::string const& lang) const {
         for (auto const& l : training_languages)
@@ -87,6 +93,7 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
     r.method = has_adapter ? "lora" : "full";
     r.weights = dir / (has_adapter ? "adapter" : "model");
     r.strategy = r.training_languages.size() == 1 ? "monolingual" : "unknown";
+    r.train_on_inputs = r.method == "lora";
     if (auto const config_path = dir / "run_config.json"; fs::exists(config_path)) {
         auto const config = eval_detail::read_json_file(config_path);
         try {
@@ -94,6 +101,11 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
             r.strategy = config.at("strategy").get<std::string>();
             r.training_languages = config.at("languages").get<std::vector<std::string>>();
             r.prompt_template = config.value("template", r.prompt_template);
+            r.base_model_dir = config.value("model_dir", std::string());
+            r.seed = config.value("seed", r.seed);
+            r.cutoff = config.value("cutoff", r.cutoff);
+            r.train_on_inputs = config.value("train_on_inputs", r.method == "lora");
+            r.eos = config.value("eos", r.eos);
         } catch (nlohmann::json::exception const& e) {
             fail(config_path.string(), ": unexpected layout: ", e.what());
         }

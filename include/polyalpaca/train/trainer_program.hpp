@@ -140,6 +140,15 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     for (auto const& lang : order) all.push_back(make_pool(lang, by_language[lang]));
     auto const split = split_validation(all, {.size = c.val_size, .seed = c.val_seed});
     auto const mixture = make_mixture(c, split.train);
+    // run_config.json: what an evaluation labels the run with and needs to rebuild its model, prompts and examples.
+    nlohmann::json run_config{{"trainer", defaults.name},         {"method", Model::adapter::is_lora ? "lora" : "full"},
+                              {"strategy", c.strategy},            {"mixture", mixture.name()},
+                              {"languages", nlohmann::json::array()}, {"template", c.prompt_template},
+                              {"model_dir", c.model_dir.string()}, {"seed", c.seed},
+                              {"cutoff", c.cutoff},                {"train_on_inputs", c.train_on_inputs},
+                              {"eos", c.eos}};
+    for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
+    io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;
     for (auto const& pool : mixture.pools()) examples.push_back(by_language[pool.lang]);
     std::vector<std::pair<std::string, std::vector<Example>>> validation;
