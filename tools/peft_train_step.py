@@ -42,18 +42,23 @@ def build_model(args, torch, transformers):
     config = transformers.BloomConfig(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16,
                                       hidden_dropout=0.0, attention_dropout=0.0)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    dtype_keys = ["dtype", "torch_dtype"]  # transformers >= 4.56 takes dtype; older ones only torch_dtype
     tries = ["sdpa", "eager"] if args.attn == "auto" else [args.attn]
     last_error = None
     for attn in tries:
-        try:
-            with torch.device("cuda"):
-                model = transformers.BloomForCausalLM._from_config(config, attn_implementation=attn,
-                                                                   **{dtype_key: dtype})
-            return model, getattr(model.config, "_attn_implementation", attn)
-        except (ValueError, ImportError) as e:
-            print(f"peft_train_step.py: attention '{attn}' unavailable for BLOOM: {e}", file=sys.stderr)
-            last_error = e
+        for key in dtype_keys:
+            try:
+                with torch.device("cuda"):
+                    model = transformers.BloomForCausalLM._from_config(config, attn_implementation=attn, **{key: dtype})
+                if next(model.parameters()).dtype != dtype:
+                    model = model.to(dtype)
+                return model, getattr(model.config, "_attn_implementation", attn)
+            except TypeError as e:
+                last_error = e
+            except (ValueError, ImportError) as e:
+                print(f"peft_train_step.py: attention '{attn}' unavailable for BLOOM: {e}", file=sys.stderr)
+                last_error = e
+                break
     raise SystemExit(f"peft_train_step.py: no attention implementation of {tries} works for BLOOM: {last_error}")
 
 
