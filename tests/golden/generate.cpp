@@ -125,6 +125,30 @@ void check_generation(pa::cpu::Context& ctx, Net& net, Golden const& g, std::str
         CHECK(std::abs(beams_alone[0].score - beams[i].score) <= 1e-5 * std::abs(beams[i].score));
     }
     pa::testing::report(name, pa::testing::type_name<T>(), "beam-4 sequences_scores", worst_score);
+
+    int stops = 0;
+    // The paper's preset with end-of-sequence id 2 (generation_config.json of every golden model) and 24 tokens:
+    // processors and end-of-sequence stops inside a batch give what each prompt gives alone.
+    for (auto config : {pa::GenerationConfig::paper(true), pa::GenerationConfig::greedy(24)}) {
+        config.max_new_tokens = 24;
+        config.eos_token_ids = {2};
+        config.repetition_penalty = 1.1;
+        config.no_repeat_ngram_size = 2;
+        INFO("num_beams " << config.num_beams);
+        auto const batched = pa::generate(ctx, net, std::span<std::vector<std::int32_t> const>(g.prompts), config);
+        for (std::size_t i = 0; i < 2; ++i) {
+            Prompts const alone{g.prompts[i]};
+            auto const single = pa::generate(ctx, net, std::span<std::vector<std::int32_t> const>(alone), config);
+            CHECK(single[0].tokens == batched[i].tokens);
+            CHECK(single[0].stopped_at_eos == batched[i].stopped_at_eos);
+            CHECK(std::abs(single[0].score - batched[i].score) <= 1e-5 * std::abs(batched[i].score));
+            CHECK(std::find(batched[i].tokens.begin(), batched[i].tokens.end(), 2) == batched[i].tokens.end());
+            CHECK((batched[i].stopped_at_eos || batched[i].tokens.size() == 24));
+            stops += batched[i].stopped_at_eos ? 1 : 0;
+        }
+    }
+    std::printf("generate %-12s %-6s end-of-sequence stops with id 2: %d of 4 sequences\n", name.c_str(),
+                pa::testing::type_name<T>(), stops);
 }
 
 /// An end-of-sequence id stops a sequence: the greedy token of step 5 as EOS ends prompt 0 after 5 tokens.
