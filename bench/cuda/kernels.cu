@@ -4,6 +4,7 @@
 // ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM peak (bench_common.cuh).
 //
 //   polyalpaca_bench_cuda_kernels [--only gemm|attention|norm|loss|adamw] [--repeat N] [--tokens N]
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
@@ -22,6 +23,7 @@
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/layers/alibi.hpp"
+#include "polyalpaca/layers/lm_head.hpp"
 
 #include "bench_common.cuh"
 
@@ -72,32 +74,48 @@ struct GemmShape {
     std::string what;
     pa::Index m, k, n;
     cu::Trans ta, tb;
+    bool in_step = true;  ///< counted in the model's FLOP-weighted total (false: a reference shape)
+    double per_step = 1;  ///< how many times a training step on `tokens` rows runs it (LM head chunks)
 };
 
 /// The three GEMMs of a linear layer on `tokens` rows (HF layout: W is (out, in)):
 /// forward y = x W^T, backward dX = dY W, dW = dY^T x.
-void add_linear(std::vector<GemmShape>& out, std::string const& name, pa::Index tokens, pa::Index in, pa::Index o) {
-    out.push_back({name + " fwd", tokens, in, o, cu::Trans::No, cu::Trans::Yes});
-    out.push_back({name + " dX", tokens, o, in, cu::Trans::No, cu::Trans::No});
-    out.push_back({name + " dW", o, tokens, in, cu::Trans::Yes, cu::Trans::No});
+void add_linear(std::vector<GemmShape>& out, std::string const& name, pa::Index tokens, pa::Index in, pa::Index o,
+                bool in_step = true, double per_step = 1) {
+    out.push_back({name + " fwd", tokens, in, o, cu::Trans::No, cu::Trans::Yes, in_step, per_step});
+    out.push_back({name + " dX", tokens, o, in, cu::Trans::No, cu::Trans::No, in_step, per_step});
+    out.push_back({name + " dW", o, tokens, in, cu::Trans::Yes, cu::Trans::No, in_step, per_step});
 }
 
+/// The LM head as the models run it: LmHeadLoss holds at most max_chunk_logits logits, so `rows` tokens at a
+/// time (66 for BLOOM's 250880-token vocabulary); the whole-batch product is timed too, as a reference.
+template <int Vocab, int Dim>
+void add_lm_head(std::vector<GemmShape>& out, std::string const& model, pa::Index tokens) {
+    pa::Index const rows =
+        std::clamp<pa::Index>(pa::LmHeadLoss<pa::Cuda, float, Vocab, Dim>::max_chunk_logits / Vocab, 1, tokens);
+    std::string const v = std::to_string(Vocab);
+    add_linear(out, model + " lm_head (vocab " + v + ", chunk of " + std::to_string(rows) + " rows)", rows, Dim, Vocab,
+               true, double(tokens) / double(rows));
+    add_linear(out, model + " lm_head (vocab " + v + ", all rows at once; reference)", tokens, Dim, Vocab, false);
+}
+
+// per_step: how often a full-parameter training step runs the product (layers x projections of that shape).
 std::vector<GemmShape> bloom560m_gemms(pa::Index tokens) {
     std::vector<GemmShape> s;
-    add_linear(s, "bloom-560m query_key_value", tokens, 1024, 3072);
-    add_linear(s, "bloom-560m attn dense", tokens, 1024, 1024);
-    add_linear(s, "bloom-560m dense_h_to_4h", tokens, 1024, 4096);
-    add_linear(s, "bloom-560m dense_4h_to_h", tokens, 4096, 1024);
-    add_linear(s, "bloom-560m lm_head (vocab 250880)", tokens, 1024, 250880);
+    add_linear(s, "bloom-560m query_key_value", tokens, 1024, 3072, true, 24);
+    add_linear(s, "bloom-560m attn dense", tokens, 1024, 1024, true, 24);
+    add_linear(s, "bloom-560m dense_h_to_4h", tokens, 1024, 4096, true, 24);
+    add_linear(s, "bloom-560m dense_4h_to_h", tokens, 4096, 1024, true, 24);
+    add_lm_head<250880, 1024>(s, "bloom-560m", tokens);
     return s;
 }
 
 std::vector<GemmShape> llama7b_gemms(pa::Index tokens) {
     std::vector<GemmShape> s;
-    add_linear(s, "llama-7b q/k/v/o_proj", tokens, 4096, 4096);
-    add_linear(s, "llama-7b gate/up_proj", tokens, 4096, 11008);
-    add_linear(s, "llama-7b down_proj", tokens, 11008, 4096);
-    add_linear(s, "llama-7b lm_head (vocab 32000)", tokens, 4096, 32000);
+    add_linear(s, "llama-7b q/k/v/o_proj", tokens, 4096, 4096, true, 4 * 32);
+    add_linear(s, "llama-7b gate/up_proj", tokens, 4096, 11008, true, 2 * 32);
+    add_linear(s, "llama-7b down_proj", tokens, 11008, 4096, true, 32);
+    add_lm_head<32000, 4096>(s, "llama-7b", tokens);
     return s;
 }
 
@@ -176,10 +194,12 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
     std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     auto shapes = bloom560m_gemms(s.tokens);
     for (auto& g : llama7b_gemms(s.tokens)) shapes.push_back(g);
-    // Per model (the name's first word) and mode: total FLOPs and total ms, for one FLOP-weighted rate.
+    // Per model (the name's first word) and mode: FLOPs and ms of all the step's GEMMs (each shape times per_step),
+    // so the rate is what a full-parameter step's GEMMs reach together.
     std::map<std::string, std::array<double, 8>> totals;
+    std::array<double, 8> reference{};
     for (auto const& g : shapes) {
-        auto& total = totals[g.what.substr(0, g.what.find(' '))];
+        auto& total = g.in_step ? totals[g.what.substr(0, g.what.find(' '))] : reference;
         pa::Index const a_rows = g.ta == cu::Trans::No ? g.m : g.k, a_cols = g.ta == cu::Trans::No ? g.k : g.m;
         pa::Index const b_rows = g.tb == cu::Trans::No ? g.k : g.n, b_cols = g.tb == cu::Trans::No ? g.n : g.k;
         double const flops = 2.0 * double(g.m) * double(g.k) * double(g.n);
@@ -202,8 +222,8 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
                 double const ms = time_ms(ctx, 2, repeat, [&] { cu::gemm(ctx, g.ta, g.tb, va, vb, nullptr, vc); });
                 double const tflops = flops / (ms * 1e-3) * 1e-12;
                 std::printf(" %.3f | %.1f | %.0f%% |", ms, tflops, 100.0 * tflops / mode.peak);
-                total[std::size_t(2 * slot)] += flops;
-                total[std::size_t(2 * slot + 1)] += ms;
+                total[std::size_t(2 * slot)] += g.per_step * flops;
+                total[std::size_t(2 * slot + 1)] += g.per_step * ms;
                 ++slot;
             }
             ctx.set_gemm_math(cu::GemmMath::Bf16);
@@ -212,8 +232,8 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
         double const ms = time_ms(ctx, 2, s.repeat, [&] { native.run(); });
         double const tflops = flops / (ms * 1e-3) * 1e-12;
         std::printf(" %.3f | %.1f | %.0f%% |\n", ms, tflops, 100.0 * tflops / Peaks::bf16_tflops);
-        total[6] += flops;
-        total[7] += ms;
+        total[6] += g.per_step * flops;
+        total[7] += g.per_step * ms;
         std::fflush(stdout);
     }
     char const* const mode_names[] = {"fp32", "tf32", "bf16", "native-bf16"};
@@ -222,7 +242,7 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
     for (auto const& [model, total] : totals)
         for (int m = 0; m < 4; ++m) {
             double const tflops = total[std::size_t(2 * m)] / (total[std::size_t(2 * m + 1)] * 1e-3) * 1e-12;
-            std::printf("RESULT kernel=gemm-all-%s math=%s ms=%.3f rate=%.1f unit=TFLOP/s peak_pct=%.1f\n",
+            std::printf("RESULT kernel=gemm-step-%s math=%s ms=%.3f rate=%.1f unit=TFLOP/s peak_pct=%.1f\n",
                         model.c_str(), mode_names[m], total[std::size_t(2 * m + 1)], tflops,
                         100.0 * tflops / mode_peaks[m]);
         }
