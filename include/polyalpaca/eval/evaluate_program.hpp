@@ -119,9 +119,13 @@ std::vector<Response> generate_responses(cpu::Context& ctx, Net& net, Tokenizer 
                 auto const& p = set.prompts[i];
                 auto const& g = generated[i - begin];
                 tokens += std::int64_t(g.tokens.size());
+                // Ids of the model's padded vocabulary rows that the tokenizer lacks decode to nothing, as in HF.
+                std::vector<std::int32_t> known;
+                for (auto id : g.tokens)
+                    if (id < tokenizer.vocab_size()) known.push_back(id);
                 out.push_back({.run = run.name, .model = run.model, .method = run.method, .strategy = run.strategy,
                                .language = set.lang, .id = p.id, .instruction = p.prompt, .input = p.input,
-                               .response = extract_response(prompt_template, tokenizer.decode(g.tokens, true)),
+                               .response = extract_response(prompt_template, tokenizer.decode(known, true)),
                                .decoding = decoding});
             }
             progress.update(label + " " + set.lang, end - begin, tokens);

@@ -41,7 +41,7 @@ namespace svg_detail {
 
 inline constexpr std::string_view palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                                "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
-inline constexpr double width = 760, height = 420, left = 70, right = 190, top = 40, bottom = 60;
+inline constexpr double width = 880, height = 420, left = 70, right = 280, top = 40, bottom = 60;
 
 inline std::string escape(std::string_view s) {
     std::string out;
@@ -112,12 +112,15 @@ inline void legend(std::ostringstream& out, std::vector<std::string> const& name
     }
 }
 
+/// The y axis: from the lower of 0 and the smallest value to the tick at or above the largest value.
 inline std::pair<double, double> y_range(std::vector<double> const& values) {
     double lo = 0, hi = 0;
     for (double v : values) lo = std::min(lo, v), hi = std::max(hi, v);
     if (hi <= lo) hi = lo + 1;
     auto const t = ticks(lo, hi);
-    return {std::min(lo, t.front()), std::max(hi, t.back())};
+    double const step = t.size() > 1 ? t[1] - t[0] : hi - lo;
+    if (t.back() < hi - 1e-12 * step) hi = t.back() + step;
+    return {std::min(lo, t.front()), hi};
 }
 
 }  // namespace svg_detail
