@@ -407,12 +407,23 @@ int main(int argc, char** argv) try {
     }
     cu::Context ctx;
     pa::bench::print_device(ctx);
-    if (s.wants("gemm")) bench_gemms(ctx, s);
-    if (s.wants("attention")) bench_attention(ctx, s);
-    if (s.wants("norm")) bench_norms(ctx, s);
-    if (s.wants("loss")) bench_loss(ctx, s);
-    if (s.wants("adamw")) bench_adamw(ctx, s);
-    return 0;
+    int failed = 0;
+    auto section = [&](char const* name, void (*body)(cu::Context&, Settings const&)) {  // one failure spares the rest
+        if (!s.wants(name)) return;
+        try {
+            body(ctx, s);
+        } catch (std::exception const& e) {
+            ++failed;
+            std::printf("\n%s: failed: %s\n", name, e.what());
+            std::fflush(stdout);
+        }
+    };
+    section("gemm", bench_gemms);
+    section("attention", bench_attention);
+    section("norm", bench_norms);
+    section("loss", bench_loss);
+    section("adamw", bench_adamw);
+    return failed == 0 ? 0 : 1;
 } catch (std::exception const& e) {
     std::fprintf(stderr, "polyalpaca_bench_cuda_kernels: %s\n", e.what());
     return 1;

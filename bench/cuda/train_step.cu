@@ -149,10 +149,21 @@ int main(int argc, char** argv) try {
     }
     std::printf("\n| config | gemm math | parameters | trainable | batch x seq | init s | ms/step | tokens/s | MFU | "
                 "peak GiB | loss first -> last |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
-    if (config == "all" || config == "bloom-560m-lora") run<BloomLora>("bloom-560m-lora", s);
-    if (config == "all" || config == "bloom-560m-full") run<BloomFull>("bloom-560m-full", s);
-    if (config == "all" || config == "llama-7b-lora") run<LlamaLora>("llama-7b-lora", s);
-    return 0;
+    int failed = 0;
+    auto attempt = [&](char const* name, auto&& body) {  // one failing config (e.g. out of memory) spares the rest
+        if (config != "all" && config != name) return;
+        try {
+            body();
+        } catch (std::exception const& e) {
+            ++failed;
+            std::printf("| %s | %s | failed: %s |\n", name, s.math_name, e.what());
+            std::fflush(stdout);
+        }
+    };
+    attempt("bloom-560m-lora", [&] { run<BloomLora>("bloom-560m-lora", s); });
+    attempt("bloom-560m-full", [&] { run<BloomFull>("bloom-560m-full", s); });
+    attempt("llama-7b-lora", [&] { run<LlamaLora>("llama-7b-lora", s); });
+    return failed == 0 ? 0 : 1;
 } catch (std::exception const& e) {
     std::fprintf(stderr, "polyalpaca_bench_cuda_train_step: %s\n", e.what());
     return 1;
