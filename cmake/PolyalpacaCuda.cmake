@@ -38,5 +38,10 @@ target_link_libraries(polyalpaca_cuda INTERFACE polyalpaca CUDA::cudart CUDA::cu
 # Eigen is used on the host only (views, checks); without this nvcc compiles Eigen for the device as well,
 # which is slow and floods the log with Eigen's constexpr warnings.
 target_compile_definitions(polyalpaca_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:EIGEN_NO_CUDA>)
+# OpenMP's flags reach C++ files only: pass them to nvcc's host compiler too, so host loops in .cu programs
+# (model construction, which draws every weight on the host) run on all cores.
+if(POLYALPACA_WITH_OPENMP)
+  target_compile_options(polyalpaca_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fopenmp>)
+endif()
 set(POLYALPACA_WITH_CUDA ON)
 message(STATUS "polyalpaca: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
