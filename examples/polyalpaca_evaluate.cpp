@@ -2,8 +2,8 @@
 // (eval/evaluate_program.hpp). The model is fixed at compile time, as in the trainers: BLOOM-560m by default, the
 // small test BLOOM of the example trainers when POLYALPACA_EVALUATE_BLOOM_MINI is defined. Each has the LoRA
 // adapter its LoRA trainers train (polyalpaca_train_bloom560m_lora_*, polyalpaca_train_bloom_mini_lora).
-#include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/eval/evaluate_program.hpp>
+#include <polyalpaca/polyalpaca.hpp>
 
 namespace pa = polyalpaca;
 

@@ -15,28 +15,39 @@ namespace {
 
 /// One ordinary paragraph per language (written for this test; no copyrighted text).
 std::map<std::string, std::string> const paragraphs = {
-    {"en", "The city council met on Tuesday evening to discuss the new library. Most residents agreed that the old "
-           "building was too small and that children needed a quiet place to read after school."},
-    {"de", "Der Stadtrat traf sich am Dienstagabend, um über die neue Bibliothek zu sprechen. Die meisten Bewohner "
-           "waren sich einig, dass das alte Gebäude zu klein ist und Kinder einen ruhigen Ort zum Lesen brauchen."},
-    {"fr", "Le conseil municipal s'est réuni mardi soir pour discuter de la nouvelle bibliothèque. La plupart des "
-           "habitants pensent que l'ancien bâtiment est trop petit et que les enfants ont besoin d'un endroit calme."},
-    {"es", "El ayuntamiento se reunió el martes por la noche para hablar de la nueva biblioteca. La mayoría de los "
-           "vecinos está de acuerdo en que el edificio antiguo es demasiado pequeño para los niños del barrio."},
-    {"ru", "Городской совет собрался во вторник вечером, чтобы обсудить новую библиотеку. Большинство жителей "
-           "согласились, что старое здание слишком маленькое и детям нужно тихое место для чтения после школы."},
-    {"bg", "Общинският съвет се събра във вторник вечерта, за да обсъди новата библиотека. Повечето жители са "
-           "съгласни, че старата сграда е твърде малка и че децата се нуждаят от тихо място за четене след училище."},
-    {"zh", "市议会星期二晚上开会讨论新图书馆的建设。大多数居民都认为旧的建筑太小了，孩子们放学以后需要一个安静的地方读书。"
-           "议员们决定明年春天开始施工。"},
-    {"hi", "नगर परिषद ने मंगलवार शाम को नए पुस्तकालय पर चर्चा करने के लिए बैठक की। अधिकांश निवासी इस बात से सहमत थे कि "
-           "पुरानी इमारत बहुत छोटी है और बच्चों को स्कूल के बाद पढ़ने के लिए एक शांत जगह की ज़रूरत है।"},
-    {"fi", "Kaupunginvaltuusto kokoontui tiistai-iltana keskustelemaan uudesta kirjastosta. Useimmat asukkaat olivat "
-           "sitä mieltä, että vanha rakennus on liian pieni ja lapset tarvitsevat rauhallisen paikan lukemiseen."},
-    {"cs", "Městská rada se sešla v úterý večer, aby projednala novou knihovnu. Většina obyvatel souhlasila, že stará "
-           "budova je příliš malá a že děti potřebují po škole klidné místo ke čtení."},
-    {"no", "Bystyret møttes tirsdag kveld for å diskutere det nye biblioteket. De fleste innbyggerne var enige i at "
-           "den gamle bygningen er altfor liten, og at barna trenger et rolig sted å lese etter skoletid."},
+    {"en",
+     "The city council met on Tuesday evening to discuss the new library. Most residents agreed that the old "
+     "building was too small and that children needed a quiet place to read after school."},
+    {"de",
+     "Der Stadtrat traf sich am Dienstagabend, um über die neue Bibliothek zu sprechen. Die meisten Bewohner "
+     "waren sich einig, dass das alte Gebäude zu klein ist und Kinder einen ruhigen Ort zum Lesen brauchen."},
+    {"fr",
+     "Le conseil municipal s'est réuni mardi soir pour discuter de la nouvelle bibliothèque. La plupart des "
+     "habitants pensent que l'ancien bâtiment est trop petit et que les enfants ont besoin d'un endroit calme."},
+    {"es",
+     "El ayuntamiento se reunió el martes por la noche para hablar de la nueva biblioteca. La mayoría de los "
+     "vecinos está de acuerdo en que el edificio antiguo es demasiado pequeño para los niños del barrio."},
+    {"ru",
+     "Городской совет собрался во вторник вечером, чтобы обсудить новую библиотеку. Большинство жителей "
+     "согласились, что старое здание слишком маленькое и детям нужно тихое место для чтения после школы."},
+    {"bg",
+     "Общинският съвет се събра във вторник вечерта, за да обсъди новата библиотека. Повечето жители са "
+     "съгласни, че старата сграда е твърде малка и че децата се нуждаят от тихо място за четене след училище."},
+    {"zh",
+     "市议会星期二晚上开会讨论新图书馆的建设。大多数居民都认为旧的建筑太小了，孩子们放学以后需要一个安静的地方读书。"
+     "议员们决定明年春天开始施工。"},
+    {"hi",
+     "नगर परिषद ने मंगलवार शाम को नए पुस्तकालय पर चर्चा करने के लिए बैठक की। अधिकांश निवासी इस बात से सहमत थे कि "
+     "पुरानी इमारत बहुत छोटी है और बच्चों को स्कूल के बाद पढ़ने के लिए एक शांत जगह की ज़रूरत है।"},
+    {"fi",
+     "Kaupunginvaltuusto kokoontui tiistai-iltana keskustelemaan uudesta kirjastosta. Useimmat asukkaat olivat "
+     "sitä mieltä, että vanha rakennus on liian pieni ja lapset tarvitsevat rauhallisen paikan lukemiseen."},
+    {"cs",
+     "Městská rada se sešla v úterý večer, aby projednala novou knihovnu. Většina obyvatel souhlasila, že stará "
+     "budova je příliš malá a že děti potřebují po škole klidné místo ke čtení."},
+    {"no",
+     "Bystyret møttes tirsdag kveld for å diskutere det nye biblioteket. De fleste innbyggerne var enige i at "
+     "den gamle bygningen er altfor liten, og at barna trenger et rolig sted å lese etter skoletid."},
 };
 
 }  // namespace
@@ -68,7 +79,9 @@ TEST_CASE("codes are normalised: Norwegian, Chinese scripts, old codes", "[eval]
     CHECK(eval::normalize_language_code("bg") == "bg");
     CHECK(eval::same_language("nb", "no"));
     CHECK_FALSE(eval::same_language("da", "no"));
-    auto const traditional = eval::identify_language("市議會星期二晚上開會討論新圖書館的建設。大多數居民都認為舊的建築太小了，孩子們放學以後需要一個安靜的地方讀書。");
+    auto const traditional = eval::identify_language(
+        "市議會星期二晚上開會討論新圖書館的建設。大多數居民都認為舊的建築太小了，孩子們放學以後需要一個安靜的地方讀書"
+        "。");
     CHECK(traditional.code == "zh");
 }
 

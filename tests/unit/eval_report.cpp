@@ -107,7 +107,8 @@ eval::Study study() {
 }
 
 std::filesystem::path temp_dir(std::string const& name) {
-    auto const dir = std::filesystem::temp_directory_path() / ("polyalpaca_eval_" + name + "_" + std::to_string(::getpid()));
+    auto const dir =
+        std::filesystem::temp_directory_path() / ("polyalpaca_eval_" + name + "_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     return dir;
@@ -118,8 +119,10 @@ std::filesystem::path temp_dir(std::string const& name) {
 TEST_CASE("report.md: the table per model and method, zero-shot marks, runs and test sets", "[eval][report]") {
     auto const md = eval::report_markdown(study());
     CHECK_THAT(md, Contains("### bloom-mini, LoRA\n\n| strategy | de | en | fr | mean score |"));
-    CHECK_THAT(md, Contains("| monolingual | 0% / 1.00 / 3.500 † | 100% / 4.00 / 1.100 | 25% / 1.50 / 2.900 † | 2.167 |"));
-    CHECK_THAT(md, Contains("| multilingual | 50% / 2.00 / 3.000 † | 100% / 3.80 / 1.200 | 100% / 3.90 / 1.300 | 3.233 |"));
+    CHECK_THAT(md,
+               Contains("| monolingual | 0% / 1.00 / 3.500 † | 100% / 4.00 / 1.100 | 25% / 1.50 / 2.900 † | 2.167 |"));
+    CHECK_THAT(md,
+               Contains("| multilingual | 50% / 2.00 / 3.000 † | 100% / 3.80 / 1.200 | 100% / 3.90 / 1.300 | 3.233 |"));
     CHECK_THAT(md, Contains("| down | bloom-mini | LoRA | downsampled | en, fr | 100 | 1000 | 6.000e+09 |"));
     CHECK_THAT(md, Contains("| fr | 4 | 1 |"));
     CHECK_THAT(md, Contains("- decoding: greedy"));
@@ -130,7 +133,8 @@ TEST_CASE("the answer follows the numbers", "[eval][report]") {
     auto s = study();
     auto const answer = eval::answer_paragraph(s);
     CHECK_THAT(answer, Contains("Ranked by mean judge score"));
-    CHECK_THAT(answer, Contains("best on average: **multilingual** (3.23); then downsampled (3.20), monolingual (2.17)"));
+    CHECK_THAT(answer,
+               Contains("best on average: **multilingual** (3.23); then downsampled (3.20), monolingual (2.17)"));
     CHECK_THAT(answer, Contains("de: downsampled (2.50); en: monolingual (4.00); fr: multilingual (3.90)."));
 
     // Downsampled now wins English and the average.
@@ -155,12 +159,15 @@ TEST_CASE("results.csv: one row per run and language", "[eval][report]") {
     std::vector<std::string> lines;
     while (std::getline(in, line)) lines.push_back(line);
     REQUIRE(lines.size() == 10);
-    CHECK(lines[0] == "run,model,method,strategy,language,zero_shot,responses,fidelity,judge_score,judged,"
-                      "validation_loss,perplexity,lost_prompts,budget_records,budget_tokens,budget_flops");
-    CHECK(lines[1] == "mono,bloom-mini,lora,monolingual,de,1,4,0.000000,1.000000,4,3.500000,33.115452,0,100,1000,"
-                      "6.000000e+09");
-    CHECK(lines[5] == "multi,bloom-mini,lora,multilingual,en,0,4,1.000000,3.800000,4,1.200000,3.320117,0,200,2000,"
-                      "1.200000e+10");
+    CHECK(lines[0] ==
+          "run,model,method,strategy,language,zero_shot,responses,fidelity,judge_score,judged,"
+          "validation_loss,perplexity,lost_prompts,budget_records,budget_tokens,budget_flops");
+    CHECK(lines[1] ==
+          "mono,bloom-mini,lora,monolingual,de,1,4,0.000000,1.000000,4,3.500000,33.115452,0,100,1000,"
+          "6.000000e+09");
+    CHECK(lines[5] ==
+          "multi,bloom-mini,lora,multilingual,en,0,4,1.000000,3.800000,4,1.200000,3.320117,0,200,2000,"
+          "1.200000e+10");
 }
 
 TEST_CASE("the SVG plots are well-formed and carry every bar and point", "[eval][report]") {
@@ -190,11 +197,16 @@ TEST_CASE("the SVG plots are well-formed and carry every bar and point", "[eval]
 TEST_CASE("judge scores: read, joined on (run, language, id), nulls counted", "[eval][report]") {
     auto const dir = temp_dir("judge_scores");
     auto const path = dir / "scores.jsonl";
-    std::ofstream(path) << R"({"run":"multi","language":"fr","id":"1","score":4,"raw":"4"})" << "\n"
-                        << R"({"run":"multi","language":"fr","id":"2","score":null,"raw":"??"})" << "\n"
-                        << R"({"run":"multi","language":"fr","id":"3","score":2.5,"raw":"2.5"})" << "\n"
-                        << R"({"run":"multi","language":"fr","id":"9","score":1,"raw":"1"})" << "\n"
-                        << R"({"run":"mono","language":"fr","id":"1","score":0,"raw":"0"})" << "\n";
+    std::ofstream(path) << R"({"run":"multi","language":"fr","id":"1","score":4,"raw":"4"})"
+                        << "\n"
+                        << R"({"run":"multi","language":"fr","id":"2","score":null,"raw":"??"})"
+                        << "\n"
+                        << R"({"run":"multi","language":"fr","id":"3","score":2.5,"raw":"2.5"})"
+                        << "\n"
+                        << R"({"run":"multi","language":"fr","id":"9","score":1,"raw":"1"})"
+                        << "\n"
+                        << R"({"run":"mono","language":"fr","id":"1","score":0,"raw":"0"})"
+                        << "\n";
     auto const table = eval::ScoreTable::read(path);
     std::vector<eval::Response> rs(4);
     for (int i = 0; i < 4; ++i) rs[i].language = "fr", rs[i].id = std::to_string(i + 1);
@@ -202,9 +214,11 @@ TEST_CASE("judge scores: read, joined on (run, language, id), nulls counted", "[
     CHECK(m.mean == Approx(3.25));
     CHECK(m.scored == 2);
     CHECK(m.unscored == 2);  // id 2 null, id 4 missing; id 9 is not a response
-    std::ofstream(path, std::ios::app) << R"({"run":"mono","language":"fr","id":"1","score":3,"raw":"3"})" << "\n";
+    std::ofstream(path, std::ios::app) << R"({"run":"mono","language":"fr","id":"1","score":3,"raw":"3"})"
+                                       << "\n";
     CHECK_THROWS_WITH(eval::ScoreTable::read(path), Contains("scores.jsonl:6: a second score"));
-    std::ofstream(path) << R"({"run":"mono","language":"fr","id":"1","score":"high"})" << "\n";
+    std::ofstream(path) << R"({"run":"mono","language":"fr","id":"1","score":"high"})"
+                        << "\n";
     CHECK_THROWS_WITH(eval::ScoreTable::read(path), Contains("scores.jsonl:1: \"score\""));
     std::filesystem::remove_all(dir);
 }

@@ -41,12 +41,20 @@ TEST_CASE("the response in a whole output: after the first marker, or empty with
 }
 
 TEST_CASE("responses JSONL: authors' layout, round trip, bad lines named", "[eval][responses]") {
-    auto const dir = std::filesystem::temp_directory_path() / ("polyalpaca_eval_responses_" + std::to_string(::getpid()));
+    auto const dir =
+        std::filesystem::temp_directory_path() / ("polyalpaca_eval_responses_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     auto const path = dir / "responses.jsonl";
     std::vector<eval::Response> rs(2);
-    rs[0] = {.run = "multi", .model = "bloom-560m", .method = "lora", .strategy = "multilingual", .language = "fr",
-             .id = "3", .instruction = "Écris « bonjour ».", .input = "", .response = "Bonjour !\n\"cité\"",
+    rs[0] = {.run = "multi",
+             .model = "bloom-560m",
+             .method = "lora",
+             .strategy = "multilingual",
+             .language = "fr",
+             .id = "3",
+             .instruction = "Écris « bonjour ».",
+             .input = "",
+             .response = "Bonjour !\n\"cité\"",
              .decoding = {{"name", "greedy"}, {"max_new_tokens", 16}}};
     rs[1] = rs[0];
     rs[1].language = "zh";
@@ -73,8 +81,10 @@ TEST_CASE("responses JSONL: authors' layout, round trip, bad lines named", "[eva
         CHECK(back[i].response == rs[i].response);
         CHECK(back[i].decoding == rs[i].decoding);
     }
-    std::ofstream(path) << R"({"id":"1","language":"en","instruction":"a","input":"","response":"b"})" << "\n\n"
-                        << R"({"id":"2","language":"en","instruction":"a","input":""})" << "\n";
+    std::ofstream(path) << R"({"id":"1","language":"en","instruction":"a","input":"","response":"b"})"
+                        << "\n\n"
+                        << R"({"id":"2","language":"en","instruction":"a","input":""})"
+                        << "\n";
     CHECK_THROWS_WITH(eval::read_responses(path), Contains("responses.jsonl:3") && Contains("no \"response\""));
     std::ofstream(path) << "{oops\n";
     CHECK_THROWS_WITH(eval::read_responses(path), Contains("responses.jsonl:1: malformed JSON"));

@@ -46,9 +46,10 @@ std::string fail_message(std::filesystem::path const& file) {
 
 TEST_CASE("a test set: prompts, ids, inputs, language from the file name", "[eval][test_set]") {
     TempDir dir("sets_good");
-    auto const file = dir.write("test_fr.jsonl", "{\"id\": \"a1\", \"prompt\": \"Écris un poème.\"}\n"
-                                                 "\n"
-                                                 "{\"id\": 7, \"prompt\": \"Traduis.\", \"input\": \"hello\"}\r\n");
+    auto const file = dir.write("test_fr.jsonl",
+                                "{\"id\": \"a1\", \"prompt\": \"Écris un poème.\"}\n"
+                                "\n"
+                                "{\"id\": 7, \"prompt\": \"Traduis.\", \"input\": \"hello\"}\r\n");
     DataReport report;
     auto const set = eval::read_test_set(file, BadRecordPolicy::Fail, report);
     CHECK(set.lang == "fr");

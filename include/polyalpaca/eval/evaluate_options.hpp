@@ -23,8 +23,8 @@ struct EvaluateDefaults {
 struct EvaluateCommandLine {
     std::filesystem::path runs, tests, tokenizer, base_model, output, judge_scores, val;
     std::string decoding = "paper", bad_records = "fail";
-    int max_new_tokens = 0;     ///< 0: the preset's
-    std::size_t batch = 8;      ///< prompts per generate() call
+    int max_new_tokens = 0;  ///< 0: the preset's
+    std::size_t batch = 8;   ///< prompts per generate() call
     bool reuse_responses = false, quiet = false;
 };
 
@@ -39,26 +39,33 @@ inline std::optional<EvaluateCommandLine> parse_evaluate_command_line(int argc, 
                                  "Options");
     auto add = desc.add_options();
     add("help,h", "print this help");
-    add("runs", po::value(&c.runs)->required(), "a run directory (run_summary.json, adapter/ or model/) or a "
+    add("runs", po::value(&c.runs)->required(),
+        "a run directory (run_summary.json, adapter/ or model/) or a "
         "directory of them");
-    add("tests", po::value(&c.tests)->required(), "a directory of test_<lang>.jsonl files ({\"id\", \"prompt\"} per "
+    add("tests", po::value(&c.tests)->required(),
+        "a directory of test_<lang>.jsonl files ({\"id\", \"prompt\"} per "
         "line), or one such file");
     add("tokenizer", po::value(&c.tokenizer)->required(), "tokenizer.json or SentencePiece tokenizer.model");
-    add("base-model", po::value(&c.base_model), "HF directory of the base model under the LoRA adapters (default: "
+    add("base-model", po::value(&c.base_model),
+        "HF directory of the base model under the LoRA adapters (default: "
         "the run's --model-dir as run_config.json records it; random weights from the run's seed when it had none)");
-    add("decoding", po::value(&c.decoding)->default_value(c.decoding), "paper (paper-lora for LoRA runs, paper-full "
+    add("decoding", po::value(&c.decoding)->default_value(c.decoding),
+        "paper (paper-lora for LoRA runs, paper-full "
         "for full-parameter runs), paper-lora, paper-full, greedy or sample");
     add("max-new-tokens", po::value(&c.max_new_tokens)->default_value(0), "new tokens per response (0: the preset's)");
     add("batch", po::value(&c.batch)->default_value(c.batch), "prompts decoded together");
-    add("val", po::value(&c.val), "a directory of Alpaca files per language (val_<lang>.jsonl, <lang>.jsonl or "
+    add("val", po::value(&c.val),
+        "a directory of Alpaca files per language (val_<lang>.jsonl, <lang>.jsonl or "
         "<lang>.json) for validation loss in every language; without it, the trainer's held-out loss of the "
         "languages each run trained on");
-    add("judge-scores", po::value(&c.judge_scores), "JSONL of judge scores {\"run\", \"language\", \"id\", \"score\"}"
+    add("judge-scores", po::value(&c.judge_scores),
+        "JSONL of judge scores {\"run\", \"language\", \"id\", \"score\"}"
         " to join with the responses");
     add("output", po::value(&c.output)->required(), "where responses/, report.md, results.csv and plots/ go");
     add("bad-records", po::value(&c.bad_records)->default_value(c.bad_records),
         "fail (stop at the first bad test line, naming it) or skip (skip it and count it in the report)");
-    add("reuse-responses", po::bool_switch(&c.reuse_responses), "read responses/<run>.jsonl from --output where it "
+    add("reuse-responses", po::bool_switch(&c.reuse_responses),
+        "read responses/<run>.jsonl from --output where it "
         "exists instead of generating again (e.g. to add judge scores to the report)");
     add("quiet", po::bool_switch(&c.quiet), "no progress line");
     po::variables_map vm;

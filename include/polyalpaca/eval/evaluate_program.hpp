@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/data/alpaca.hpp"
 #include "polyalpaca/data/batching.hpp"
 #include "polyalpaca/data/examples.hpp"
@@ -56,9 +57,10 @@ public:
         double const elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         double const rate = elapsed > 0 ? double(done_) / elapsed : 0.0;
         double const eta = rate > 0 ? double(total_ - done_) / rate : 0.0;
-        std::fprintf(stderr, "%s%s | prompts %zu/%zu | %.2f prompts/s | %.0f new tok/s | ETA %s%s", tty_ ? "\r\033[K" : "",
-                     label.c_str(), done_, total_, rate, elapsed > 0 ? double(tokens_) / elapsed : 0.0,
-                     ProgressLine::format_duration(eta).c_str(), tty_ ? "" : "\n");
+        std::fprintf(stderr, "%s%s | prompts %zu/%zu | %.2f prompts/s | %.0f new tok/s | ETA %s%s",
+                     tty_ ? "\r\033[K" : "", label.c_str(), done_, total_, rate,
+                     elapsed > 0 ? double(tokens_) / elapsed : 0.0, ProgressLine::format_duration(eta).c_str(),
+                     tty_ ? "" : "\n");
         std::fflush(stderr);
     }
     void finish() const {
@@ -80,7 +82,8 @@ inline nlohmann::json decoding_json(std::string const& preset, GenerationConfig 
                      {"no_repeat_ngram_size", g.no_repeat_ngram_size},
                      {"repetition_penalty", g.repetition_penalty}};
     if (g.num_beams > 1) j["length_penalty"] = g.length_penalty;
-    if (g.do_sample) j.update({{"temperature", g.temperature}, {"top_k", g.top_k}, {"top_p", g.top_p}, {"seed", g.seed}});
+    if (g.do_sample)
+        j.update({{"temperature", g.temperature}, {"top_k", g.top_k}, {"top_p", g.top_p}, {"seed", g.seed}});
     return j;
 }
 
@@ -112,8 +115,7 @@ std::vector<Response> generate_responses(cpu::Context& ctx, Net& net, Tokenizer 
                         ": the prompt has ", ids.back().size(), " tokens; with ", config.max_new_tokens,
                         " new tokens that exceeds the model's ", Net::Config::max_positions, " positions");
             }
-            auto const generated =
-                generate(ctx, net, std::span<std::vector<std::int32_t> const>(ids), config, nullptr);
+            auto const generated = generate(ctx, net, std::span<std::vector<std::int32_t> const>(ids), config, nullptr);
             std::int64_t tokens = 0;
             for (std::size_t i = begin; i < end; ++i) {
                 auto const& p = set.prompts[i];
@@ -123,8 +125,14 @@ std::vector<Response> generate_responses(cpu::Context& ctx, Net& net, Tokenizer 
                 std::vector<std::int32_t> known;
                 for (auto id : g.tokens)
                     if (id < tokenizer.vocab_size()) known.push_back(id);
-                out.push_back({.run = run.name, .model = run.model, .method = run.method, .strategy = run.strategy,
-                               .language = set.lang, .id = p.id, .instruction = p.prompt, .input = p.input,
+                out.push_back({.run = run.name,
+                               .model = run.model,
+                               .method = run.method,
+                               .strategy = run.strategy,
+                               .language = set.lang,
+                               .id = p.id,
+                               .instruction = p.prompt,
+                               .input = p.input,
                                .response = extract_response(prompt_template, tokenizer.decode(known, true)),
                                .decoding = decoding});
             }
@@ -139,7 +147,8 @@ template <class Net>
 std::optional<double> validation_loss(cpu::Context& ctx, Net& net, Tokenizer const& tokenizer,
                                       PromptTemplate const& prompt_template, RunInfo const& run,
                                       std::vector<Record> const& records, BadRecordPolicy policy, DataReport& report) {
-    ExampleOptions const options{.cutoff = run.cutoff, .train_on_inputs = run.train_on_inputs,
+    ExampleOptions const options{.cutoff = run.cutoff,
+                                 .train_on_inputs = run.train_on_inputs,
                                  .eos = run.eos == "stanford" ? EosPolicy::StanfordAlpaca : EosPolicy::AlpacaLora};
     auto const examples =
         make_examples(std::span<Record const>(records), prompt_template, tokenizer, options, policy, report);
@@ -167,8 +176,8 @@ struct RunOutcome {
 template <class Model>
 RunOutcome evaluate_run(RunInfo const& run, EvaluateCommandLine const& c, Tokenizer const& tokenizer,
                         std::vector<TestSet> const& sets, std::map<std::string, std::vector<Record>> const& val,
-                        std::filesystem::path const& responses_path, std::string const& label,
-                        PromptProgress& progress, std::vector<std::string>& notes, DataReport& report) {
+                        std::filesystem::path const& responses_path, std::string const& label, PromptProgress& progress,
+                        std::vector<std::string>& notes, DataReport& report) {
     cpu::Context ctx;
     auto net = std::make_unique<CausalLm<Model, CpuEigen, float>>(
         ctx, NetworkOptions{.seed = run.seed, .adapter_dropout = 0.0});
@@ -246,9 +255,9 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
     Study study;
     study.runs = runs;
     study.notes.push_back("test sets: " + c.tests.string() + " (" + std::to_string(total_prompts) + " prompts)");
-    study.notes.push_back("decoding: " + (c.decoding == "paper" ? std::string("paper-lora / paper-full by method")
-                                                                : c.decoding) +
-                          (c.max_new_tokens > 0 ? ", max_new_tokens " + std::to_string(c.max_new_tokens) : ""));
+    study.notes.push_back(
+        "decoding: " + (c.decoding == "paper" ? std::string("paper-lora / paper-full by method") : c.decoding) +
+        (c.max_new_tokens > 0 ? ", max_new_tokens " + std::to_string(c.max_new_tokens) : ""));
     study.notes.push_back(c.val.empty() ? "validation loss: the trainer's held-out split, languages each run trained on"
                                         : "validation loss: " + c.val.string() + " (languages with a file)");
     study.notes.push_back("language id: CLD2, responses with fewer than 12 letter bytes count as unknown (un)");
@@ -261,10 +270,10 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
         auto const& run = runs[i];
         auto const label = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + run.name + "]";
         auto const responses_path = c.output / "responses" / (run.name + ".jsonl");
-        auto const outcome =
-            run.method == "lora"
-                ? evaluate_run<Lora>(run, c, tokenizer, sets, val, responses_path, label, progress, study.notes, report)
-                : evaluate_run<Full>(run, c, tokenizer, sets, val, responses_path, label, progress, study.notes, report);
+        auto const outcome = run.method == "lora" ? evaluate_run<Lora>(run, c, tokenizer, sets, val, responses_path,
+                                                                       label, progress, study.notes, report)
+                                                  : evaluate_run<Full>(run, c, tokenizer, sets, val, responses_path,
+                                                                       label, progress, study.notes, report);
         Fidelity fidelity;
         fidelity.add_all(outcome.responses);
         study.confusion[run.name] = fidelity.confusion_markdown();
@@ -277,8 +286,10 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
                 r.scored = m.scored;
                 if (m.scored > 0) r.score = m.mean;
             }
-            if (auto const it = outcome.val_loss.find(lang); it != outcome.val_loss.end()) r.loss = it->second;
-            else if (auto const held = run.validation_loss.find(lang); c.val.empty() && held != run.validation_loss.end())
+            if (auto const it = outcome.val_loss.find(lang); it != outcome.val_loss.end())
+                r.loss = it->second;
+            else if (auto const held = run.validation_loss.find(lang);
+                     c.val.empty() && held != run.validation_loss.end())
                 r.loss = held->second;
             r.lost = lost.at(lang);
             r.zero_shot = !run.trained_on(lang);

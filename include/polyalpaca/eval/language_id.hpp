@@ -15,16 +15,16 @@ namespace polyalpaca::eval {
 
 /// What CLD2 said about one text.
 struct LanguageGuess {
-    std::string code = "un";   ///< normalised ISO 639-1 code ("no" for Norwegian, "zh" for both Chinese scripts)
+    std::string code = "un";       ///< normalised ISO 639-1 code ("no" for Norwegian, "zh" for both Chinese scripts)
     std::string cld2_code = "un";  ///< CLD2's own code ("no", "zh", "zh-Hant", "iw", ...)
-    bool reliable = false;     ///< CLD2's is_reliable
-    int percent = 0;           ///< share of the text's letters in that language (0..100)
-    int text_bytes = 0;        ///< letter bytes CLD2 scored (tags, digits and punctuation excluded)
+    bool reliable = false;         ///< CLD2's is_reliable
+    int percent = 0;               ///< share of the text's letters in that language (0..100)
+    int text_bytes = 0;            ///< letter bytes CLD2 scored (tags, digits and punctuation excluded)
 };
 
 struct LanguageIdOptions {
-    int min_text_bytes = 12;       ///< fewer letter bytes than this: "un" (CLD2 guesses English on short text)
-    bool require_reliable = false; ///< true: an unreliable guess is "un"
+    int min_text_bytes = 12;        ///< fewer letter bytes than this: "un" (CLD2 guesses English on short text)
+    bool require_reliable = false;  ///< true: an unreliable guess is "un"
 };
 
 /// CLD2's code mapped to the code the test sets use: old Hebrew/Yiddish/Indonesian codes to the current ones,

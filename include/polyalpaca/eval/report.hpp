@@ -23,13 +23,13 @@ namespace polyalpaca::eval {
 /// What was measured for one run in one test language.
 struct LanguageResult {
     std::string run, language;
-    std::size_t responses = 0;      ///< responses generated (prompts of the test set that were read)
-    std::optional<double> fidelity; ///< share of responses CLD2 identified as the prompt's language (0..1)
-    std::optional<double> score;    ///< mean judge score over the scored responses
-    std::size_t scored = 0;         ///< responses with a numeric judge score
-    std::optional<double> loss;     ///< validation loss (mean token cross-entropy, nats); perplexity = exp(loss)
-    std::size_t lost = 0;           ///< test prompts of this language lost to bad lines
-    bool zero_shot = false;         ///< the run did not train on this language
+    std::size_t responses = 0;       ///< responses generated (prompts of the test set that were read)
+    std::optional<double> fidelity;  ///< share of responses CLD2 identified as the prompt's language (0..1)
+    std::optional<double> score;     ///< mean judge score over the scored responses
+    std::size_t scored = 0;          ///< responses with a numeric judge score
+    std::optional<double> loss;      ///< validation loss (mean token cross-entropy, nats); perplexity = exp(loss)
+    std::size_t lost = 0;            ///< test prompts of this language lost to bad lines
+    bool zero_shot = false;          ///< the run did not train on this language
 };
 
 struct Study {
@@ -84,8 +84,10 @@ inline std::vector<std::vector<RunInfo const*>> groups_of(Study const& s) {
         auto it = std::find_if(out.begin(), out.end(), [&](auto const& g) {
             return g.front()->model == run.model && g.front()->method == run.method;
         });
-        if (it == out.end()) out.push_back({&run});
-        else it->push_back(&run);
+        if (it == out.end())
+            out.push_back({&run});
+        else
+            it->push_back(&run);
     }
     return out;
 }
@@ -134,8 +136,10 @@ inline std::string answer_paragraph(Study const& s) {
             for (auto* run : group) {
                 auto const v = ranking_value(s, find_result(s, run->name, lang));
                 if (!v) continue;
-                if (*v > best + 1e-12) best = *v, winners = {row_label(*run, group)};
-                else if (std::abs(*v - best) <= 1e-12) winners.push_back(row_label(*run, group));
+                if (*v > best + 1e-12)
+                    best = *v, winners = {row_label(*run, group)};
+                else if (std::abs(*v - best) <= 1e-12)
+                    winners.push_back(row_label(*run, group));
             }
             if (winners.empty()) continue;
             out << sep << lang << ": " << winners.front();
@@ -154,7 +158,8 @@ inline std::string report_markdown(Study const& s) {
     using report_detail::fixed;
     auto const langs = test_languages(s);
     std::ostringstream out;
-    out << "# Evaluation report\n\n## Answer\n\n" << answer_paragraph(s) << "\n## Results\n\n"
+    out << "# Evaluation report\n\n## Answer\n\n"
+        << answer_paragraph(s) << "\n## Results\n\n"
         << "Cells: language fidelity (share of responses in the prompt's language) / mean judge score / validation "
            "loss (nats per token). `–`: not measured. † zero-shot: the run did not train on that language.\n";
     for (auto const& group : groups_of(s)) {
@@ -171,10 +176,11 @@ inline std::string report_markdown(Study const& s) {
                 auto cell = [](std::optional<double> v, int digits, double scale = 1.0) {
                     return v ? fixed(*v * scale, digits) : std::string("–");
                 };
-                if (!r) out << " – |";
+                if (!r)
+                    out << " – |";
                 else
-                    out << ' ' << (r->fidelity ? fixed(*r->fidelity * 100, 0) + "%" : "–") << " / "
-                        << cell(r->score, 2) << " / " << cell(r->loss, 3) << (r->zero_shot ? " †" : "") << " |";
+                    out << ' ' << (r->fidelity ? fixed(*r->fidelity * 100, 0) + "%" : "–") << " / " << cell(r->score, 2)
+                        << " / " << cell(r->loss, 3) << (r->zero_shot ? " †" : "") << " |";
             }
             auto const m = run_mean(s, run->name);
             out << ' ' << (m ? fixed(*m, 3) : "–") << " |\n";
@@ -188,8 +194,8 @@ inline std::string report_markdown(Study const& s) {
         char flops[32];
         std::snprintf(flops, sizeof flops, "%.3e", r.budget_flops);
         out << "| " << r.name << " | " << r.model << " | " << report_detail::method_name(r.method) << " | "
-            << r.strategy << " | " << trained << " | " << r.budget_records << " | " << r.budget_tokens << " | "
-            << flops << " |\n";
+            << r.strategy << " | " << trained << " | " << r.budget_records << " | " << r.budget_tokens << " | " << flops
+            << " |\n";
     }
     out << "\n## Test sets\n\n| language | prompts | lost to bad lines |\n|---|---:|---:|\n";
     for (auto const& l : langs) {
@@ -231,8 +237,8 @@ inline std::string results_csv(Study const& s) {
             char flops[32];
             std::snprintf(flops, sizeof flops, "%.6e", run.budget_flops);
             out << quote(run.name) << ',' << quote(run.model) << ',' << run.method << ',' << quote(run.strategy) << ','
-                << quote(lang) << ',' << (r->zero_shot ? 1 : 0) << ',' << r->responses << ',' << num(r->fidelity)
-                << ',' << num(r->score) << ',' << r->scored << ',' << num(r->loss) << ','
+                << quote(lang) << ',' << (r->zero_shot ? 1 : 0) << ',' << r->responses << ',' << num(r->fidelity) << ','
+                << num(r->score) << ',' << r->scored << ',' << num(r->loss) << ','
                 << num(r->loss ? std::optional<double>(std::exp(*r->loss)) : std::nullopt) << ',' << r->lost << ','
                 << run.budget_records << ',' << run.budget_tokens << ',' << flops << '\n';
         }

@@ -22,12 +22,12 @@ namespace polyalpaca::eval {
 
 /// One response of one run to one test prompt.
 struct Response {
-    std::string run;        ///< the run's directory name
-    std::string model;      ///< e.g. "bloom-560m"
-    std::string method;     ///< "lora" or "full"
-    std::string strategy;   ///< "monolingual", "multilingual", "downsampled", ...
-    std::string language;   ///< the prompt's language (its test set's)
-    std::string id;         ///< the prompt's id in its test set
+    std::string run;       ///< the run's directory name
+    std::string model;     ///< e.g. "bloom-560m"
+    std::string method;    ///< "lora" or "full"
+    std::string strategy;  ///< "monolingual", "multilingual", "downsampled", ...
+    std::string language;  ///< the prompt's language (its test set's)
+    std::string id;        ///< the prompt's id in its test set
     std::string instruction;
     std::string input;
     std::string response;
@@ -44,8 +44,7 @@ inline std::vector<std::string> section_markers(PromptTemplate const& t) {
             auto end = text.find('\n', begin);
             if (end == std::string_view::npos) end = text.size();
             auto const line = text.substr(begin, end - begin);
-            if (line.starts_with("### ") && line.ends_with(':') &&
-                std::find(out.begin(), out.end(), line) == out.end())
+            if (line.starts_with("### ") && line.ends_with(':') && std::find(out.begin(), out.end(), line) == out.end())
                 out.emplace_back(line);
             begin = end + 1;
         }
@@ -74,9 +73,15 @@ inline std::string extract_response_from_output(PromptTemplate const& t, std::st
 /// One response as a JSON object (key order: id, language, instruction, input, response, run, model, method,
 /// strategy, decoding).
 inline nlohmann::ordered_json to_json(Response const& r) {
-    return nlohmann::ordered_json{{"id", r.id},           {"language", r.language}, {"instruction", r.instruction},
-                                  {"input", r.input},     {"response", r.response}, {"run", r.run},
-                                  {"model", r.model},     {"method", r.method},     {"strategy", r.strategy},
+    return nlohmann::ordered_json{{"id", r.id},
+                                  {"language", r.language},
+                                  {"instruction", r.instruction},
+                                  {"input", r.input},
+                                  {"response", r.response},
+                                  {"run", r.run},
+                                  {"model", r.model},
+                                  {"method", r.method},
+                                  {"strategy", r.strategy},
                                   {"decoding", r.decoding}};
 }
 

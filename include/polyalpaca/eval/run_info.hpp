@@ -21,21 +21,21 @@ namespace polyalpaca::eval {
 
 /// One trained run as the report sees it.
 struct RunInfo {
-    std::string name;                        ///< the run directory's name
+    std::string name;  ///< the run directory's name
     std::filesystem::path dir;
-    std::string model;                       ///< e.g. "bloom-560m" (given by the evaluator)
-    std::string method;                      ///< "lora" or "full"
-    std::string strategy;                    ///< "monolingual", "multilingual", "downsampled", ...
+    std::string model;     ///< e.g. "bloom-560m" (given by the evaluator)
+    std::string method;    ///< "lora" or "full"
+    std::string strategy;  ///< "monolingual", "multilingual", "downsampled", ...
     std::vector<std::string> training_languages;
     std::string prompt_template = "alpaca";  ///< a built-in name or a template file
     std::int64_t budget_records = 0;         ///< records, tokens and FLOPs the run trained on
     std::int64_t budget_tokens = 0;
     double budget_flops = 0;
     std::map<std::string, double> validation_loss;  ///< the trainer's held-out loss per language (best checkpoint)
-    std::filesystem::path weights;           ///< adapter/ or model/
-    std::filesystem::path base_model_dir;    ///< the HF directory the run started from ("" : random weights)
-    std::uint64_t seed = 42;                 ///< the trainer's seed (random base weights are made from it)
-    std::size_t cutoff = 512;                ///< the trainer's example options, for validation examples
+    std::filesystem::path weights;                  ///< adapter/ or model/
+    std::filesystem::path base_model_dir;           ///< the HF directory the run started from ("" : random weights)
+    std::uint64_t seed = 42;                        ///< the trainer's seed (random base weights are made from it)
+    std::size_t cutoff = 512;                       ///< the trainer's example options, for validation examples
     bool train_on_inputs = true;
     std::string eos = "alpaca-lora";
 
@@ -88,8 +88,8 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
     }
     bool const has_adapter = fs::exists(dir / "adapter" / "adapter_config.json");
     bool const has_model = fs::exists(dir / "model" / "config.json");
-    require(has_adapter || has_model, dir.string(), ": neither adapter/adapter_config.json (LoRA) nor model/config.json",
-            " (full-parameter) is there");
+    require(has_adapter || has_model, dir.string(),
+            ": neither adapter/adapter_config.json (LoRA) nor model/config.json", " (full-parameter) is there");
     r.method = has_adapter ? "lora" : "full";
     r.weights = dir / (has_adapter ? "adapter" : "model");
     r.strategy = r.training_languages.size() == 1 ? "monolingual" : "unknown";

@@ -47,12 +47,23 @@ inline std::string escape(std::string_view s) {
     std::string out;
     for (char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&apos;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&apos;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -92,8 +103,8 @@ void frame(std::ostringstream& out, std::string const& title, std::string const&
         << "</text>\n";
     for (double t : y_ticks) {
         out << "<line x1=\"" << left << "\" x2=\"" << width - right << "\" y1=\"" << y(t) << "\" y2=\"" << y(t)
-            << "\" stroke=\"#dddddd\"/>\n<text x=\"" << left - 6 << "\" y=\"" << y(t) + 4
-            << "\" text-anchor=\"end\">" << number(t) << "</text>\n";
+            << "\" stroke=\"#dddddd\"/>\n<text x=\"" << left - 6 << "\" y=\"" << y(t) + 4 << "\" text-anchor=\"end\">"
+            << number(t) << "</text>\n";
     }
     out << "<line x1=\"" << left << "\" x2=\"" << left << "\" y1=\"" << top << "\" y2=\"" << height - bottom
         << "\" stroke=\"black\"/>\n<line x1=\"" << left << "\" x2=\"" << width - right << "\" y1=\"" << height - bottom
@@ -166,7 +177,8 @@ inline std::string line_chart_svg(LineChart const& c) {
     using namespace svg_detail;
     std::vector<double> ys, xs;
     for (auto const& s : c.series)
-        for (auto const& [x, v] : s.points) xs.push_back(c.log_x ? std::log10(std::max(x, 1e-300)) : x), ys.push_back(v);
+        for (auto const& [x, v] : s.points)
+            xs.push_back(c.log_x ? std::log10(std::max(x, 1e-300)) : x), ys.push_back(v);
     auto const [lo, hi] = y_range(ys);
     double x_lo = xs.empty() ? 0 : *std::min_element(xs.begin(), xs.end());
     double x_hi = xs.empty() ? 1 : *std::max_element(xs.begin(), xs.end());

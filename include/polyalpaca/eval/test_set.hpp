@@ -86,11 +86,15 @@ inline bool parse_test_line(std::string_view text, std::string const& lang, Test
         return reject(BadRecordReason::MissingInstruction, "\"prompt\" is \"\"");
     auto const id = value.find("id");
     if (id == value.end()) return reject(BadRecordReason::BadId, "no \"id\"");
-    if (id->is_string()) out.id = id->get<std::string>();
-    else if (id->is_number_integer()) out.id = id->dump();
-    else return reject(BadRecordReason::BadId, "\"id\" is a JSON ", id->type_name());
+    if (id->is_string())
+        out.id = id->get<std::string>();
+    else if (id->is_number_integer())
+        out.id = id->dump();
+    else
+        return reject(BadRecordReason::BadId, "\"id\" is a JSON ", id->type_name());
     if (auto const input = value.find("input"); input != value.end()) {
-        if (!input->is_string()) return reject(BadRecordReason::InputNotString, "\"input\" is a JSON ", input->type_name());
+        if (!input->is_string())
+            return reject(BadRecordReason::InputNotString, "\"input\" is a JSON ", input->type_name());
         out.input = input->get<std::string>();
     }
     out.prompt = prompt->get<std::string>();
