@@ -3,8 +3,10 @@
 /// random inputs, in every GemmMath mode; skips (77) without a GPU.
 ///
 /// Errors are max|cuda - cpu| / max|cpu| over each output (tests/cuda/cuda_test.cuh). Tolerances (the reasons
-/// are in docs/tolerances.md): GEMM outputs 1e-5 in Fp32, 2e-3 in Tf32, 1e-2 in Bf16; attention 2e-5 in Fp32
-/// and 2e-2 in Bf16 (its gradients pass through two rounded GEMMs); the loss sum 1e-6 and dlogits 1e-5.
+/// are in docs/tolerances.md): GEMM outputs 1e-5 in Fp32, 2e-3 in Tf32, 1.5e-2 in Bf16 (bf16 operands; about 4x
+/// the 3.6e-3 that tests/cuda/bf16_sim/ops_error.cpp predicts); attention 2e-5 in Fp32 and 2.5e-2 in Bf16 (its
+/// gradients pass through two rounded GEMMs; predicted 6.1e-3); the loss sum 1e-6 and dlogits 1e-5. Also checks
+/// that the bf16 working copies of weights follow uploads, optimizer updates, zero fills and reallocation.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +20,8 @@
 #include "polyalpaca/backend/cpu/attention.hpp"
 #include "polyalpaca/backend/cpu/linear.hpp"
 #include "polyalpaca/backend/cpu/loss.hpp"
+#include "polyalpaca/backend/cpu/optim_ops.hpp"
+#include "polyalpaca/backend/cuda.cuh"
 #include "polyalpaca/backend/cuda/attention.cuh"
 #include "polyalpaca/backend/cuda/gemm.cuh"
 #include "polyalpaca/backend/cuda/linear_gelu.cuh"
@@ -42,9 +46,11 @@ Vec random_vector(pa::Rng& rng, pa::Index n, double std = 1.0) {
 char const* math_name(cu::GemmMath m) {
     return m == cu::GemmMath::Fp32 ? "fp32" : m == cu::GemmMath::Tf32 ? "tf32" : "bf16";
 }
-double gemm_tolerance(cu::GemmMath m) { return m == cu::GemmMath::Fp32 ? 1e-5 : m == cu::GemmMath::Tf32 ? 2e-3 : 1e-2; }
+double gemm_tolerance(cu::GemmMath m) {
+    return m == cu::GemmMath::Fp32 ? 1e-5 : m == cu::GemmMath::Tf32 ? 2e-3 : 1.5e-2;
+}
 double attention_tolerance(cu::GemmMath m) {
-    return m == cu::GemmMath::Fp32 ? 2e-5 : m == cu::GemmMath::Tf32 ? 4e-3 : 2e-2;
+    return m == cu::GemmMath::Fp32 ? 2e-5 : m == cu::GemmMath::Tf32 ? 4e-3 : 2.5e-2;
 }
 
 std::string label(char const* what, cu::GemmMath m, pa::Index a, pa::Index b, pa::Index c) {
@@ -242,6 +248,63 @@ void check_attention(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, cu::
     expect_close(to_host(ctx, cdv.data(), dv.size()), dv, tol, what + " dv");
 }
 
+/// The bf16 working copy of a weight (Bf16 math) follows every write: an upload into the same buffer, an AdamW
+/// step, scaling, a zero fill and a fresh zeroed buffer at a freed address; a refresh reuses the copy's memory.
+void check_bf16_weight_cache(cu::Context& ctx, pa::cpu::Context& cpu) {
+    ctx.set_gemm_math(cu::GemmMath::Bf16);
+    pa::Rng rng(78);
+    pa::Index const n = 32, in = 64, out = 48;
+    auto const x = random_vector(rng, n * in), w1 = random_vector(rng, out * in), w2 = random_vector(rng, out * in);
+    auto cx = to_device(ctx, x);
+    cu::DeviceBuffer<float> cy(std::size_t(n * out));
+    pa::View<float const> vx(cx.data(), n, in);
+    auto check = [&](float const* device_w, Vec const& w, std::string const& what) {
+        Vec want(std::size_t(n * out));
+        pa::cpu::linear_forward<float>(cpu, pa::View<float const>(x.data(), n, in),
+                                       pa::View<float const>(w.data(), out, in), nullptr,
+                                       pa::View<float>(want.data(), n, out));
+        cu::linear_forward(ctx, vx, pa::View<float const>(device_w, out, in), nullptr,
+                           pa::View<float>(cy.data(), n, out));
+        expect_close(to_host(ctx, cy.data(), want.size()), want, gemm_tolerance(cu::GemmMath::Bf16),
+                     "bf16 weight copy " + what);
+    };
+    float const* freed_address = nullptr;
+    {
+        auto cw = to_device(ctx, w1);
+        check(cw.data(), w1, "first use");
+        auto const copies = ctx.bf16_copy_count(), bytes = ctx.bf16_copy_bytes();
+        auto version = ctx.parameter_version();
+        cu::upload(ctx, w2.data(), cw.data(), w2.size());
+        expect(ctx.parameter_version() > version, "an upload must count as a parameter write");
+        check(cw.data(), w2, "after an upload into the same buffer");
+        expect(ctx.bf16_copy_count() == copies && ctx.bf16_copy_bytes() == bytes,
+               "refreshing a weight's bf16 copy must reuse it (one copy per weight)");
+
+        Vec const grad = random_vector(rng, out * in);
+        Vec host_w = w2, m(w2.size(), 0.0f), v(w2.size(), 0.0f);
+        auto cg = to_device(ctx, grad), cm = to_device(ctx, m), cv = to_device(ctx, v);
+        version = ctx.parameter_version();
+        cu::adamw_update(ctx, cw.data(), cg.data(), cm.data(), cv.data(), out * in, {0.1, 0.9, 0.999, 1e-8, 0.0, 1});
+        pa::cpu::adamw_update<float>(cpu, host_w.data(), grad.data(), m.data(), v.data(), out * in,
+                                     {0.1, 0.9, 0.999, 1e-8, 0.0, 1});
+        expect(ctx.parameter_version() > version, "adamw_update must count as a parameter write");
+        check(cw.data(), host_w, "after adamw_update");
+
+        cu::scale(ctx, cw.data(), out * in, 0.5f);
+        for (auto& value : host_w) value *= 0.5f;
+        check(cw.data(), host_w, "after scale");
+        cu::fill_zero(ctx, cw.data(), w2.size());
+        check(cw.data(), Vec(w2.size(), 0.0f), "after fill_zero");
+        cu::upload(ctx, w1.data(), cw.data(), w1.size());
+        check(cw.data(), w1, "after a second upload");
+        freed_address = cw.data();
+    }
+    pa::Cuda::Buffer<float> zeroed(w1.size());  // often lands at the freed address, holding zeros, never uploaded
+    std::printf("  a fresh zeroed weight %s the freed one's address\n",
+                zeroed.data() == freed_address ? "reuses" : "does not reuse");
+    check(zeroed.data(), Vec(w1.size(), 0.0f), "of a fresh zeroed buffer");
+}
+
 /// cross_entropy against the CPU: ignored rows, into a separate dlogits, in place, and without a gradient.
 void check_cross_entropy(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Index n, pa::Index vocab,
                          std::vector<std::int32_t> const& targets) {
@@ -305,6 +368,7 @@ int main() {
     check_cross_entropy(ctx, cpu, rng, 6, 1000, {3, -100, 999, 0, -100, 512});
     check_cross_entropy(ctx, cpu, rng, 3, 250880, {250879, -100, 17});
     check_cross_entropy(ctx, cpu, rng, 2, 1, {0, -100});
+    check_bf16_weight_cache(ctx, cpu);
 
     ctx.set_gemm_math(cu::GemmMath::Bf16);
     cu::DeviceBuffer<float> scratch(64);

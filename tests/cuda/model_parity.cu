@@ -8,9 +8,11 @@
 /// max|cuda - cpu| / max|cpu| (docs/tolerances.md, "Whole models on CUDA"):
 ///   GemmMath::Fp32  logits 1e-5, mean loss 1e-5, every trainable gradient 1e-4 (fp32 throughout; only the order
 ///                   of summation differs)
-///   GemmMath::Bf16  logits 2e-2, mean loss 1e-2, every trainable gradient 5e-2 (GEMM inputs rounded to bf16)
+///   GemmMath::Bf16  logits 2e-2, mean loss 1.5e-4, every trainable gradient 5e-2 (GEMM operands rounded to bf16;
+///                   4.8x, 4.7x and 3.6x the worst errors tests/cuda/bf16_sim/model_error.cpp predicts)
 /// and a 30-step AdamW run on a Markov token stream, CUDA in bf16 against the CPU in fp32, whose per-step mean loss
-/// must agree within 3e-2 relative at every step; full-parameter runs must also lower the loss by at least 10%.
+/// must agree within 2e-3 relative at every step (predicted: 5.2e-4 at worst); full-parameter runs must also lower
+/// the loss by at least 10%.
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -44,9 +46,9 @@ struct Tolerances {
     double logits, loss, grads;
 };
 constexpr Tolerances fp32_tolerance{1e-5, 1e-5, 1e-4};
-constexpr Tolerances bf16_tolerance{2e-2, 1e-2, 5e-2};
+constexpr Tolerances bf16_tolerance{2e-2, 1.5e-4, 5e-2};
 constexpr int train_steps = 30;
-constexpr double train_tolerance = 3e-2;  // per-step |loss_cuda - loss_cpu| / loss_cpu
+constexpr double train_tolerance = 2e-3;  // per-step |loss_cuda - loss_cpu| / loss_cpu
 constexpr double train_min_drop = 0.10;   // full-parameter runs must lower the loss by at least this share
 
 /// Two rows with a "prompt" of 1 + row masked by -100, so masking reaches both backends' loss and head.

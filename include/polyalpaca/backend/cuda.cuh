@@ -1,6 +1,8 @@
 /// @file backend/cuda.cuh
 /// @brief The Cuda backend policy: device memory, CUDA kernels and cuBLASLt, ops in polyalpaca::cuda. fp32
-/// storage everywhere (the master weights); GEMM math follows the Context's gemm_math().
+/// storage everywhere (the master weights); GEMM math follows the Context's gemm_math(), and in Bf16 the weights
+/// are multiplied from the Context's bf16 working copies, which every write into device memory through this
+/// policy (upload, fill_zero) or the optimizer ops marks out of date (Context::parameters_written).
 #pragma once
 
 #include <cstddef>

@@ -12,7 +12,8 @@
 /// 3. context = P V into scratch, unpacked into out.
 /// Backward: dV = P^T dO, dP = dO V^T, dS = scale P (dP - rowsum(P dP)) (one block per row), dQ = dS K,
 /// dK = dS^T Q, each one batched GEMM; the unpack adds into dq, dk, dv and sums the query heads of a GQA group.
-/// The GEMMs follow ctx.gemm_math(); the softmax and its backward are fp32 with fp32 sums.
+/// The GEMMs follow ctx.gemm_math(); in Bf16 the heads are packed straight to bf16 (the saved probs and dS are
+/// converted by the GEMM). The softmax and its backward are fp32 with fp32 sums.
 /// Scratch: slot 4 (packed heads, dP, the slopes), reused by the next call.
 #pragma once
 
@@ -20,8 +21,10 @@
 #include <cmath>
 #include <cstddef>
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "polyalpaca/backend/cuda/bf16.cuh"
 #include "polyalpaca/backend/cuda/block_reduce.cuh"
 #include "polyalpaca/backend/cuda/context.cuh"
 #include "polyalpaca/backend/cuda/gemm.cuh"
@@ -37,16 +40,17 @@ inline constexpr int attention_scratch_slot = 4;
 inline constexpr int softmax_threads = 256;
 
 /// dst (batch*heads, seq, hd) from src (batch*seq, src_heads*hd): head h of dst is head h / group of src.
-template <class T>
-__global__ void pack_heads_kernel(T const* src, int batch, int seq, int heads, int src_heads, int head_dim, int group,
-                                  T* dst) {
+template <class S, class D>
+__global__ void pack_heads_kernel(S const* src, int batch, int seq, int heads, int src_heads, int head_dim, int group,
+                                  D* dst) {
     Index const total = Index(batch) * heads * seq * head_dim;
     for (Index idx = Index(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += Index(gridDim.x) * blockDim.x) {
         Index const e = idx % head_dim;
         Index const t = (idx / head_dim) % seq;
         Index const bh = idx / (Index(head_dim) * seq);
         Index const h = bh % heads, b = bh / heads;
-        dst[idx] = src[(b * seq + t) * (Index(src_heads) * head_dim) + (h / group) * head_dim + e];
+        Index const from = (b * seq + t) * (Index(src_heads) * head_dim) + (h / group) * head_dim + e;
+        dst[idx] = from_float<D>(float(src[from]));
     }
 }
 
@@ -136,11 +140,28 @@ inline void check_attention_view(View<float const> v, Index rows, Index cols, ch
     require(v.data != nullptr, what, ": data is null");
 }
 
-inline void pack(Context& ctx, float const* src, AttentionShape const& s, int src_heads, float* dst) {
+/// Packed heads (or any GEMM input of the attention) and their element type.
+struct Heads {
+    void const* data;
+    cudaDataType_t type = CUDA_R_32F;
+};
+
+/// Packs src into dst (room for the fp32 heads): fp32, or bf16 when ctx.gemm_math() is Bf16 (the GEMM's operand
+/// type, so the GEMM converts nothing).
+inline Heads pack(Context& ctx, float const* src, AttentionShape const& s, int src_heads, float* dst) {
     Index const total = Index(s.batch) * s.heads * s.seq * s.head_dim;
-    pack_heads_kernel<float><<<grid_for(total), block_threads, 0, ctx.stream()>>>(
-        src, s.batch, s.seq, s.heads, src_heads, s.head_dim, s.heads / src_heads, dst);
-    POLYALPACA_CUDA_CHECK(cudaGetLastError());
+    int const group = s.heads / src_heads;
+    if (ctx.gemm_math() == GemmMath::Bf16) {
+        auto* out = reinterpret_cast<__nv_bfloat16*>(dst);
+        pack_heads_kernel<float, __nv_bfloat16><<<grid_for(total), block_threads, 0, ctx.stream()>>>(
+            src, s.batch, s.seq, s.heads, src_heads, s.head_dim, group, out);
+        check_launch("pack_heads_kernel");
+        return {out, CUDA_R_16BF};
+    }
+    pack_heads_kernel<float, float><<<grid_for(total), block_threads, 0, ctx.stream()>>>(
+        src, s.batch, s.seq, s.heads, src_heads, s.head_dim, group, dst);
+    check_launch("pack_heads_kernel");
+    return {dst, CUDA_R_32F};
 }
 
 inline void unpack(Context& ctx, float const* src, AttentionShape const& s, int dst_heads, bool accumulate,
@@ -152,12 +173,13 @@ inline void unpack(Context& ctx, float const* src, AttentionShape const& s, int 
 }
 
 /// One strided-batched product over the batch*heads packed heads: c_i = alpha op(a_i) op(b_i) + beta c_i.
-inline void head_gemm(Context& ctx, AttentionShape const& s, Trans ta, Trans tb, float const* a, Index a_rows,
-                      Index a_cols, float const* b, Index b_rows, Index b_cols, float* c, Index c_rows, Index c_cols,
+inline void head_gemm(Context& ctx, AttentionShape const& s, Trans ta, Trans tb, Heads a, Index a_rows,
+                      Index a_cols, Heads b, Index b_rows, Index b_cols, float* c, Index c_rows, Index c_cols,
                       float alpha) {
-    gemm_strided_batched(ctx, ta, tb, View<float const>(a, a_rows, a_cols), a_rows * a_cols,
-                         View<float const>(b, b_rows, b_cols), b_rows * b_cols, View<float>(c, c_rows, c_cols),
-                         c_rows * c_cols, s.batch * s.heads, alpha, 0.0f);
+    Operand const first{a.data, a_rows, a_cols, a_cols, a_rows * a_cols, a.type};
+    Operand const second{b.data, b_rows, b_cols, b_cols, b_rows * b_cols, b.type};
+    gemm_batched(ctx, ta, tb, first, second, View<float>(c, c_rows, c_cols), c_rows * c_cols, s.batch * s.heads,
+                 alpha, 0.0f, "attention: head GEMM");
 }
 
 }  // namespace detail
@@ -193,15 +215,15 @@ inline void attention_forward(Context& ctx, View<float const> q, View<float cons
         POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(slopes, alibi_slopes, std::size_t(shape.heads) * sizeof(float),
                                               cudaMemcpyHostToDevice, ctx.stream()));
 
-    detail::pack(ctx, q.data, shape, shape.heads, qp);
-    detail::pack(ctx, k.data, shape, shape.kv_heads, kp);
-    detail::pack(ctx, v.data, shape, shape.kv_heads, vp);
+    auto const qh = detail::pack(ctx, q.data, shape, shape.heads, qp);
+    auto const kh = detail::pack(ctx, k.data, shape, shape.kv_heads, kp);
+    auto const vh = detail::pack(ctx, v.data, shape, shape.kv_heads, vp);
     Index const hd = shape.head_dim;
-    detail::head_gemm(ctx, shape, Trans::No, Trans::Yes, qp, seq, hd, kp, seq, hd, probs.data, seq, seq, scale);
+    detail::head_gemm(ctx, shape, Trans::No, Trans::Yes, qh, seq, hd, kh, seq, hd, probs.data, seq, seq, scale);
     detail::causal_softmax_kernel<float><<<unsigned(probs.rows), detail::softmax_threads, 0, ctx.stream()>>>(
         probs.data, shape.seq, shape.heads, alibi_slopes ? slopes : nullptr);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
-    detail::head_gemm(ctx, shape, Trans::No, Trans::No, probs.data, seq, seq, vp, seq, hd, op, seq, hd, 1.0f);
+    detail::head_gemm(ctx, shape, Trans::No, Trans::No, {probs.data}, seq, seq, vh, seq, hd, op, seq, hd, 1.0f);
     detail::unpack(ctx, op, shape, shape.heads, false, out.data);
 }
 
@@ -238,25 +260,25 @@ inline void attention_backward(Context& ctx, View<float const> dout, View<float 
     float* ds = scratch.take(square);    // (batch*heads*seq, seq)
     Index const hd = shape.head_dim;
 
-    detail::pack(ctx, dout.data, shape, shape.heads, dop);
-    detail::pack(ctx, v.data, shape, shape.kv_heads, vp);
+    auto const doh = detail::pack(ctx, dout.data, shape, shape.heads, dop);
+    auto const vh = detail::pack(ctx, v.data, shape, shape.kv_heads, vp);
     if (dv.data) {
-        detail::head_gemm(ctx, shape, Trans::Yes, Trans::No, probs.data, seq, seq, dop, seq, hd, grad, seq, hd, 1.0f);
+        detail::head_gemm(ctx, shape, Trans::Yes, Trans::No, {probs.data}, seq, seq, doh, seq, hd, grad, seq, hd, 1.0f);
         detail::unpack(ctx, grad, shape, shape.kv_heads, true, dv.data);
     }
     if (!dq.data && !dk.data) return;
-    detail::head_gemm(ctx, shape, Trans::No, Trans::Yes, dop, seq, hd, vp, seq, hd, ds, seq, seq, 1.0f);
+    detail::head_gemm(ctx, shape, Trans::No, Trans::Yes, doh, seq, hd, vh, seq, hd, ds, seq, seq, 1.0f);
     detail::causal_softmax_backward_kernel<float>
         <<<unsigned(probs.rows), detail::softmax_threads, 0, ctx.stream()>>>(probs.data, ds, shape.seq, scale);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
     if (dq.data) {
-        detail::pack(ctx, k.data, shape, shape.kv_heads, kp);
-        detail::head_gemm(ctx, shape, Trans::No, Trans::No, ds, seq, seq, kp, seq, hd, grad, seq, hd, 1.0f);
+        auto const kh = detail::pack(ctx, k.data, shape, shape.kv_heads, kp);
+        detail::head_gemm(ctx, shape, Trans::No, Trans::No, {ds}, seq, seq, kh, seq, hd, grad, seq, hd, 1.0f);
         detail::unpack(ctx, grad, shape, shape.heads, true, dq.data);
     }
     if (dk.data) {
-        detail::pack(ctx, q.data, shape, shape.heads, qp);
-        detail::head_gemm(ctx, shape, Trans::Yes, Trans::No, ds, seq, seq, qp, seq, hd, grad, seq, hd, 1.0f);
+        auto const qh = detail::pack(ctx, q.data, shape, shape.heads, qp);
+        detail::head_gemm(ctx, shape, Trans::Yes, Trans::No, {ds}, seq, seq, qh, seq, hd, grad, seq, hd, 1.0f);
         detail::unpack(ctx, grad, shape, shape.kv_heads, true, dk.data);
     }
 }

@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <utility>
 
@@ -51,12 +56,42 @@ inline int device_count() noexcept {
 enum class GemmMath {
     Fp32,  // CUBLAS_COMPUTE_32F: exact fp32, no tensor cores (parity tests)
     Tf32,  // CUBLAS_COMPUTE_32F_FAST_TF32: tf32 tensor cores, fp32 accumulation
-    Bf16,  // CUBLAS_COMPUTE_32F_FAST_16BF: inputs rounded to bf16, bf16 tensor cores, fp32 accumulation
+    Bf16,  // bf16 operands (rounded to nearest even; weights from the context's bf16 working copies), bf16 tensor
+           // cores, fp32 accumulation, fp32 output (CUBLAS_COMPUTE_32F with A/B in CUDA_R_16BF)
 };
 
 /// Device memory an op may reuse between calls, `slot` by `slot`: e.g. token ids uploaded from a host span.
 /// Ops on one stream run in order, so reusing a slot in a later op never races an earlier kernel.
-inline constexpr int scratch_slots = 8;
+inline constexpr int scratch_slots = 10;
+
+namespace detail {
+/// How many times DeviceBuffer has freed device memory in this process. A freed address may come back holding
+/// other values, so the bf16 working copies treat every copy as out of date after a free.
+inline std::atomic<std::uint64_t>& device_frees() {
+    static std::atomic<std::uint64_t> count{0};
+    return count;
+}
+
+/// The bf16 working copies of weights (parameter memory), one per (address, element count), each refreshed in
+/// its own allocation when the weight was written after the copy was made.
+struct Bf16Copies {
+    struct Copy {
+        void* data = nullptr;  // count bf16 values
+        bool current = false;  // holds the weight's present values
+        bool used = false;     // looked up since the last sweep after a device free
+    };
+    std::mutex mutex;
+    std::map<std::pair<std::uintptr_t, std::size_t>, Copy> copies;
+    std::uint64_t frees_seen = 0;
+    std::uint64_t parameter_version = 0;
+};
+}  // namespace detail
+
+/// A weight's bf16 working copy: `data` holds `count` bf16 values; `stale` when they must be (re)converted.
+struct Bf16Slot {
+    void* data;
+    bool stale;
+};
 
 /// What every CUDA op receives first: the device, the stream the op runs on, the cuBLASLt handle and the
 /// workspace cuBLASLt may use. Owns all of them (RAII, move-only); ops make the device current themselves.
@@ -91,7 +126,8 @@ public:
           workspace_(std::exchange(other.workspace_, nullptr)),
           workspace_bytes_(std::exchange(other.workspace_bytes_, 0)),
           gemm_math_(other.gemm_math_),
-          scratch_(std::exchange(other.scratch_, {})) {}
+          scratch_(std::exchange(other.scratch_, {})),
+          bf16_(std::move(other.bf16_)) {}
     Context& operator=(Context&& other) noexcept {
         if (this != &other) {
             release();
@@ -102,6 +138,7 @@ public:
             workspace_bytes_ = std::exchange(other.workspace_bytes_, 0);
             gemm_math_ = other.gemm_math_;
             scratch_ = std::exchange(other.scratch_, {});
+            bf16_ = std::move(other.bf16_);
         }
         return *this;
     }
@@ -131,6 +168,65 @@ public:
                 cudaMemcpyAsync(device, host.data(), host.size_bytes(), cudaMemcpyHostToDevice, stream_));
         return device;
     }
+    /// Says that `bytes` of device memory at `data` may now hold new parameter values (uploads, zero fills and
+    /// optimizer updates call it): bumps parameter_version() and marks the bf16 working copies overlapping that
+    /// memory out of date. Thread-safe.
+    void parameters_written(void const* data, std::size_t bytes) {
+        if (!bf16_ || bytes == 0) return;
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        ++bf16_->parameter_version;
+        auto const begin = reinterpret_cast<std::uintptr_t>(data), end = begin + bytes;
+        for (auto& [key, copy] : bf16_->copies) {
+            std::uintptr_t const copy_end = key.first + key.second * sizeof(float);
+            if (key.first < end && begin < copy_end) copy.current = false;
+        }
+    }
+    /// How many parameter writes this context has been told of (parameters_written calls).
+    std::uint64_t parameter_version() const { return bf16_ ? bf16_->parameter_version : 0; }
+
+    /// The bf16 working copy of the fp32 weight of `count` values at `weight`: allocated on first use and reused
+    /// (one copy per weight) when it is refreshed; `stale` says the caller must convert the weight into it now.
+    /// A copy is out of date after a parameters_written call overlapping the weight or after any DeviceBuffer
+    /// freed memory; a sweep after a free also releases the copies not looked up since the previous sweep.
+    Bf16Slot bf16_copy(float const* weight, std::size_t count) {
+        require(bf16_ != nullptr, "bf16_copy: this CUDA context was moved from");
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        std::uint64_t const frees = detail::device_frees().load();
+        if (frees != bf16_->frees_seen) {
+            bf16_->frees_seen = frees;
+            for (auto it = bf16_->copies.begin(); it != bf16_->copies.end();) {
+                if (!it->second.used) {
+                    POLYALPACA_CUDA_CHECK(cudaFreeAsync(it->second.data, stream_));
+                    it = bf16_->copies.erase(it);
+                } else {
+                    it->second.used = false;
+                    it->second.current = false;
+                    ++it;
+                }
+            }
+        }
+        auto& copy = bf16_->copies[{reinterpret_cast<std::uintptr_t>(weight), count}];
+        if (!copy.data)
+            POLYALPACA_CUDA_CHECK(cudaMallocAsync(&copy.data, std::max<std::size_t>(count, 1) * 2, stream_));
+        bool const stale = !copy.current;
+        copy.current = true;
+        copy.used = true;
+        return {copy.data, stale};
+    }
+    /// How many bf16 working copies exist, and their bytes.
+    std::size_t bf16_copy_count() const {
+        if (!bf16_) return 0;
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        return bf16_->copies.size();
+    }
+    std::size_t bf16_copy_bytes() const {
+        if (!bf16_) return 0;
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        std::size_t bytes = 0;
+        for (auto const& [key, copy] : bf16_->copies) bytes += key.second * 2;
+        return bytes;
+    }
+
     cudaStream_t stream() const { return stream_; }
     cublasLtHandle_t cublaslt() const { return cublaslt_; }
     void* workspace() const { return workspace_; }
@@ -143,6 +239,11 @@ public:
 
 private:
     void release() noexcept {
+        if (bf16_) {
+            for (auto& [key, copy] : bf16_->copies)
+                if (copy.data) (void)cudaFree(copy.data);
+            bf16_->copies.clear();
+        }
         for (auto& s : scratch_) {
             if (s.data) (void)cudaFree(s.data);
             s = {};
@@ -167,6 +268,7 @@ private:
         std::size_t bytes = 0;
     };
     std::array<Scratch, scratch_slots> scratch_{};
+    std::unique_ptr<detail::Bf16Copies> bf16_ = std::make_unique<detail::Bf16Copies>();
 };
 
 }  // namespace polyalpaca::cuda

@@ -67,7 +67,7 @@ inline void linear_gelu_forward(Context& ctx, View<float const> x, View<float co
         call.bias = bias;
         call.aux = pre.data;
         call.aux_ld = pre.cols;
-        if (detail::try_matmul(ctx, call)) return;
+        if (detail::try_gemm(ctx, call, true)) return;
     }
     linear_forward(ctx, x, w, bias, pre);
     detail::gelu_tanh_kernel<float>
@@ -112,12 +112,12 @@ inline void linear_backward_dgelu(Context& ctx, View<float const> dz, View<float
         } else {
             call.epilogue = CUBLASLT_EPILOGUE_DGELU;
         }
-        if (detail::try_matmul(ctx, call)) {
+        if (detail::try_gemm(ctx, call, true)) {
             if (dbias) detail::add_vector(ctx, temp, pre.cols, dbias);
             return;
         }
     }
-    gemm(ctx, Trans::No, Trans::No, dz, w, nullptr, dpre);
+    detail::gemm_bias(ctx, Trans::No, Trans::No, dz, w, nullptr, dpre, 1.0f, 0.0f, true, "linear_backward_dgelu");
     detail::gelu_tanh_grad_kernel<float><<<detail::grid_for(dpre.size()), detail::block_threads, 0, ctx.stream()>>>(
         dpre.data, pre.data, dpre.size(), dpre.data);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());

@@ -1,6 +1,7 @@
 /// @file backend/cuda/matmul.cuh
-/// @brief One cuBLASLt matmul on row-major fp32 operands (optionally strided-batched, with an epilogue), whose
-/// descriptors, layouts and heuristic choice are cached per shape so repeated calls skip the heuristic.
+/// @brief One cuBLASLt matmul on row-major operands (fp32, or bf16 for GemmMath::Bf16; C and D always fp32),
+/// optionally strided-batched, with an epilogue, whose descriptors, layouts and heuristic choice are cached per
+/// shape so repeated calls skip the heuristic.
 ///
 /// Row-major trick: a row-major (rows, cols) matrix with row stride ld is a column-major (cols, rows) matrix with
 /// leading dimension ld. Row-major C = op(a) op(b) is column-major C^T = op(b)^T op(a)^T, so cuBLASLt's "A" is our
@@ -57,6 +58,9 @@ void set_preference(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAtt
     POLYALPACA_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &value, sizeof(value)));
 }
 
+/// The compute type for fp32 operands in `math` (bf16 operands always use CUBLAS_COMPUTE_32F: bf16 products
+/// accumulated in fp32). Bf16 here is the fallback for calls with no bf16-operand algorithm: cuBLASLt rounds the
+/// fp32 operands to bf16 itself.
 inline cublasComputeType_t compute_type(GemmMath math) {
     switch (math) {
         case GemmMath::Fp32:
@@ -69,12 +73,19 @@ inline cublasComputeType_t compute_type(GemmMath math) {
     return CUBLAS_COMPUTE_32F;
 }
 
-/// A row-major fp32 operand: (rows, cols) with row stride ld, `batch_stride` floats between batch entries.
+/// A row-major operand: (rows, cols) with row stride ld, `batch_stride` elements between batch entries, elements
+/// of `type` (CUDA_R_32F, or CUDA_R_16BF for A and B of a bf16 product).
 struct Operand {
     void const* data;
     Index rows, cols, ld;
     std::int64_t batch_stride;
+    cudaDataType_t type = CUDA_R_32F;
 };
+
+/// Elements from an operand's first to its last (batch entries and row padding included).
+inline Index operand_extent(Operand const& o, int batch) {
+    return Index(batch - 1) * Index(o.batch_stride) + (o.rows - 1) * o.ld + o.cols;
+}
 
 /// Everything one matmul needs. c is both the input C (scaled by beta) and the output D.
 struct MatmulCall {
@@ -99,7 +110,7 @@ struct MatmulPlan {
 
 inline Layout make_layout(Operand const& o, int batch) {
     cublasLtMatrixLayout_t layout = nullptr;
-    POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutCreate(&layout, CUDA_R_32F, std::uint64_t(o.cols), std::uint64_t(o.rows),
+    POLYALPACA_CUDA_CHECK(cublasLtMatrixLayoutCreate(&layout, o.type, std::uint64_t(o.cols), std::uint64_t(o.rows),
                                                      std::int64_t(o.ld)));
     Layout owned(layout);
     if (batch > 1) {
@@ -114,7 +125,7 @@ inline Layout make_layout(Operand const& o, int batch) {
 }
 
 /// Plans are keyed by everything the heuristic sees (handle, device, workspace, math, shapes, strides, epilogue,
-/// pointer alignments) and live as long as the process; a plan is used by one handle, i.e. one Context.
+/// pointer alignments, operand types) and live as long as the process; a plan is used by one handle, i.e. one Context.
 using PlanKey = std::array<std::int64_t, 30>;
 inline constexpr std::size_t plan_key_epilogue = 19;  // the index of the epilogue in a PlanKey
 
@@ -155,8 +166,8 @@ inline PlanKey plan_key(Context const& ctx, MatmulCall const& call) {
             alignment_of(call.c.data),
             call.bias ? std::int64_t(alignment_of(call.bias)) : 0,
             call.aux ? std::int64_t(alignment_of(call.aux)) : 0,
-            0,
-            0,
+            std::int64_t(call.a.type),
+            std::int64_t(call.b.type),
             0,
             0};
 }
@@ -168,9 +179,13 @@ inline void set_pointers(cublasLtMatmulDesc_t desc, MatmulCall const& call) {
 }
 
 inline MatmulPlan make_plan(Context const& ctx, MatmulCall const& call) {
+    require(call.a.type == call.b.type && call.c.type == CUDA_R_32F,
+            "matmul: operands a and b must share one element type and c must be fp32");
     MatmulPlan plan;
     cublasLtMatmulDesc_t raw_desc = nullptr;
-    POLYALPACA_CUDA_CHECK(cublasLtMatmulDescCreate(&raw_desc, compute_type(ctx.gemm_math()), CUDA_R_32F));
+    cublasComputeType_t const compute =
+        call.a.type == CUDA_R_16BF ? CUBLAS_COMPUTE_32F : compute_type(ctx.gemm_math());
+    POLYALPACA_CUDA_CHECK(cublasLtMatmulDescCreate(&raw_desc, compute, CUDA_R_32F));
     plan.desc.reset(raw_desc);
     cublasOperation_t const op_first = call.trans_b == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t const op_second = call.trans_a == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;

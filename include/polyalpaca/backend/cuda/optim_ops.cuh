@@ -101,6 +101,7 @@ inline void adamw_update(Context& ctx, float* param, float const* grad, float* e
                              float(std::sqrt(bias_correction2)),
                              float(s.eps)};
     ctx.make_current();
+    ctx.parameters_written(param, std::size_t(n) * sizeof(float));
     detail::for_each(ctx, n, op, "adamw_update");
 }
 
@@ -133,6 +134,7 @@ inline void scale(Context& ctx, float* x, Index n, float factor) {
     if (n == 0) return;
     require(x != nullptr, "scale: null pointer for ", n, " values");
     ctx.make_current();
+    ctx.parameters_written(x, std::size_t(n) * sizeof(float));  // may scale weights, not only gradients
     detail::for_each(ctx, n, detail::ScaleOp{x, factor}, "scale");
 }
 
