@@ -12,10 +12,17 @@
 
 namespace polyalpaca::cpu {
 
+namespace detail {
+/// Calls with at most this many rows (incremental decoding) take dot products instead of a GEMM: a GEMM over so
+/// few rows spends most of its time packing the whole weight matrix on every call, while the dot products read
+/// each weight row once for all rows.
+inline constexpr Index linear_few_rows = 8;
+}  // namespace detail
+
 /// y = x W^T + b, or y += x W^T + b when `accumulate`. bias may be nullptr. y must not alias x or w.
 /// T is deduced from `y`; x and w convert from mutable views.
 template <class T>
-void linear_forward(Context&, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> w,
+void linear_forward([[maybe_unused]] Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> w,
                     std::type_identity_t<T const*> bias, View<T> y, bool accumulate = false) {
     require(!x.empty(), "linear_forward: x is empty");
     require(!w.empty(), "linear_forward: w is empty");
@@ -25,6 +32,19 @@ void linear_forward(Context&, std::type_identity_t<View<T const>> x, std::type_i
     require_shape(y, n, out_features, "linear_forward: y");       // (N, Out)
     require(y.data != nullptr, "linear_forward: y has no data");
 
+    if (n <= detail::linear_few_rows) {
+        auto const xm = x.map();  // (N, In)
+        auto const wm = w.map();  // (Out, In)
+        [[maybe_unused]] bool const parallel = out_features * x.cols * n >= (Index(1) << 18);
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (parallel)
+        for (Index o = 0; o < out_features; ++o) {
+            for (Index r = 0; r < n; ++r) {
+                T const v = wm.row(o).dot(xm.row(r)) + (bias != nullptr ? bias[o] : T(0));
+                y.row(r)[o] = accumulate ? y.row(r)[o] + v : v;
+            }
+        }
+        return;
+    }
     auto ym = y.map();
     if (accumulate)
         ym.noalias() += x.map() * w.map().transpose();
