@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include <cuda_runtime.h>
 
@@ -45,6 +46,9 @@ public:
 struct Cuda {
     using Context = cuda::Context;
     static constexpr char const* name = "cuda";
+    /// The LM head scores at most this many logits at once (512 MiB of fp32, and as much again for their
+    /// gradient): 535 rows of BLOOM's 250,880-entry vocabulary, enough rows for full-rate GEMMs.
+    static constexpr std::int64_t lm_head_chunk_logits = std::int64_t(1) << 27;
 
     /// Owning device storage for T; zero-initialised; allocated on the calling thread's current device.
     template <class T>
