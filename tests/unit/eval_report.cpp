@@ -135,7 +135,8 @@ TEST_CASE("the answer follows the numbers", "[eval][report]") {
     CHECK_THAT(answer, Contains("Ranked by mean judge score"));
     CHECK_THAT(answer,
                Contains("best on average: **multilingual** (3.23); then downsampled (3.20), monolingual (2.17)"));
-    CHECK_THAT(answer, Contains("de: downsampled (2.50); en: monolingual (4.00); fr: multilingual (3.90)."));
+    CHECK_THAT(answer, Contains("de: downsampled (2.50); en: monolingual (4.00); fr: multilingual (3.90). Lowest "
+                                "mean validation loss (de, en, fr): **multilingual** (1.833)."));
 
     // Downsampled now wins English and the average.
     for (auto& r : s.results)
@@ -144,12 +145,25 @@ TEST_CASE("the answer follows the numbers", "[eval][report]") {
     CHECK_THAT(changed, Contains("best on average: **downsampled** (3.53)"));
     CHECK_THAT(changed, Contains("en: downsampled (4.50)"));
 
+    // Lower losses for the downsampled run move the loss sentence, not the ranking by score.
+    for (auto& r : s.results)
+        if (r.run == "down") *r.loss -= 0.5;
+    CHECK_THAT(eval::answer_paragraph(s), Contains("(de, en, fr): **downsampled** (1.433)") &&
+                                              Contains("best on average: **downsampled** (3.53)"));
+
     // A tie names both; without judge scores the ranking is by fidelity.
     for (auto& r : s.results) r.score.reset();
     auto const by_fidelity = eval::answer_paragraph(s);
     CHECK_THAT(by_fidelity, Contains("Ranked by language fidelity"));
     CHECK_THAT(by_fidelity, Contains("best on average: **multilingual** (0.833)"));
     CHECK_THAT(by_fidelity, Contains("de: multilingual = downsampled (0.500)"));
+    CHECK_THAT(by_fidelity, Contains("en: monolingual = multilingual (1.000)"));
+
+    // Everything equal: no strategy ahead, every language a tie.
+    for (auto& r : s.results) r.fidelity = 0.0;
+    auto const tied = eval::answer_paragraph(s);
+    CHECK_THAT(tied, Contains("no strategy ahead on average: all 3 runs at 0.000. Best per language: de: all tie "
+                              "(0.000); en: all tie (0.000); fr: all tie (0.000)."));
 }
 
 TEST_CASE("results.csv: one row per run and language", "[eval][report]") {

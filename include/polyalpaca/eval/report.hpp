@@ -107,9 +107,39 @@ inline std::optional<double> run_mean(Study const& s, std::string const& run) {
     return n > 0 ? std::optional<double>(sum / n) : std::nullopt;
 }
 
-/// The answer, computed from the numbers: per (model, method), the best strategy on average and per test language.
+namespace report_detail {
+
+/// "a = b = c": names that tie.
+inline std::string joined(std::vector<std::string> const& names) {
+    std::string out;
+    for (auto const& n : names) out += (out.empty() ? "" : " = ") + n;
+    return out;
+}
+
+/// The labels of the runs whose value is the highest (lowest with `lowest`), within 1e-12, and that value.
+inline std::pair<std::vector<std::string>, double> leaders(std::vector<std::pair<double, std::string>> const& values,
+                                                           bool lowest = false) {
+    std::vector<std::string> names;
+    double best = 0;
+    for (auto const& [v, name] : values) {
+        bool const better = lowest ? v < best - 1e-12 : v > best + 1e-12;
+        if (names.empty() || better)
+            best = v, names = {name};
+        else if (std::abs(v - best) <= 1e-12)
+            names.push_back(name);
+    }
+    return {names, best};
+}
+
+}  // namespace report_detail
+
+/// The answer, computed from the numbers: per (model, method), the best strategy on average and per test language
+/// (by judge score, else fidelity; ties named together), and the lowest mean validation loss over the languages
+/// every run of the group has a loss for.
 inline std::string answer_paragraph(Study const& s) {
     using report_detail::fixed;
+    using report_detail::joined;
+    using report_detail::leaders;
     bool const scores = has_scores(s);
     int const digits = scores ? 2 : 3;
     std::ostringstream out;
@@ -122,30 +152,50 @@ inline std::string answer_paragraph(Study const& s) {
             if (auto const m = run_mean(s, run->name)) means.emplace_back(*m, row_label(*run, group));
         std::stable_sort(means.begin(), means.end(), [](auto const& a, auto const& b) { return a.first > b.first; });
         if (means.empty()) {
-            out << (scores ? "no judge scores for these runs.\n" : "no responses for these runs.\n");
-            continue;
+            out << (scores ? "no judge scores for these runs" : "no responses for these runs");
+        } else if (auto const [top, value] = leaders(means); top.size() == means.size() && top.size() > 1) {
+            out << "no strategy ahead on average: all " << top.size() << " runs at " << fixed(value, digits);
+        } else {
+            out << "best on average: **" << joined(top) << "** (" << fixed(value, digits) << ")";
+            for (std::size_t i = top.size(); i < means.size(); ++i)
+                out << (i == top.size() ? "; then " : ", ") << means[i].second << " (" << fixed(means[i].first, digits)
+                    << ")";
         }
-        out << "best on average: **" << means.front().second << "** (" << fixed(means.front().first, digits) << ")";
-        for (std::size_t i = 1; i < means.size(); ++i)
-            out << (i == 1 ? "; then " : ", ") << means[i].second << " (" << fixed(means[i].first, digits) << ")";
-        out << ". Best per language:";
-        char const* sep = " ";
-        for (auto const& lang : test_languages(s)) {
-            double best = -INFINITY;
-            std::vector<std::string> winners;
-            for (auto* run : group) {
-                auto const v = ranking_value(s, find_result(s, run->name, lang));
-                if (!v) continue;
-                if (*v > best + 1e-12)
-                    best = *v, winners = {row_label(*run, group)};
-                else if (std::abs(*v - best) <= 1e-12)
-                    winners.push_back(row_label(*run, group));
+        if (!means.empty()) {
+            out << ". Best per language:";
+            char const* sep = " ";
+            for (auto const& lang : test_languages(s)) {
+                std::vector<std::pair<double, std::string>> values;
+                for (auto* run : group)
+                    if (auto const v = ranking_value(s, find_result(s, run->name, lang)))
+                        values.emplace_back(*v, row_label(*run, group));
+                if (values.empty()) continue;
+                auto const [top, value] = leaders(values);
+                out << sep << lang << ": "
+                    << (top.size() == values.size() && top.size() > 1 ? std::string("all tie") : joined(top)) << " ("
+                    << fixed(value, digits) << ")";
+                sep = "; ";
             }
-            if (winners.empty()) continue;
-            out << sep << lang << ": " << winners.front();
-            for (std::size_t i = 1; i < winners.size(); ++i) out << " = " << winners[i];
-            out << " (" << fixed(best, digits) << ")";
-            sep = "; ";
+        }
+        std::vector<std::string> common;  // languages with a loss for every run of the group
+        for (auto const& lang : test_languages(s))
+            if (std::all_of(group.begin(), group.end(), [&](auto* run) {
+                    auto const* r = find_result(s, run->name, lang);
+                    return r && r->loss;
+                }))
+                common.push_back(lang);
+        if (!common.empty() && group.size() > 1) {
+            std::vector<std::pair<double, std::string>> losses;
+            for (auto* run : group) {
+                double sum = 0;
+                for (auto const& lang : common) sum += *find_result(s, run->name, lang)->loss;
+                losses.emplace_back(sum / double(common.size()), row_label(*run, group));
+            }
+            auto const [top, value] = leaders(losses, true);
+            std::string over;
+            for (auto const& lang : common) over += (over.empty() ? "" : ", ") + lang;
+            out << ". Lowest mean validation loss (" << over << "): **" << joined(top) << "** (" << fixed(value, 3)
+                << ")";
         }
         out << ".\n";
     }
