@@ -52,6 +52,7 @@ common=(--tokenizer "$tokenizer" --data "en=$work/data/en.jsonl" "fr=$work/data/
 jq -e '.strategy == "monolingual" and .method == "full" and .languages == ["en"] and .seed == 7' \
     "$work/runs/full_mono/run_config.json" > /dev/null || fail "bad run_config.json: $(cat "$work/runs/full_mono/run_config.json")"
 
+mkdir -p "$work/runs/unfinished"  # no run_summary.json: left out, and said so
 eval_args=(--runs "$work/runs" --tests "$work/tests" --tokenizer "$tokenizer" --decoding greedy --max-new-tokens 6
            --batch 2 --val "$work/val" --quiet)
 if "$evaluate" "${eval_args[@]}" --output "$work/failed" 2> "$work/fail.err"; then
@@ -119,6 +120,7 @@ for run in full_mono full_multi lora_multi; do
 done
 grep -q "| monolingual | .* † |" "$out/report.md" || fail "no zero-shot mark in report.md"
 grep -q "| de | 2 | 1 |" "$out/report.md" || fail "report.md does not state the lost de prompt"
+grep -q "left out unfinished: no run_summary.json" "$out/report.md" || fail "report.md does not name the unfinished run"
 
 if command -v python3 > /dev/null; then
     for svg in "$out"/plots/*.svg; do

@@ -262,6 +262,9 @@ TEST_CASE("run directories: summary, config, weights; fallbacks and errors", "[e
     CHECK_FALSE(info.trained_on("de"));
     CHECK(eval::find_run_dirs(dir) == std::vector<std::filesystem::path>{a});
     std::filesystem::create_directories(dir / "empty");
+    std::vector<std::filesystem::path> unfinished;
+    CHECK(eval::find_run_dirs(dir, &unfinished) == std::vector<std::filesystem::path>{a});
+    CHECK(unfinished == std::vector<std::filesystem::path>{dir / "empty"});
     CHECK_THROWS_WITH(eval::read_run_info(dir / "empty", "m"), Contains("no run_summary.json"));
     std::filesystem::remove(a / "adapter" / "adapter_config.json");
     CHECK_THROWS_WITH(eval::read_run_info(a, "m"), Contains("neither adapter/adapter_config.json"));

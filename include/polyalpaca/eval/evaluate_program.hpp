@@ -237,7 +237,8 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
     DataReport report;
     auto const sets = read_test_sets(c.tests, policy, report);
     std::vector<RunInfo> runs;
-    for (auto const& dir : find_run_dirs(c.runs)) runs.push_back(read_run_info(dir, defaults.model));
+    std::vector<std::filesystem::path> unfinished;
+    for (auto const& dir : find_run_dirs(c.runs, &unfinished)) runs.push_back(read_run_info(dir, defaults.model));
 
     std::vector<std::string> langs;
     std::size_t total_prompts = 0;
@@ -264,6 +265,11 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
     study.notes.push_back(scores ? "judge scores: " + c.judge_scores.string() + " (" + std::to_string(scores->size()) +
                                        " lines)"
                                  : "judge scores: none given");
+    for (auto const& dir : unfinished) {
+        std::fprintf(stderr, "%s: left out %s: no run_summary.json (not a finished run)\n", defaults.name.c_str(),
+                     dir.string().c_str());
+        study.notes.push_back("left out " + dir.filename().string() + ": no run_summary.json (not a finished run)");
+    }
     PromptProgress progress(total_prompts * runs.size(), c.quiet);
     auto const lost = lost_per_language(sets);
     for (std::size_t i = 0; i < runs.size(); ++i) {

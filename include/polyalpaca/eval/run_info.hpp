@@ -113,16 +113,23 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
     return r;
 }
 
-/// Every run directory under `dir` (subdirectories holding run_summary.json), sorted by name. `dir` itself when it
-/// is one. None is an Error.
-inline std::vector<std::filesystem::path> find_run_dirs(std::filesystem::path const& dir) {
+/// Every run directory under `dir` (subdirectories holding run_summary.json), sorted by name; `dir` itself when it
+/// is one. Subdirectories without run_summary.json (unfinished runs) go to `unfinished` when given. None is an Error.
+inline std::vector<std::filesystem::path> find_run_dirs(std::filesystem::path const& dir,
+                                                        std::vector<std::filesystem::path>* unfinished = nullptr) {
     namespace fs = std::filesystem;
     require(fs::is_directory(dir), dir.string(), ": not a directory of runs");
     if (fs::exists(dir / "run_summary.json")) return {dir};
     std::vector<fs::path> out;
-    for (auto const& entry : fs::directory_iterator(dir))
-        if (entry.is_directory() && fs::exists(entry.path() / "run_summary.json")) out.push_back(entry.path());
+    for (auto const& entry : fs::directory_iterator(dir)) {
+        if (!entry.is_directory()) continue;
+        if (fs::exists(entry.path() / "run_summary.json"))
+            out.push_back(entry.path());
+        else if (unfinished)
+            unfinished->push_back(entry.path());
+    }
     std::sort(out.begin(), out.end());
+    if (unfinished) std::sort(unfinished->begin(), unfinished->end());
     require(!out.empty(), dir.string(), ": no run directories (subdirectories with run_summary.json)");
     return out;
 }
