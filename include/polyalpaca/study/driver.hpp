@@ -1,0 +1,204 @@
+/// @file study/driver.hpp
+/// @brief run_study<Full, Lora>: the whole study, resumable. Data and tokenizer; the embedded study's pretraining;
+///        every planned run trained (resuming from its newest checkpoint) and evaluated unless its directory says
+///        it is done; then the report and the summary table. study_state.json is rewritten after every step.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "polyalpaca/study/byte_tokenizer.hpp"
+#include "polyalpaca/study/planner.hpp"
+#include "polyalpaca/study/run_evaluation.hpp"
+#include "polyalpaca/study/run_training.hpp"
+#include "polyalpaca/study/study_data.hpp"
+#include "polyalpaca/study/summary.hpp"
+#include "polyalpaca/train/progress.hpp"
+
+namespace polyalpaca::study {
+
+struct StudyOutcome {
+    std::filesystem::path report;
+    std::string summary;        ///< the summary table and best-strategy lines (markdown)
+    std::size_t runs_trained = 0, runs_skipped = 0;
+    double seconds = 0;
+};
+
+namespace driver_detail {
+
+using Clock = std::chrono::steady_clock;
+
+inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// The study's tokenizer: the study file's, else the checkpoint's tokenizer.json / tokenizer.model, else bytes
+/// (written to <output>/tokenizer.json).
+inline Tokenizer study_tokenizer(StudyFile const& s) {
+    namespace fs = std::filesystem;
+    fs::path path = s.tokenizer;
+    if (path.empty() && !s.checkpoint.empty())
+        for (char const* name : {"tokenizer.json", "tokenizer.model"})
+            if (fs::exists(s.checkpoint / name)) path = s.checkpoint / name;
+    if (path.empty()) {
+        io::write_file_atomically(s.output / "tokenizer.json", byte_tokenizer_json());
+        return byte_tokenizer();
+    }
+    return path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path);
+}
+
+/// A method's template as a name or file: "compact" is written to <output>/compact_template.json.
+inline std::string template_name(StudyFile const& s, std::string const& name) {
+    if (name != "compact") return name;
+    auto const path = s.output / "compact_template.json";
+    io::write_file_atomically(path, compact_template_json());
+    return path.string();
+}
+
+}  // namespace driver_detail
+
+/// Runs (or resumes) the study for the model types Full (no adapter) and Lora (the same model with the LoRA adapter
+/// the study's LoRA runs train).
+template <class Full, class Lora>
+StudyOutcome run_study(StudyFile s, bool quiet) {
+    using namespace driver_detail;
+    auto const start = Clock::now();
+    std::filesystem::create_directories(s.output);
+    auto const tokenizer = study_tokenizer(s);
+    require(tokenizer.vocab_size() <= Full::config::vocab, "the tokenizer has ", tokenizer.vocab_size(),
+            " tokens but the model's vocabulary holds ", Full::config::vocab);
+    require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
+    for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template);
+    auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
+    StudyData data = load_study_data(s, first_template);
+    auto const runs = plan_runs(s);
+    std::printf("study %s: %zu runs (%zu methods x %zu budgets), %zu test languages, output %s\n", s.name.c_str(),
+                runs.size(), s.methods.size(), s.budgets.size(), data.test_sets.size(), s.output.string().c_str());
+    write_study_state(s, runs, "", since(start));
+
+    // The embedded study's base model: pretrained here on every language's text.
+    std::filesystem::path base = s.checkpoint;
+    std::optional<RunEvaluation> baseline;
+    if (s.pretrain.steps > 0) {
+        auto const dir = s.output / "pretrain";
+        if (std::filesystem::exists(dir / "model" / "config.json")) {
+            std::printf("pretraining: done before, %s\n", (dir / "model").string().c_str());
+        } else {
+            auto const t = Clock::now();
+            std::printf("pretraining %s on %zu languages, %zu steps\n", s.preset.c_str(), data.pretrain.size(),
+                        s.pretrain.steps);
+            pretrain<Full>(s, data, tokenizer, dir, quiet);
+            std::printf("pretraining took %s\n", ProgressLine::format_duration(since(t)).c_str());
+        }
+        base = dir / "model";
+        // The trivial baseline: the pretrained model answering without tuning.
+        if (std::filesystem::exists(dir / "evaluation.json")) {
+            baseline = read_evaluation(dir / "evaluation.json");
+        } else {
+            eval::RunInfo info;
+            info.name = "base", info.model = s.preset, info.method = "full", info.strategy = "no tuning";
+            info.prompt_template = s.hyperparameters.begin()->second.prompt_template;
+            info.cutoff = s.hyperparameters.begin()->second.cutoff;
+            cpu::Context ctx;
+            auto net = std::make_unique<CausalLm<Full, CpuEigen, float>>(ctx, NetworkOptions{.seed = s.seed});
+            io::load_hf_checkpoint(ctx, *net, base);
+            baseline = evaluate_network(ctx, *net, s, data, tokenizer, info,
+                                        {"base", "no tuning", "full", "none", {}, {}, 0}, dir, "[base]", quiet);
+        }
+    }
+
+    StudyOutcome outcome;
+    std::map<std::string, TuningExamples> examples;  // by method (templates and options differ)
+    double trained_seconds = 0;
+    std::size_t trained_here = 0;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        auto const& run = runs[i];
+        auto const label = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + run.name + "]";
+        if (run_evaluated(run)) {
+            std::printf("%s finished before: skipped\n", label.c_str());
+            ++outcome.runs_skipped;
+            continue;
+        }
+        auto const t = Clock::now();
+        auto const& h = s.hyperparameters.at(run.method);
+        if (!run_trained(run)) {
+            if (!examples.count(run.method)) {
+                auto const prompt_template = PromptTemplate::from_name_or_file(h.prompt_template);
+                examples[run.method] = tuning_examples(s, data, tokenizer, prompt_template, h);
+            }
+            write_study_state(s, runs, run.name, since(start));
+            std::printf("%s training: %s, %s\n", label.c_str(), run.label.c_str(), run.budget.describe().c_str());
+            std::fflush(stdout);
+            auto const r = run.method == "lora"
+                               ? train_run<Lora>(s, run, examples.at(run.method), h, base, h.prompt_template, quiet)
+                               : train_run<Full>(s, run, examples.at(run.method), h, base, h.prompt_template, quiet);
+            std::printf("%s trained: %ld steps, %lld records, %lld tokens, %.0f tokens/s, best validation loss %.4f%s\n",
+                        label.c_str(), r.steps, (long long)r.spent.records, (long long)r.spent.tokens,
+                        r.tokens_per_second, r.best_loss, r.resumed ? " (resumed)" : "");
+            ++outcome.runs_trained;
+        }
+        auto const e = run.method == "lora" ? evaluate_run<Lora>(s, data, tokenizer, run, label, quiet)
+                                            : evaluate_run<Full>(s, data, tokenizer, run, label, quiet);
+        double mean = 0;
+        int n = 0;
+        for (auto const& [l, o] : e.by_language)
+            if (o.exact_match) mean += *o.exact_match, ++n;
+        trained_seconds += since(t), ++trained_here;
+        std::size_t left = 0;
+        for (std::size_t j = i + 1; j < runs.size(); ++j) left += run_evaluated(runs[j]) ? 0 : 1;
+        double const rate = trained_seconds / double(trained_here);
+        std::printf("%s evaluated in %s%s | study %s elapsed | %.1f min/run | ETA %s\n", label.c_str(),
+                    ProgressLine::format_duration(e.seconds).c_str(),
+                    n > 0 ? (", mean exact match " + eval::report_detail::fixed(100 * mean / n, 1) + "%").c_str() : "",
+                    ProgressLine::format_duration(since(start)).c_str(), rate / 60,
+                    ProgressLine::format_duration(rate * double(left)).c_str());
+        std::fflush(stdout);
+        write_study_state(s, runs, "", since(start));
+    }
+
+    // The report over every run's evaluation.json.
+    eval::Study study;
+    std::vector<RunEvaluation> evaluations;
+    for (auto const& run : runs) {
+        auto const e = read_evaluation(run.dir / "evaluation.json");
+        auto info = eval::read_run_info(run.dir, s.preset);
+        for (auto const& set : data.test_sets) {
+            auto const it = e.by_language.find(set.lang);
+            if (it == e.by_language.end()) continue;
+            eval::LanguageResult r{.run = run.name, .language = set.lang};
+            r.responses = it->second.responses, r.fidelity = it->second.fidelity, r.loss = it->second.loss;
+            r.lost = set.lost, r.zero_shot = !info.trained_on(set.lang);
+            study.results.push_back(r);
+        }
+        eval::Fidelity fidelity;
+        fidelity.add_all(eval::read_responses(run.dir / "responses.jsonl"));
+        study.confusion[run.name] = fidelity.confusion_markdown();
+        study.runs.push_back(std::move(info));
+        evaluations.push_back(e);
+    }
+    std::size_t prompts = 0;
+    for (auto const& set : data.test_sets) prompts += set.prompts.size();
+    study.notes.push_back("test sets: " + std::to_string(data.test_sets.size()) + " languages, " +
+                          std::to_string(prompts) + " prompts" + (s.suite ? " (synthetic suite, " + (s.output / "suite").string() + ")" : ""));
+    study.notes.push_back("decoding: " + s.decoding.preset +
+                          (s.decoding.max_new_tokens > 0 ? ", max_new_tokens " + std::to_string(s.decoding.max_new_tokens) : ""));
+    study.notes.push_back("loss: mean token cross-entropy on the test prompts with their answers where known, else "
+                          "the run's held-out validation split");
+    study.notes.push_back("language id: CLD2; short responses (most exact answers) count as unknown (un)");
+    if (baseline) study.notes.push_back("base model: pretrained here (" + (s.output / "pretrain" / "model").string() + ")");
+    std::vector<std::string> langs;
+    for (auto const& set : data.test_sets) langs.push_back(set.lang);
+    std::string header = "Study **" + s.name + "**: base model " + s.preset +
+                         (s.checkpoint.empty() ? "" : " (" + s.checkpoint.string() + ")") + "; study file " +
+                         (s.source.empty() ? std::string("embedded default") : s.source.string()) + ".\n";
+    write_study_report(s.output, study, evaluations, langs, baseline, header);
+    outcome.summary = summary_markdown(evaluations, langs, baseline);
+    outcome.report = s.output / "report.md";
+    outcome.seconds = since(start);
+    write_study_state(s, runs, "", outcome.seconds);
+    return outcome;
+}
+
+}  // namespace polyalpaca::study

@@ -1,0 +1,117 @@
+/// @file study/planner.hpp
+/// @brief Expands a study into its runs: per method and budget, one monolingual run per tuned language and one run
+///        per multilingual strategy (multilingual, downsampled, temperature, weighted), each with its own directory;
+///        and the study's state file, rewritten atomically as runs finish.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/io/atomic_file.hpp"
+#include "polyalpaca/study/study_file.hpp"
+
+namespace polyalpaca::study {
+
+/// One training run of the study and where it lives.
+struct PlannedRun {
+    std::string name;       ///< also its directory's name under <output>/runs/
+    std::string method;     ///< lora or full
+    std::string strategy;   ///< as in the study file: monolingual, multilingual, downsampled, temperature:T, weighted:...
+    std::string label;      ///< what the report calls it: "monolingual en", "multilingual", "temperature 0.5", ...
+    std::vector<std::string> languages;  ///< the languages it tunes on
+    BudgetSpec budget;
+    std::filesystem::path dir;
+};
+
+/// A strategy as a directory-safe tag: "temperature:0.5" -> "temperature0.5", "weighted:en=2,fr=1" -> "weighted-en2-fr1".
+inline std::string strategy_tag(std::string const& strategy) {
+    std::string out;
+    for (char c : strategy) {
+        if (c == ':' || c == ',') out += c == ':' && strategy.starts_with("temperature") ? "" : "-";
+        else if (c != '=') out += c;
+    }
+    return out;
+}
+
+/// The languages a weighted strategy names ("weighted:en=2,fr=1" -> en, fr) with their weights.
+inline std::vector<std::pair<std::string, double>> strategy_weights(std::string const& strategy) {
+    std::vector<std::pair<std::string, double>> out;
+    std::string rest = strategy.substr(strategy.find(':') + 1);
+    std::size_t begin = 0;
+    while (begin <= rest.size()) {
+        auto end = rest.find(',', begin);
+        if (end == std::string::npos) end = rest.size();
+        auto const item = rest.substr(begin, end - begin);
+        auto const eq = item.find('=');
+        require(eq != std::string::npos && eq > 0, "strategy \"", strategy, "\": \"", item, "\" is not LANG=WEIGHT");
+        double w = 0;
+        try {
+            w = std::stod(item.substr(eq + 1));
+        } catch (std::exception const&) {
+            fail("strategy \"", strategy, "\": the weight of \"", item.substr(0, eq), "\" is not a number");
+        }
+        out.emplace_back(item.substr(0, eq), w);
+        begin = end + 1;
+    }
+    return out;
+}
+
+/// Every run of the study, in the order the driver trains them: per budget, per method, monolingual runs first.
+inline std::vector<PlannedRun> plan_runs(StudyFile const& s) {
+    std::vector<PlannedRun> runs;
+    auto const root = s.output / "runs";
+    for (auto const& budget : s.budgets)
+        for (auto const& method : s.methods)
+            for (auto const& strategy : s.strategies) {
+                auto add = [&](std::string name, std::string label, std::vector<std::string> langs) {
+                    name = method + "-" + name + "-" + budget.tag();
+                    runs.push_back({name, method, strategy, std::move(label), std::move(langs), budget, root / name});
+                };
+                if (strategy == "monolingual") {
+                    for (auto const& l : s.languages) add("monolingual-" + l, "monolingual " + l, {l});
+                } else if (strategy.starts_with("weighted:")) {
+                    std::vector<std::string> langs;
+                    for (auto const& [l, w] : strategy_weights(strategy)) {
+                        require(std::find(s.languages.begin(), s.languages.end(), l) != s.languages.end(),
+                                "strategy \"", strategy, "\" weights \"", l, "\", which is not a tuned language");
+                        langs.push_back(l);
+                    }
+                    add(strategy_tag(strategy), strategy, langs);
+                } else {
+                    auto label = strategy;
+                    if (strategy.starts_with("temperature:")) label = "temperature " + strategy.substr(12);
+                    add(strategy_tag(strategy), label, s.languages);
+                }
+            }
+    return runs;
+}
+
+/// A run is finished when its evaluation is written (evaluation.json, the last file a run writes); trained when
+/// run_summary.json and its weights are there.
+inline bool run_evaluated(PlannedRun const& r) { return std::filesystem::exists(r.dir / "evaluation.json"); }
+inline bool run_trained(PlannedRun const& r) {
+    return std::filesystem::exists(r.dir / "run_summary.json") &&
+           (std::filesystem::exists(r.dir / "model" / "config.json") ||
+            std::filesystem::exists(r.dir / "adapter" / "adapter_config.json"));
+}
+
+/// <output>/study_state.json: every run with its state (pending, training, trained, evaluated), rewritten atomically.
+inline void write_study_state(StudyFile const& s, std::vector<PlannedRun> const& runs, std::string const& current,
+                              double seconds) {
+    nlohmann::ordered_json j{{"name", s.name}, {"study_file", s.source.string()}, {"seconds_this_invocation", seconds}};
+    j["runs"] = nlohmann::ordered_json::array();
+    for (auto const& r : runs) {
+        std::string const state = run_evaluated(r) ? "evaluated" : run_trained(r) ? "trained"
+                                  : r.name == current                  ? "training"
+                                                                       : "pending";
+        j["runs"].push_back({{"name", r.name}, {"method", r.method}, {"strategy", r.strategy},
+                             {"budget", r.budget.describe()}, {"languages", r.languages}, {"state", state}});
+    }
+    std::filesystem::create_directories(s.output);
+    io::write_file_atomically(s.output / "study_state.json", j.dump(2) + "\n");
+}
+
+}  // namespace polyalpaca::study

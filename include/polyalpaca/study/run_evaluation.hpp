@@ -1,0 +1,145 @@
+/// @file study/run_evaluation.hpp
+/// @brief Evaluates one network on every test language of the study: decodes the test prompts, scores exact match
+///        (where answers are known), language fidelity (CLD2) and test loss, and writes responses.jsonl and
+///        evaluation.json (the run's finished marker) into the run's directory.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/data/synthetic/exact_match.hpp"
+#include "polyalpaca/eval/evaluate_program.hpp"
+#include "polyalpaca/study/planner.hpp"
+#include "polyalpaca/study/study_data.hpp"
+
+namespace polyalpaca::study {
+
+/// What one run measured in one test language.
+struct LanguageOutcome {
+    std::size_t responses = 0, correct = 0, answered = 0;  ///< answered: responses with a known answer
+    std::optional<double> exact_match, fidelity, loss;
+    std::map<std::string, double> tasks;  ///< exact match per task
+};
+
+/// One run's evaluation as evaluation.json holds it.
+struct RunEvaluation {
+    std::string name, label, method, budget;
+    std::vector<std::string> languages;  ///< tuned on
+    std::map<std::string, LanguageOutcome> by_language;
+    double seconds = 0;
+
+    bool zero_shot(std::string const& lang) const {
+        return std::find(languages.begin(), languages.end(), lang) == languages.end();
+    }
+};
+
+inline nlohmann::json to_json(RunEvaluation const& e) {
+    nlohmann::json j{{"name", e.name},       {"label", e.label},         {"method", e.method},
+                     {"budget", e.budget},   {"languages", e.languages}, {"seconds", e.seconds}};
+    for (auto const& [lang, o] : e.by_language) {
+        auto& l = j["results"][lang];
+        l = {{"responses", o.responses}, {"correct", o.correct}, {"answered", o.answered}, {"tasks", o.tasks},
+             {"zero_shot", e.zero_shot(lang)}};
+        l["exact_match"] = o.exact_match ? nlohmann::json(*o.exact_match) : nlohmann::json();
+        l["fidelity"] = o.fidelity ? nlohmann::json(*o.fidelity) : nlohmann::json();
+        l["loss"] = o.loss ? nlohmann::json(*o.loss) : nlohmann::json();
+    }
+    return j;
+}
+
+inline RunEvaluation read_evaluation(std::filesystem::path const& path) {
+    auto const j = eval::eval_detail::read_json_file(path);
+    RunEvaluation e;
+    try {
+        e.name = j.at("name"), e.label = j.at("label"), e.method = j.at("method"), e.budget = j.at("budget");
+        e.languages = j.at("languages").get<std::vector<std::string>>();
+        e.seconds = j.value("seconds", 0.0);
+        auto opt = [](nlohmann::json const& v) { return v.is_number() ? std::optional<double>(v.get<double>()) : std::nullopt; };
+        for (auto const& [lang, l] : j.at("results").items()) {
+            LanguageOutcome o;
+            o.responses = l.at("responses"), o.correct = l.at("correct"), o.answered = l.at("answered");
+            o.tasks = l.at("tasks").get<std::map<std::string, double>>();
+            o.exact_match = opt(l.at("exact_match")), o.fidelity = opt(l.at("fidelity")), o.loss = opt(l.at("loss"));
+            e.by_language[lang] = o;
+        }
+    } catch (nlohmann::json::exception const& err) {
+        fail(path.string(), ": unexpected layout: ", err.what());
+    }
+    return e;
+}
+
+/// Decodes, scores and writes the evaluation of `net` (already holding the run's weights) into `dir`.
+template <class Net>
+RunEvaluation evaluate_network(cpu::Context& ctx, Net& net, StudyFile const& s, StudyData& d,
+                               Tokenizer const& tokenizer, eval::RunInfo const& info, RunEvaluation e,
+                               std::filesystem::path const& dir, std::string const& progress_label, bool quiet) {
+    auto const start = std::chrono::steady_clock::now();
+    net.set_training(false);
+    auto const prompt_template = PromptTemplate::from_name_or_file(info.prompt_template);
+    auto const preset = s.decoding.preset == "paper" ? (info.method == "full" ? "paper-full" : "paper-lora")
+                                                     : s.decoding.preset;
+    auto config = GenerationConfig::from_name(preset);
+    if (s.decoding.max_new_tokens > 0) config.max_new_tokens = s.decoding.max_new_tokens;
+    if (auto const eos = tokenizer.eos_id()) config.eos_token_ids = {*eos};
+    std::size_t total = 0;
+    for (auto const& set : d.test_sets) total += set.prompts.size();
+    eval::evaluate_detail::PromptProgress progress(total, quiet);
+    auto const responses = eval::evaluate_detail::generate_responses(
+        ctx, net, tokenizer, prompt_template, d.test_sets, config, eval::evaluate_detail::decoding_json(preset, config),
+        info, s.decoding.batch, progress_label, progress);
+    progress.finish();
+    std::filesystem::create_directories(dir);
+    eval::write_responses(dir / "responses.jsonl", responses);
+
+    eval::Fidelity fidelity;
+    fidelity.add_all(responses);
+    synthetic::ExactMatchTally tally;
+    for (auto const& r : responses) {
+        auto const& answers = d.answers[r.language];
+        if (auto const it = answers.find(r.id); it != answers.end())
+            tally.add(r.language, it->second.task, r.response, it->second.answer);
+    }
+    for (auto const& set : d.test_sets) {
+        auto& o = e.by_language[set.lang];
+        o.responses = fidelity.total(set.lang);
+        if (o.responses > 0) o.fidelity = fidelity.share(set.lang);
+        auto const count = tally.of_language(set.lang);
+        o.correct = count.correct, o.answered = count.total;
+        if (count.total > 0) o.exact_match = count.accuracy();
+        for (auto const& t : tally.per_task())
+            if (t.group.starts_with(set.lang + "/")) o.tasks[t.group.substr(set.lang.size() + 1)] = t.accuracy();
+        if (auto const it = d.test_records.find(set.lang); it != d.test_records.end() && !it->second.empty())
+            o.loss = eval::evaluate_detail::validation_loss(ctx, net, tokenizer, prompt_template, info, it->second,
+                                                            BadRecordPolicy::Skip, d.report);
+        else if (auto const held = info.validation_loss.find(set.lang); held != info.validation_loss.end())
+            o.loss = held->second;
+    }
+    e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    io::write_file_atomically(dir / "evaluation.json", to_json(e).dump(2) + "\n");
+    return e;
+}
+
+/// Loads a trained run's weights into a fresh network of type Model and evaluates it.
+template <class Model>
+RunEvaluation evaluate_run(StudyFile const& s, StudyData& d, Tokenizer const& tokenizer, PlannedRun const& run,
+                           std::string const& progress_label, bool quiet) {
+    auto const info = eval::read_run_info(run.dir, s.preset);
+    cpu::Context ctx;
+    auto net = std::make_unique<CausalLm<Model, CpuEigen, float>>(ctx, NetworkOptions{.seed = s.seed});
+    if constexpr (Model::adapter::is_lora) {
+        if (!info.base_model_dir.empty()) io::load_hf_checkpoint(ctx, *net, info.base_model_dir);
+        io::load_peft_adapter(ctx, *net, info.weights);
+    } else {
+        io::load_hf_checkpoint(ctx, *net, info.weights);
+    }
+    RunEvaluation e{run.name, run.label, run.method, run.budget.describe(), run.languages, {}, 0};
+    return evaluate_network(ctx, *net, s, d, tokenizer, info, e, run.dir, progress_label, quiet);
+}
+
+}  // namespace polyalpaca::study

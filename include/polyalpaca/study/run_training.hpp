@@ -1,0 +1,189 @@
+/// @file study/run_training.hpp
+/// @brief Trains one planned run (its strategy's mixture of the tuning examples, under its budget, from the study's
+///        base weights) and the embedded study's language-model pretraining; both resume from their newest
+///        checkpoint, and leave weights (model/ or adapter/), run_config.json and run_summary.json.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/data/examples.hpp"
+#include "polyalpaca/data/mixture.hpp"
+#include "polyalpaca/data/mixture_split.hpp"
+#include "polyalpaca/io/hf_weights.hpp"
+#include "polyalpaca/io/peft.hpp"
+#include "polyalpaca/study/planner.hpp"
+#include "polyalpaca/study/study_data.hpp"
+#include "polyalpaca/tokenizer/tokenizer.hpp"
+#include "polyalpaca/train/flops.hpp"
+#include "polyalpaca/train/trainer.hpp"
+
+namespace polyalpaca::study {
+
+/// The tuning examples of every tuned language, tokenised once, and the held-out validation split over them.
+struct TuningExamples {
+    std::map<std::string, std::vector<Example>> by_language;
+    SplitPools split;
+};
+
+inline ExampleOptions example_options(Hyperparameters const& h) {
+    return {.cutoff = h.cutoff, .train_on_inputs = h.train_on_inputs, .eos = EosPolicy::AlpacaLora};
+}
+
+inline TuningExamples tuning_examples(StudyFile const& s, StudyData& d, Tokenizer const& tokenizer,
+                                      PromptTemplate const& prompt_template, Hyperparameters const& h) {
+    TuningExamples t;
+    std::vector<LanguagePool> pools;
+    for (auto const& lang : s.languages) {
+        auto const& records = d.train.at(lang);
+        t.by_language[lang] = make_examples(std::span<Record const>(records), prompt_template, tokenizer,
+                                            example_options(h), BadRecordPolicy::Skip, d.report);
+        pools.push_back(make_pool(lang, t.by_language[lang]));
+    }
+    t.split = split_validation(pools, {.size = h.val_size, .seed = s.seed, .shared_ids = false});
+    return t;
+}
+
+/// The mixture of a run's strategy over the training pools.
+inline Mixture run_mixture(PlannedRun const& run, std::vector<LanguagePool> const& pools, Hyperparameters const& h,
+                           std::uint64_t seed) {
+    auto const& st = run.strategy;
+    if (st == "monolingual") return Mixture::monolingual(pools, run.languages.front(), seed);
+    if (st == "multilingual") return Mixture::multilingual(pools, seed);
+    if (st == "downsampled")
+        return Mixture::downsampled(pools, {.ids = h.sample_ids == "shared" ? SampleIds::Shared : SampleIds::Disjoint},
+                                    seed);
+    if (st.starts_with("temperature:")) return Mixture::temperature(pools, {.temperature = std::stod(st.substr(12))}, seed);
+    WeightedOptions w;
+    w.weights = strategy_weights(st);
+    return Mixture::weighted(pools, w, seed);
+}
+
+inline ScheduleKind schedule_kind(std::string const& s) {
+    return s == "constant" ? ScheduleKind::Constant : s == "cosine" ? ScheduleKind::Cosine : ScheduleKind::Linear;
+}
+
+/// Trains `run` into its directory. `base` is the HF directory of the starting weights ("" : random).
+template <class Model>
+TrainResult train_run(StudyFile const& s, PlannedRun const& run, TuningExamples const& t, Hyperparameters const& h,
+                      std::filesystem::path const& base, std::string const& template_name, bool quiet) {
+    std::filesystem::create_directories(run.dir);
+    auto const mixture = run_mixture(run, t.split.train, h, s.seed);
+    nlohmann::json config{{"trainer", "polyalpaca_study"}, {"method", run.method},      {"strategy", run.label},
+                          {"mixture", mixture.name()},     {"languages", run.languages}, {"template", template_name},
+                          {"model_dir", base.string()},    {"seed", s.seed},             {"cutoff", h.cutoff},
+                          {"train_on_inputs", h.train_on_inputs}, {"eos", "alpaca-lora"},  {"budget", run.budget.describe()}};
+    io::write_file_atomically(run.dir / "run_config.json", config.dump(2) + "\n");
+    std::vector<std::vector<Example>> examples;
+    for (auto const& pool : mixture.pools()) examples.push_back(t.by_language.at(pool.lang));
+    std::vector<std::pair<std::string, std::vector<Example>>> validation;
+    for (auto const& pool : t.split.validation) {
+        if (std::find(run.languages.begin(), run.languages.end(), pool.lang) == run.languages.end()) continue;
+        std::vector<Example> held;
+        for (auto const& ref : pool.examples) held.push_back(t.by_language.at(pool.lang)[ref.index]);
+        if (!held.empty()) validation.emplace_back(pool.lang, std::move(held));
+    }
+
+    cpu::Context ctx;
+    bool const lora = Model::adapter::is_lora;
+    CausalLm<Model, CpuEigen, float> net(ctx, {.seed = s.seed, .adapter_dropout = lora ? h.lora_dropout : 0.0});
+    if (!base.empty()) {
+        auto const warning = io::load_hf_checkpoint(ctx, net, base);
+        if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+    }
+    TrainerOptions o;
+    o.batching = batching_for_global(h.global_batch, h.micro_batch,
+                                     h.group_by_length ? SampleOrder::GroupByLength : SampleOrder::Shuffle);
+    o.batching.pad_id = 0;
+    o.budget = run.budget.budget();
+    o.epochs = run.budget.unit != "epochs" ? 1.0 : run.budget.value > 0 ? run.budget.value : h.epochs;
+    o.schedule = schedule_kind(h.schedule);
+    o.lr = h.lr;
+    o.warmup_steps = h.warmup_steps;
+    o.warmup_ratio = h.warmup_ratio;
+    o.adamw.weight_decay = h.weight_decay;
+    o.max_grad_norm = h.max_grad_norm;
+    o.eval_every = h.eval_every;
+    o.output_dir = run.dir;
+    o.cost = flop_cost<Model>();
+    o.show_progress = !quiet;
+    Trainer<Model, CpuEigen, float> trainer(ctx, net, o);
+    auto const result = trainer.fit(mixture, examples, validation);
+    trainer.load_best(result);
+    if constexpr (Model::adapter::is_lora)
+        io::save_peft_adapter(ctx, net, run.dir / "adapter", base.string(), h.lora_dropout);
+    else
+        io::save_hf_checkpoint(ctx, net, run.dir / "model", io::DType::F32);
+    return result;
+}
+
+/// Pretraining examples: each language's sentences joined by newlines into one byte stream, cut into pieces of
+/// `sequence` tokens that every token is a label of.
+inline std::vector<std::pair<std::string, std::vector<Example>>> pretraining_examples(
+    StudyData const& d, Tokenizer const& tokenizer, std::size_t sequence) {
+    std::vector<std::pair<std::string, std::vector<Example>>> out;
+    for (auto const& [lang, sentences] : d.pretrain) {
+        std::string text;
+        for (auto const& line : sentences) text += line + "\n";
+        auto const ids = tokenizer.encode(text, false);
+        std::vector<Example> pieces;
+        for (std::size_t begin = 0; begin + sequence <= ids.size(); begin += sequence) {
+            Example e;
+            e.ids.assign(ids.begin() + std::ptrdiff_t(begin), ids.begin() + std::ptrdiff_t(begin + sequence));
+            e.labels = e.ids;
+            e.lang = lang;
+            e.id = lang + "-pretrain-" + std::to_string(begin / sequence);
+            e.full_length = sequence;
+            pieces.push_back(std::move(e));
+        }
+        require(!pieces.empty(), "pretraining: the text of ", lang, " is shorter than one sequence of ", sequence,
+                " tokens");
+        out.emplace_back(lang, std::move(pieces));
+    }
+    return out;
+}
+
+/// Pretrains Full (no adapter) from random weights on every language's text into <dir>, saving <dir>/model.
+template <class Full>
+void pretrain(StudyFile const& s, StudyData const& d, Tokenizer const& tokenizer, std::filesystem::path const& dir,
+              bool quiet) {
+    auto const& p = s.pretrain;
+    auto all = pretraining_examples(d, tokenizer, p.sequence);
+    std::vector<LanguagePool> pools;
+    for (auto const& [lang, examples] : all) pools.push_back(make_pool(lang, examples));
+    auto const split = split_validation(pools, {.size = 4, .seed = s.seed, .shared_ids = false});
+    auto const mixture = Mixture::multilingual(split.train, s.seed);
+    std::vector<std::vector<Example>> examples;
+    std::vector<std::pair<std::string, std::vector<Example>>> validation;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        examples.push_back(all[i].second);
+        std::vector<Example> held;
+        for (auto const& ref : split.validation[i].examples) held.push_back(all[i].second[ref.index]);
+        validation.emplace_back(all[i].first, std::move(held));
+    }
+    cpu::Context ctx;
+    CausalLm<Full, CpuEigen, float> net(ctx, {.seed = s.seed});
+    TrainerOptions o;
+    o.batching = batching_for_global(p.micro_batch * p.accumulation, p.micro_batch);
+    o.budget = Budget::records(std::int64_t(p.steps * p.micro_batch * p.accumulation));
+    o.schedule = ScheduleKind::Cosine;
+    o.lr = p.lr;
+    o.warmup_steps = long(p.steps / 20);
+    o.eval_every = long(std::max<std::size_t>(1, p.steps / 4));
+    o.keep_last = 1;
+    o.output_dir = dir;
+    o.cost = flop_cost<Full>();
+    o.show_progress = !quiet;
+    Trainer<Full, CpuEigen, float> trainer(ctx, net, o);
+    auto const result = trainer.fit(mixture, examples, validation);
+    std::printf("pretraining: %ld steps, %lld tokens, %.0f tokens/s, validation loss %.3f\n", result.steps,
+                (long long)result.spent.tokens, result.tokens_per_second, result.best_loss);
+    io::save_hf_checkpoint(ctx, net, dir / "model", io::DType::F32);
+}
+
+}  // namespace polyalpaca::study

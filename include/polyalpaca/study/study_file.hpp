@@ -1,0 +1,364 @@
+/// @file study/study_file.hpp
+/// @brief The study file (JSON, docs/study.md): base model, methods, languages, data and test sets per language,
+///        zero-shot languages, strategies, budgets, hyperparameters per method, decoding and judge settings, output
+///        directory. Read with every key checked; a wrong key or value is an Error naming the file and the key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/core/error.hpp"
+#include "polyalpaca/data/budget.hpp"
+
+namespace polyalpaca::study {
+
+/// One budget every run of the study is trained under: a number of epochs of the run's own data (the paper's
+/// design: each strategy's cost follows from its data), or records, tokens or FLOPs (a matched budget).
+struct BudgetSpec {
+    std::string unit;  ///< "epochs", "records", "tokens" or "flops"
+    double value = 0;
+
+    std::optional<Budget> budget() const {
+        if (unit == "records") return Budget::records(std::int64_t(value));
+        if (unit == "tokens") return Budget::tokens(std::int64_t(value));
+        if (unit == "flops") return Budget::flops(value);
+        return std::nullopt;  // epochs: TrainerOptions::epochs
+    }
+    /// "records-2000", "epochs-3", "flops-1.5e+12": a directory-safe tag; "epochs-method": each method's epochs.
+    std::string tag() const {
+        if (unit == "epochs" && value == 0) return "epochs-method";
+        char buf[48];
+        if (unit == "flops")
+            std::snprintf(buf, sizeof buf, "%.3g", value);
+        else
+            std::snprintf(buf, sizeof buf, "%g", value);
+        return unit + "-" + buf;
+    }
+    std::string describe() const {
+        return unit == "epochs" && value == 0 ? "the method's epochs" : tag().replace(unit.size(), 1, " ");
+    }
+};
+
+/// Training settings of one method (the paper's defaults differ between LoRA and full-parameter tuning).
+struct Hyperparameters {
+    double epochs = 1;                ///< the run's epochs when the study gives no budgets (the paper: LoRA 5, full 3)
+    double lr = 3e-4;
+    std::string schedule = "linear";  ///< constant, linear or cosine
+    long warmup_steps = 0;
+    double warmup_ratio = 0;
+    double weight_decay = 0;
+    double max_grad_norm = 1.0;
+    std::size_t micro_batch = 4, global_batch = 128, cutoff = 512, val_size = 1000;
+    long eval_every = 200;
+    bool group_by_length = false, train_on_inputs = false;
+    double lora_dropout = 0.05;
+    std::string prompt_template = "alpaca";  ///< alpaca, alpaca_legacy, or a template file
+    std::string sample_ids = "disjoint";     ///< downsampled subsets: shared or disjoint record ids
+};
+
+struct DecodingSpec {
+    std::string preset = "greedy";  ///< greedy, paper (paper-lora / paper-full by method), paper-lora, paper-full, sample
+    int max_new_tokens = 0;         ///< 0: the preset's
+    std::size_t batch = 8;          ///< prompts decoded together
+    std::size_t max_prompts = 0;    ///< per test language (0: all)
+};
+
+struct JudgeSpec {
+    std::string scores;  ///< a judge scores JSONL (polyalpaca_judge) to fold into the report, "" when none
+};
+
+/// The embedded study's brief language-model pretraining (only with "suite"; real base models are pretrained).
+struct PretrainSpec {
+    std::size_t steps = 0;  ///< optimizer steps (0: none)
+    std::size_t sequence = 128, micro_batch = 8, accumulation = 1;
+    double lr = 3e-3;
+};
+
+/// The synthetic suite as a study's data and test sets (data/synthetic/).
+struct SuiteSpec {
+    std::size_t train_per_language = 1000, test_per_language = 200, pretrain_sentences_per_language = 2000;
+    std::uint64_t seed = 0;
+};
+
+/// A base model: the compiled preset it must match, its HF checkpoint directory and tokenizer.
+struct BaseModel {
+    std::string preset;                ///< e.g. "bloom-560m"
+    std::filesystem::path checkpoint;  ///< "" : random weights, or pretrained by the study itself
+    std::filesystem::path tokenizer;   ///< "" : the checkpoint's tokenizer.json / tokenizer.model, else bytes
+};
+
+struct StudyFile {
+    std::filesystem::path source;  ///< the file it was read from ("" for the embedded default)
+    std::string name = "study";
+    std::vector<BaseModel> base_models;  ///< "base_model": one object, or a list run one after another
+    std::string preset;                 ///< the base model this study runs (the first of base_models until split)
+    std::filesystem::path checkpoint;
+    std::filesystem::path tokenizer;
+    std::vector<std::string> methods;   ///< "lora", "full"
+    std::vector<std::string> languages; ///< tuned languages, in order
+    std::vector<std::string> zero_shot; ///< tested, never tuned
+    std::map<std::string, std::filesystem::path> data, test_sets;
+    std::optional<SuiteSpec> suite;     ///< data and test sets generated instead of read
+    PretrainSpec pretrain;
+    std::vector<std::string> strategies;  ///< monolingual, multilingual, downsampled, temperature:T, weighted:l=w,...
+    std::vector<BudgetSpec> budgets;
+    std::map<std::string, Hyperparameters> hyperparameters;  ///< by method
+    DecodingSpec decoding;
+    JudgeSpec judge;
+    std::filesystem::path output = "study";
+    std::uint64_t seed = 42;
+
+    /// Every test language: tuned then zero-shot.
+    std::vector<std::string> test_languages() const {
+        auto all = languages;
+        all.insert(all.end(), zero_shot.begin(), zero_shot.end());
+        return all;
+    }
+};
+
+/// The paper's settings of a method (PAPER.md): LoRA lr 3e-4, 100 warmup steps, linear decay, group_by_length,
+/// loss on prompt and response; full-parameter lr 2e-5, cosine, warmup ratio 0.03, loss on the response.
+inline Hyperparameters paper_hyperparameters(std::string const& method) {
+    Hyperparameters h;
+    if (method == "full") {
+        h.epochs = 3, h.lr = 2e-5, h.schedule = "cosine", h.warmup_ratio = 0.03, h.prompt_template = "alpaca_legacy";
+    } else {
+        h.epochs = 5, h.warmup_steps = 100, h.group_by_length = true, h.train_on_inputs = true;
+    }
+    return h;
+}
+
+namespace study_file_detail {
+
+/// Reads one object's keys with their place in the file, rejecting keys it does not know.
+class Reader {
+public:
+    Reader(nlohmann::json const& j, std::string where) : j_(j), where_(std::move(where)) {
+        require(j_.is_object(), where_, ": expected a JSON object, found a JSON ", j_.type_name());
+    }
+    std::string at(std::string const& key) const { return where_ + "." + key; }
+    bool has(std::string const& key) {
+        seen_.insert(key);
+        return j_.contains(key);
+    }
+    nlohmann::json const& raw(std::string const& key) {
+        seen_.insert(key);
+        return j_.at(key);
+    }
+    template <class V>
+    void get(std::string const& key, V& out) {
+        if (!has(key)) return;
+        try {
+            out = j_.at(key).get<V>();
+        } catch (nlohmann::json::exception const&) {
+            fail(at(key), ": has the wrong type (a JSON ", j_.at(key).type_name(), ")");
+        }
+    }
+    void path(std::string const& key, std::filesystem::path& out) {
+        std::string s;
+        get(key, s);
+        if (!s.empty()) out = s;
+    }
+    void done() const {
+        for (auto const& item : j_.items())
+            require(seen_.count(item.key()) != 0, at(item.key()), ": unknown key");
+    }
+
+private:
+    nlohmann::json const& j_;
+    std::string where_;
+    std::set<std::string> seen_;
+};
+
+inline void check_strategy(std::string const& s, std::string const& where) {
+    if (s == "monolingual" || s == "multilingual" || s == "downsampled") return;
+    if (s.starts_with("temperature:")) {
+        std::size_t used = 0;
+        double t = 0;
+        try {
+            t = std::stod(s.substr(12), &used);
+        } catch (std::exception const&) {
+        }
+        require(used == s.size() - 12 && t > 0, where, ": \"", s, "\" needs a positive temperature, e.g. temperature:0.5");
+        return;
+    }
+    if (s.starts_with("weighted:")) {
+        require(s.size() > 9 && s.find('=') != std::string::npos, where, ": \"", s,
+                "\" needs LANG=WEIGHT pairs, e.g. weighted:en=2,fr=1");
+        return;
+    }
+    fail(where, ": unknown strategy \"", s,
+         "\" (monolingual, multilingual, downsampled, temperature:T, weighted:LANG=W,...)");
+}
+
+inline Hyperparameters read_hyperparameters(nlohmann::json const& j, std::string const& where, Hyperparameters h) {
+    Reader r(j, where);
+    r.get("epochs", h.epochs), r.get("lr", h.lr), r.get("schedule", h.schedule), r.get("warmup_steps", h.warmup_steps);
+    r.get("warmup_ratio", h.warmup_ratio), r.get("weight_decay", h.weight_decay);
+    r.get("max_grad_norm", h.max_grad_norm), r.get("micro_batch", h.micro_batch);
+    r.get("global_batch", h.global_batch), r.get("cutoff", h.cutoff), r.get("val_size", h.val_size);
+    r.get("eval_every", h.eval_every), r.get("group_by_length", h.group_by_length);
+    r.get("train_on_inputs", h.train_on_inputs), r.get("lora_dropout", h.lora_dropout);
+    r.get("template", h.prompt_template), r.get("sample_ids", h.sample_ids);
+    r.done();
+    require(h.lr > 0, r.at("lr"), ": must be positive");
+    require(h.epochs > 0, r.at("epochs"), ": must be positive");
+    require(h.schedule == "constant" || h.schedule == "linear" || h.schedule == "cosine", r.at("schedule"),
+            ": constant, linear or cosine, not \"", h.schedule, "\"");
+    require(h.micro_batch > 0 && h.global_batch % h.micro_batch == 0, r.at("global_batch"),
+            ": must be a multiple of micro_batch (", h.micro_batch, ")");
+    require(h.sample_ids == "shared" || h.sample_ids == "disjoint", r.at("sample_ids"), ": shared or disjoint");
+    return h;
+}
+
+}  // namespace study_file_detail
+
+/// Parses a study from JSON; `origin` names it in errors. Relative paths are taken from `base_dir`.
+inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin, std::filesystem::path const& base_dir) {
+    using study_file_detail::Reader;
+    StudyFile s;
+    Reader r(j, origin);
+    r.get("name", s.name), r.get("seed", s.seed);
+    r.path("output", s.output);
+    require(r.has("base_model"), origin, ": no \"base_model\"");
+    {
+        auto const& models = r.raw("base_model");
+        bool const list = models.is_array();
+        require(!list || !models.empty(), r.at("base_model"), ": an empty list");
+        for (std::size_t i = 0; i < (list ? models.size() : 1); ++i) {
+            Reader b(list ? models[i] : models, r.at("base_model") + (list ? "[" + std::to_string(i) + "]" : ""));
+            BaseModel m;
+            b.get("preset", m.preset), b.path("checkpoint", m.checkpoint), b.path("tokenizer", m.tokenizer);
+            b.done();
+            require(!m.preset.empty(), b.at("preset"), ": missing (e.g. \"bloom-560m\")");
+            s.base_models.push_back(m);
+        }
+        s.preset = s.base_models.front().preset;
+        s.checkpoint = s.base_models.front().checkpoint;
+        s.tokenizer = s.base_models.front().tokenizer;
+    }
+    r.get("methods", s.methods);
+    require(!s.methods.empty(), r.at("methods"), ": give \"lora\", \"full\" or both");
+    for (auto const& m : s.methods)
+        require(m == "lora" || m == "full", r.at("methods"), ": \"", m, "\" is neither \"lora\" nor \"full\"");
+    r.get("languages", s.languages), r.get("zero_shot", s.zero_shot);
+    require(!s.languages.empty(), r.at("languages"), ": no tuned languages");
+    std::set<std::string> seen;
+    for (auto const& l : s.test_languages())
+        require(seen.insert(l).second, origin, ": language \"", l, "\" is listed twice in languages/zero_shot");
+    if (r.has("suite")) {
+        SuiteSpec suite;
+        Reader q(r.raw("suite"), r.at("suite"));
+        q.get("train_per_language", suite.train_per_language), q.get("test_per_language", suite.test_per_language);
+        q.get("pretrain_sentences_per_language", suite.pretrain_sentences_per_language), q.get("seed", suite.seed);
+        q.done();
+        s.suite = suite;
+    }
+    auto paths = [&](char const* key, std::map<std::string, std::filesystem::path>& out,
+                     std::vector<std::string> const& needed) {
+        if (r.has(key)) {
+            auto const& m = r.raw(key);
+            require(m.is_object(), r.at(key), ": expected an object LANG -> file");
+            for (auto const& [lang, file] : m.items()) {
+                require(file.is_string(), r.at(key), ".", lang, ": expected a file name");
+                std::filesystem::path p = file.get<std::string>();
+                out[lang] = p.is_relative() ? base_dir / p : p;
+            }
+        }
+        if (!s.suite)
+            for (auto const& l : needed) require(out.count(l) != 0, r.at(key), ": no file for language \"", l, "\"");
+    };
+    paths("data", s.data, s.languages);
+    paths("test_sets", s.test_sets, s.test_languages());
+    if (r.has("pretrain")) {
+        Reader p(r.raw("pretrain"), r.at("pretrain"));
+        p.get("steps", s.pretrain.steps), p.get("sequence", s.pretrain.sequence);
+        p.get("micro_batch", s.pretrain.micro_batch), p.get("accumulation", s.pretrain.accumulation);
+        p.get("lr", s.pretrain.lr);
+        p.done();
+        require(s.suite || s.pretrain.steps == 0, p.at("steps"), ": pretraining here needs the synthetic \"suite\"");
+    }
+    r.get("strategies", s.strategies);
+    require(!s.strategies.empty(), r.at("strategies"), ": none given");
+    for (auto const& st : s.strategies) study_file_detail::check_strategy(st, r.at("strategies"));
+    if (r.has("budgets")) {
+        auto const& list = r.raw("budgets");
+        require(list.is_array() && !list.empty(), r.at("budgets"), ": expected a non-empty array of {UNIT: N}");
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            auto const where = r.at("budgets") + "[" + std::to_string(i) + "]";
+            require(list[i].is_object() && list[i].size() == 1, where,
+                    ": one of {\"epochs\": E}, {\"records\": N}, {\"tokens\": N}, {\"flops\": X}");
+            auto const& [unit, value] = *list[i].items().begin();
+            require(unit == "epochs" || unit == "records" || unit == "tokens" || unit == "flops", where,
+                    ": unknown budget unit \"", unit, "\"");
+            require(value.is_number() && value.get<double>() > 0, where, ".", unit, ": must be a positive number");
+            s.budgets.push_back({unit, value.get<double>()});
+        }
+    } else {
+        s.budgets.push_back({"epochs", 0});  // each method's hyperparameters.epochs
+    }
+    for (auto const& m : s.methods) s.hyperparameters[m] = paper_hyperparameters(m);
+    if (r.has("hyperparameters")) {
+        Reader h(r.raw("hyperparameters"), r.at("hyperparameters"));
+        for (auto const& m : {"lora", "full"})
+            if (h.has(m)) s.hyperparameters[m] = study_file_detail::read_hyperparameters(h.raw(m), h.at(m), s.hyperparameters[m]);
+        h.done();
+    }
+    if (r.has("decoding")) {
+        Reader d(r.raw("decoding"), r.at("decoding"));
+        d.get("preset", s.decoding.preset), d.get("max_new_tokens", s.decoding.max_new_tokens);
+        d.get("batch", s.decoding.batch), d.get("max_prompts", s.decoding.max_prompts);
+        d.done();
+        auto const& p = s.decoding.preset;
+        require(p == "greedy" || p == "paper" || p == "paper-lora" || p == "paper-full" || p == "sample", d.at("preset"),
+                ": greedy, paper, paper-lora, paper-full or sample, not \"", p, "\"");
+        require(s.decoding.batch > 0, d.at("batch"), ": must be positive");
+    }
+    if (r.has("judge")) {
+        Reader d(r.raw("judge"), r.at("judge"));
+        std::filesystem::path scores;
+        d.path("scores", scores);
+        if (!scores.empty()) s.judge.scores = (scores.is_relative() ? base_dir / scores : scores).string();
+        d.done();
+    }
+    r.done();
+    return s;
+}
+
+/// One study per base model; with several, each writes under <output>/<preset>/.
+inline std::vector<StudyFile> split_by_base_model(StudyFile const& s) {
+    std::vector<StudyFile> out;
+    for (auto const& m : s.base_models) {
+        StudyFile one = s;
+        one.base_models = {m};
+        one.preset = m.preset, one.checkpoint = m.checkpoint, one.tokenizer = m.tokenizer;
+        if (s.base_models.size() > 1) one.output = s.output / m.preset, one.name = s.name + " " + m.preset;
+        out.push_back(std::move(one));
+    }
+    return out;
+}
+
+/// Reads a study file. Relative paths in it (data, test sets, judge scores) are taken from its directory.
+inline StudyFile read_study_file(std::filesystem::path const& path) {
+    std::ifstream in(path, std::ios::binary);
+    require(bool(in), path.string(), ": cannot open the study file");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in);
+    } catch (nlohmann::json::exception const& e) {
+        fail(path.string(), ": not valid JSON: ", e.what());
+    }
+    auto s = parse_study(j, path.string(), path.parent_path());
+    s.source = path;
+    return s;
+}
+
+}  // namespace polyalpaca::study

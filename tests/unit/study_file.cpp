@@ -1,0 +1,143 @@
+// The study file: the paper's study file (docs/paper_study.json) and the embedded study parse and plan as documented;
+// bad study files are errors naming the file and key; the byte tokenizer round-trips every script.
+#include <catch2/catch.hpp>
+
+#include <polyalpaca/study/byte_tokenizer.hpp>
+#include <polyalpaca/study/embedded_default.hpp>
+#include <polyalpaca/study/planner.hpp>
+
+#include "support/fixtures.hpp"
+
+namespace pa = polyalpaca;
+namespace ps = polyalpaca::study;
+
+namespace {
+
+std::string error_of(std::string const& text) {
+    try {
+        ps::parse_study(nlohmann::json::parse(text), "s.json", ".");
+    } catch (pa::Error const& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string const minimal = R"({"base_model": {"preset": "bloom-study"}, "methods": ["full"], "languages": ["en"],
+    "data": {"en": "en.json"}, "test_sets": {"en": "test_en.jsonl"}, "strategies": ["monolingual"]})";
+
+std::string with(std::string const& key_value) {
+    auto j = nlohmann::json::parse(minimal);
+    j.update(nlohmann::json::parse("{" + key_value + "}"));
+    return j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("the paper's study file parses and plans its whole matrix", "[study]") {
+    auto const path = std::filesystem::path(POLYALPACA_SOURCE_DIR) / "docs" / "paper_study.json";
+    auto const s = ps::read_study_file(path);
+    REQUIRE(s.base_models.size() == 5);
+    CHECK(s.base_models.front().preset == "bloom-560m");
+    CHECK(s.base_models.back().preset == "bloom-7b1");
+    CHECK(s.methods == std::vector<std::string>{"lora", "full"});
+    CHECK(s.languages.size() == 9);
+    CHECK(s.zero_shot == std::vector<std::string>{"hi", "no"});
+    CHECK(s.test_sets.size() == 11);
+    auto const& lora = s.hyperparameters.at("lora");
+    auto const& full = s.hyperparameters.at("full");
+    CHECK(lora.lr == 3e-4);
+    CHECK(lora.epochs == 5);
+    CHECK(lora.warmup_steps == 100);
+    CHECK(lora.group_by_length);
+    CHECK(lora.train_on_inputs);
+    CHECK(lora.lora_dropout == 0.05);
+    CHECK(full.lr == 2e-5);
+    CHECK(full.epochs == 3);
+    CHECK(full.schedule == "cosine");
+    CHECK(full.warmup_ratio == 0.03);
+    CHECK_FALSE(full.train_on_inputs);
+    CHECK(full.global_batch == 128);
+    CHECK(s.decoding.preset == "paper");
+    REQUIRE(s.budgets.size() == 1);
+    CHECK(s.budgets[0].tag() == "epochs-method");
+
+    auto const models = ps::split_by_base_model(s);
+    REQUIRE(models.size() == 5);
+    CHECK(models[2].preset == "bloom-1b7");
+    CHECK(models[2].output == std::filesystem::path("paper-study") / "bloom-1b7");
+    // Per model: 2 methods x (9 monolingual + multilingual + downsampled).
+    auto const runs = ps::plan_runs(models[0]);
+    REQUIRE(runs.size() == 22);
+    CHECK(runs[0].name == "lora-monolingual-en-epochs-method");
+    CHECK(runs[0].languages == std::vector<std::string>{"en"});
+    CHECK(runs[9].name == "lora-multilingual-epochs-method");
+    CHECK(runs[9].languages.size() == 9);
+    CHECK(runs[10].label == "downsampled");
+    CHECK(runs[11].method == "full");
+    CHECK(runs[0].dir == std::filesystem::path("paper-study") / "bloom-560m" / "runs" / runs[0].name);
+}
+
+TEST_CASE("the embedded study and its quick form", "[study]") {
+    auto const s = ps::embedded_study(false);
+    CHECK(s.preset == "bloom-study");
+    CHECK(s.suite.has_value());
+    CHECK(s.pretrain.steps > 0);
+    auto const langs = s.test_languages();
+    CHECK(langs.size() >= 6);
+    CHECK(std::find(langs.begin(), langs.end(), "ru") != langs.end());
+    CHECK(std::find(langs.begin(), langs.end(), "zh") != langs.end());
+    auto const runs = ps::plan_runs(s);
+    CHECK(runs.size() == s.languages.size() + s.strategies.size() - 1);
+    auto const quick = ps::embedded_study(true);
+    CHECK(ps::plan_runs(quick).size() == 3);
+}
+
+TEST_CASE("strategies, budgets and their run names", "[study]") {
+    auto const s = ps::parse_study(nlohmann::json::parse(with(
+        R"("languages": ["en", "fr"], "data": {"en": "a", "fr": "b"}, "test_sets": {"en": "c", "fr": "d"},
+           "strategies": ["temperature:0.5", "weighted:en=2,fr=1"], "budgets": [{"records": 2000}, {"flops": 1.5e12}])")),
+                                   "s.json", "/data");
+    auto const runs = ps::plan_runs(s);
+    REQUIRE(runs.size() == 4);
+    CHECK(runs[0].name == "full-temperature0.5-records-2000");
+    CHECK(runs[0].label == "temperature 0.5");
+    CHECK(runs[1].name == "full-weighted-en2-fr1-records-2000");
+    CHECK(runs[3].name == "full-weighted-en2-fr1-flops-1.5e+12");
+    CHECK(runs[3].budget.budget().has_value());
+    CHECK(s.data.at("en") == std::filesystem::path("/data/a"));
+    CHECK(ps::strategy_weights("weighted:en=2,fr=1") == std::vector<std::pair<std::string, double>>{{"en", 2}, {"fr", 1}});
+}
+
+TEST_CASE("a bad study file is an error naming the file and the key", "[study]") {
+    CHECK(error_of(minimal).empty());
+    CHECK_THAT(error_of(with(R"("methods": ["qlora"])")), Catch::Contains("s.json.methods: \"qlora\" is neither"));
+    CHECK_THAT(error_of(with(R"("strategies": ["bilingual"])")), Catch::Contains("s.json.strategies: unknown strategy \"bilingual\""));
+    CHECK_THAT(error_of(with(R"("strategies": ["temperature:hot"])")), Catch::Contains("needs a positive temperature"));
+    CHECK_THAT(error_of(with(R"("budgets": [{"hours": 3}])")), Catch::Contains("s.json.budgets[0]: unknown budget unit \"hours\""));
+    CHECK_THAT(error_of(with(R"("budgets": [{"records": -1}])")), Catch::Contains("must be a positive number"));
+    CHECK_THAT(error_of(with(R"("lanugages": ["en"])")), Catch::Contains("s.json.lanugages: unknown key"));
+    CHECK_THAT(error_of(with(R"("test_sets": {})")), Catch::Contains("s.json.test_sets: no file for language \"en\""));
+    CHECK_THAT(error_of(with(R"("zero_shot": ["en"])")), Catch::Contains("\"en\" is listed twice"));
+    CHECK_THAT(error_of(with(R"("hyperparameters": {"full": {"lr": "fast"}})")),
+               Catch::Contains("s.json.hyperparameters.full.lr: has the wrong type"));
+    CHECK_THAT(error_of(with(R"("hyperparameters": {"full": {"global_batch": 10, "micro_batch": 4}})")),
+               Catch::Contains("must be a multiple of micro_batch"));
+    CHECK_THAT(error_of(with(R"("decoding": {"preset": "nucleus"})")), Catch::Contains("s.json.decoding.preset"));
+    CHECK_THAT(error_of(with(R"("base_model": {"checkpoint": "x"})")), Catch::Contains("s.json.base_model.preset: missing"));
+    CHECK_THAT(error_of(with(R"("pretrain": {"steps": 10})")), Catch::Contains("needs the synthetic \"suite\""));
+    CHECK_THROWS_WITH(ps::read_study_file("no/such/study.json"), Catch::Contains("no/such/study.json: cannot open"));
+}
+
+TEST_CASE("the byte tokenizer encodes every script as its UTF-8 bytes and back", "[study]") {
+    auto const t = ps::byte_tokenizer();
+    CHECK(t.vocab_size() == ps::byte_vocab_size);
+    CHECK(*t.eos_id() == ps::byte_eos_id);
+    for (std::string text : {"Add 7 and 12.", "Напиши число словом: семь", "这两个词中哪个更长？樱桃、梨", "Äpfel\n\t ä"}) {
+        auto const ids = t.encode(text, true);
+        REQUIRE(ids.size() == text.size());
+        for (std::size_t i = 0; i < text.size(); ++i) CHECK(ids[i] == ps::byte_offset + int((unsigned char)text[i]));
+        CHECK(t.decode(ids, true) == text);
+    }
+    auto const compact = pa::PromptTemplate::from_json_text(ps::compact_template_json(), "compact");
+    CHECK(compact.response_split() == "### Response:");
+}
