@@ -15,8 +15,10 @@
 #include <functional>
 #include <numeric>
 #include <span>
+#include <type_traits>
 #include <vector>
 
+#include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/core/tensor.hpp"
@@ -266,6 +268,8 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
 template <class Net, class Context>
 std::vector<Generated> generate(Context& ctx, Net& net, std::span<std::vector<std::int32_t> const> prompts,
                                 GenerationConfig const& config, GenerationProgress* progress = nullptr) {
+    static_assert(std::is_same_v<Context, cpu::Context>,
+                  "generate() runs networks of the CpuEigen backend only: CUDA generation is not implemented yet");
     validate(config, Net::vocab);
     for (std::size_t i = 0; i < prompts.size(); ++i) {
         require(!prompts[i].empty(), "generate: prompt ", i, " is empty; it needs at least one token");

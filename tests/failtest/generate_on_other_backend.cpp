@@ -1,0 +1,20 @@
+// generate() runs networks of the CpuEigen backend only.
+#include <polyalpaca/generate/generate.hpp>
+#include <polyalpaca/polyalpaca.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace pa = polyalpaca;
+
+struct OtherContext {};
+#ifdef POLYALPACA_FAILTEST_OK
+using Context = pa::cpu::Context;
+#else
+using Context = OtherContext;
+#endif
+
+std::size_t run(Context& ctx, pa::CausalLm<pa::Llama<pa::llama::SizeTiny>, pa::CpuEigen, float>& net) {
+    std::vector<std::vector<std::int32_t>> const prompts{{1, 2}};
+    return pa::generate(ctx, net, prompts, pa::GenerationConfig::greedy(4)).size();
+}
