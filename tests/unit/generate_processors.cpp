@@ -110,6 +110,18 @@ TEST_CASE("processors run in HF's order and warpers only when sampling", "[unit]
     CHECK_THROWS_WITH(gen::log_softmax(none), Catch::Contains("banned"));
 }
 
+TEST_CASE("sampling draws tokens with their probabilities and never a banned one", "[unit][generate]") {
+    pa::Rng rng(3);
+    auto const log_probs = logs({0.2, 0.5, 0.0, 0.3});  // token 2 has probability 0 (-inf)
+    std::vector<int> counts(4, 0);
+    int const draws = 100000;
+    for (int i = 0; i < draws; ++i) ++counts[std::size_t(gen::sample(log_probs, rng))];
+    CHECK(counts[2] == 0);
+    CHECK(std::abs(counts[0] / double(draws) - 0.2) < 0.01);
+    CHECK(std::abs(counts[1] / double(draws) - 0.5) < 0.01);
+    CHECK(std::abs(counts[3] / double(draws) - 0.3) < 0.01);
+}
+
 TEST_CASE("generation presets and names", "[unit][generate]") {
     auto const g = pa::GenerationConfig::greedy(7);
     CHECK(g.max_new_tokens == 7);
