@@ -9,10 +9,11 @@
 set -euo pipefail
 study=$1 work=$2
 rm -rf "$work"
+mkdir -p "$work"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
-"$study" --quick --quiet --output "$work/out" > "$work.first.log" 2>&1 || { cat "$work.first.log"; fail "first run"; }
-cat "$work.first.log"
+"$study" --quick --quiet --output "$work/out" > "$work/first.log" 2>&1 || { cat "$work/first.log"; fail "first run"; }
+cat "$work/first.log"
 for f in report.md results.csv study_state.json plots/score_by_language.svg plots/budget_vs_score.svg \
          tokenizer.json suite/suite.json pretrain/model/config.json; do
     [[ -s "$work/out/$f" ]] || fail "$f was not written"
@@ -26,26 +27,26 @@ grep -q '"state": "evaluated"' "$work/out/study_state.json" || fail "study_state
 grep -q '"state": "pending"\|"state": "training"' "$work/out/study_state.json" && fail "study_state.json has unfinished runs"
 
 # The summary table: header, baseline, one row per strategy; every language cell a number (zero-shot marked).
-grep -q '^| method | budget | strategy | en | ru | bg | mean tuned | mean zero-shot | mean |$' "$work.first.log" \
+grep -q '^| method | budget | strategy | en | ru | bg | mean tuned | mean zero-shot | mean |$' "$work/first.log" \
     || fail "no summary table header"
-grep -Eq '^\| – \| – \| no tuning \(base model\) \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \|' "$work.first.log" \
+grep -Eq '^\| – \| – \| no tuning \(base model\) \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \|' "$work/first.log" \
     || fail "no baseline row"
 for strategy in monolingual multilingual; do
     grep -Eq "^\| full \| records 160 \| $strategy \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] † \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \|$" \
-        "$work.first.log" || fail "no parsable summary row for $strategy"
+        "$work/first.log" || fail "no parsable summary row for $strategy"
 done
-grep -Eq '^Best at full, records 160: overall \*\*(monolingual|multilingual)\*\*' "$work.first.log" || fail "no best-strategy line"
-grep -q 'runs trained 3, skipped as finished 0' "$work.first.log" || fail "the first run did not train 3 runs"
-[[ "$(tail -1 "$work.first.log")" == "report $work/out/report.md" ]] || fail "the output does not end with the report's path"
+grep -Eq '^Best at full, records 160: overall \*\*(monolingual|multilingual)\*\*' "$work/first.log" || fail "no best-strategy line"
+grep -q 'runs trained 3, skipped as finished 0' "$work/first.log" || fail "the first run did not train 3 runs"
+[[ "$(tail -1 "$work/first.log")" == "report $work/out/report.md" ]] || fail "the output does not end with the report's path"
 grep -q '^## Summary' "$work/out/report.md" && grep -q '^## Exact match per task' "$work/out/report.md" \
     || fail "report.md lacks its summary or exact-match sections"
 
 # Resume: nothing is trained again.
-"$study" --quick --quiet --output "$work/out" > "$work.second.log" 2>&1 || { cat "$work.second.log"; fail "second run"; }
-cat "$work.second.log"
-grep -q 'runs trained 0, skipped as finished 3' "$work.second.log" || fail "the second run trained again"
-grep -q 'pretraining: done before' "$work.second.log" || fail "the second run pretrained again"
-grep -q 'training:' "$work.second.log" && fail "the second run started a training"
-diff <(sed -n '/^Exact-match accuracy/,/^Best at/p' "$work.first.log") \
-     <(sed -n '/^Exact-match accuracy/,/^Best at/p' "$work.second.log") || fail "the summaries differ"
+"$study" --quick --quiet --output "$work/out" > "$work/second.log" 2>&1 || { cat "$work/second.log"; fail "second run"; }
+cat "$work/second.log"
+grep -q 'runs trained 0, skipped as finished 3' "$work/second.log" || fail "the second run trained again"
+grep -q 'pretraining: done before' "$work/second.log" || fail "the second run pretrained again"
+grep -q '\] training:' "$work/second.log" && fail "the second run started a training"
+diff <(sed -n '/^Exact-match accuracy/,/^Best at/p' "$work/first.log") \
+     <(sed -n '/^Exact-match accuracy/,/^Best at/p' "$work/second.log") || fail "the summaries differ"
 echo "study quick run and resume: OK"

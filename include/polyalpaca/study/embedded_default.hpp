@@ -1,6 +1,6 @@
 /// @file study/embedded_default.hpp
-/// @brief The study polyalpaca_study runs with no study file: the synthetic suite (six tuned languages in three
-///        scripts, es and bg zero-shot), a byte-level BLOOM pretrained here on the suite's text, full-parameter
+/// @brief The study polyalpaca_study runs with no study file: the synthetic suite (en, ru, zh tuned: three scripts;
+///        es, fr, bg zero-shot), a byte-level BLOOM pretrained here on the suite's text, full-parameter
 ///        tuning per strategy under matched record budgets, greedy decoding, exact match. --quick is its shortened
 ///        form for CI. The model's size is bloom::SizeStudy below.
 #pragma once
@@ -14,11 +14,7 @@
 namespace polyalpaca {
 namespace bloom {
 /// The embedded study's BLOOM: the byte tokenizer's 259 ids (padded to 264), 3 layers of width 128.
-#ifndef STUDY_H
-#define STUDY_H 128
-#define STUDY_L 3
-#endif
-struct SizeStudy : Defaults { static constexpr int vocab = 264, hidden = STUDY_H, layers = STUDY_L, heads = 4; };
+struct SizeStudy : Defaults { static constexpr int vocab = 264, hidden = 128, layers = 3, heads = 4; };
 }  // namespace bloom
 }  // namespace polyalpaca
 
@@ -32,17 +28,17 @@ inline nlohmann::json embedded_study_json(bool quick) {
         {"name", quick ? "embedded-quick" : "embedded"},
         {"base_model", {{"preset", "bloom-study"}}},
         {"methods", {"full"}},
-        {"languages", {"en", "fr", "de", "fi", "ru", "zh"}},
-        {"zero_shot", {"es", "bg"}},
-        {"suite", {{"train_per_language", 600}, {"test_per_language", 45}, {"pretrain_sentences_per_language", 1200}, {"seed", 0}}},
-        {"pretrain", {{"steps", 300}, {"sequence", 128}, {"micro_batch", 8}, {"accumulation", 1}, {"lr", 3e-3}}},
-        {"strategies", {"monolingual", "multilingual", "downsampled", "temperature:0.5"}},
-        {"budgets", {{{"records", 1600}}}},
+        {"languages", {"en", "ru", "zh"}},
+        {"zero_shot", {"es", "fr", "bg"}},
+        {"suite", {{"train_per_language", 1000}, {"test_per_language", 45}, {"pretrain_sentences_per_language", 1200}, {"seed", 0}}},
+        {"pretrain", {{"steps", 500}, {"sequence", 128}, {"micro_batch", 8}, {"accumulation", 1}, {"lr", 3e-3}}},
+        {"strategies", {"monolingual", "multilingual", "downsampled"}},
+        {"budgets", {{{"records", 4000}}}},
         {"hyperparameters",
-         {{"full", {{"lr", 2e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.05}, {"micro_batch", 8}, {"global_batch", 16},
-                    {"cutoff", 256}, {"val_size", 20}, {"eval_every", 25}, {"train_on_inputs", false},
+         {{"full", {{"lr", 2e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.03}, {"micro_batch", 4}, {"global_batch", 4},
+                    {"cutoff", 256}, {"val_size", 20}, {"eval_every", 250}, {"train_on_inputs", false},
                     {"group_by_length", false}, {"template", "compact"}, {"sample_ids", "disjoint"}}}}},
-        {"decoding", {{"preset", "greedy"}, {"max_new_tokens", 40}, {"batch", 16}}},
+        {"decoding", {{"preset", "greedy"}, {"max_new_tokens", 32}, {"batch", 16}}},
         {"output", "polyalpaca-study"},
         {"seed", 42}};
     if (quick) {
