@@ -37,7 +37,7 @@ inline nlohmann::json embedded_study_json(bool quick) {
         {"hyperparameters",
          {{"full", {{"lr", 2e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.03}, {"micro_batch", 4}, {"global_batch", 4},
                     {"cutoff", 256}, {"val_size", 20}, {"eval_every", 250}, {"train_on_inputs", false},
-                    {"group_by_length", false}, {"template", "compact"}, {"sample_ids", "disjoint"}}}}},
+                    {"group_by_length", true}, {"template", "compact"}, {"sample_ids", "disjoint"}}}}},
         {"decoding", {{"preset", "greedy"}, {"max_new_tokens", 32}, {"batch", 16}}},
         {"output", "polyalpaca-study"},
         {"seed", 42}};
