@@ -161,19 +161,27 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
     // The report over every run's evaluation.json.
     eval::Study study;
     std::vector<RunEvaluation> evaluations;
+    std::optional<eval::ScoreTable> scores;
+    if (!s.judge.scores.empty()) scores = eval::ScoreTable::read(s.judge.scores);
     for (auto const& run : runs) {
         auto const e = read_evaluation(run.dir / "evaluation.json");
         auto info = eval::read_run_info(run.dir, s.preset);
+        auto const responses = eval::read_responses(run.dir / "responses.jsonl");
         for (auto const& set : data.test_sets) {
             auto const it = e.by_language.find(set.lang);
             if (it == e.by_language.end()) continue;
             eval::LanguageResult r{.run = run.name, .language = set.lang};
             r.responses = it->second.responses, r.fidelity = it->second.fidelity, r.loss = it->second.loss;
             r.lost = set.lost, r.zero_shot = !info.trained_on(set.lang);
+            if (scores) {
+                auto const m = scores->mean(run.name, set.lang, responses);
+                r.scored = m.scored;
+                if (m.scored > 0) r.score = m.mean;
+            }
             study.results.push_back(r);
         }
         eval::Fidelity fidelity;
-        fidelity.add_all(eval::read_responses(run.dir / "responses.jsonl"));
+        fidelity.add_all(responses);
         study.confusion[run.name] = fidelity.confusion_markdown();
         study.runs.push_back(std::move(info));
         evaluations.push_back(e);
@@ -187,6 +195,8 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
     study.notes.push_back("loss: mean token cross-entropy on the test prompts with their answers where known, else "
                           "the run's held-out validation split");
     study.notes.push_back("language id: CLD2; short responses (most exact answers) count as unknown (un)");
+    study.notes.push_back(scores ? "judge scores: " + s.judge.scores + " (" + std::to_string(scores->size()) + " lines)"
+                                 : "judge scores: none given");
     if (baseline) study.notes.push_back("base model: pretrained here (" + (s.output / "pretrain" / "model").string() + ")");
     std::vector<std::string> langs;
     for (auto const& set : data.test_sets) langs.push_back(set.lang);
