@@ -45,3 +45,16 @@ if(POLYALPACA_WITH_OPENMP)
 endif()
 set(POLYALPACA_WITH_CUDA ON)
 message(STATUS "polyalpaca: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
+
+# polyalpaca_add_cuda_executable(TARGET SOURCE): a .cu program on polyalpaca::cuda, compiled as C++20 and linked to
+# the shared CUDA runtime (the one polyalpaca::cuda links), for this project's tests and benchmarks.
+function(polyalpaca_add_cuda_executable target source)
+  add_executable(${target} ${source})
+  target_link_libraries(${target} PRIVATE polyalpaca::cuda)
+  set_target_properties(${target} PROPERTIES CUDA_RUNTIME_LIBRARY Shared)
+  if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set_target_properties(${target} PROPERTIES CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF)
+  else()
+    target_compile_options(${target} PRIVATE -std=c++20)  # CMake < 3.26 does not know nvcc's C++20 flag
+  endif()
+endfunction()
