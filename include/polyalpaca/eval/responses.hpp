@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/data/jsonl.hpp"
 #include "polyalpaca/data/prompt_template.hpp"
 #include "polyalpaca/data/python_text.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
@@ -97,20 +97,8 @@ inline void write_responses(std::filesystem::path const& path, std::vector<Respo
 /// response; run, model, method, strategy (strings) and decoding (an object) are optional. Anything else is an
 /// Error naming file:line.
 inline std::vector<Response> read_responses(std::filesystem::path const& path) {
-    std::ifstream in(path, std::ios::binary);
-    require(bool(in), path.string(), ": cannot open the responses file");
     std::vector<Response> out;
-    std::string line;
-    for (std::size_t number = 1; std::getline(in, line); ++number) {
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        auto const where = path.string() + ":" + std::to_string(number);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (nlohmann::json::exception const& e) {
-            fail(where, ": malformed JSON: ", e.what());
-        }
-        require(j.is_object(), where, ": a response is a JSON object, found a JSON ", j.type_name());
+    for_each_jsonl_object(path, "responses file", "a response", [&](nlohmann::json const& j, std::string const& where) {
         auto text = [&](char const* key, bool required) -> std::string {
             auto const it = j.find(key);
             if (it == j.end()) {
@@ -135,7 +123,7 @@ inline std::vector<Response> read_responses(std::filesystem::path const& path) {
             r.decoding = *it;
         }
         out.push_back(std::move(r));
-    }
+    });
     return out;
 }
 

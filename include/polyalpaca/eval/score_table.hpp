@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -15,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/data/jsonl.hpp"
 #include "polyalpaca/eval/responses.hpp"
 
 namespace polyalpaca::eval {
@@ -31,20 +31,8 @@ public:
     /// Reads a judge scores file; a line that is not such an object, or a (run, language, id) given twice, is an
     /// Error naming file:line.
     static ScoreTable read(std::filesystem::path const& path) {
-        std::ifstream in(path, std::ios::binary);
-        require(bool(in), path.string(), ": cannot open the judge scores file");
         ScoreTable t;
-        std::string line;
-        for (std::size_t number = 1; std::getline(in, line); ++number) {
-            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            auto const where = path.string() + ":" + std::to_string(number);
-            nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(line);
-            } catch (nlohmann::json::exception const& e) {
-                fail(where, ": malformed JSON: ", e.what());
-            }
-            require(j.is_object(), where, ": a judge score is a JSON object, found a JSON ", j.type_name());
+        auto add_line = [&](nlohmann::json const& j, std::string const& where) {
             auto text = [&](char const* key) {
                 auto const it = j.find(key);
                 require(it != j.end() && it->is_string(), where, ": \"", key, "\" is missing or not a string");
@@ -58,7 +46,8 @@ public:
             if (score->is_number()) value = score->get<double>();
             require(t.scores_.emplace(key, value).second, where, ": a second score for run '", std::get<0>(key),
                     "', language '", std::get<1>(key), "', id '", std::get<2>(key), "'");
-        }
+        };
+        for_each_jsonl_object(path, "judge scores file", "a judge score", add_line);
         return t;
     }
 

@@ -1,0 +1,38 @@
+/// @file data/jsonl.hpp
+/// @brief Reading JSON Lines files of objects, with every error naming file:line.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "polyalpaca/core/error.hpp"
+
+namespace polyalpaca {
+
+/// Calls f(object, where) for every non-blank line of a JSONL file, where is "path:line". A file that cannot be
+/// opened, or a line that is not JSON or not an object, is an Error: `file_kind` names the file ("responses
+/// file"), `object_kind` one line's object ("a response").
+template <class F>
+void for_each_jsonl_object(std::filesystem::path const& path, char const* file_kind, char const* object_kind, F&& f) {
+    std::ifstream in(path, std::ios::binary);
+    require(bool(in), path.string(), ": cannot open the ", file_kind);
+    std::string line;
+    for (std::size_t number = 1; std::getline(in, line); ++number) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        auto const where = path.string() + ":" + std::to_string(number);
+        nlohmann::json object;
+        try {
+            object = nlohmann::json::parse(line);
+        } catch (nlohmann::json::exception const& e) {
+            fail(where, ": malformed JSON: ", e.what());
+        }
+        require(object.is_object(), where, ": ", object_kind, " is a JSON object, found a JSON ", object.type_name());
+        f(object, where);
+    }
+}
+
+}  // namespace polyalpaca
