@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string>
+#include <string_view>
 
 #include "polyalpaca/core/error.hpp"
 
@@ -13,6 +15,14 @@ namespace polyalpaca {
 /// Constant: get_constant_schedule_with_warmup (warmup 0 gives get_constant_schedule).
 /// Linear: get_linear_schedule_with_warmup. Cosine: get_cosine_schedule_with_warmup with num_cycles = 0.5.
 enum class ScheduleKind { Constant, Linear, Cosine };
+
+/// The kind HF's `lr_scheduler_type` calls `name`; anything else is an Error naming `what` (e.g. "--schedule").
+inline ScheduleKind schedule_kind_named(std::string const& name, std::string_view what) {
+    if (name == "constant") return ScheduleKind::Constant;
+    if (name == "linear") return ScheduleKind::Linear;
+    if (name == "cosine") return ScheduleKind::Cosine;
+    fail(what, " must be constant, linear or cosine, got '", name, "'");
+}
 
 /// A learning-rate schedule: lr_at(step) = base_lr * lambda(step), with HF's lambdas and LambdaLR's
 /// numbering (the first optimizer step uses step 0).

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/data/examples.hpp"
 #include "polyalpaca/data/mixture.hpp"
 #include "polyalpaca/data/mixture_split.hpp"
@@ -64,10 +65,6 @@ inline Mixture run_mixture(PlannedRun const& run, std::vector<LanguagePool> cons
     return Mixture::weighted(pools, w, seed);
 }
 
-inline ScheduleKind schedule_kind(std::string const& s) {
-    return s == "constant" ? ScheduleKind::Constant : s == "cosine" ? ScheduleKind::Cosine : ScheduleKind::Linear;
-}
-
 /// Trains `run` into its directory. `base` is the HF directory of the starting weights ("" : random).
 template <class Model>
 TrainResult train_run(StudyFile const& s, PlannedRun const& run, TuningExamples const& t, Hyperparameters const& h,
@@ -102,7 +99,7 @@ TrainResult train_run(StudyFile const& s, PlannedRun const& run, TuningExamples 
     o.batching.pad_id = 0;
     o.budget = run.budget.budget();
     o.epochs = run.budget.unit != "epochs" ? 1.0 : run.budget.value > 0 ? run.budget.value : h.epochs;
-    o.schedule = schedule_kind(h.schedule);
+    o.schedule = schedule_kind_named(h.schedule, "the study file's \"schedule\"");
     o.lr = h.lr;
     o.warmup_steps = h.warmup_steps;
     o.warmup_ratio = h.warmup_ratio;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/data/alpaca.hpp"
 #include "polyalpaca/data/examples.hpp"
 #include "polyalpaca/data/mixture.hpp"
@@ -76,13 +77,6 @@ inline std::optional<Budget> budget_of(TrainerCommandLine const& c) {
     if (c.budget_tokens > 0) return Budget::tokens(c.budget_tokens);
     if (c.budget_flops > 0) return Budget::flops(c.budget_flops);
     return std::nullopt;
-}
-
-inline ScheduleKind schedule_of(std::string const& s) {
-    if (s == "constant") return ScheduleKind::Constant;
-    if (s == "linear") return ScheduleKind::Linear;
-    if (s == "cosine") return ScheduleKind::Cosine;
-    fail("--schedule must be constant, linear or cosine, got '", s, "'");
 }
 
 inline io::DType dtype_of(std::string const& s) {
@@ -173,7 +167,7 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     o.batching.pad_id = tokenizer.pad_id().value_or(*tokenizer.eos_id());
     o.budget = budget_of(c);
     o.epochs = c.epochs;
-    o.schedule = schedule_of(c.schedule);
+    o.schedule = schedule_kind_named(c.schedule, "--schedule");
     o.lr = c.lr;
     o.warmup_steps = c.warmup_steps;
     o.warmup_ratio = c.warmup_ratio;
