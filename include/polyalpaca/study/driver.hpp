@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/study/byte_tokenizer.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/eval/evaluate_program.hpp"
 #include "polyalpaca/study/planner.hpp"
