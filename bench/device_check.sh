@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one-call GPU check: configure and build the CUDA targets offline, run the CUDA parity suite (ctest -L cuda),
 # the end-to-end training-step benchmark, the PyTorch + transformers + PEFT peer step and the kernel benchmarks,
-# then print a summary table last (parity, kernel rates, our tokens/s / MFU / peak memory against PEFT's, and
+# the BLOOM-560m LoRA and full steps again with the flash attention kernels (--attention flash), then print a
+# summary table last (parity, kernel rates, our tokens/s / MFU / peak memory against PEFT's, and
 # each target met or not). Meant for one H100 in under 8 minutes, with nothing fetched from outside.
 #
 # Before: on a machine with the dependencies installed, run bench/make_device_kit.sh; it writes .devkit/ (Eigen,
@@ -11,7 +12,8 @@
 #   bash bench/device_check.sh                                 # everything, summary within 460 s
 #   DEVICE_CHECK_DEADLINE_S=400 bash bench/device_check.sh     # a tighter deadline
 # Every stage runs under min(its own limit, the time left before the deadline); the optional stages (PEFT
-# full-parameter, kernels, PEFT LoRA with bf16 weights) start only when their whole limit still fits.
+# full-parameter, kernels, the flash-attention steps, PEFT LoRA with bf16 weights) start only when their whole
+# limit still fits.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,6 +114,12 @@ grep -E "^\|" "$train_log" || true
 stage peft_lora 120 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision autocast
 optional peft_full 100 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode full --precision autocast
 optional kernels 120 "$kernels_log" "$bench_dir/polyalpaca_bench_cuda_kernels" --repeat 10
+# (timeout runs programs, not shell functions: the two runs go through bash -c, the binary as $0.)
+optional train_step_flash 75 "$train_log" bash -c \
+  '"$0" --config bloom-560m-lora --attention flash --warmup 3 --steps 10 &&
+   "$0" --config bloom-560m-full --attention flash --warmup 3 --steps 10' \
+  "$bench_dir/polyalpaca_bench_cuda_train_step"
+grep -E "^\| bloom-560m-(lora|full)-flash" "$train_log" || true
 optional peft_lora_bf16 90 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision bf16
 
 # The summary: parsed from the logs by Python (present wherever PyTorch is).
@@ -170,15 +178,18 @@ if peers:
 gib = lambda b: float(b) / 2**30
 print("\nend-to-end training step, micro-batch 4 x 512:")
 print("  (peer peak: torch max_memory_allocated / max_memory_reserved; memory x = ours / peer allocated)")
-print(f"  {'config':<18} {'tokens/s':>10} {'MFU':>7} {'peak GiB':>9} | {'peer':<20} {'tokens/s':>10} {'alloc/res GiB':>13} | "
+print(f"  {'config':<21} {'tokens/s':>10} {'MFU':>7} {'peak GiB':>9} | {'peer':<20} {'tokens/s':>10} {'alloc/res GiB':>13} | "
       f"{'speed x':>7} {'memory x':>8}")
 pairs = [("bloom-560m-lora", ("lora", "autocast")), ("bloom-560m-lora", ("lora", "bf16")),
-         ("bloom-560m-full", ("full", "autocast")), ("llama-7b-lora", None)]
+         ("bloom-560m-full", ("full", "autocast")), ("llama-7b-lora", None),
+         ("bloom-560m-lora-flash", ("lora", "autocast")), ("bloom-560m-full-flash", ("full", "autocast"))]
 for cfg, key in pairs:
     o = ours.get(cfg)
+    if cfg.endswith("-flash") and not o:
+        continue  # the optional flash stage did not run (its status is listed above)
     p = peer.get(key) if key else None
-    left = (f"  {cfg:<18} {float(o['tokens_per_s']):10.0f} {100 * float(o['mfu']):6.1f}% {gib(o['peak_bytes']):9.2f}"
-            if o else f"  {cfg:<18} {'FAIL':>10} {'-':>7} {'-':>9}")
+    left = (f"  {cfg:<21} {float(o['tokens_per_s']):10.0f} {100 * float(o['mfu']):6.1f}% {gib(o['peak_bytes']):9.2f}"
+            if o else f"  {cfg:<21} {'FAIL':>10} {'-':>7} {'-':>9}")
     if p:
         mem = f"{gib(p['max_memory_allocated']):.2f}/{gib(p.get('max_memory_reserved', 0)):.2f}"
         right = f" | {'peft ' + p['mode'] + ' ' + p['precision']:<20} {p['tokens_per_s']:10.0f} {mem:>13} |"
@@ -187,6 +198,12 @@ for cfg, key in pairs:
     else:
         right, ratio = f" | {'-':<20} {'-':>10} {'-':>13} |", f" {'-':>7} {'-':>8}" if key else ""
     print(left + right + ratio)
+
+for cfg in ("bloom-560m-lora", "bloom-560m-full"):
+    g, f = ours.get(cfg), ours.get(cfg + "-flash")
+    if g and f:
+        print(f"  {cfg}: flash attention {float(f['tokens_per_s']) / float(g['tokens_per_s']):.2f}x the GEMM "
+              f"attention's tokens/s ({float(f['ms_per_step']):.2f} vs {float(g['ms_per_step']):.2f} ms per step)")
 
 print("\ntargets:")
 def verdict(ok):

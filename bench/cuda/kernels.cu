@@ -1,7 +1,8 @@
 // CUDA kernel micro-benchmarks: the GEMM shapes of BLOOM-560m and LLaMA-7B at 2048 tokens in every GemmMath mode
-// plus a native bf16 x bf16 cuBLASLt GEMM as the ceiling, attention forward/backward at 4 x 512, layer/RMS norm,
-// cross-entropy over BLOOM's 250880-token vocabulary and AdamW over 560M values. Prints markdown tables with
-// ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM peak (bench_common.cuh).
+// plus a native bf16 x bf16 cuBLASLt GEMM as the ceiling, attention forward/backward at 4 x 512 (the GEMM path and
+// the flash kernels), layer/RMS norm, cross-entropy over BLOOM's 250880-token vocabulary and AdamW over 560M
+// values. Prints markdown tables with ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM
+// peak (bench_common.cuh).
 //
 //   polyalpaca_bench_cuda_kernels [--only gemm|attention|norm|loss|adamw] [--repeat N] [--tokens N]
 #include <algorithm>
@@ -251,10 +252,13 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
 // ---- attention ---------------------------------------------------------------------------------------------------
 
 void bench_attention(cu::Context& ctx, Settings const& s) {
-    std::printf("\n## Causal attention at batch 4 x seq 512 (GemmMath bf16)\n\n");
-    std::printf("FLOPs count the full T x T square (forward 4 B H T^2 d, backward twice that), as train/flops.hpp.\n\n");
-    std::printf("| model | heads x head_dim | fwd ms | fwd TFLOP/s | %% bf16 | bwd ms | bwd TFLOP/s | %% bf16 |\n");
-    std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("\n## Causal attention at batch 4 x seq 512: GEMM path (GemmMath bf16) and flash kernels (fp32)\n\n");
+    std::printf("GEMM path: FLOPs count the full T x T square (forward 4 B H T^2 d, backward twice that), as "
+                "train/flops.hpp, against the bf16 peak.\nFlash (fp32 CUDA cores): FLOPs count only the causal half "
+                "(T (T + 1) / 2 pairs; backward twice the forward), against the fp32 peak; x = GEMM ms / flash ms.\n\n");
+    std::printf("| model | heads x head_dim | path | fwd ms | fwd TFLOP/s | %% peak | bwd ms | bwd TFLOP/s | %% peak | "
+                "fwd x | bwd x |\n");
+    std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     ctx.set_gemm_math(cu::GemmMath::Bf16);
     struct Case {
         char const* model;
@@ -264,36 +268,50 @@ void bench_attention(cu::Context& ctx, Settings const& s) {
     for (Case const c : {Case{"bloom-560m (ALiBi)", 16, 64, true}, Case{"llama-7b", 32, 128, false}}) {
         pa::AttentionShape const shape{4, 512, c.heads, c.heads, c.head_dim};
         pa::Index const n = pa::Index(shape.batch) * shape.seq, cols = pa::Index(c.heads) * c.head_dim;
+        pa::Index const rows = pa::Index(shape.batch) * shape.heads * shape.seq;
         std::size_t const nd = std::size_t(n * cols);
         auto q = random_device(ctx, nd, 3), k = random_device(ctx, nd, 4), v = random_device(ctx, nd, 5);
         auto dout = random_device(ctx, nd, 6);
         cu::DeviceBuffer<float> out(nd), dq(nd), dk(nd), dv(nd);
-        cu::DeviceBuffer<float> probs(std::size_t(shape.batch) * shape.heads * shape.seq * shape.seq);
+        cu::DeviceBuffer<float> probs(std::size_t(rows) * shape.seq);
         std::vector<float> slopes_host;
         for (double x : pa::alibi_slopes(c.heads)) slopes_host.push_back(float(x));
         float const scale = 1.0f / std::sqrt(float(c.head_dim));
         pa::View<float const> vq(q.data(), n, cols), vk(k.data(), n, cols), vv(v.data(), n, cols),
             vdout(dout.data(), n, cols);
-        pa::View<float> vout(out.data(), n, cols), vprobs(probs.data(), pa::Index(shape.batch) * shape.heads * shape.seq,
-                                                         shape.seq);
+        pa::View<float> vout(out.data(), n, cols);
         float const* slope_ptr = c.alibi ? slopes_host.data() : nullptr;  // a host array
-        auto forward = [&] { cu::attention_forward(ctx, vq, vk, vv, vout, vprobs, shape, slope_ptr, scale); };
-        double const fwd_ms = time_ms(ctx, 2, s.repeat, forward);
-        cu::fill_zero(ctx, dq.data(), nd);  // the backward adds into dq, dk, dv: zeroed once, outside the timing
-        cu::fill_zero(ctx, dk.data(), nd);
-        cu::fill_zero(ctx, dv.data(), nd);
-        double const bwd_ms = time_ms(ctx, 2, s.repeat, [&] {
-            cu::attention_backward(ctx, vdout, vq, vk, vv, pa::View<float const>(vprobs), pa::View<float>(dq.data(), n, cols),
-                                   pa::View<float>(dk.data(), n, cols), pa::View<float>(dv.data(), n, cols), shape, scale);
-        });
-        double const fwd_flops = 4.0 * shape.batch * shape.heads * double(shape.seq) * shape.seq * shape.head_dim;
-        double const f = fwd_flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * fwd_flops / (bwd_ms * 1e-3) * 1e-12;
-        std::printf("| %s | %d x %d | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% |\n", c.model, c.heads, c.head_dim,
-                    fwd_ms, f, 100.0 * f / Peaks::bf16_tflops, bwd_ms, b, 100.0 * b / Peaks::bf16_tflops);
         std::string const key = std::string("attention-") + (c.alibi ? "bloom-560m" : "llama-7b");
-        result_line((key + "-fwd").c_str(), "bf16", fwd_ms, f, "TFLOP/s", 100.0 * f / Peaks::bf16_tflops);
-        result_line((key + "-bwd").c_str(), "bf16", bwd_ms, b, "TFLOP/s", 100.0 * b / Peaks::bf16_tflops);
-        std::fflush(stdout);
+        double const square = 4.0 * shape.batch * shape.heads * double(shape.seq) * shape.seq * shape.head_dim;
+        double const causal = 4.0 * shape.batch * shape.heads * (double(shape.seq) * (shape.seq + 1) / 2) * shape.head_dim;
+        double gemm_fwd_ms = 0, gemm_bwd_ms = 0;
+        for (auto kernel : {cu::AttentionKernel::Gemm, cu::AttentionKernel::Flash}) {
+            bool const flash = kernel == cu::AttentionKernel::Flash;
+            ctx.set_attention_kernel(kernel);
+            pa::View<float> vstate(probs.data(), rows, cu::attention_state_cols(ctx, shape));
+            auto forward = [&] { cu::attention_forward(ctx, vq, vk, vv, vout, vstate, shape, slope_ptr, scale); };
+            double const fwd_ms = time_ms(ctx, 2, s.repeat, forward);
+            cu::fill_zero(ctx, dq.data(), nd);  // the backward adds into dq, dk, dv: zeroed once, outside the timing
+            cu::fill_zero(ctx, dk.data(), nd);
+            cu::fill_zero(ctx, dv.data(), nd);
+            double const bwd_ms = time_ms(ctx, 2, s.repeat, [&] {
+                cu::attention_backward(ctx, vdout, vq, vk, vv, pa::View<float const>(vstate),
+                                       pa::View<float>(dq.data(), n, cols), pa::View<float>(dk.data(), n, cols),
+                                       pa::View<float>(dv.data(), n, cols), shape, scale);
+            });
+            double const flops = flash ? causal : square, peak = flash ? Peaks::fp32_tflops : Peaks::bf16_tflops;
+            double const f = flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * flops / (bwd_ms * 1e-3) * 1e-12;
+            if (!flash) gemm_fwd_ms = fwd_ms, gemm_bwd_ms = bwd_ms;
+            std::printf("| %s | %d x %d | %s | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% | %.2f | %.2f |\n", c.model,
+                        c.heads, c.head_dim, flash ? "flash fp32" : "gemm bf16", fwd_ms, f, 100.0 * f / peak, bwd_ms, b,
+                        100.0 * b / peak, gemm_fwd_ms / fwd_ms, gemm_bwd_ms / bwd_ms);
+            std::string const name = key + (flash ? "-flash" : "");
+            char const* math = flash ? "fp32" : "bf16";
+            result_line((name + "-fwd").c_str(), math, fwd_ms, f, "TFLOP/s", 100.0 * f / peak);
+            result_line((name + "-bwd").c_str(), math, bwd_ms, b, "TFLOP/s", 100.0 * b / peak);
+            std::fflush(stdout);
+        }
+        ctx.set_attention_kernel(cu::AttentionKernel::Gemm);
     }
 }
 

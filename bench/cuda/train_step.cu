@@ -4,6 +4,10 @@
 //
 //   polyalpaca_bench_cuda_train_step [--config bloom-560m-lora|bloom-560m-full|llama-7b-lora]
 //                                    [--batch 4] [--seq 512] [--warmup 3] [--steps 10] [--math bf16|tf32|fp32]
+//                                    [--attention gemm|flash]
+//
+// --attention flash runs attention on the fused flash kernels (AttentionKernel::Flash) and suffixes the config's
+// name with -flash (e.g. bloom-560m-lora-flash) in the table and the RESULT line.
 //
 // MFU = train FLOPs per token (train/flops.hpp flop_cost: 6 N_mm full, 4 N_mm + 6 N_adapter LoRA, attention over
 // the full T x T square) x tokens/s / 989.4e12. Peak memory: bench_common.cuh MemoryWatch, sampled after model
@@ -40,6 +44,7 @@ struct Settings {
     int steps = 10;
     cu::GemmMath math = cu::GemmMath::Bf16;
     char const* math_name = "bf16";
+    cu::AttentionKernel attention = cu::AttentionKernel::Gemm;
 };
 
 /// Uniform random tokens, every next token scored (the PyTorch peer's batch has the same shape and labels).
@@ -55,11 +60,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 template <class Model>
-void run(char const* label, Settings const& s) {
+void run(char const* config, Settings const& s) {
     using Net = pa::CausalLm<Model, pa::Cuda, float>;
+    std::string const name = std::string(config) + (s.attention == cu::AttentionKernel::Flash ? "-flash" : "");
+    char const* label = name.c_str();
     pa::bench::MemoryWatch memory(0);
     cu::Context ctx;
     ctx.set_gemm_math(s.math);
+    ctx.set_attention_kernel(s.attention);
 
     auto const t_init = std::chrono::steady_clock::now();
     // LoRA dropout 0.05 as PEFT's recipe (and tools/peft_train_step.py); without an adapter it has no effect.
@@ -122,7 +130,8 @@ int main(int argc, char** argv) try {
     pa::bench::Args const args(argc, argv);
     if (args.flag("--help") || args.flag("-h")) {
         std::printf("usage: polyalpaca_bench_cuda_train_step [--config bloom-560m-lora|bloom-560m-full|llama-7b-lora] "
-                    "[--batch 4] [--seq 512] [--warmup 3] [--steps 10] [--math bf16|tf32|fp32]\n");
+                    "[--batch 4] [--seq 512] [--warmup 3] [--steps 10] [--math bf16|tf32|fp32] "
+                    "[--attention gemm|flash]\n");
         return 0;
     }
     Settings s;
@@ -135,6 +144,9 @@ int main(int argc, char** argv) try {
     else if (math == "tf32") s.math = cu::GemmMath::Tf32, s.math_name = "tf32";
     else if (math == "fp32") s.math = cu::GemmMath::Fp32, s.math_name = "fp32";
     else pa::fail("--math must be bf16, tf32 or fp32, got '", math, "'");
+    std::string const attention = args.value("--attention", "gemm");
+    if (attention == "flash") s.attention = cu::AttentionKernel::Flash;
+    else pa::require(attention == "gemm", "--attention must be gemm or flash, got '", attention, "'");
     std::string const config = args.value("--config", "all");
     pa::require(config == "all" || config == "bloom-560m-lora" || config == "bloom-560m-full" ||
                     config == "llama-7b-lora",

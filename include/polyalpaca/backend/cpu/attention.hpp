@@ -78,6 +78,10 @@ void check_attention_view(View<T> const& v, Index rows, Index cols, char const* 
 
 }  // namespace detail
 
+/// Columns of the state (`probs`) attention_forward saves per (batch, head, query) row: the seq probabilities.
+/// (The CUDA backend's twin may answer less; callers allocate (batch*heads*seq, attention_state_cols).)
+inline Index attention_state_cols(Context const&, AttentionShape const& shape) { return Index(shape.seq); }
+
 /// Causal attention. q (N, heads*hd), k and v (N, kv_heads*hd), out (N, heads*hd), N = batch * seq.
 /// score(i, j) = scale * q_i . k_j + slope_h * j for key j <= i; probs (batch*heads*seq, seq) keeps the softmax
 /// of each head (row (b*heads + h)*seq + i), with exactly 0 on masked keys j > i, for attention_backward.

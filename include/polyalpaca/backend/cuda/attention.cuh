@@ -15,6 +15,12 @@
 /// The GEMMs follow ctx.gemm_math(); in Bf16 the heads are packed straight to bf16 (the saved probs and dS are
 /// converted by the GEMM). The softmax and its backward are fp32 with fp32 sums.
 /// Scratch: slot 4 (packed heads, dP, the slopes), reused by the next call.
+///
+/// With ctx.attention_kernel() == AttentionKernel::Flash and a head_dim flash_attention.cuh is instantiated for,
+/// both ops run the fused kernels there instead and the saved state is (batch*heads*seq, 2) [lse, slope] rather
+/// than the probabilities; attention_state_cols says which width a caller must allocate. The flash kernels take
+/// any state of at least 2 columns (a (rows, seq) buffer sized for the GEMM path too, using its first 2), and the
+/// backward chooses its path by the same rule on the same view, so a forward and its backward always agree.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +33,7 @@
 #include "polyalpaca/backend/cuda/bf16.cuh"
 #include "polyalpaca/backend/cuda/block_reduce.cuh"
 #include "polyalpaca/backend/cuda/context.cuh"
+#include "polyalpaca/backend/cuda/flash_attention.cuh"
 #include "polyalpaca/backend/cuda/gemm.cuh"
 #include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/error.hpp"
@@ -182,11 +189,33 @@ inline void head_gemm(Context& ctx, AttentionShape const& s, Trans ta, Trans tb,
                  alpha, 0.0f, "attention: head GEMM");
 }
 
+/// True when the flash kernels handle this call: selected, instantiated for head_dim, and a state of >= 2 columns.
+inline bool use_flash(Context const& ctx, AttentionShape const& s, Index state_cols) {
+    return ctx.attention_kernel() == AttentionKernel::Flash && flash::supported_head_dim(s.head_dim) &&
+           state_cols >= flash::state_cols;
+}
+
+inline void check_flash_state(View<float const> state, AttentionShape const& s, char const* what) {
+    require(state.rows == Index(s.batch) * s.heads * s.seq && state.cols >= flash::state_cols, what,
+            ": the flash attention state must be (batch*heads*seq, >= ", flash::state_cols, ") = (",
+            Index(s.batch) * s.heads * s.seq, ", >= 2), got (", state.rows, ", ", state.cols, ")");
+    require(state.data != nullptr, what, ": data is null");
+}
+
 }  // namespace detail
+
+/// Columns of the state (`probs`) attention_forward saves per (batch, head, query) row for attention_backward:
+/// seq (the probabilities) on the GEMM path, 2 ([logsumexp, ALiBi slope]) when the flash kernels handle `shape`.
+inline Index attention_state_cols(Context const& ctx, AttentionShape const& shape) {
+    return ctx.attention_kernel() == AttentionKernel::Flash && flash::supported_head_dim(shape.head_dim)
+               ? Index(flash::state_cols)
+               : Index(shape.seq);
+}
 
 /// Causal attention. q (N, heads*hd), k and v (N, kv_heads*hd), out (N, heads*hd), N = batch * seq, all device.
 /// score(i, j) = scale * q_i . k_j + slope_h * j for key j <= i; probs (batch*heads*seq, seq) keeps the softmax of
 /// each head (row (b*heads + h)*seq + i), exactly 0 on masked keys j > i, for attention_backward. out is written.
+/// On the flash path probs is (batch*heads*seq, attention_state_cols) instead (see the file comment).
 /// alibi_slopes is a HOST array of `heads` slopes (the layer keeps them in a std::vector) or nullptr.
 inline void attention_forward(Context& ctx, View<float const> q, View<float const> k, View<float const> v,
                               View<float> out, View<float> probs, AttentionShape const& shape,
@@ -198,6 +227,11 @@ inline void attention_forward(Context& ctx, View<float const> q, View<float cons
     detail::check_attention_view(k, n, kv_cols, "attention_forward: k (batch*seq, kv_heads*head_dim)");
     detail::check_attention_view(v, n, kv_cols, "attention_forward: v (batch*seq, kv_heads*head_dim)");
     detail::check_attention_view(out, n, q_cols, "attention_forward: out (batch*seq, heads*head_dim)");
+    if (detail::use_flash(ctx, shape, probs.cols)) {
+        detail::check_flash_state(probs, shape, "attention_forward: probs");
+        flash_attention_forward(ctx, q, k, v, out, probs, shape, alibi_slopes, scale);
+        return;
+    }
     detail::check_attention_view(probs, Index(shape.batch) * shape.heads * seq, seq,
                                  "attention_forward: probs (batch*heads*seq, seq)");
     ctx.make_current();
@@ -239,12 +273,20 @@ inline void attention_backward(Context& ctx, View<float const> dout, View<float 
     detail::check_attention_view(q, n, q_cols, "attention_backward: q (batch*seq, heads*head_dim)");
     detail::check_attention_view(k, n, kv_cols, "attention_backward: k (batch*seq, kv_heads*head_dim)");
     detail::check_attention_view(v, n, kv_cols, "attention_backward: v (batch*seq, kv_heads*head_dim)");
-    detail::check_attention_view(probs, Index(shape.batch) * shape.heads * seq, seq,
-                                 "attention_backward: probs (batch*heads*seq, seq)");
+    bool const flash = detail::use_flash(ctx, shape, probs.cols);
+    if (flash)
+        detail::check_flash_state(probs, shape, "attention_backward: probs");
+    else
+        detail::check_attention_view(probs, Index(shape.batch) * shape.heads * seq, seq,
+                                     "attention_backward: probs (batch*heads*seq, seq)");
     if (dq.data) require_shape(dq, n, q_cols, "attention_backward: dq (batch*seq, heads*head_dim)");
     if (dk.data) require_shape(dk, n, kv_cols, "attention_backward: dk (batch*seq, kv_heads*head_dim)");
     if (dv.data) require_shape(dv, n, kv_cols, "attention_backward: dv (batch*seq, kv_heads*head_dim)");
     if (!dq.data && !dk.data && !dv.data) return;
+    if (flash) {
+        flash_attention_backward(ctx, dout, q, k, v, probs, dq, dk, dv, shape, scale);
+        return;
+    }
     ctx.make_current();
 
     std::size_t const packed = std::size_t(shape.batch) * shape.heads * shape.seq * shape.head_dim;

@@ -60,6 +60,11 @@ enum class GemmMath {
            // cores, fp32 accumulation, fp32 output (CUBLAS_COMPUTE_32F with A/B in CUDA_R_16BF)
 };
 
+/// How attention_forward / attention_backward (attention.cuh) compute causal attention. Gemm: cuBLASLt GEMMs and
+/// a softmax kernel, saving the (seq x seq) probabilities. Flash: the fused kernels of flash_attention.cuh, saving
+/// 2 floats per query row (attention_state_cols). Keep the same kernel between a forward and its backward.
+enum class AttentionKernel { Gemm, Flash };
+
 /// Device memory an op may reuse between calls, `slot` by `slot`: e.g. token ids uploaded from a host span.
 /// Ops on one stream run in order, so reusing a slot in a later op never races an earlier kernel.
 inline constexpr int scratch_slots = 10;
@@ -126,6 +131,7 @@ public:
           workspace_(std::exchange(other.workspace_, nullptr)),
           workspace_bytes_(std::exchange(other.workspace_bytes_, 0)),
           gemm_math_(other.gemm_math_),
+          attention_kernel_(other.attention_kernel_),
           scratch_(std::exchange(other.scratch_, {})),
           bf16_(std::move(other.bf16_)) {}
     Context& operator=(Context&& other) noexcept {
@@ -137,6 +143,7 @@ public:
             workspace_ = std::exchange(other.workspace_, nullptr);
             workspace_bytes_ = std::exchange(other.workspace_bytes_, 0);
             gemm_math_ = other.gemm_math_;
+            attention_kernel_ = other.attention_kernel_;
             scratch_ = std::exchange(other.scratch_, {});
             bf16_ = std::move(other.bf16_);
         }
@@ -146,6 +153,9 @@ public:
     int device() const { return device_; }
     GemmMath gemm_math() const { return gemm_math_; }
     void set_gemm_math(GemmMath math) { gemm_math_ = math; }
+    /// Gemm by default (the flash kernels are opt-in).
+    AttentionKernel attention_kernel() const { return attention_kernel_; }
+    void set_attention_kernel(AttentionKernel kernel) { attention_kernel_ = kernel; }
 
     /// At least `bytes` of device memory in `slot` (0 .. scratch_slots-1), grown on demand, owned by the context.
     void* scratch(int slot, std::size_t bytes) {
@@ -263,6 +273,7 @@ private:
     void* workspace_ = nullptr;
     std::size_t workspace_bytes_ = 0;
     GemmMath gemm_math_ = GemmMath::Bf16;
+    AttentionKernel attention_kernel_ = AttentionKernel::Gemm;
     struct Scratch {
         void* data = nullptr;
         std::size_t bytes = 0;
