@@ -251,14 +251,16 @@ void bench_gemms(cu::Context& ctx, Settings const& s) {
 
 // ---- attention ---------------------------------------------------------------------------------------------------
 
-void bench_attention(cu::Context& ctx, Settings const& s) {
-    std::printf("\n## Causal attention at batch 4 x seq 512: GEMM path (GemmMath bf16) and flash kernels (fp32)\n\n");
-    std::printf("GEMM path: FLOPs count the full T x T square (forward 4 B H T^2 d, backward twice that), as "
-                "train/flops.hpp, against the bf16 peak.\nFlash (fp32 CUDA cores): FLOPs count only the causal half "
-                "(T (T + 1) / 2 pairs; backward twice the forward), against the fp32 peak; x = GEMM ms / flash ms.\n\n");
-    std::printf("| model | heads x head_dim | path | fwd ms | fwd TFLOP/s | %% peak | bwd ms | bwd TFLOP/s | %% peak | "
-                "fwd x | bwd x |\n");
-    std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+/// Milliseconds of the GEMM path's forward and backward per model, for the flash rows' speedup column.
+std::map<std::string, std::array<double, 2>>& gemm_attention_ms() {
+    static std::map<std::string, std::array<double, 2>> ms;
+    return ms;
+}
+
+/// One table row per model for the attention path `kernel` (the GEMM path's header is printed by bench_attention,
+/// the flash kernels' by bench_flash_attention).
+void bench_attention_path(cu::Context& ctx, Settings const& s, cu::AttentionKernel kernel) {
+    bool const flash = kernel == cu::AttentionKernel::Flash;
     ctx.set_gemm_math(cu::GemmMath::Bf16);
     struct Case {
         char const* model;
@@ -273,46 +275,69 @@ void bench_attention(cu::Context& ctx, Settings const& s) {
         auto q = random_device(ctx, nd, 3), k = random_device(ctx, nd, 4), v = random_device(ctx, nd, 5);
         auto dout = random_device(ctx, nd, 6);
         cu::DeviceBuffer<float> out(nd), dq(nd), dk(nd), dv(nd);
-        cu::DeviceBuffer<float> probs(std::size_t(rows) * shape.seq);
+        ctx.set_attention_kernel(kernel);
+        pa::Index const state_cols = cu::attention_state_cols(ctx, shape);  // seq, or 2 on the flash path
+        cu::DeviceBuffer<float> state(std::size_t(rows * state_cols));
         std::vector<float> slopes_host;
         for (double x : pa::alibi_slopes(c.heads)) slopes_host.push_back(float(x));
         float const scale = 1.0f / std::sqrt(float(c.head_dim));
         pa::View<float const> vq(q.data(), n, cols), vk(k.data(), n, cols), vv(v.data(), n, cols),
             vdout(dout.data(), n, cols);
-        pa::View<float> vout(out.data(), n, cols);
+        pa::View<float> vout(out.data(), n, cols), vstate(state.data(), rows, state_cols);
         float const* slope_ptr = c.alibi ? slopes_host.data() : nullptr;  // a host array
-        std::string const key = std::string("attention-") + (c.alibi ? "bloom-560m" : "llama-7b");
-        double const square = 4.0 * shape.batch * shape.heads * double(shape.seq) * shape.seq * shape.head_dim;
-        double const causal = 4.0 * shape.batch * shape.heads * (double(shape.seq) * (shape.seq + 1) / 2) * shape.head_dim;
-        double gemm_fwd_ms = 0, gemm_bwd_ms = 0;
-        for (auto kernel : {cu::AttentionKernel::Gemm, cu::AttentionKernel::Flash}) {
-            bool const flash = kernel == cu::AttentionKernel::Flash;
-            ctx.set_attention_kernel(kernel);
-            pa::View<float> vstate(probs.data(), rows, cu::attention_state_cols(ctx, shape));
-            auto forward = [&] { cu::attention_forward(ctx, vq, vk, vv, vout, vstate, shape, slope_ptr, scale); };
-            double const fwd_ms = time_ms(ctx, 2, s.repeat, forward);
-            cu::fill_zero(ctx, dq.data(), nd);  // the backward adds into dq, dk, dv: zeroed once, outside the timing
-            cu::fill_zero(ctx, dk.data(), nd);
-            cu::fill_zero(ctx, dv.data(), nd);
-            double const bwd_ms = time_ms(ctx, 2, s.repeat, [&] {
-                cu::attention_backward(ctx, vdout, vq, vk, vv, pa::View<float const>(vstate),
-                                       pa::View<float>(dq.data(), n, cols), pa::View<float>(dk.data(), n, cols),
-                                       pa::View<float>(dv.data(), n, cols), shape, scale);
-            });
-            double const flops = flash ? causal : square, peak = flash ? Peaks::fp32_tflops : Peaks::bf16_tflops;
-            double const f = flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * flops / (bwd_ms * 1e-3) * 1e-12;
-            if (!flash) gemm_fwd_ms = fwd_ms, gemm_bwd_ms = bwd_ms;
-            std::printf("| %s | %d x %d | %s | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% | %.2f | %.2f |\n", c.model,
-                        c.heads, c.head_dim, flash ? "flash fp32" : "gemm bf16", fwd_ms, f, 100.0 * f / peak, bwd_ms, b,
-                        100.0 * b / peak, gemm_fwd_ms / fwd_ms, gemm_bwd_ms / bwd_ms);
-            std::string const name = key + (flash ? "-flash" : "");
-            char const* math = flash ? "fp32" : "bf16";
-            result_line((name + "-fwd").c_str(), math, fwd_ms, f, "TFLOP/s", 100.0 * f / peak);
-            result_line((name + "-bwd").c_str(), math, bwd_ms, b, "TFLOP/s", 100.0 * b / peak);
-            std::fflush(stdout);
-        }
+        auto forward = [&] { cu::attention_forward(ctx, vq, vk, vv, vout, vstate, shape, slope_ptr, scale); };
+        double const fwd_ms = time_ms(ctx, 2, s.repeat, forward);
+        cu::fill_zero(ctx, dq.data(), nd);  // the backward adds into dq, dk, dv: zeroed once, outside the timing
+        cu::fill_zero(ctx, dk.data(), nd);
+        cu::fill_zero(ctx, dv.data(), nd);
+        double const bwd_ms = time_ms(ctx, 2, s.repeat, [&] {
+            cu::attention_backward(ctx, vdout, vq, vk, vv, pa::View<float const>(vstate),
+                                   pa::View<float>(dq.data(), n, cols), pa::View<float>(dk.data(), n, cols),
+                                   pa::View<float>(dv.data(), n, cols), shape, scale);
+        });
         ctx.set_attention_kernel(cu::AttentionKernel::Gemm);
+
+        std::string const key = std::string("attention-") + (c.alibi ? "bloom-560m" : "llama-7b");
+        double const pairs = flash ? double(shape.seq) * (shape.seq + 1) / 2 : double(shape.seq) * shape.seq;
+        double const flops = 4.0 * shape.batch * shape.heads * pairs * shape.head_dim;
+        double const peak = flash ? Peaks::fp32_tflops : Peaks::bf16_tflops;
+        double const f = flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * flops / (bwd_ms * 1e-3) * 1e-12;
+        std::printf("| %s | %d x %d | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% |", c.model, c.heads, c.head_dim,
+                    fwd_ms, f, 100.0 * f / peak, bwd_ms, b, 100.0 * b / peak);
+        if (!flash) {
+            gemm_attention_ms()[key] = {fwd_ms, bwd_ms};
+            std::printf("\n");
+        } else if (auto const it = gemm_attention_ms().find(key); it != gemm_attention_ms().end()) {
+            std::printf(" %.2f | %.2f |\n", it->second[0] / fwd_ms, it->second[1] / bwd_ms);
+        } else {
+            std::printf(" - | - |\n");
+        }
+        std::string const name = key + (flash ? "-flash" : "");
+        char const* math = flash ? "fp32" : "bf16";
+        result_line((name + "-fwd").c_str(), math, fwd_ms, f, "TFLOP/s", 100.0 * f / peak);
+        result_line((name + "-bwd").c_str(), math, bwd_ms, b, "TFLOP/s", 100.0 * b / peak);
+        std::fflush(stdout);
     }
+}
+
+void bench_attention(cu::Context& ctx, Settings const& s) {
+    std::printf("\n## Causal attention at batch 4 x seq 512 (GemmMath bf16)\n\n");
+    std::printf("FLOPs count the full T x T square (forward 4 B H T^2 d, backward twice that), as train/flops.hpp.\n\n");
+    std::printf("| model | heads x head_dim | fwd ms | fwd TFLOP/s | %% bf16 | bwd ms | bwd TFLOP/s | %% bf16 |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    bench_attention_path(ctx, s, cu::AttentionKernel::Gemm);
+}
+
+/// The flash kernels (AttentionKernel::Flash) on the same shapes; run as the last section, so that a fault in
+/// kernels that are new to the GPU cannot take the other sections' results with it.
+void bench_flash_attention(cu::Context& ctx, Settings const& s) {
+    std::printf("\n## Causal attention at batch 4 x seq 512, flash kernels (fp32 CUDA cores)\n\n");
+    std::printf("FLOPs count only the causal half (T (T + 1) / 2 pairs; backward twice the forward), against the fp32 "
+                "peak; x = the GEMM path's ms / the flash kernels' ms.\n\n");
+    std::printf("| model | heads x head_dim | fwd ms | fwd TFLOP/s | %% fp32 | bwd ms | bwd TFLOP/s | %% fp32 | fwd x | "
+                "bwd x |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    bench_attention_path(ctx, s, cu::AttentionKernel::Flash);
 }
 
 // ---- memory-bound ops --------------------------------------------------------------------------------------------
@@ -441,6 +466,7 @@ int main(int argc, char** argv) try {
     section("norm", bench_norms);
     section("loss", bench_loss);
     section("adamw", bench_adamw);
+    section("attention", bench_flash_attention);
     return failed == 0 ? 0 : 1;
 } catch (std::exception const& e) {
     std::fprintf(stderr, "polyalpaca_bench_cuda_kernels: %s\n", e.what());
