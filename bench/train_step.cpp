@@ -6,6 +6,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +28,13 @@ struct Options {
     int repeat = 3;
     int threads = 0;
 };
+
+// The process's peak resident memory so far, in MiB (Linux reports ru_maxrss in KiB).
+double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_maxrss) / 1024.0;
+}
 
 double seconds(std::function<void()> const& f) {
     auto const t0 = std::chrono::steady_clock::now();
@@ -104,15 +113,16 @@ void time_step(std::string const& label, Options const& o) {
     };
     double const t = best_seconds(o.repeat, one_step);
     double const tokens = double(o.batch) * o.seq;
-    std::printf("| %s | %lld | %lld | %d x %d | %.3f | %.1f | %.1f |\n", label.c_str(),
+    std::printf("| %s | %lld | %lld | %d x %d | %.3f | %.1f | %.1f | %.1f | %.0f |\n", label.c_str(),
                 (long long)net.parameters().total_count(), (long long)net.parameters().trainable_count(), o.batch,
-                o.seq, t, tokens / t, init_s);
+                o.seq, t, tokens / t, init_s, double(ctx.temporaries.peak_bytes()) / (1 << 20), peak_rss_mib());
 }
 
 template <template <class, class> class Family, class Size, class Lora>
 void run_preset(Options const& o) {
-    std::printf("| run | parameters | trainable | batch x seq | step s | tokens/s | init s |\n");
-    std::printf("|---|---:|---:|---|---:|---:|---:|\n");
+    // Peak RSS is the process's so far: run --method full or lora alone to read one method's memory.
+    std::printf("| run | parameters | trainable | batch x seq | step s | tokens/s | init s | temporaries MiB | peak RSS MiB |\n");
+    std::printf("|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
     if (o.method != "lora") time_step<Family<Size, pa::NoAdapter>>("full-parameter", o);
     if (o.method != "full") time_step<Family<Size, Lora>>("LoRA r8", o);
     pa::Index const n = pa::Index(o.batch) * o.seq;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <span>
 
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/mode.hpp"
@@ -83,8 +84,9 @@ public:
 
     /// Adds the gradient w.r.t. x into dx.
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
-        auto dh = d_h_.ensure(dy.rows, dy.cols);
-        auto dn = d_norm_.ensure(dy.rows, dy.cols);
+        ScratchFrame temps(ctx.temporaries);
+        auto dh = temps.template take<T>(dy.rows, dy.cols);
+        auto dn = temps.template take<T>(dy.rows, dy.cols);
         Backend::fill_zero(ctx, dn.data, std::size_t(dn.size()));
         mlp_.backward(ctx, dy, dn);
         Backend::fill_zero(ctx, dh.data, std::size_t(dh.size()));
@@ -98,7 +100,7 @@ public:
 
 private:
     using BlockLayers<Parts>::norm1_, BlockLayers<Parts>::attention_, BlockLayers<Parts>::norm2_, BlockLayers<Parts>::mlp_;
-    ActivationBuffer<Backend, T> h_, y_, d_h_, d_norm_;
+    ActivationBuffer<Backend, T> h_, y_;
 };
 
 /// y = x + attention(norm1(x)) + mlp(norm2(x))   (GPT-NeoX use_parallel_residual)
@@ -130,7 +132,8 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
-        auto dn = d_norm_.ensure(dy.rows, dy.cols);
+        ScratchFrame temps(ctx.temporaries);
+        auto dn = temps.template take<T>(dy.rows, dy.cols);
         accumulate(ctx, dy, dx);
         Backend::fill_zero(ctx, dn.data, std::size_t(dn.size()));
         attention_.backward(ctx, dy, dn);
@@ -142,7 +145,7 @@ public:
 
 private:
     using BlockLayers<Parts>::norm1_, BlockLayers<Parts>::attention_, BlockLayers<Parts>::norm2_, BlockLayers<Parts>::mlp_;
-    ActivationBuffer<Backend, T> y_, d_norm_;
+    ActivationBuffer<Backend, T> y_;
 };
 
 }  // namespace polyalpaca

@@ -10,6 +10,7 @@
 
 #include "polyalpaca/adapters/sites.hpp"
 #include "polyalpaca/backend/op_types.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/layers/alibi.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/linear.hpp"
@@ -114,7 +115,7 @@ public:
         k_view_ = k;
         v_view_ = v;
         auto context = context_.ensure(n, Hidden);
-        auto probs = probs_.ensure(Index(batch) * Heads * seq, seq);
+        auto probs = probs_.ensure(Index(batch) * Heads * seq, attention_state_cols(ctx, shape()));
         attention_forward(ctx, View<T const>(q), View<T const>(k), View<T const>(v), context, probs, shape(),
                           Pos == Positional::Alibi ? slopes_.data() : nullptr, scale());
         return out_.forward(ctx, context, mode);
@@ -156,10 +157,11 @@ public:
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         Index const n = dy.rows;
-        auto dcontext = d_context_.ensure(n, Hidden);
-        auto dq = d_q_.ensure(n, Hidden);
-        auto dk = d_k_.ensure(n, kv_width);
-        auto dv = d_v_.ensure(n, kv_width);
+        ScratchFrame temps(ctx.temporaries);
+        auto dcontext = temps.template take<T>(n, Hidden);
+        auto dq = temps.template take<T>(n, Hidden);
+        auto dk = temps.template take<T>(n, kv_width);
+        auto dv = temps.template take<T>(n, kv_width);
         for (auto b : {dcontext, dq, dk, dv}) Backend::fill_zero(ctx, b.data, std::size_t(b.size()));
         out_.backward(ctx, dy, dcontext);
         attention_backward(ctx, View<T const>(dcontext), View<T const>(q_view_), View<T const>(k_view_),
@@ -169,7 +171,7 @@ public:
             rope_backward(ctx, dk, seq_, position_offset_, rope_spec(KvHeads));
         }
         if constexpr (fused) {
-            auto dqkv = d_qkv_.ensure(n, 3 * Hidden);
+            auto dqkv = temps.template take<T>(n, 3 * Hidden);
             merge_fused_qkv(ctx, View<T const>(dq), View<T const>(dk), View<T const>(dv), dqkv, Heads, head_dim);
             projections_.qkv.backward(ctx, dqkv, dx);
         } else {
@@ -208,7 +210,7 @@ private:
     std::vector<T> slopes_;
     int batch_ = 0, seq_ = 0, position_offset_ = 0;
     View<T> q_view_, k_view_, v_view_;
-    ActivationBuffer<Backend, T> q_, k_, v_, context_, probs_, d_context_, d_q_, d_k_, d_v_, d_qkv_;
+    ActivationBuffer<Backend, T> q_, k_, v_, context_, probs_;
 };
 
 }  // namespace polyalpaca

@@ -9,6 +9,7 @@
 
 #include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
@@ -54,7 +55,8 @@ public:
     /// dA, dB from dy; dx += the branch's contribution (skipped when dx is empty).
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         Index const n = dy.rows;
-        auto du = d_low_rank_.ensure(n, rank);  // (N, r): gradient w.r.t. dropout(x) A^T
+        ScratchFrame temps(ctx.temporaries);
+        auto du = temps.template take<T>(n, rank);  // (N, r): gradient w.r.t. dropout(x) A^T
         Backend::fill_zero(ctx, du.data, std::size_t(du.size()));
         linear_backward(ctx, View<T const>(low_rank_.view()), b_.values(), dy, du, b_.grads(), static_cast<T*>(nullptr));
         scale(ctx, du.data, du.size(), T(Adapter::scale));
@@ -66,7 +68,7 @@ public:
             linear_backward(ctx, dropped_, a_.values(), View<T const>(du), dx, a_.grads(), static_cast<T*>(nullptr));
             return;
         }
-        auto dxd = d_x_dropped_.ensure(n, In);
+        auto dxd = temps.template take<T>(n, In);
         Backend::fill_zero(ctx, dxd.data, std::size_t(dxd.size()));
         linear_backward(ctx, dropped_, a_.values(), View<T const>(du), dxd, a_.grads(), static_cast<T*>(nullptr));
         dropout_backward(ctx, View<T const>(dxd), View<T const>(mask_.view()), dx);
@@ -80,7 +82,7 @@ private:
     double dropout_;
     bool use_mask_ = false;
     View<T const> dropped_;
-    ActivationBuffer<Backend, T> x_dropped_, mask_, low_rank_, d_low_rank_, d_x_dropped_;
+    ActivationBuffer<Backend, T> x_dropped_, mask_, low_rank_;
 };
 
 struct NoBranch {

@@ -10,6 +10,7 @@
 #include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 
 namespace polyalpaca {
@@ -65,13 +66,14 @@ public:
             std::span<std::int32_t const> chunk_targets(scored_targets_.data() + begin, std::size_t(rows));
             auto hc = hidden_.ensure(rows, Dim);
             gather_rows(ctx, h, chunk_rows, hc);
-            auto logits = logits_.ensure(rows, Vocab);
+            ScratchFrame temps(ctx.temporaries);
+            auto logits = temps.template take<T>(rows, Vocab);
             linear_forward(ctx, View<T const>(hc), weight.values(), static_cast<T const*>(nullptr), logits);
-            auto dlogits = d_logits_.ensure(rows, Vocab);
+            auto dlogits = temps.template take<T>(rows, Vocab);
             auto part = cross_entropy(ctx, View<T const>(logits), chunk_targets, ignore_index, dlogits, grad_scale);
             total.sum += part.sum;
             total.count += part.count;
-            auto dhc = d_hidden_.ensure(rows, Dim);
+            auto dhc = temps.template take<T>(rows, Dim);
             Backend::fill_zero(ctx, dhc.data, std::size_t(dhc.size()));
             linear_backward(ctx, View<T const>(hc), weight.values(), View<T const>(dlogits), dhc, weight.grads(),
                             static_cast<T*>(nullptr));
@@ -89,7 +91,8 @@ public:
         Index const chunk = std::clamp<Index>(max_chunk_logits / Vocab, 1, n);
         for (Index begin = 0; begin < n; begin += chunk) {
             Index const rows = std::min(chunk, n - begin);
-            auto logits = logits_.ensure(rows, Vocab);
+            ScratchFrame temps(ctx.temporaries);
+            auto logits = temps.template take<T>(rows, Vocab);
             linear_forward(ctx, View<T const>(h.row(begin), rows, Dim), weight.values(), static_cast<T const*>(nullptr),
                            logits);
             auto part = cross_entropy(ctx, View<T const>(logits),
@@ -108,7 +111,7 @@ public:
 
 private:
     std::vector<std::int32_t> scored_rows_, scored_targets_;
-    ActivationBuffer<Backend, T> hidden_, logits_, d_logits_, d_hidden_;
+    ActivationBuffer<Backend, T> hidden_;
 };
 
 }  // namespace polyalpaca

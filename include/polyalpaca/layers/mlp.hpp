@@ -5,6 +5,7 @@
 #include <string>
 
 #include "polyalpaca/adapters/sites.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/layers/linear.hpp"
 
 namespace polyalpaca {
@@ -40,10 +41,11 @@ public:
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         Index const n = dy.rows;
-        auto da = d_act_.ensure(n, Ffn);
+        ScratchFrame temps(ctx.temporaries);
+        auto da = temps.template take<T>(n, Ffn);
         Backend::fill_zero(ctx, da.data, std::size_t(da.size()));
         down_.backward(ctx, dy, da);
-        auto dh = d_hidden_.ensure(n, Ffn);
+        auto dh = temps.template take<T>(n, Ffn);
         Backend::fill_zero(ctx, dh.data, std::size_t(dh.size()));
         if constexpr (Form == Gelu::Tanh) gelu_tanh_backward(ctx, View<T const>(up_.output()), View<T const>(da), dh);
         else gelu_erf_backward(ctx, View<T const>(up_.output()), View<T const>(da), dh);
@@ -56,7 +58,7 @@ public:
 private:
     Up up_;
     Down down_;
-    ActivationBuffer<Backend, T> act_, d_act_, d_hidden_;
+    ActivationBuffer<Backend, T> act_;
 };
 
 /// down(silu(gate(x)) * up(x)), projections without bias.
@@ -93,9 +95,10 @@ public:
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         Index const n = dy.rows;
-        auto da = d_act_.ensure(n, Ffn);
-        auto dg = d_gate_.ensure(n, Ffn);
-        auto du = d_up_.ensure(n, Ffn);
+        ScratchFrame temps(ctx.temporaries);
+        auto da = temps.template take<T>(n, Ffn);
+        auto dg = temps.template take<T>(n, Ffn);
+        auto du = temps.template take<T>(n, Ffn);
         for (auto v : {da, dg, du}) Backend::fill_zero(ctx, v.data, std::size_t(v.size()));
         down_.backward(ctx, dy, da);
         swiglu_backward(ctx, View<T const>(gate_.output()), View<T const>(up_.output()), View<T const>(da), dg, du);
@@ -111,7 +114,7 @@ private:
     Gate gate_;
     Up up_;
     Down down_;
-    ActivationBuffer<Backend, T> act_, d_act_, d_gate_, d_up_;
+    ActivationBuffer<Backend, T> act_;
 };
 
 }  // namespace polyalpaca

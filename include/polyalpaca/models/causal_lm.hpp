@@ -11,6 +11,7 @@
 
 #include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/batch.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/graph/repeat.hpp"
 #include "polyalpaca/layers/embedding.hpp"
@@ -94,7 +95,8 @@ public:
     /// arena (use loss_scale = 1/accumulation_steps to accumulate). Returns the unscaled loss.
     BatchLoss forward_backward(typename Backend::Context& ctx, TokenBatch const& batch, double loss_scale = 1.0) {
         auto h = forward_hidden(ctx, batch);
-        auto dh = d_hidden_.ensure(h.rows, hidden);
+        ScratchFrame temps(ctx.temporaries);
+        auto dh = temps.template take<T>(h.rows, hidden);
         Backend::fill_zero(ctx, dh.data, std::size_t(dh.size()));
         auto loss = head_loss_.forward_backward(ctx, View<T const>(h), labels_of(batch), batch.batch(), batch.seq(),
                                                 head_weight(), dh, loss_scale);
@@ -186,10 +188,11 @@ private:
 
     void backward_hidden(typename Backend::Context& ctx, View<T> dh) {
         Index const n = dh.rows;
-        auto dx = d_x_.ensure(n, hidden);
+        ScratchFrame temps(ctx.temporaries);
+        auto dx = temps.template take<T>(n, hidden);
         Backend::fill_zero(ctx, dx.data, std::size_t(dx.size()));
         final_norm_.backward(ctx, dh, dx);
-        auto dy = d_y_.ensure(n, hidden);
+        auto dy = temps.template take<T>(n, hidden);
         for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
             std::swap(dx, dy);  // dy: gradient w.r.t. this block's output
             Backend::fill_zero(ctx, dx.data, std::size_t(dx.size()));
@@ -212,7 +215,6 @@ private:
     ParameterStore<Backend, T> store_;
     Rng dropout_rng_;
     bool training_ = true;
-    ActivationBuffer<Backend, T> d_hidden_, d_x_, d_y_;
     ActivationBuffer<Backend, T> last_hidden_;  // forward_cached
     std::vector<CachedSequence> cached_seqs_;   // forward_cached
     std::vector<std::int32_t> last_rows_;       // forward_cached

@@ -2,11 +2,26 @@
 /// @brief The CPU backend's context: what every CPU op receives first, so overloads pick the backend.
 #pragma once
 
+#include <cstdlib>
+#include <new>
+
 #include <Eigen/Core>
 
 #include "polyalpaca/backend/cpu/blas.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 
 namespace polyalpaca::cpu {
+
+/// Host memory for ScratchStack, on its alignment.
+struct HostMemory {
+    void* allocate(std::size_t bytes) {
+        std::size_t const a = ScratchStack<HostMemory>::alignment;
+        void* p = std::aligned_alloc(a, (bytes + a - 1) / a * a);
+        if (!p) throw std::bad_alloc();
+        return p;
+    }
+    void deallocate(void* p) noexcept { std::free(p); }
+};
 
 /// Threads Eigen (and OpenMP loops in the ops) may use. Ops are free functions in polyalpaca::cpu
 /// taking `Context&` first; layers call them unqualified and argument-dependent lookup finds them.
@@ -15,6 +30,8 @@ struct Context {
     explicit Context(int thread_count) : threads(thread_count) { warn_once_about_blas_kernel(); }
 
     int threads;
+    /// Temporaries of one call at a time (a layer's backward), shared by every layer.
+    ScratchStack<HostMemory> temporaries;
 };
 
 }  // namespace polyalpaca::cpu

@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 
 namespace polyalpaca::cuda {
 
@@ -92,6 +93,22 @@ struct Bf16Copies {
 };
 }  // namespace detail
 
+/// Device memory for the context's ScratchStack, on `device`. A free is counted like DeviceBuffer's, so bf16
+/// working copies keyed by a freed address are not trusted again.
+struct DeviceMemory {
+    int device = 0;
+    void* allocate(std::size_t bytes) {
+        void* p = nullptr;
+        POLYALPACA_CUDA_CHECK(cudaSetDevice(device));
+        POLYALPACA_CUDA_CHECK(cudaMalloc(&p, bytes));
+        return p;
+    }
+    void deallocate(void* p) noexcept {
+        (void)cudaFree(p);
+        detail::device_frees().fetch_add(1);
+    }
+};
+
 /// A weight's bf16 working copy: `data` holds `count` bf16 values; `stale` when they must be (re)converted.
 struct Bf16Slot {
     void* data;
@@ -102,10 +119,15 @@ struct Bf16Slot {
 /// workspace cuBLASLt may use. Owns all of them (RAII, move-only); ops make the device current themselves.
 class Context {
 public:
+    /// Temporaries of one call at a time (a layer's backward), shared by every layer; ops on the one stream
+    /// run in order, so memory given back here is safe to hand out to the next call.
+    ScratchStack<DeviceMemory> temporaries;
+
     /// 32 MiB: what cuBLASLt needs for its best Hopper kernels (llm.c uses the same).
     static constexpr std::size_t default_workspace_bytes = std::size_t(32) << 20;
 
-    explicit Context(int device = 0, std::size_t workspace_bytes = default_workspace_bytes) : device_(device) {
+    explicit Context(int device = 0, std::size_t workspace_bytes = default_workspace_bytes)
+        : temporaries(DeviceMemory{device}), device_(device) {
         int const count = device_count();
         require(device >= 0 && device < count, "CUDA device ", device, " was requested, but ", count,
                 " CUDA device(s) are present");
@@ -125,7 +147,8 @@ public:
     Context(Context const&) = delete;
     Context& operator=(Context const&) = delete;
     Context(Context&& other) noexcept
-        : device_(other.device_),
+        : temporaries(std::move(other.temporaries)),
+          device_(other.device_),
           stream_(std::exchange(other.stream_, nullptr)),
           cublaslt_(std::exchange(other.cublaslt_, nullptr)),
           workspace_(std::exchange(other.workspace_, nullptr)),
@@ -137,6 +160,7 @@ public:
     Context& operator=(Context&& other) noexcept {
         if (this != &other) {
             release();
+            temporaries = std::move(other.temporaries);
             device_ = other.device_;
             stream_ = std::exchange(other.stream_, nullptr);
             cublaslt_ = std::exchange(other.cublaslt_, nullptr);
