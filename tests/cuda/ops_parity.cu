@@ -151,6 +151,34 @@ void check_norms(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Inde
     }
 }
 
+/// add_layer_norm_forward / add_rms_norm_forward: the sum and the norm of it, against the CPU ops, and the sum
+/// written in place over x.
+void check_residual_norms(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Index n, pa::Index dim) {
+    auto const tag = size_name(n, dim);
+    Vec x = random_vector(rng, n * dim, 2.0), r = random_vector(rng, n * dim, 3.0), gamma = random_vector(rng, dim),
+        beta = random_vector(rng, dim);
+    auto const size = static_cast<std::size_t>(n * dim), rows = static_cast<std::size_t>(n);
+    Vec sum(size), y(size), mean(rows), rstd(rows);
+    Dev gx(ctx, x, n, dim), gr(ctx, r, n, dim), ggamma(ctx, gamma, 1, dim), gbeta(ctx, beta, 1, dim),
+        gsum(ctx, Vec(size), n, dim), gy(ctx, Vec(size), n, dim), gmean(ctx, Vec(rows), n, 1), grstd(ctx, Vec(rows), n, 1);
+
+    pa::cpu::add_layer_norm_forward<float>(cpu, hv(x, n, dim), hv(r, n, dim), gamma.data(), beta.data(), 1e-5f,
+                                           hv(sum, n, dim), hv(y, n, dim), mean.data(), rstd.data());
+    cu::add_layer_norm_forward(ctx, gx.view(), gr.view(), ggamma.data(), gbeta.data(), 1e-5f, gsum.view(), gy.view(),
+                               gmean.data(), grstd.data());
+    expect_close(gsum.host(ctx), sum, 0, "add_layer_norm forward sum " + tag);
+    expect_close(gy.host(ctx), y, fp32_tol, "add_layer_norm forward y " + tag);
+    expect_close(gmean.host(ctx), mean, fp32_tol, "add_layer_norm forward mean " + tag);
+    expect_close(grstd.host(ctx), rstd, fp32_tol, "add_layer_norm forward rstd " + tag);
+
+    pa::cpu::add_rms_norm_forward<float>(cpu, hv(x, n, dim), hv(r, n, dim), gamma.data(), 1e-6f, hv(sum, n, dim),
+                                         hv(y, n, dim), rstd.data());
+    cu::add_rms_norm_forward(ctx, gx.view(), gr.view(), ggamma.data(), 1e-6f, gx.view(), gy.view(), grstd.data());
+    expect_close(gx.host(ctx), sum, 0, "add_rms_norm forward sum, in place over x " + tag);
+    expect_close(gy.host(ctx), y, fp32_tol, "add_rms_norm forward y " + tag);
+    expect_close(grstd.host(ctx), rstd, fp32_tol, "add_rms_norm forward rstd " + tag);
+}
+
 void check_embedding_rows(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Index vocab, pa::Index dim,
                           pa::Index n) {
     auto const tag = "vocab " + std::to_string(vocab) + ", " + size_name(n, dim);
@@ -308,6 +336,8 @@ int main() {
         check_elementwise(ctx, cpu, rng, rows, cols);
     for (auto [n, dim] : {std::pair<pa::Index, pa::Index>{1, 1}, {1, 37}, {7, 1000}, {300, 2053}, {16500, 3}})
         check_norms(ctx, cpu, rng, n, dim);
+    for (auto [n, dim] : {std::pair<pa::Index, pa::Index>{1, 1}, {7, 1000}, {2048, 1024}, {300, 4096}})
+        check_residual_norms(ctx, cpu, rng, n, dim);
     check_embedding_rows(ctx, cpu, rng, 3, 5, 1);
     check_embedding_rows(ctx, cpu, rng, 50, 37, 200);
     check_embedding_rows(ctx, cpu, rng, 1000, 300, 4100);

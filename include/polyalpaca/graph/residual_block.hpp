@@ -52,7 +52,7 @@ protected:
     Mlp mlp_;
 };
 
-/// h = x + attention(norm1(x));  y = h + mlp(norm2(h))
+/// h = x + attention(norm1(x));  y = h + mlp(norm2(h)), with h and norm2(h) from one fused op.
 template <class Parts>
 class SequentialBlock : public BlockLayers<Parts> {
 public:
@@ -63,8 +63,7 @@ public:
     View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode) {  // (N, D)
         auto a = attention_.forward(ctx, norm1_.forward(ctx, x, mode), batch, seq, mode);
         auto h = h_.ensure(x.rows, x.cols);
-        add(ctx, x, View<T const>(a), h);
-        auto m = mlp_.forward(ctx, norm2_.forward(ctx, h, mode), mode);
+        auto m = mlp_.forward(ctx, norm2_.forward_residual(ctx, x, View<T const>(a), h, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
         add(ctx, View<T const>(h), View<T const>(m), y);
         return y;
@@ -75,8 +74,7 @@ public:
                            std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
         auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
         auto h = h_.ensure(x.rows, x.cols);
-        add(ctx, x, View<T const>(a), h);
-        auto m = mlp_.forward(ctx, norm2_.forward(ctx, h, mode), mode);
+        auto m = mlp_.forward(ctx, norm2_.forward_residual(ctx, x, View<T const>(a), h, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
         add(ctx, View<T const>(h), View<T const>(m), y);
         return y;

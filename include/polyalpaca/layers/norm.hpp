@@ -35,6 +35,16 @@ public:
         return y;
     }
 
+    /// sum = x + residual (written to `sum`, which backward keeps), then the norm of sum, in one op.
+    View<T> forward_residual(typename Backend::Context& ctx, View<T const> x, View<T const> residual, View<T> sum,
+                             Mode const&) {
+        x_ = sum;
+        auto y = y_.ensure(x.rows, Dim);
+        add_layer_norm_forward(ctx, x, residual, gamma_.value, beta_.value, T(eps_), sum, y,
+                               mean_.ensure(x.rows, 1).data, rstd_.ensure(x.rows, 1).data);
+        return y;
+    }
+
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         layer_norm_backward(ctx, dy, x_, gamma_.value, mean_.data(), rstd_.data(), dx, gamma_.grad, beta_.grad);
     }
@@ -63,6 +73,15 @@ public:
         x_ = x;
         auto y = y_.ensure(x.rows, Dim);
         rms_norm_forward(ctx, x, gamma_.value, T(eps_), y, rstd_.ensure(x.rows, 1).data);
+        return y;
+    }
+
+    /// sum = x + residual (written to `sum`, which backward keeps), then the norm of sum, in one op.
+    View<T> forward_residual(typename Backend::Context& ctx, View<T const> x, View<T const> residual, View<T> sum,
+                             Mode const&) {
+        x_ = sum;
+        auto y = y_.ensure(x.rows, Dim);
+        add_rms_norm_forward(ctx, x, residual, gamma_.value, T(eps_), sum, y, rstd_.ensure(x.rows, 1).data);
         return y;
     }
 

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "polyalpaca/backend/cpu/activation.hpp"
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
@@ -54,6 +55,18 @@ void layer_norm_forward(Context& ctx, std::type_identity_t<View<T const>> x, std
         if (mean != nullptr) mean[r] = T(mu);
         if (rstd != nullptr) rstd[r] = T(inv_std);
     }
+}
+
+/// The pre-norm residual of a transformer block in one call: sum = x + residual, then y = layer_norm(sum) with
+/// mean and rstd stored as layer_norm_forward does. sum is what the backward takes as x. T is deduced from `y`.
+template <class T>
+void add_layer_norm_forward(Context& ctx, std::type_identity_t<View<T const>> x,
+                            std::type_identity_t<View<T const>> residual, std::type_identity_t<T const*> gamma,
+                            std::type_identity_t<T const*> beta, std::type_identity_t<T> eps,
+                            std::type_identity_t<View<T>> sum, View<T> y, std::type_identity_t<T*> mean,
+                            std::type_identity_t<T*> rstd) {
+    add<T>(ctx, x, residual, sum);
+    layer_norm_forward<T>(ctx, View<T const>(sum), gamma, beta, eps, y, mean, rstd);
 }
 
 /// With xhat = (x - mean) * rstd and g = dy * gamma:
@@ -139,6 +152,16 @@ void rms_norm_forward(Context& ctx, std::type_identity_t<View<T const>> x, std::
         for (Index j = 0; j < dim; ++j) yr[j] = T(double(gamma[j]) * double(xr[j]) * inv_rms);
         if (rstd != nullptr) rstd[r] = T(inv_rms);
     }
+}
+
+/// sum = x + residual, then y = rms_norm(sum), as add_layer_norm_forward. T is deduced from `y`.
+template <class T>
+void add_rms_norm_forward(Context& ctx, std::type_identity_t<View<T const>> x,
+                          std::type_identity_t<View<T const>> residual, std::type_identity_t<T const*> gamma,
+                          std::type_identity_t<T> eps, std::type_identity_t<View<T>> sum, View<T> y,
+                          std::type_identity_t<T*> rstd) {
+    add<T>(ctx, x, residual, sum);
+    rms_norm_forward<T>(ctx, View<T const>(sum), gamma, eps, y, rstd);
 }
 
 /// With xhat = x * rstd and g = dy * gamma: dx += rstd * (g - xhat * mean(g * xhat)), dgamma += sum_rows dy * xhat.

@@ -27,12 +27,23 @@ inline void check_norm_input(View<float const> x, View<float> out, char const* x
     require(out.data != nullptr, out_name, " has no data");
 }
 
+/// With a residual, sum = x + residual is written first and normalised instead of x. Each thread reads back only
+/// the columns it wrote itself (the same j loop every pass), so no barrier is needed between the passes.
+template <class T>
+__device__ T const* residual_row(T const* xr, T const* residual, T* sum, Index r, Index dim) {
+    if (residual == nullptr) return xr;
+    T const* rr = residual + r * dim;
+    T* sr = sum + r * dim;
+    for (Index j = threadIdx.x; j < dim; j += blockDim.x) sr[j] = xr[j] + rr[j];
+    return sr;
+}
+
 /// Rows are grid-strided over blocks; every thread of a block walks the same rows, so block_sum is safe.
 template <class T>
-__global__ void layer_norm_forward_kernel(T const* x, T const* gamma, T const* beta, T eps, T* y, T* mean, T* rstd,
-                                          Index n, Index dim) {
+__global__ void layer_norm_forward_kernel(T const* x, T const* residual, T* sum_out, T const* gamma, T const* beta,
+                                          T eps, T* y, T* mean, T* rstd, Index n, Index dim) {
     for (Index r = blockIdx.x; r < n; r += gridDim.x) {
-        T const* xr = x + r * dim;
+        T const* xr = residual_row(x + r * dim, residual, sum_out, r, dim);
         T* yr = y + r * dim;
         double sum = 0;
         for (Index j = threadIdx.x; j < dim; j += blockDim.x) sum += double(xr[j]);
@@ -51,9 +62,10 @@ __global__ void layer_norm_forward_kernel(T const* x, T const* gamma, T const* b
 
 /// The RMSNorm forward, laid out as layer_norm_forward_kernel.
 template <class T>
-__global__ void rms_norm_forward_kernel(T const* x, T const* gamma, T eps, T* y, T* rstd, Index n, Index dim) {
+__global__ void rms_norm_forward_kernel(T const* x, T const* residual, T* sum_out, T const* gamma, T eps, T* y,
+                                        T* rstd, Index n, Index dim) {
     for (Index r = blockIdx.x; r < n; r += gridDim.x) {
-        T const* xr = x + r * dim;
+        T const* xr = residual_row(x + r * dim, residual, sum_out, r, dim);
         T* yr = y + r * dim;
         double squares = 0;
         for (Index j = threadIdx.x; j < dim; j += blockDim.x) squares += double(xr[j]) * double(xr[j]);
@@ -169,7 +181,24 @@ inline void layer_norm_forward(Context& ctx, View<float const> x, float const* g
     require(eps >= 0.0f, "layer_norm_forward: eps must be >= 0, got ", eps);
     ctx.make_current();
     detail::layer_norm_forward_kernel<float><<<detail::row_blocks(x.rows), detail::block_threads, 0, ctx.stream()>>>(
-        x.data, gamma, beta, eps, y.data, mean, rstd, x.rows, x.cols);
+        x.data, nullptr, nullptr, gamma, beta, eps, y.data, mean, rstd, x.rows, x.cols);
+    detail::check_launch("layer_norm_forward_kernel");
+}
+
+/// The pre-norm residual of a transformer block in one kernel: sum = x + residual, y = layer_norm(sum), mean and
+/// rstd stored as layer_norm_forward does. sum is what the backward takes as x.
+inline void add_layer_norm_forward(Context& ctx, View<float const> x, View<float const> residual, float const* gamma,
+                                   float const* beta, float eps, View<float> sum, View<float> y, float* mean,
+                                   float* rstd) {
+    detail::check_norm_input(x, y, "x", "add_layer_norm_forward: y", "add_layer_norm_forward");
+    detail::check_norm_input(residual, sum, "residual", "add_layer_norm_forward: sum", "add_layer_norm_forward");
+    require_shape(residual, x.rows, x.cols, "add_layer_norm_forward: residual");
+    require(gamma != nullptr, "add_layer_norm_forward: gamma is null");
+    require(beta != nullptr, "add_layer_norm_forward: beta is null");
+    require(eps >= 0.0f, "add_layer_norm_forward: eps must be >= 0, got ", eps);
+    ctx.make_current();
+    detail::layer_norm_forward_kernel<float><<<detail::row_blocks(x.rows), detail::block_threads, 0, ctx.stream()>>>(
+        x.data, residual.data, sum.data, gamma, beta, eps, y.data, mean, rstd, x.rows, x.cols);
     detail::check_launch("layer_norm_forward_kernel");
 }
 
@@ -198,7 +227,21 @@ inline void rms_norm_forward(Context& ctx, View<float const> x, float const* gam
     require(eps >= 0.0f, "rms_norm_forward: eps must be >= 0, got ", eps);
     ctx.make_current();
     detail::rms_norm_forward_kernel<float><<<detail::row_blocks(x.rows), detail::block_threads, 0, ctx.stream()>>>(
-        x.data, gamma, eps, y.data, rstd, x.rows, x.cols);
+        x.data, nullptr, nullptr, gamma, eps, y.data, rstd, x.rows, x.cols);
+    detail::check_launch("rms_norm_forward_kernel");
+}
+
+/// sum = x + residual, then y = rms_norm(sum), in one kernel, as add_layer_norm_forward.
+inline void add_rms_norm_forward(Context& ctx, View<float const> x, View<float const> residual, float const* gamma,
+                                 float eps, View<float> sum, View<float> y, float* rstd) {
+    detail::check_norm_input(x, y, "x", "add_rms_norm_forward: y", "add_rms_norm_forward");
+    detail::check_norm_input(residual, sum, "residual", "add_rms_norm_forward: sum", "add_rms_norm_forward");
+    require_shape(residual, x.rows, x.cols, "add_rms_norm_forward: residual");
+    require(gamma != nullptr, "add_rms_norm_forward: gamma is null");
+    require(eps >= 0.0f, "add_rms_norm_forward: eps must be >= 0, got ", eps);
+    ctx.make_current();
+    detail::rms_norm_forward_kernel<float><<<detail::row_blocks(x.rows), detail::block_threads, 0, ctx.stream()>>>(
+        x.data, residual.data, sum.data, gamma, eps, y.data, rstd, x.rows, x.cols);
     detail::check_launch("rms_norm_forward_kernel");
 }
 
