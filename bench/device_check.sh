@@ -205,6 +205,16 @@ for cfg in ("bloom-560m-lora", "bloom-560m-full"):
         print(f"  {cfg}: flash attention {float(f['tokens_per_s']) / float(g['tokens_per_s']):.2f}x the GEMM "
               f"attention's tokens/s ({float(f['ms_per_step']):.2f} vs {float(g['ms_per_step']):.2f} ms per step)")
 
+mem_rows = [(cfg, o) for cfg, o in ours.items() if "parameter_bytes" in o]
+if mem_rows:
+    print("\nmemory (GiB): peak, fp32 weights (+ trainable grads), AdamW moments, bf16 weight copies, backward "
+          "temporaries, rest (activations, scratch, workspace):")
+    for cfg, o in mem_rows:
+        parts = [gib(o[k]) for k in ("parameter_bytes", "optimizer_bytes", "bf16_copy_bytes", "temporaries_bytes")]
+        peak = gib(o["peak_bytes"])
+        print(f"  {cfg:<21} {peak:7.2f} = {parts[0]:6.2f} + {parts[1]:5.2f} + {parts[2]:6.2f} + {parts[3]:5.2f} "
+              f"+ {peak - sum(parts):6.2f}")
+
 print("\ntargets:")
 def verdict(ok):
     return "met" if ok else "NOT met"
