@@ -88,13 +88,15 @@ inline io::DType dtype_of(std::string const& s) {
 
 }  // namespace program_detail
 
-/// Runs a trainer for Model (a family type with its adapter) on CpuEigen. Returns the process exit status.
-template <class Model>
+/// Runs a trainer for Model (a family type with its adapter) on Backend (CpuEigen, or Cuda from a .cu program that
+/// includes backend/cuda.cuh). Returns the process exit status.
+template <class Model, class Backend = CpuEigen>
 int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) try {
     using namespace program_detail;
     auto const parsed = parse_trainer_command_line(argc, argv, defaults);
     if (!parsed) return 0;
     auto const& c = *parsed;
+    typename Backend::Context ctx;  // first: a missing GPU stops the program before any data is read
     std::filesystem::create_directories(c.output_dir);
 
     auto const tokenizer = load_tokenizer(c);
@@ -140,7 +142,7 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
                               {"languages", nlohmann::json::array()}, {"template", c.prompt_template},
                               {"model_dir", c.model_dir.string()}, {"seed", c.seed},
                               {"cutoff", c.cutoff},                {"train_on_inputs", c.train_on_inputs},
-                              {"eos", c.eos}};
+                              {"eos", c.eos},                      {"backend", Backend::name}};
     for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
     io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;
@@ -152,8 +154,7 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
         if (!held.empty()) validation.emplace_back(pool.lang, std::move(held));
     }
 
-    cpu::Context ctx;
-    CausalLm<Model, CpuEigen, float> net(ctx, {.seed = c.seed, .adapter_dropout = Model::adapter::is_lora ? c.lora_dropout : 0.0});
+    CausalLm<Model, Backend, float> net(ctx, {.seed = c.seed, .adapter_dropout = Model::adapter::is_lora ? c.lora_dropout : 0.0});
     if (!c.model_dir.empty()) {
         auto const warning = io::load_hf_checkpoint(ctx, net, c.model_dir);
         if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
@@ -180,10 +181,10 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     o.cost = flop_cost<Model>();
     o.show_progress = !c.quiet;
 
-    std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters\n", defaults.name.c_str(),
+    std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters, on %s\n", defaults.name.c_str(),
                 mixture.name().c_str(), mixture.pools().size(), (long long)net.parameters().trainable_count(),
-                (long long)net.parameters().total_count());
-    Trainer<Model, CpuEigen, float> trainer(ctx, net, o);
+                (long long)net.parameters().total_count(), Backend::name);
+    Trainer<Model, Backend, float> trainer(ctx, net, o);
     auto const result = trainer.fit(mixture, examples, validation);
     trainer.load_best(result);
     auto const dtype = dtype_of(c.save_dtype);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The generated CUDA trainer against its CPU twin: the same data, seed and budget on both, then every logged training
+# loss and validation loss must agree within the bf16 GEMM tolerance (docs/tolerances.md, whole models). Also checks
+# the CUDA run records its backend and writes a PEFT adapter. Tolerance: 3e-2 relative per logged loss, 15x the 2e-3
+# per step of tests/cuda/model_parity.cu, as these curves run through warmup and evaluation on real prompts. Exits 77 (skipped) when no GPU is present.
+# usage: cuda_trainer.sh CPU_TRAINER CUDA_TRAINER TOKENIZER_JSON WORK_DIR
+set -euo pipefail
+cpu=$1 gpu=$2 tokenizer=$3 work=$4
+if ! nvidia-smi -L > /dev/null 2>&1; then
+    echo "cuda_trainer: no GPU (nvidia-smi -L failed); skipped"
+    exit 77
+fi
+rm -rf "$work"
+mkdir -p "$work"
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+words=(zero one two three four five six seven eight nine)
+: > "$work/en.jsonl"
+for i in $(seq 0 79); do
+    a=$((i % 10))
+    echo "{\"instruction\": \"Write the number $a in words.\", \"input\": \"\", \"output\": \"${words[$a]}\"}" \
+        >> "$work/en.jsonl"
+done
+
+common=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" --val-size 16 --global-batch 8 --micro-batch 4
+        --cutoff 128 --lr 3e-3 --warmup-steps 2 --eval-every 4 --seed 7 --quiet --strategy monolingual
+        --languages en --budget-records 128 --lora-dropout 0)  # the GPU draws other dropout masks than the CPU
+"$cpu" "${common[@]}" --output-dir "$work/cpu" > "$work/cpu.log"
+"$gpu" "${common[@]}" --output-dir "$work/gpu" > "$work/gpu.log"
+
+[ "$(jq -r .backend "$work/gpu/run_config.json")" = cuda ] || fail "run_config.json does not say backend cuda"
+[ -f "$work/gpu/adapter/adapter_model.safetensors" ] || fail "the CUDA trainer wrote no PEFT adapter"
+
+# Training losses (16 steps) and validation losses (every 4 steps), step by step.
+python3 - "$work/cpu/metrics.jsonl" "$work/gpu/metrics.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    out = {}
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("type") in ("step", "eval"):
+            out[(r["type"], r["step"])] = r["loss"]
+    return out
+cpu, gpu = losses(sys.argv[1]), losses(sys.argv[2])
+assert cpu.keys() == gpu.keys(), f"different logged steps: cpu {sorted(cpu)} gpu {sorted(gpu)}"
+assert len(cpu) >= 16, f"only {len(cpu)} losses were logged"
+worst = max(abs(gpu[k] - cpu[k]) / abs(cpu[k]) for k in cpu)
+print(f"cuda_trainer: {len(cpu)} losses, worst relative difference {worst:.2e} (tolerance 3e-2)")
+assert worst <= 3e-2, f"the CUDA trainer's losses drift from the CPU trainer's: {worst:.2e}"
+PY
