@@ -103,7 +103,10 @@ struct DeviceMemory {
         POLYALPACA_CUDA_CHECK(cudaMalloc(&p, bytes));
         return p;
     }
+    /// Waits for the device first: kernels queued before the stack merged its blocks may still read them.
     void deallocate(void* p) noexcept {
+        (void)cudaSetDevice(device);
+        (void)cudaDeviceSynchronize();
         (void)cudaFree(p);
         detail::device_frees().fetch_add(1);
     }
