@@ -42,6 +42,7 @@
 #include "polyalpaca/train/trainer.hpp"
 
 #include "cuda_test.cuh"
+#include "../support/trainer_corpus.hpp"
 
 namespace pa = polyalpaca;
 namespace cu = polyalpaca::cuda;
@@ -57,49 +58,7 @@ constexpr double full_min_drop = 0.10;           // full-parameter validation lo
 constexpr double load_best_tolerance = 1e-6;     // evaluate() after load_best vs the recorded best loss
 constexpr long resume_from = 8;                  // the checkpoint a resumed run starts from
 
-struct Example {
-    std::string id;
-    std::vector<std::int32_t> ids, labels;
-};
-
-// Language l speaks a Markov chain of its own over a third of the vocabulary; example i has the same id in every
-// language (parallel data) and 6..17 tokens. The first 3 tokens are a "prompt" (labels -100).
-std::vector<Example> language(int l, int n) {
-    pa::Rng table_rng(100 + std::uint64_t(l));
-    std::vector<std::int32_t> next(32);
-    for (auto& t : next) t = std::int32_t(table_rng.below(32));
-    std::vector<Example> out;
-    for (int i = 0; i < n; ++i) {
-        pa::Rng rng(std::uint64_t(l) * 1000 + std::uint64_t(i));
-        Example e{"rec" + std::to_string(i), {}, {}};
-        std::int32_t tok = std::int32_t(rng.below(32));
-        int const len = 6 + int(rng.below(12));
-        for (int t = 0; t < len; ++t) {
-            e.ids.push_back(std::int32_t(l * 32) + tok);
-            e.labels.push_back(t < 3 ? pa::ignore_index : e.ids.back());
-            tok = rng.below(5) == 0 ? std::int32_t(rng.below(32)) : next[std::size_t(tok)];
-        }
-        out.push_back(std::move(e));
-    }
-    return out;
-}
-
-struct Corpus {
-    std::vector<std::string> langs{"aa", "bb", "cc"};
-    std::vector<std::vector<Example>> train;
-    std::vector<std::pair<std::string, std::vector<Example>>> validation;
-    std::vector<pa::LanguagePool> pools;
-
-    Corpus() {
-        for (int l = 0; l < 3; ++l) {
-            auto all = language(l, 72);
-            validation.emplace_back(langs[std::size_t(l)], std::vector<Example>(all.end() - 8, all.end()));
-            all.resize(64);
-            pools.push_back(pa::make_pool(langs[std::size_t(l)], all));
-            train.push_back(std::move(all));
-        }
-    }
-};
+using polyalpaca::test_corpus::Corpus;
 
 /// tests/unit/trainer.cpp's options, evaluating (and checkpointing) every 4 of the 16 steps and keeping them all.
 template <class Model>

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/trainer_corpus.hpp"
+
 namespace pa = polyalpaca;
 namespace fs = std::filesystem;
 
@@ -18,49 +20,7 @@ namespace {
 using Model = pa::Llama<pa::llama::SizeTiny>;
 using Net = pa::CausalLm<Model, pa::CpuEigen, float>;
 
-struct Example {
-    std::string id;
-    std::vector<std::int32_t> ids, labels;
-};
-
-// Language l speaks a Markov chain of its own over a third of the vocabulary; example i has the same id in every
-// language (parallel data) and 6..17 tokens. The first 3 tokens are a "prompt" (labels -100).
-std::vector<Example> language(int l, int n) {
-    pa::Rng table_rng(100 + std::uint64_t(l));
-    std::vector<std::int32_t> next(32);
-    for (auto& t : next) t = std::int32_t(table_rng.below(32));
-    std::vector<Example> out;
-    for (int i = 0; i < n; ++i) {
-        pa::Rng rng(std::uint64_t(l) * 1000 + std::uint64_t(i));
-        Example e{"rec" + std::to_string(i), {}, {}};
-        std::int32_t tok = std::int32_t(rng.below(32));
-        int const len = 6 + int(rng.below(12));
-        for (int t = 0; t < len; ++t) {
-            e.ids.push_back(std::int32_t(l * 32) + tok);
-            e.labels.push_back(t < 3 ? pa::ignore_index : e.ids.back());
-            tok = rng.below(5) == 0 ? std::int32_t(rng.below(32)) : next[std::size_t(tok)];
-        }
-        out.push_back(std::move(e));
-    }
-    return out;
-}
-
-struct Corpus {
-    std::vector<std::string> langs{"aa", "bb", "cc"};
-    std::vector<std::vector<Example>> train;
-    std::vector<std::pair<std::string, std::vector<Example>>> validation;
-    std::vector<pa::LanguagePool> pools;
-
-    Corpus() {
-        for (int l = 0; l < 3; ++l) {
-            auto all = language(l, 72);
-            validation.emplace_back(langs[std::size_t(l)], std::vector<Example>(all.end() - 8, all.end()));
-            all.resize(64);
-            pools.push_back(pa::make_pool(langs[std::size_t(l)], all));
-            train.push_back(std::move(all));
-        }
-    }
-};
+using polyalpaca::test_corpus::Corpus;
 
 pa::TrainerOptions options(fs::path dir) {
     pa::TrainerOptions o;
@@ -105,7 +65,17 @@ TEST_CASE("multilingual training lowers every language's validation loss", "[tra
     CHECK(fs::exists(dir / "metrics.jsonl"));
     CHECK(fs::exists(dir / "run_summary.json"));
     CHECK(pa::list_checkpoints(dir / "checkpoints").size() <= 2);  // the last one and the best
+
+    // load_best gives a fresh model the best step's weights (and reads no optimizer state).
+    Net fresh_net(ctx, {.seed = 1});
+    auto const restore_dir = fresh("restore");
+    pa::Trainer<Model, pa::CpuEigen> restorer(ctx, fresh_net, options(restore_dir));
+    restorer.load_best(r);
+    auto const restored = restorer.evaluate(c.validation);
+    for (auto const& lang : c.langs)
+        CHECK(restored.at(lang).mean() == Approx(r.best_language_losses.at(lang)).epsilon(1e-6));
     fs::remove_all(dir);
+    fs::remove_all(restore_dir);
 }
 
 TEST_CASE("a run resumed from its checkpoint ends bit for bit where the uninterrupted run ends", "[trainer][resume]") {

@@ -108,34 +108,58 @@ std::filesystem::path save_checkpoint(typename Backend::Context& ctx, std::files
     return final_dir;
 }
 
+namespace detail {
+/// state.json of checkpoint `dir`, checked to be for a model with `trainable` trainable values.
+inline nlohmann::json read_checkpoint_state(std::filesystem::path const& dir, Index trainable) {
+    auto j = io::read_json_file(dir / "state.json");
+    require(j.value("trainable_values", Index(-1)) == trainable, "checkpoint '", dir.string(), "' holds ",
+            j.value("trainable_values", Index(-1)), " trainable values but this model has ", trainable,
+            ": it was written for another model or adapter");
+    return j;
+}
+
+/// Reads tensor `prefix + name` of every trainable parameter into `arena` (laid out as the store's trainable
+/// values); a missing tensor or a shape mismatch names the file and the tensor.
+template <class Backend, class T>
+void read_trainable(io::SafetensorsFile const& file, std::string const& prefix, ParameterStore<Backend, T>& store,
+                    T* arena) {
+    for (auto* p : store.parameters()) {
+        if (!p->trainable()) continue;
+        auto const name = prefix + p->name;
+        auto const* t = file.find(name);
+        require(t != nullptr, "checkpoint file '", file.path().string(), "' has no tensor '", name, "'");
+        require(t->element_count() == p->size(), "checkpoint file '", file.path().string(), "': tensor '", name,
+                "' has ", t->element_count(), " values, the model's has ", p->size());
+        file.read(name, std::span<T>(arena + (p->value - store.trainable_values()), std::size_t(p->size())));
+    }
+}
+}  // namespace detail
+
+/// Only the trainable weights of a checkpoint written by save_checkpoint (what restoring the best step needs):
+/// no optimizer state is read, and none has to exist in memory.
+template <class Backend, class T>
+void load_checkpoint_weights(typename Backend::Context& ctx, std::filesystem::path const& dir,
+                             ParameterStore<Backend, T>& store) {
+    Index const n = store.trainable_count();
+    detail::read_checkpoint_state(dir, n);
+    std::vector<T> values(static_cast<std::size_t>(n));
+    detail::read_trainable(io::SafetensorsFile::open(dir / "trainable.safetensors"), "", store, values.data());
+    Backend::upload(ctx, values.data(), store.trainable_values(), values.size());
+}
+
 /// Reads a checkpoint written by save_checkpoint into the store and the optimizer; returns its run state.
 /// Every trainable parameter must be present with its shape; a mismatch names the file and the tensor.
 template <class Backend, class T, class Optimizer>
 RunState load_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& dir,
                          ParameterStore<Backend, T>& store, Optimizer& optimizer) {
     auto const state_path = dir / "state.json";
-    auto const j = io::read_json_file(state_path);
     Index const n = store.trainable_count();
-    require(j.value("trainable_values", Index(-1)) == n, "checkpoint '", dir.string(), "' holds ",
-            j.value("trainable_values", Index(-1)), " trainable values but this model has ", n,
-            ": it was written for another model or adapter");
-    auto const weights = io::SafetensorsFile::open(dir / "trainable.safetensors");
-    auto const optim = io::SafetensorsFile::open(dir / "optimizer.safetensors");
+    auto const j = detail::read_checkpoint_state(dir, n);
     std::vector<T> values(static_cast<std::size_t>(n)), moments(static_cast<std::size_t>(2 * n));
-    for (auto* p : store.parameters()) {
-        if (!p->trainable()) continue;
-        Index const offset = p->value - store.trainable_values();
-        for (auto const& [file, name, dst] :
-             {std::tuple{&weights, p->name, values.data() + offset},
-              std::tuple{&optim, "exp_avg." + p->name, moments.data() + offset},
-              std::tuple{&optim, "exp_avg_sq." + p->name, moments.data() + n + offset}}) {
-            auto const* t = file->find(name);
-            require(t != nullptr, "checkpoint file '", file->path().string(), "' has no tensor '", name, "'");
-            require(t->element_count() == p->size(), "checkpoint file '", file->path().string(), "': tensor '", name,
-                    "' has ", t->element_count(), " values, the model's has ", p->size());
-            file->read(name, std::span<T>(dst, std::size_t(p->size())));
-        }
-    }
+    detail::read_trainable(io::SafetensorsFile::open(dir / "trainable.safetensors"), "", store, values.data());
+    auto const optim = io::SafetensorsFile::open(dir / "optimizer.safetensors");
+    detail::read_trainable(optim, "exp_avg.", store, moments.data());
+    detail::read_trainable(optim, "exp_avg_sq.", store, moments.data() + n);
     Backend::upload(ctx, values.data(), store.trainable_values(), values.size());
     Backend::upload(ctx, moments.data(), optimizer.moments().data(), moments.size());
     optimizer.set_step_count(j.at("optimizer_steps").get<long>());

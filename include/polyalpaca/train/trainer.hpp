@@ -193,8 +193,7 @@ public:
 
     /// Loads the weights of the best checkpoint (by validation loss) into the network.
     void load_best(TrainResult const& result) {
-        AdamW<Backend, T> scratch(net_.parameters().trainable_count(), options_.adamw);
-        load_checkpoint(ctx_, result.best_checkpoint, net_.parameters(), scratch);
+        load_checkpoint_weights(ctx_, result.best_checkpoint, net_.parameters());
     }
 
     AdamW<Backend, T>& optimizer() { return adamw_; }
