@@ -97,7 +97,9 @@ public:
         Index const n = x.rows;
         View<T> q, k, v;
         if constexpr (fused) {
-            auto qkv = projections_.qkv.forward(ctx, x, mode);  // (N, 3D)
+            ScratchFrame temps(ctx.temporaries);  // the fused projection lives only until the split
+            auto qkv = temps.template take<T>(n, 3 * Hidden);  // (N, 3D)
+            projections_.qkv.forward_into(ctx, x, qkv, mode);
             q = q_.ensure(n, Hidden);
             k = k_.ensure(n, Hidden);
             v = v_.ensure(n, Hidden);
@@ -129,7 +131,9 @@ public:
         Index const n = x.rows;
         View<T> q, k, v;
         if constexpr (fused) {
-            auto qkv = projections_.qkv.forward(ctx, x, mode);  // (R, 3D)
+            ScratchFrame temps(ctx.temporaries);  // the fused projection lives only until the split
+            auto qkv = temps.template take<T>(n, 3 * Hidden);  // (R, 3D)
+            projections_.qkv.forward_into(ctx, x, qkv, mode);
             q = q_.ensure(n, Hidden);
             k = k_.ensure(n, Hidden);
             v = v_.ensure(n, Hidden);

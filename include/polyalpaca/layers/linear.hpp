@@ -117,11 +117,17 @@ public:
     }
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const& mode) {  // (N, In) -> (N, Out)
-        x_ = x;
         auto y = y_.ensure(x.rows, Out);
+        forward_into(ctx, x, y, mode);
+        return y;
+    }
+
+    /// forward into memory the caller owns (e.g. a temporary consumed right away); output() is then not kept.
+    void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        require_shape(y, x.rows, Out, "Linear::forward_into: y");
+        x_ = x;
         linear_forward(ctx, x, weight_.values(), HasBias ? bias_.value : nullptr, y);
         if constexpr (adapted) branch_.forward(ctx, x, y, mode);
-        return y;
     }
 
     /// Adds into dx (unless empty) and into the gradients of trainable weights.
