@@ -63,17 +63,7 @@ using polyalpaca::test_corpus::Corpus;
 /// tests/unit/trainer.cpp's options, evaluating (and checkpointing) every 4 of the 16 steps and keeping them all.
 template <class Model>
 pa::TrainerOptions options(fs::path dir) {
-    pa::TrainerOptions o;
-    o.batching = pa::batching_for_global(8, 4, pa::SampleOrder::GroupByLength);
-    o.epochs = 2;
-    o.lr = 1e-2;
-    o.warmup_steps = 2;
-    o.eval_every = 4;
-    o.keep_last = 10;
-    o.output_dir = std::move(dir);
-    o.cost = pa::flop_cost<Model>();
-    o.show_progress = false;
-    return o;
+    return pa::test_corpus::corpus_options<Model>(std::move(dir), 4, 10);
 }
 
 fs::path fresh(fs::path const& root, std::string const& name) {

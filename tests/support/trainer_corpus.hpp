@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/data/mixture.hpp"
+#include "polyalpaca/train/flops.hpp"
+#include "polyalpaca/train/trainer.hpp"
 
 namespace polyalpaca::test_corpus {
 
@@ -58,5 +61,22 @@ struct Corpus {
         }
     }
 };
+
+/// The corpus's training settings: global batch 8 in micro-batches of 4 grouped by length, 2 epochs, lr 1e-2 with
+/// 2 warmup steps, validation (and a checkpoint) every `eval_every` steps, `keep_last` checkpoints kept.
+template <class Model>
+TrainerOptions corpus_options(std::filesystem::path dir, long eval_every, int keep_last) {
+    TrainerOptions o;
+    o.batching = batching_for_global(8, 4, SampleOrder::GroupByLength);
+    o.epochs = 2;
+    o.lr = 1e-2;
+    o.warmup_steps = 2;
+    o.eval_every = eval_every;
+    o.keep_last = keep_last;
+    o.output_dir = std::move(dir);
+    o.cost = flop_cost<Model>();
+    o.show_progress = false;
+    return o;
+}
 
 }  // namespace polyalpaca::test_corpus

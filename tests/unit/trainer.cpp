@@ -22,19 +22,7 @@ using Net = pa::CausalLm<Model, pa::CpuEigen, float>;
 
 using polyalpaca::test_corpus::Corpus;
 
-pa::TrainerOptions options(fs::path dir) {
-    pa::TrainerOptions o;
-    o.batching = pa::batching_for_global(8, 4, pa::SampleOrder::GroupByLength);
-    o.epochs = 2;
-    o.lr = 1e-2;
-    o.warmup_steps = 2;
-    o.eval_every = 8;
-    o.keep_last = 1;
-    o.output_dir = std::move(dir);
-    o.cost = pa::flop_cost<Model>();
-    o.show_progress = false;
-    return o;
-}
+pa::TrainerOptions options(fs::path dir) { return pa::test_corpus::corpus_options<Model>(std::move(dir), 8, 1); }
 
 fs::path fresh(std::string const& name) {
     auto const dir = fs::temp_directory_path() / ("polyalpaca_trainer_" + name + "_" + std::to_string(::getpid()));
