@@ -12,6 +12,8 @@
 #include "polyalpaca/backend/cuda/buffer.cuh"
 #include "polyalpaca/core/error.hpp"
 
+#include "../support/relative_error.hpp"
+
 namespace polyalpaca::cuda_test {
 
 inline int failures = 0;
@@ -30,17 +32,7 @@ inline bool no_gpu(char const* test) {
     return true;
 }
 
-/// max|a - b| / max|b| (0 when both are empty; max|b| is floored at 1e-30).
-inline double relative_error(std::vector<float> const& a, std::vector<float> const& b) {
-    if (a.size() != b.size()) return INFINITY;
-    double diff = 0, scale = 1e-30;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (!std::isfinite(a[i])) return INFINITY;
-        diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
-        scale = std::max(scale, std::abs(double(b[i])));
-    }
-    return diff / scale;
-}
+using polyalpaca::test::relative_error;
 
 /// Checks relative_error(got, want) <= tolerance and prints the measured error either way.
 inline void expect_close(std::vector<float> const& got, std::vector<float> const& want, double tolerance,

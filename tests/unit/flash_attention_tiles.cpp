@@ -17,6 +17,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/relative_error.hpp"
+
 #include "polyalpaca/backend/cpu/attention.hpp"
 #include "polyalpaca/backend/cuda/flash_attention_tile.hpp"
 #include "polyalpaca/core/rng.hpp"
@@ -96,15 +98,20 @@ bool same_bits(Vec const& a, Vec const& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-double relative_error(Vec const& a, Vec const& b) {
-    if (a.size() != b.size()) return INFINITY;
-    double diff = 0, scale = 1e-30;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (!std::isfinite(a[i])) return INFINITY;
-        diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
-        scale = std::max(scale, std::abs(double(b[i])));
-    }
-    return diff / scale;
+using polyalpaca::test::relative_error;
+
+/// A Problem over q, k, v (device layout, here host memory) of shape s; callers point the outputs.
+fl::Problem problem_of(pa::AttentionShape const& s, Vec const& q, Vec const& k, Vec const& v, float scale) {
+    fl::Problem p;
+    p.q = q.data();
+    p.k = k.data();
+    p.v = v.data();
+    p.batch = s.batch;
+    p.seq = s.seq;
+    p.heads = s.heads;
+    p.kv_heads = s.kv_heads;
+    p.scale = scale;
+    return p;
 }
 
 /// Naive double-precision forward with a mask j <= i + mask_shift (0 is causal): out (batch*seq, heads*hd)
@@ -182,10 +189,7 @@ Errors check_case(Case const& c, std::uint64_t seed) {
     auto simulate = [&](bool reverse) {
         Run r{Vec(out.size(), nan_fill), Vec(std::size_t(rows * c.state_ld), nan_fill), Vec(std::size_t(rows), nan_fill),
               dq0, dk0, dv0};
-        fl::Problem p;
-        p.q = q.data();
-        p.k = k.data();
-        p.v = v.data();
+        auto p = problem_of(s, q, k, v, scale);
         p.dout = dout.data();
         p.out = r.out.data();
         p.dq = r.dq.data();
@@ -195,11 +199,6 @@ Errors check_case(Case const& c, std::uint64_t seed) {
         p.state_ld = c.state_ld;
         p.slopes = slope_ptr;
         p.delta = r.delta.data();
-        p.batch = s.batch;
-        p.seq = s.seq;
-        p.heads = s.heads;
-        p.kv_heads = s.kv_heads;
-        p.scale = scale;
         simulate_forward<D>(p, reverse);
         simulate_backward<D>(p, reverse);
         return r;
@@ -301,20 +300,12 @@ TEST_CASE("flash attention: a skipped gradient is left alone and dk alone is rig
                                        {v.data(), n, kc}, {probs.data(), rows, s.seq}, {}, {dk.data(), n, kc}, {},
                                        s, scale);
     Vec got_out(out.size(), 0.0f), state(std::size_t(rows * 2), 0.0f), delta(std::size_t(rows), 0.0f), got_dk(dk.size(), 0.0f);
-    fl::Problem p;
-    p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
+    auto p = problem_of(s, q, k, v, scale);
     p.dout = dout.data();
     p.out = got_out.data();
     p.dk = got_dk.data();
     p.state = state.data();
     p.delta = delta.data();
-    p.batch = s.batch;
-    p.seq = s.seq;
-    p.heads = s.heads;
-    p.kv_heads = s.kv_heads;
-    p.scale = scale;
     simulate_forward<D>(p, false);
     simulate_backward<D>(p, false);  // dq and dv are null: kernel 1 only writes D, kernel 2 only dk
     double const err = relative_error(got_dk, dk);
@@ -333,18 +324,10 @@ TEST_CASE("flash attention's comparison catches a wrong mask or wrong slopes", "
     for (double x : pa::alibi_slopes(s.heads)) slopes.push_back(float(x));
     float const scale = 0.125f;
     Vec got(std::size_t(n * qc), 0.0f), state(std::size_t(rows * 2), 0.0f);
-    fl::Problem p;
-    p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
+    auto p = problem_of(s, q, k, v, scale);
     p.out = got.data();
     p.state = state.data();
     p.slopes = slopes.data();
-    p.batch = s.batch;
-    p.seq = s.seq;
-    p.heads = s.heads;
-    p.kv_heads = s.kv_heads;
-    p.scale = scale;
     simulate_forward<D>(p, false);
     Vec right, shifted, no_alibi;
     std::vector<double> lse;
