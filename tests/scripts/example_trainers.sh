@@ -72,7 +72,7 @@ cmp -s "$work/straight/model/model.safetensors" "$work/killed/model/model.safete
 
 # Validation loss falls in every language (first evaluation vs the best).
 for lang in en fr; do
-    first=$(grep '"type":"eval"' "$work/straight/metrics.jsonl" | head -1 | jq ".languages.$lang.loss")
+    first=$(grep -m1 '"type":"eval"' "$work/straight/metrics.jsonl" | jq ".languages.$lang.loss")
     best=$(spent ".best_validation_loss_per_language.$lang" "$work/straight")
     awk -v f="$first" -v b="$best" 'BEGIN { exit !(b < 0.7 * f) }' || fail "$lang validation loss $first -> $best"
     echo "$lang validation loss: $first -> $best"

@@ -15,7 +15,7 @@ rm -rf "$work"
     --languages en fr ru --strategy downsampled --val-size 24 --global-batch 16 --micro-batch 8 --cutoff 96 --lr 3e-3 --warmup-steps 4 \
     --budget-records 960 --eval-every 10 --quiet --output-dir "$work" | tail -8
 for lang in en fr ru; do
-    first=$(grep '"type":"eval"' "$work/metrics.jsonl" | head -1 | jq ".languages.$lang.loss")
+    first=$(grep -m1 '"type":"eval"' "$work/metrics.jsonl" | jq ".languages.$lang.loss")
     best=$(jq ".best_validation_loss_per_language.$lang" "$work/run_summary.json")
     awk -v f="$first" -v b="$best" 'BEGIN { exit !(b < 0.95 * f) }' || { echo "FAILED: $lang $first -> $best"; exit 1; }
     echo "$lang validation loss: $first -> $best"
