@@ -207,13 +207,14 @@ for cfg in ("bloom-560m-lora", "bloom-560m-full"):
 
 mem_rows = [(cfg, o) for cfg, o in ours.items() if "parameter_bytes" in o]
 if mem_rows:
-    print("\nmemory (GiB): peak, fp32 weights (+ trainable grads), AdamW moments, bf16 weight copies, backward "
-          "temporaries, rest (activations, scratch, workspace):")
+    print("\nmemory (GiB): peak, fp32 weights (+ trainable grads), AdamW moments, bf16 weight copies, saved "
+          "activations, backward temporaries, rest (op scratch, LM head chunk, workspace, pool slack):")
+    keys = ("parameter_bytes", "optimizer_bytes", "bf16_copy_bytes", "activation_bytes", "temporaries_bytes")
     for cfg, o in mem_rows:
-        parts = [gib(o[k]) for k in ("parameter_bytes", "optimizer_bytes", "bf16_copy_bytes", "temporaries_bytes")]
+        parts = [gib(o.get(k, 0)) for k in keys]
         peak = gib(o["peak_bytes"])
-        print(f"  {cfg:<21} {peak:7.2f} = {parts[0]:6.2f} + {parts[1]:5.2f} + {parts[2]:6.2f} + {parts[3]:5.2f} "
-              f"+ {peak - sum(parts):6.2f}")
+        print(f"  {cfg:<21} {peak:7.2f} = {parts[0]:6.2f} + {parts[1]:5.2f} + {parts[2]:6.2f} + {parts[3]:6.2f} "
+              f"+ {parts[4]:5.2f} + {peak - sum(parts):6.2f}")
 
 print("\ntargets:")
 def verdict(ok):

@@ -113,16 +113,19 @@ void time_step(std::string const& label, Options const& o) {
     };
     double const t = best_seconds(o.repeat, one_step);
     double const tokens = double(o.batch) * o.seq;
-    std::printf("| %s | %lld | %lld | %d x %d | %.3f | %.1f | %.1f | %.1f | %.0f |\n", label.c_str(),
+    constexpr double mib = 1 << 20;
+    std::printf("| %s | %lld | %lld | %d x %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.0f |\n", label.c_str(),
                 (long long)net.parameters().total_count(), (long long)net.parameters().trainable_count(), o.batch,
-                o.seq, t, tokens / t, init_s, double(ctx.temporaries.peak_bytes()) / (1 << 20), peak_rss_mib());
+                o.seq, t, tokens / t, init_s, double(pa::activation_bytes_held()) / mib,
+                double(ctx.temporaries.peak_bytes()) / mib, peak_rss_mib());
 }
 
 template <template <class, class> class Family, class Size, class Lora>
 void run_preset(Options const& o) {
     // Peak RSS is the process's so far: run --method full or lora alone to read one method's memory.
-    std::printf("| run | parameters | trainable | batch x seq | step s | tokens/s | init s | temporaries MiB | peak RSS MiB |\n");
-    std::printf("|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    std::printf("| run | parameters | trainable | batch x seq | step s | tokens/s | init s | activations MiB "
+                "| temporaries MiB | peak RSS MiB |\n");
+    std::printf("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
     if (o.method != "lora") time_step<Family<Size, pa::NoAdapter>>("full-parameter", o);
     if (o.method != "full") time_step<Family<Size, Lora>>("LoRA r8", o);
     pa::Index const n = pa::Index(o.batch) * o.seq;
@@ -132,6 +135,16 @@ void run_preset(Options const& o) {
 
 using QkvLora = pa::LoRA<8, 16, pa::site::Qkv>;
 using QkvSplitLora = pa::LoRA<8, 16, pa::site::Query, pa::site::Key, pa::site::Value>;
+using QueryValueLora = pa::LoRA<8, 16, pa::site::Query, pa::site::Value>;  // the Alpaca-LoRA recipe
+
+// LLaMA-7B's widths at depth 1 and 2: the difference of two runs is one layer's memory and time, which scaled to
+// 32 layers predicts LLaMA-7B (whose fp32 weights alone outgrow a small machine).
+struct Llama7bDepth1 : pa::llama::Size7b {
+    static constexpr int layers = 1;
+};
+struct Llama7bDepth2 : pa::llama::Size7b {
+    static constexpr int layers = 2;
+};
 
 int main(int argc, char** argv) try {
     std::map<std::string, std::function<void(Options const&)>> presets{
@@ -141,6 +154,8 @@ int main(int argc, char** argv) try {
         {"pythia-410m", run_preset<pa::GptNeoX, pa::gpt_neox::Size410m, QkvLora>},
         {"llama-tiny", run_preset<pa::Llama, pa::llama::SizeTiny, QkvSplitLora>},
         {"open_llama-3b", run_preset<pa::Llama, pa::llama::OpenLlama3b, QkvSplitLora>},
+        {"llama-7b-depth1", run_preset<pa::Llama, Llama7bDepth1, QueryValueLora>},
+        {"llama-7b-depth2", run_preset<pa::Llama, Llama7bDepth2, QueryValueLora>},
     };
     std::string names;
     for (auto const& [name, _] : presets) names += (names.empty() ? "" : ", ") + name;

@@ -114,15 +114,17 @@ void run(char const* config, Settings const& s) {
                 s.batch, s.seq, init_s, ms, tokens_per_s, 100.0 * mfu, pa::bench::gib(memory.peak()), first.loss,
                 last.loss);
     // Where the memory goes: fp32 values (+ gradients of trainable ones), AdamW's two moments, the bf16 working
-    // copies of weights, and the peak of the temporaries stack; activations are most of the rest.
+    // copies of weights, the activations layers keep between forward and backward, and the peak of the
+    // temporaries stack; the rest is op scratch, the LM head's chunk and cuBLASLt's workspace.
     auto const& store = net->parameters();
     std::size_t const parameter_bytes = std::size_t(store.total_count() + store.trainable_count()) * sizeof(float);
     std::size_t const optimizer_bytes = std::size_t(2 * store.trainable_count()) * sizeof(float);
     std::printf("RESULT config=%s math=%s tokens_per_s=%.1f ms_per_step=%.3f mfu=%.4f peak_bytes=%zu "
                 "flops_per_token=%.6e parameter_bytes=%zu optimizer_bytes=%zu bf16_copy_bytes=%zu "
-                "temporaries_bytes=%zu\n",
+                "activation_bytes=%zu temporaries_bytes=%zu\n",
                 label, s.math_name, tokens_per_s, ms, mfu, memory.peak(), flops_per_token, parameter_bytes,
-                optimizer_bytes, ctx.bf16_copy_bytes(), ctx.temporaries.peak_bytes());
+                optimizer_bytes, ctx.bf16_copy_bytes(), pa::activation_bytes_held().load(),
+                ctx.temporaries.peak_bytes());
     std::fflush(stdout);
 }
 
