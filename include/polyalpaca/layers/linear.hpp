@@ -35,19 +35,21 @@ public:
         f(b_);
     }
 
-    /// y += scale * dropout(x) A^T B^T
+    /// y += scale * dropout(x) A^T B^T. Keeps x (a view: the caller keeps it) and the dropout mask, not dropout(x):
+    /// backward makes that again from the two, which costs one pass over x and saves an (N, In) tensor per site.
     void forward(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
         Index const n = x.rows;
-        dropped_ = x;
+        x_ = x;
         use_mask_ = mode.training && dropout_ > 0;
+        ScratchFrame temps(ctx.temporaries);
+        View<T const> dropped = x;
         if (use_mask_) {
-            auto xd = x_dropped_.ensure(n, In);
-            auto mask = mask_.ensure(n, In);
-            dropout_forward(ctx, x, xd, mask, T(dropout_), *mode.rng);
-            dropped_ = xd;
+            auto xd = temps.template take<T>(n, In);
+            dropout_forward(ctx, x, xd, mask_.ensure(n, In), T(dropout_), *mode.rng);
+            dropped = xd;
         }
         auto u = low_rank_.ensure(n, rank);  // (N, r): scale * dropout(x) A^T
-        linear_forward(ctx, dropped_, a_.values(), static_cast<T const*>(nullptr), u);
+        linear_forward(ctx, dropped, a_.values(), static_cast<T const*>(nullptr), u);
         scale(ctx, u.data, u.size(), T(Adapter::scale));
         linear_forward(ctx, View<T const>(u), b_.values(), static_cast<T const*>(nullptr), y, true);
     }
@@ -60,18 +62,24 @@ public:
         Backend::fill_zero(ctx, du.data, std::size_t(du.size()));
         linear_backward(ctx, View<T const>(low_rank_.view()), b_.values(), dy, du, b_.grads(), static_cast<T*>(nullptr));
         scale(ctx, du.data, du.size(), T(Adapter::scale));
-        if (dx.empty()) {
-            linear_backward(ctx, dropped_, a_.values(), View<T const>(du), View<T>{}, a_.grads(), static_cast<T*>(nullptr));
+        if (!use_mask_) {
+            linear_backward(ctx, x_, a_.values(), View<T const>(du), dx, a_.grads(), static_cast<T*>(nullptr));
             return;
         }
-        if (!use_mask_) {
-            linear_backward(ctx, dropped_, a_.values(), View<T const>(du), dx, a_.grads(), static_cast<T*>(nullptr));
+        auto const mask = View<T const>(mask_.view());
+        auto xd = temps.template take<T>(n, In);  // dropout(x) = 0 + x * mask, bit for bit as forward made it
+        Backend::fill_zero(ctx, xd.data, std::size_t(xd.size()));
+        dropout_backward(ctx, x_, mask, xd);
+        if (dx.empty()) {
+            linear_backward(ctx, View<T const>(xd), a_.values(), View<T const>(du), View<T>{}, a_.grads(),
+                            static_cast<T*>(nullptr));
             return;
         }
         auto dxd = temps.template take<T>(n, In);
         Backend::fill_zero(ctx, dxd.data, std::size_t(dxd.size()));
-        linear_backward(ctx, dropped_, a_.values(), View<T const>(du), dxd, a_.grads(), static_cast<T*>(nullptr));
-        dropout_backward(ctx, View<T const>(dxd), View<T const>(mask_.view()), dx);
+        linear_backward(ctx, View<T const>(xd), a_.values(), View<T const>(du), dxd, a_.grads(),
+                        static_cast<T*>(nullptr));
+        dropout_backward(ctx, View<T const>(dxd), mask, dx);
     }
 
     Parameter<T>& a() { return a_; }
@@ -81,8 +89,8 @@ private:
     Parameter<T> a_, b_;
     double dropout_;
     bool use_mask_ = false;
-    View<T const> dropped_;
-    ActivationBuffer<Backend, T> x_dropped_, mask_, low_rank_;
+    View<T const> x_;
+    ActivationBuffer<Backend, T> mask_, low_rank_;
 };
 
 struct NoBranch {
