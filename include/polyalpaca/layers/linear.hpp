@@ -9,6 +9,7 @@
 
 #include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
@@ -35,8 +36,9 @@ public:
         f(b_);
     }
 
-    /// y += scale * dropout(x) A^T B^T. Keeps x (a view: the caller keeps it) and the dropout mask, not dropout(x):
-    /// backward makes that again from the two, which costs one pass over x and saves an (N, In) tensor per site.
+    /// y += scale * dropout(x) A^T B^T. Keeps neither dropout(x) nor its mask: backward draws the same mask again
+    /// from the generator's state saved here and applies it to x (which the caller keeps), so an adapted site holds
+    /// only its (N, rank) product between the passes.
     void forward(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
         Index const n = x.rows;
         x_ = x;
@@ -44,8 +46,9 @@ public:
         ScratchFrame temps(ctx.temporaries);
         View<T const> dropped = x;
         if (use_mask_) {
+            mask_rng_ = *mode.rng;
             auto xd = temps.template take<T>(n, In);
-            dropout_forward(ctx, x, xd, mask_.ensure(n, In), T(dropout_), *mode.rng);
+            dropout_forward(ctx, x, xd, temps.template take<T>(n, In), T(dropout_), *mode.rng);
             dropped = xd;
         }
         auto u = low_rank_.ensure(n, rank);  // (N, r): scale * dropout(x) A^T
@@ -66,10 +69,11 @@ public:
             linear_backward(ctx, x_, a_.values(), View<T const>(du), dx, a_.grads(), static_cast<T*>(nullptr));
             return;
         }
-        auto const mask = View<T const>(mask_.view());
-        auto xd = temps.template take<T>(n, In);  // dropout(x) = 0 + x * mask, bit for bit as forward made it
-        Backend::fill_zero(ctx, xd.data, std::size_t(xd.size()));
-        dropout_backward(ctx, x_, mask, xd);
+        // dropout(x) and its mask, bit for bit as forward drew them (a copy: the model's generator is not moved).
+        auto xd = temps.template take<T>(n, In);
+        auto mask = temps.template take<T>(n, In);
+        Rng again = mask_rng_;
+        dropout_forward(ctx, x_, xd, mask, T(dropout_), again);
         if (dx.empty()) {
             linear_backward(ctx, View<T const>(xd), a_.values(), View<T const>(du), View<T>{}, a_.grads(),
                             static_cast<T*>(nullptr));
@@ -79,7 +83,7 @@ public:
         Backend::fill_zero(ctx, dxd.data, std::size_t(dxd.size()));
         linear_backward(ctx, View<T const>(xd), a_.values(), View<T const>(du), dxd, a_.grads(),
                         static_cast<T*>(nullptr));
-        dropout_backward(ctx, View<T const>(dxd), mask, dx);
+        dropout_backward(ctx, View<T const>(dxd), View<T const>(mask), dx);
     }
 
     Parameter<T>& a() { return a_; }
@@ -89,8 +93,9 @@ private:
     Parameter<T> a_, b_;
     double dropout_;
     bool use_mask_ = false;
+    Rng mask_rng_;  // the dropout generator's state before forward drew the mask
     View<T const> x_;
-    ActivationBuffer<Backend, T> mask_, low_rank_;
+    ActivationBuffer<Backend, T> low_rank_;
 };
 
 struct NoBranch {
