@@ -102,7 +102,11 @@ void time_step(std::string const& label, Options const& o) {
     if (o.threads > 0) ctx.threads = o.threads;
     double init_s = 0;
     auto net_holder = std::unique_ptr<pa::CausalLm<Model, pa::CpuEigen, float>>();
-    init_s = seconds([&] { net_holder = std::make_unique<pa::CausalLm<Model, pa::CpuEigen, float>>(ctx); });
+    // LoRA dropout 0.05 as in the paper (and the CUDA benchmark); full-parameter runs have no adapter to drop.
+    init_s = seconds([&] {
+        net_holder = std::make_unique<pa::CausalLm<Model, pa::CpuEigen, float>>(
+            ctx, pa::NetworkOptions{.seed = 0, .adapter_dropout = 0.05});
+    });
     auto& net = *net_holder;
     pa::AdamW<pa::CpuEigen, float> optimizer(net.parameters().trainable_count());
     pa::MarkovStream stream(Model::config::vocab, 2, 1);
