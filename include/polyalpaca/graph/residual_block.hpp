@@ -61,11 +61,14 @@ public:
     using BlockLayers<Parts>::BlockLayers;
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode) {  // (N, D)
-        auto a = attention_.forward(ctx, norm1_.forward(ctx, x, mode), batch, seq, mode);
         auto h = h_.ensure(x.rows, x.cols);
-        auto m = mlp_.forward(ctx, norm2_.forward_residual(ctx, x, View<T const>(a), h, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
-        add(ctx, View<T const>(h), View<T const>(m), y);
+        ScratchFrame temps(ctx.temporaries);  // the attention's, then the MLP's output: each lives until its add
+        auto branch = temps.template take<T>(x.rows, x.cols);
+        attention_.forward_into(ctx, norm1_.forward(ctx, x, mode), branch, batch, seq, mode);
+        auto n2 = norm2_.forward_residual(ctx, x, View<T const>(branch), h, mode);
+        mlp_.forward_into(ctx, n2, branch, mode);
+        add(ctx, View<T const>(h), View<T const>(branch), y);
         return y;
     }
 
@@ -74,8 +77,10 @@ public:
                            std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
         auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
         auto h = h_.ensure(x.rows, x.cols);
-        auto m = mlp_.forward(ctx, norm2_.forward_residual(ctx, x, View<T const>(a), h, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
+        ScratchFrame temps(ctx.temporaries);
+        auto m = temps.template take<T>(x.rows, x.cols);
+        mlp_.forward_into(ctx, norm2_.forward_residual(ctx, x, View<T const>(a), h, mode), m, mode);
         add(ctx, View<T const>(h), View<T const>(m), y);
         return y;
     }
@@ -110,11 +115,13 @@ public:
     using BlockLayers<Parts>::BlockLayers;
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode) {  // (N, D)
-        auto a = attention_.forward(ctx, norm1_.forward(ctx, x, mode), batch, seq, mode);
-        auto m = mlp_.forward(ctx, norm2_.forward(ctx, x, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
-        add(ctx, x, View<T const>(a), y);
-        accumulate(ctx, View<T const>(m), y);
+        ScratchFrame temps(ctx.temporaries);  // the attention's, then the MLP's output: each lives until its add
+        auto branch = temps.template take<T>(x.rows, x.cols);
+        attention_.forward_into(ctx, norm1_.forward(ctx, x, mode), branch, batch, seq, mode);
+        add(ctx, x, View<T const>(branch), y);
+        mlp_.forward_into(ctx, norm2_.forward(ctx, x, mode), branch, mode);
+        accumulate(ctx, View<T const>(branch), y);
         return y;
     }
 
@@ -122,9 +129,11 @@ public:
     View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
                            std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
         auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
-        auto m = mlp_.forward(ctx, norm2_.forward(ctx, x, mode), mode);
         auto y = y_.ensure(x.rows, x.cols);
         add(ctx, x, View<T const>(a), y);
+        ScratchFrame temps(ctx.temporaries);
+        auto m = temps.template take<T>(x.rows, x.cols);
+        mlp_.forward_into(ctx, norm2_.forward(ctx, x, mode), m, mode);
         accumulate(ctx, View<T const>(m), y);
         return y;
     }

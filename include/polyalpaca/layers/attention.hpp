@@ -88,9 +88,10 @@ public:
         out_.visit_parameters(f);
     }
 
-    /// x (N, D) with N = batch * seq -> (N, D). position_offset shifts rotary positions (cached decoding).
-    View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode,
-                    int position_offset = 0) {
+    /// x (N, D) with N = batch * seq -> out (N, D), memory the caller owns: the block adds it to the residual right
+    /// away, and backward does not need it. position_offset shifts rotary positions.
+    void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> out, int batch, int seq,
+                      Mode const& mode, int position_offset = 0) {
         batch_ = batch;
         seq_ = seq;
         position_offset_ = position_offset;
@@ -120,7 +121,7 @@ public:
         auto probs = probs_.ensure(Index(batch) * Heads * seq, attention_state_cols(ctx, shape()));
         attention_forward(ctx, View<T const>(q), View<T const>(k), View<T const>(v), context, probs, shape(),
                           Pos == Positional::Alibi ? slopes_.data() : nullptr, scale());
-        return out_.forward(ctx, context, mode);
+        out_.forward_into(ctx, context, out, mode);
     }
 
     /// Incremental decoding: x (R, D) holds the new positions of each sequence of `seqs` (rows of sequence i

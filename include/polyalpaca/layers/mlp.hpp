@@ -31,12 +31,14 @@ public:
         down_.visit_parameters(f);
     }
 
-    View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const& mode) {  // (N, D) -> (N, D)
-        auto h = up_.forward(ctx, x, mode);                                                   // (N, F)
-        auto a = act_.ensure(h.rows, Ffn);
+    /// x (N, D) -> y (N, D), memory the caller owns: the block adds it to the residual right away, and backward
+    /// does not need it.
+    void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        auto h = up_.forward(ctx, x, mode);  // (N, F)
+        auto a = act_.ensure(x.rows, Ffn);
         if constexpr (Form == Gelu::Tanh) gelu_tanh_forward(ctx, View<T const>(h), a);
         else gelu_erf_forward(ctx, View<T const>(h), a);
-        return down_.forward(ctx, a, mode);
+        down_.forward_into(ctx, a, y, mode);
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
@@ -85,12 +87,13 @@ public:
         down_.visit_parameters(f);
     }
 
-    View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const& mode) {  // (N, D) -> (N, D)
-        auto g = gate_.forward(ctx, x, mode);                                                 // (N, F)
-        auto u = up_.forward(ctx, x, mode);                                                   // (N, F)
+    /// x (N, D) -> y (N, D), memory the caller owns (see GeluMlp::forward_into).
+    void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        auto g = gate_.forward(ctx, x, mode);  // (N, F)
+        auto u = up_.forward(ctx, x, mode);    // (N, F)
         auto a = act_.ensure(x.rows, Ffn);
         swiglu_forward(ctx, View<T const>(g), View<T const>(u), a);
-        return down_.forward(ctx, a, mode);
+        down_.forward_into(ctx, a, y, mode);
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
