@@ -115,6 +115,9 @@ public:
     static constexpr Index adapter_parameter_count = adapted ? Index(Adapter::rank) * (In + Out) : 0;
     static constexpr int in_features = In;
     static constexpr int out_features = Out;
+    /// Whether backward reads x: for the trainable weight's gradient or the LoRA branch. A frozen, unadapted
+    /// projection needs only dy and its weight, so its input may be a temporary of the caller's forward.
+    static constexpr bool backward_reads_input = base_role<Adapter> == Role::Trainable || adapted;
 
     /// `module` is the HF module path, e.g. "transformer.h.0.self_attention.query_key_value".
     Linear(std::string const& module, double init_std, double adapter_dropout = 0.0)
@@ -163,7 +166,7 @@ private:
 
     Parameter<T> weight_, bias_;
     [[no_unique_address]] Branch branch_;
-    View<T const> x_;
+    View<T const> x_;  // forward's input; backward reads its data only when backward_reads_input
     ActivationBuffer<Backend, T> y_;
 };
 

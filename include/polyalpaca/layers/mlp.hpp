@@ -35,7 +35,8 @@ public:
     /// does not need it.
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
         auto h = up_.forward(ctx, x, mode);  // (N, F)
-        auto a = act_.ensure(x.rows, Ffn);
+        ScratchFrame temps(ctx.temporaries);
+        auto a = activation(temps, x.rows);
         if constexpr (Form == Gelu::Tanh) gelu_tanh_forward(ctx, View<T const>(h), a);
         else gelu_erf_forward(ctx, View<T const>(h), a);
         down_.forward_into(ctx, a, y, mode);
@@ -58,6 +59,14 @@ public:
     Down& down() { return down_; }
 
 private:
+    /// Memory for the activation (N, F), the down projection's input: kept only when its backward reads it (a
+    /// trainable or adapted down_proj), else a temporary of this forward.
+    template <class Frame>
+    View<T> activation(Frame& temps, Index n) {
+        if constexpr (Down::backward_reads_input) return act_.ensure(n, Ffn);
+        else return temps.template take<T>(n, Ffn);
+    }
+
     Up up_;
     Down down_;
     ActivationBuffer<Backend, T> act_;
@@ -91,7 +100,8 @@ public:
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
         auto g = gate_.forward(ctx, x, mode);  // (N, F)
         auto u = up_.forward(ctx, x, mode);    // (N, F)
-        auto a = act_.ensure(x.rows, Ffn);
+        ScratchFrame temps(ctx.temporaries);
+        auto a = activation(temps, x.rows);
         swiglu_forward(ctx, View<T const>(g), View<T const>(u), a);
         down_.forward_into(ctx, a, y, mode);
     }
@@ -114,6 +124,13 @@ public:
     Down& down() { return down_; }
 
 private:
+    /// Memory for silu(gate) * up (N, F): kept only when down_proj's backward reads it (see GeluMlp::activation).
+    template <class Frame>
+    View<T> activation(Frame& temps, Index n) {
+        if constexpr (Down::backward_reads_input) return act_.ensure(n, Ffn);
+        else return temps.template take<T>(n, Ffn);
+    }
+
     Gate gate_;
     Up up_;
     Down down_;
