@@ -122,6 +122,17 @@ double worst_gap(Curve const& got, Curve const& want, std::string* where) {
     return worst;
 }
 
+/// Prints the worst relative gap of the CUDA run's logged losses from the CPU's and expects it within tolerance.
+/// `what` names the run, e.g. "llama-tiny lora fp32".
+void expect_losses_track(Curve const& gpu, Curve const& cpu, double tolerance, std::string const& what) {
+    std::string where;
+    double const gap = worst_gap(gpu, cpu, &where);
+    std::printf("  %-48s worst relative gap %.3e over %zu logged losses (tolerance %.1e; at %s)\n",
+                (what + " losses").c_str(), gap, cpu.losses.size(), tolerance, where.c_str());
+    expect(gap <= tolerance, what + ": the CUDA losses stray from the CPU's by " + std::to_string(gap) +
+                                 " relative (at " + where + ")");
+}
+
 /// metrics.jsonl of two runs, equal record for record but for the tokens/s timing field.
 bool same_metrics(fs::path const& a, fs::path const& b, int* lines) {
     std::ifstream ma(a), mb(b);
@@ -186,12 +197,7 @@ void check_model(std::string const& label, std::uint64_t seed, Corpus const& c, 
         cu::Context ctx;
         ctx.set_gemm_math(cu::GemmMath::Fp32);
         auto const gpu = fit<Model, pa::Cuda>(ctx, c, mixture, seed, fresh(root, label + "-fp32"));
-        std::string where;
-        double const gap = worst_gap(gpu.curve, cpu.curve, &where);
-        std::printf("  %-48s worst relative gap %.3e over %zu logged losses (tolerance %.1e; at %s)\n",
-                    tag("fp32 losses").c_str(), gap, cpu.curve.losses.size(), fp32_loss_tolerance, where.c_str());
-        expect(gap <= fp32_loss_tolerance, label + ": the fp32 CUDA losses stray from the CPU's by " +
-                                               std::to_string(gap) + " relative (at " + where + ")");
+        expect_losses_track(gpu.curve, cpu.curve, fp32_loss_tolerance, tag("fp32"));
         expect(gpu.result.best_step == cpu.result.best_step,
                label + ": the fp32 CUDA run's best step is " + std::to_string(gpu.result.best_step) +
                    ", the CPU's " + std::to_string(cpu.result.best_step));
@@ -205,12 +211,7 @@ void check_model(std::string const& label, std::uint64_t seed, Corpus const& c, 
     auto const straight_dir = fresh(root, label + "-bf16");
     auto const gpu = fit<Model, pa::Cuda>(ctx, c, mixture, seed, straight_dir);
     {
-        std::string where;
-        double const gap = worst_gap(gpu.curve, cpu.curve, &where);
-        std::printf("  %-48s worst relative gap %.3e over %zu logged losses (tolerance %.1e; at %s)\n",
-                    tag("bf16 losses").c_str(), gap, cpu.curve.losses.size(), bf16_loss_tolerance, where.c_str());
-        expect(gap <= bf16_loss_tolerance, label + ": the bf16 CUDA losses stray from the CPU's by " +
-                                               std::to_string(gap) + " relative (at " + where + ")");
+        expect_losses_track(gpu.curve, cpu.curve, bf16_loss_tolerance, tag("bf16"));
         double const last = gpu.curve.eval_means.empty() ? INFINITY : gpu.curve.eval_means.back();
         std::printf("  %-48s %.4f -> %.4f (cpu %.4f -> %.4f), best %.4f at step %ld\n",
                     tag("bf16 validation loss").c_str(), gpu.initial_loss, last, cpu.initial_loss,

@@ -100,20 +100,6 @@ bool same_bits(Vec const& a, Vec const& b) {
 
 using polyalpaca::test::relative_error;
 
-/// A Problem over q, k, v (device layout, here host memory) of shape s; callers point the outputs.
-fl::Problem problem_of(pa::AttentionShape const& s, Vec const& q, Vec const& k, Vec const& v, float scale) {
-    fl::Problem p;
-    p.q = q.data();
-    p.k = k.data();
-    p.v = v.data();
-    p.batch = s.batch;
-    p.seq = s.seq;
-    p.heads = s.heads;
-    p.kv_heads = s.kv_heads;
-    p.scale = scale;
-    return p;
-}
-
 /// Naive double-precision forward with a mask j <= i + mask_shift (0 is causal): out (batch*seq, heads*hd)
 /// and the logsumexp of every (b, h, i) row.
 void naive_forward(pa::AttentionShape const& s, Vec const& q, Vec const& k, Vec const& v, float const* slopes,
@@ -189,7 +175,7 @@ Errors check_case(Case const& c, std::uint64_t seed) {
     auto simulate = [&](bool reverse) {
         Run r{Vec(out.size(), nan_fill), Vec(std::size_t(rows * c.state_ld), nan_fill), Vec(std::size_t(rows), nan_fill),
               dq0, dk0, dv0};
-        auto p = problem_of(s, q, k, v, scale);
+        auto p = fl::problem(s, q.data(), k.data(), v.data(), scale);
         p.dout = dout.data();
         p.out = r.out.data();
         p.dq = r.dq.data();
@@ -300,7 +286,7 @@ TEST_CASE("flash attention: a skipped gradient is left alone and dk alone is rig
                                        {v.data(), n, kc}, {probs.data(), rows, s.seq}, {}, {dk.data(), n, kc}, {},
                                        s, scale);
     Vec got_out(out.size(), 0.0f), state(std::size_t(rows * 2), 0.0f), delta(std::size_t(rows), 0.0f), got_dk(dk.size(), 0.0f);
-    auto p = problem_of(s, q, k, v, scale);
+    auto p = fl::problem(s, q.data(), k.data(), v.data(), scale);
     p.dout = dout.data();
     p.out = got_out.data();
     p.dk = got_dk.data();
@@ -324,7 +310,7 @@ TEST_CASE("flash attention's comparison catches a wrong mask or wrong slopes", "
     for (double x : pa::alibi_slopes(s.heads)) slopes.push_back(float(x));
     float const scale = 0.125f;
     Vec got(std::size_t(n * qc), 0.0f), state(std::size_t(rows * 2), 0.0f);
-    auto p = problem_of(s, q, k, v, scale);
+    auto p = fl::problem(s, q.data(), k.data(), v.data(), scale);
     p.out = got.data();
     p.state = state.data();
     p.slopes = slopes.data();

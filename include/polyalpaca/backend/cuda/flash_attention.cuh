@@ -124,22 +124,6 @@ void dispatch(int head_dim, F&& f) {
     }
 }
 
-inline Problem problem(AttentionShape const& s, float const* q, float const* k, float const* v, View<float const> state,
-                       float scale) {
-    Problem p;
-    p.q = q;
-    p.k = k;
-    p.v = v;
-    p.state = const_cast<float*>(state.data);  // the backward only reads it
-    p.state_ld = state.cols;
-    p.batch = s.batch;
-    p.seq = s.seq;
-    p.heads = s.heads;
-    p.kv_heads = s.kv_heads;
-    p.scale = scale;
-    return p;
-}
-
 }  // namespace flash
 
 /// Flash forward on checked views (attention.cuh): out written, state (batch*heads*seq, >= 2) gets [lse, slope]
@@ -148,8 +132,10 @@ inline void flash_attention_forward(Context& ctx, View<float const> q, View<floa
                                     View<float> out, View<float> state, AttentionShape const& shape,
                                     float const* alibi_slopes, float scale) {
     ctx.make_current();
-    auto p = flash::problem(shape, q.data, k.data, v.data, View<float const>(state), scale);
+    auto p = flash::problem(shape, q.data, k.data, v.data, scale);
     p.out = out.data;
+    p.state = state.data;
+    p.state_ld = state.cols;
     if (alibi_slopes) {
         auto* slopes = static_cast<float*>(ctx.scratch(flash::scratch_slot, std::size_t(shape.heads) * sizeof(float)));
         POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(slopes, alibi_slopes, std::size_t(shape.heads) * sizeof(float),
@@ -165,7 +151,9 @@ inline void flash_attention_backward(Context& ctx, View<float const> dout, View<
                                      View<float> dv, AttentionShape const& shape, float scale) {
     if (!dq.data && !dk.data && !dv.data) return;
     ctx.make_current();
-    auto p = flash::problem(shape, q.data, k.data, v.data, state, scale);
+    auto p = flash::problem(shape, q.data, k.data, v.data, scale);
+    p.state = const_cast<float*>(state.data);  // the backward only reads it
+    p.state_ld = state.cols;
     p.dout = dout.data;
     p.dq = dq.data;
     p.dk = dk.data;

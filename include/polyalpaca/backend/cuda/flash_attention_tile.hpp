@@ -18,6 +18,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "polyalpaca/backend/op_types.hpp"
+
 #if defined(__CUDACC__)
 #define POLYALPACA_HD __host__ __device__
 #define POLYALPACA_UNROLL _Pragma("unroll")
@@ -73,6 +75,20 @@ struct Problem {
     int batch = 0, seq = 0, heads = 0, kv_heads = 0;
     float scale = 1.0f;
 };
+
+/// A Problem over q, k, v of shape s; the caller points the outputs and the saved state.
+inline Problem problem(AttentionShape const& s, float const* q, float const* k, float const* v, float scale) {
+    Problem p;
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    p.batch = s.batch;
+    p.seq = s.seq;
+    p.heads = s.heads;
+    p.kv_heads = s.kv_heads;
+    p.scale = scale;
+    return p;
+}
 
 POLYALPACA_HD constexpr int tile_count(int seq, int rows) { return (seq + rows - 1) / rows; }
 
