@@ -1,7 +1,7 @@
 // CUDA kernel micro-benchmarks: the GEMM shapes of BLOOM-560m and LLaMA-7B at 2048 tokens in every GemmMath mode
 // plus a native bf16 x bf16 cuBLASLt GEMM as the ceiling, attention forward/backward at 4 x 512 (the GEMM path and
-// the flash kernels), layer/RMS norm, cross-entropy over BLOOM's 250880-token vocabulary and AdamW over 560M
-// values. Prints markdown tables with ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM
+// the flash kernels, fp32 and bf16 tensor-core), layer/RMS norm, cross-entropy over BLOOM's 250880-token
+// vocabulary and AdamW over 560M values. Prints markdown tables with ms per call, the achieved TFLOP/s or GB/s and the share of the H100 SXM
 // peak (bench_common.cuh).
 //
 //   polyalpaca_bench_cuda_kernels [--only gemm|attention|norm|loss|adamw] [--repeat N] [--tokens N]
@@ -258,10 +258,13 @@ std::map<std::string, std::array<double, 2>>& gemm_attention_ms() {
 }
 
 /// One table row per model for the attention path `kernel` (the GEMM path's header is printed by bench_attention,
-/// the flash kernels' by bench_flash_attention).
-void bench_attention_path(cu::Context& ctx, Settings const& s, cu::AttentionKernel kernel) {
+/// the flash kernels' by bench_flash_attention). The GEMM path runs in GemmMath::Bf16; the flash kernels in
+/// `flash_math`: Bf16 selects the tensor-core kernels, Fp32 the fp32 CUDA-core ones.
+void bench_attention_path(cu::Context& ctx, Settings const& s, cu::AttentionKernel kernel,
+                          cu::GemmMath flash_math = cu::GemmMath::Bf16) {
     bool const flash = kernel == cu::AttentionKernel::Flash;
-    ctx.set_gemm_math(cu::GemmMath::Bf16);
+    bool const tensor_cores = !flash || flash_math == cu::GemmMath::Bf16;
+    ctx.set_gemm_math(flash ? flash_math : cu::GemmMath::Bf16);
     struct Case {
         char const* model;
         int heads, head_dim;
@@ -300,10 +303,13 @@ void bench_attention_path(cu::Context& ctx, Settings const& s, cu::AttentionKern
         std::string const key = std::string("attention-") + (c.alibi ? "bloom-560m" : "llama-7b");
         double const pairs = flash ? double(shape.seq) * (shape.seq + 1) / 2 : double(shape.seq) * shape.seq;
         double const flops = 4.0 * shape.batch * shape.heads * pairs * shape.head_dim;
-        double const peak = flash ? Peaks::fp32_tflops : Peaks::bf16_tflops;
+        double const peak = tensor_cores ? Peaks::bf16_tflops : Peaks::fp32_tflops;
         double const f = flops / (fwd_ms * 1e-3) * 1e-12, b = 2.0 * flops / (bwd_ms * 1e-3) * 1e-12;
-        std::printf("| %s | %d x %d | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.0f%% |", c.model, c.heads, c.head_dim,
-                    fwd_ms, f, 100.0 * f / peak, bwd_ms, b, 100.0 * b / peak);
+        char const* math = tensor_cores ? "bf16" : "fp32";
+        std::printf("| %s |", c.model);
+        if (flash) std::printf(" %s |", tensor_cores ? "bf16 tensor cores" : "fp32 CUDA cores");
+        std::printf(" %d x %d | %.3f | %.1f | %.1f%% | %.3f | %.1f | %.1f%% |", c.heads, c.head_dim, fwd_ms, f,
+                    100.0 * f / peak, bwd_ms, b, 100.0 * b / peak);
         if (!flash) {
             gemm_attention_ms()[key] = {fwd_ms, bwd_ms};
             std::printf("\n");
@@ -312,8 +318,7 @@ void bench_attention_path(cu::Context& ctx, Settings const& s, cu::AttentionKern
         } else {
             std::printf(" - | - |\n");
         }
-        std::string const name = key + (flash ? "-flash" : "");
-        char const* math = flash ? "fp32" : "bf16";
+        std::string const name = key + (!flash ? "" : tensor_cores ? "-flash-bf16" : "-flash");
         result_line((name + "-fwd").c_str(), math, fwd_ms, f, "TFLOP/s", 100.0 * f / peak);
         result_line((name + "-bwd").c_str(), math, bwd_ms, b, "TFLOP/s", 100.0 * b / peak);
         std::fflush(stdout);
@@ -331,13 +336,16 @@ void bench_attention(cu::Context& ctx, Settings const& s) {
 /// The flash kernels (AttentionKernel::Flash) on the same shapes; run as the last section, so that a fault in
 /// kernels that are new to the GPU cannot take the other sections' results with it.
 void bench_flash_attention(cu::Context& ctx, Settings const& s) {
-    std::printf("\n## Causal attention at batch 4 x seq 512, flash kernels (fp32 CUDA cores)\n\n");
-    std::printf("FLOPs count only the causal half (T (T + 1) / 2 pairs; backward twice the forward), against the fp32 "
-                "peak; x = the GEMM path's ms / the flash kernels' ms.\n\n");
-    std::printf("| model | heads x head_dim | fwd ms | fwd TFLOP/s | %% fp32 | bwd ms | bwd TFLOP/s | %% fp32 | fwd x | "
-                "bwd x |\n");
-    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    bench_attention_path(ctx, s, cu::AttentionKernel::Flash);
+    std::printf("\n## Causal attention at batch 4 x seq 512, flash kernels\n\n");
+    std::printf("FLOPs count only the causal half (T (T + 1) / 2 pairs; backward twice the forward), against the peak "
+                "of the units that run them (fp32 in GemmMath::Fp32, bf16 tensor cores in GemmMath::Bf16); x = the "
+                "GEMM path's ms / the flash kernels' ms.\n\n");
+    std::printf("| model | kernels | heads x head_dim | fwd ms | fwd TFLOP/s | %% peak | bwd ms | bwd TFLOP/s "
+                "| %% peak | fwd x | bwd x |\n");
+    std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    bench_attention_path(ctx, s, cu::AttentionKernel::Flash, cu::GemmMath::Fp32);
+    bench_attention_path(ctx, s, cu::AttentionKernel::Flash, cu::GemmMath::Bf16);  // last: the newest kernels
+    ctx.set_gemm_math(cu::GemmMath::Bf16);
 }
 
 // ---- memory-bound ops --------------------------------------------------------------------------------------------

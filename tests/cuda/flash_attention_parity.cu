@@ -1,12 +1,16 @@
 /// @file tests/cuda/flash_attention_parity.cu
 /// @brief attention_forward / attention_backward with AttentionKernel::Flash (backend/cuda/flash_attention.cuh)
-/// against the CPU ops on the same random inputs; skips (77) without a GPU.
+/// against the CPU ops on the same random inputs, in both kernel sets: the fp32 CUDA-core kernels (GemmMath::Fp32)
+/// and the bf16 tensor-core kernels (GemmMath::Bf16); skips (77) without a GPU.
 ///
-/// Errors are max|cuda - cpu| / max|cpu| over each output (tests/cuda/cuda_test.cuh); tolerance 2e-5 for out, dq,
-/// dk and dv (fp32 on both sides, as the GEMM path in Fp32; the host simulation of the same kernels,
-/// tests/unit/flash_attention_tiles.cpp, measures under 1e-6), and 1e-6 of max(1, |lse|) for the saved
-/// logsumexp against a double loop. Shapes: the GEMM path's attention shapes (MHA, GQA with head_dim 80 and +=,
-/// ALiBi, seq 1, MQA), BLOOM-560m-like (4, 512, 16 heads, 64) with ALiBi and LLaMA-7B-like (1, 512, 32, 128).
+/// Errors are max|cuda - cpu| / max|cpu| over each output (tests/cuda/cuda_test.cuh). Fp32: tolerance 2e-5 for out,
+/// dq, dk and dv (fp32 on both sides, as the GEMM path in Fp32; the host simulation of the same kernels,
+/// tests/unit/flash_attention_tiles.cpp, measures under 1e-6), and 1e-6 of max(1, |lse|) for the saved logsumexp
+/// against a double loop. Bf16: the CPU runs on q, k, v and dout rounded to bf16, as the kernels load them, so
+/// what remains is the rounding of P and dS to bf16: tolerances 4e-3 (out) and 6e-3 (dq, dk, dv), those of the
+/// host simulation (measured there 1.1e-3 and 2.0e-3), and 1e-5 of max(1, |lse|).
+/// Shapes: the GEMM path's attention shapes (MHA, GQA with head_dim 80 and +=, ALiBi, seq 1, MQA),
+/// BLOOM-560m-like (4, 512, 16 heads, 64) with ALiBi and LLaMA-7B-like (1, 512, 32, 128).
 /// Also: a state buffer sized for the GEMM path, skipped gradients, bitwise-repeatable backward (no atomics),
 /// attention_state_cols, the GEMM fallback for a head_dim without a flash instantiation, and a bad state view.
 #include <cmath>
@@ -19,6 +23,7 @@
 #include "polyalpaca/backend/cpu/attention.hpp"
 #include "polyalpaca/backend/cuda.cuh"
 #include "polyalpaca/backend/cuda/attention.cuh"
+#include "polyalpaca/backend/cuda/flash_attention_mma_tile.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/layers/alibi.hpp"
 
@@ -29,7 +34,21 @@ using namespace polyalpaca::cuda_test;
 namespace {
 
 using Vec = std::vector<float>;
-constexpr double tolerance = 2e-5;
+constexpr double tolerance = 2e-5;  // fp32 kernels, every output
+
+/// The bounds of one kernel set.
+struct Tolerances {
+    double out, grad, lse;
+};
+Tolerances tolerances(cu::GemmMath math) {
+    return math == cu::GemmMath::Bf16 ? Tolerances{4e-3, 6e-3, 1e-5} : Tolerances{tolerance, tolerance, 1e-6};
+}
+
+/// v with every value rounded to bf16, as the tensor-core kernels load it.
+Vec rounded_to_bf16(Vec v) {
+    for (auto& x : v) x = cu::flash::from_bf16_bits(cu::flash::to_bf16_bits(x));
+    return v;
+}
 
 Vec random_vector(pa::Rng& rng, pa::Index n, double std = 1.0) {
     Vec v(static_cast<std::size_t>(n));
@@ -70,12 +89,16 @@ struct Options {
     bool accumulate = false;
     bool gemm_sized_state = false;  ///< probs (rows, seq) as the GEMM path allocates, not (rows, 2)
     bool check_lse = true;
+    cu::GemmMath math = cu::GemmMath::Fp32;  ///< Bf16 runs the tensor-core kernels
 };
 
 /// One shape: forward, backward (all gradients, added into random values when accumulate), a repeat of the
 /// backward compared bitwise, and each gradient alone.
 void check_flash(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::AttentionShape s, Options o) {
     ctx.set_attention_kernel(cu::AttentionKernel::Flash);
+    ctx.set_gemm_math(o.math);
+    bool const bf16 = o.math == cu::GemmMath::Bf16;
+    Tolerances const tol = tolerances(o.math);
     pa::Index const n = pa::Index(s.batch) * s.seq, qc = pa::Index(s.heads) * s.head_dim;
     pa::Index const kc = pa::Index(s.kv_heads) * s.head_dim, rows = pa::Index(s.batch) * s.heads * s.seq;
     auto const q = random_vector(rng, n * qc), k = random_vector(rng, n * kc), v = random_vector(rng, n * kc);
@@ -89,11 +112,14 @@ void check_flash(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Atte
     float const* slope_ptr = o.alibi ? slopes.data() : nullptr;
     float const scale = 1.0f / std::sqrt(float(s.head_dim));
 
+    // The CPU's inputs: as given, or as the tensor-core kernels load them.
+    Vec const rq = bf16 ? rounded_to_bf16(q) : q, rk = bf16 ? rounded_to_bf16(k) : k,
+              rv = bf16 ? rounded_to_bf16(v) : v, rdout = bf16 ? rounded_to_bf16(dout) : dout;
     Vec out(std::size_t(n * qc)), probs(std::size_t(rows * s.seq)), dq = dq0, dk = dk0, dv = dv0;
-    pa::cpu::attention_forward<float>(cpu, {q.data(), n, qc}, {k.data(), n, kc}, {v.data(), n, kc}, {out.data(), n, qc},
-                                      {probs.data(), rows, s.seq}, s, slope_ptr, scale);
-    pa::cpu::attention_backward<float>(cpu, {dout.data(), n, qc}, {q.data(), n, qc}, {k.data(), n, kc},
-                                       {v.data(), n, kc}, {probs.data(), rows, s.seq}, {dq.data(), n, qc},
+    pa::cpu::attention_forward<float>(cpu, {rq.data(), n, qc}, {rk.data(), n, kc}, {rv.data(), n, kc},
+                                      {out.data(), n, qc}, {probs.data(), rows, s.seq}, s, slope_ptr, scale);
+    pa::cpu::attention_backward<float>(cpu, {rdout.data(), n, qc}, {rq.data(), n, qc}, {rk.data(), n, kc},
+                                       {rv.data(), n, kc}, {probs.data(), rows, s.seq}, {dq.data(), n, qc},
                                        {dk.data(), n, kc}, {dv.data(), n, kc}, s, scale);
 
     pa::Index const state_cols = o.gemm_sized_state ? pa::Index(s.seq) : cu::attention_state_cols(ctx, s);
@@ -115,18 +141,18 @@ void check_flash(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Atte
     auto const all = backward(true, true, true);
 
     char buf[200];
-    std::snprintf(buf, sizeof buf, "flash b%d t%d h%d kv%d hd%d%s%s%s", s.batch, s.seq, s.heads, s.kv_heads,
-                  s.head_dim, o.alibi ? " alibi" : "", o.accumulate ? " +=" : "",
+    std::snprintf(buf, sizeof buf, "flash %s b%d t%d h%d kv%d hd%d%s%s%s", bf16 ? "bf16" : "fp32", s.batch, s.seq,
+                  s.heads, s.kv_heads, s.head_dim, o.alibi ? " alibi" : "", o.accumulate ? " +=" : "",
                   o.gemm_sized_state ? " (rows, seq) state" : "");
     std::string const what = buf;
-    expect_close(to_host(ctx, cout.data(), out.size()), out, tolerance, what + " out");
-    expect_close(all[0], dq, tolerance, what + " dq");
-    expect_close(all[1], dk, tolerance, what + " dk");
-    expect_close(all[2], dv, tolerance, what + " dv");
+    expect_close(to_host(ctx, cout.data(), out.size()), out, tol.out, what + " out");
+    expect_close(all[0], dq, tol.grad, what + " dq");
+    expect_close(all[1], dk, tol.grad, what + " dk");
+    expect_close(all[2], dv, tol.grad, what + " dv");
 
     if (o.check_lse) {
         auto const state = to_host(ctx, cstate.data(), std::size_t(rows * state_cols));
-        auto const lse = reference_lse(s, q, k, slope_ptr, scale);
+        auto const lse = reference_lse(s, rq, rk, slope_ptr, scale);
         double worst = 0;
         bool slopes_ok = true;
         for (pa::Index r = 0; r < rows; ++r) {
@@ -137,8 +163,9 @@ void check_flash(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Atte
             slopes_ok &= state[std::size_t(r * state_cols + 1)] == slope;
         }
         if (!std::isfinite(worst)) worst = INFINITY;
-        std::printf("  %-48s error %.3e of max(1, |lse|) (tolerance 1.0e-06)\n", (what + " lse").c_str(), worst);
-        expect(worst <= 1e-6, what + ": the saved logsumexp differs");
+        std::printf("  %-48s error %.3e of max(1, |lse|) (tolerance %.1e)\n", (what + " lse").c_str(), worst,
+                    tol.lse);
+        expect(worst <= tol.lse, what + ": the saved logsumexp differs");
         expect(slopes_ok, what + ": the state's second column must hold the head's ALiBi slope");
     }
 
@@ -188,17 +215,25 @@ int main() {
     expect(ctx.attention_kernel() == cu::AttentionKernel::Gemm, "the GEMM path is the default");
 
     using S = pa::AttentionShape;
-    check_flash(ctx, cpu, rng, S{2, 37, 4, 4, 64}, {});                                     // MHA
-    check_flash(ctx, cpu, rng, S{2, 37, 6, 2, 80}, {.accumulate = true});                   // GQA, head_dim 80, +=
-    check_flash(ctx, cpu, rng, S{2, 37, 4, 4, 64}, {.alibi = true});                        // ALiBi
-    check_flash(ctx, cpu, rng, S{3, 1, 4, 2, 64}, {.alibi = true, .accumulate = true});     // seq 1, GQA, ALiBi
-    check_flash(ctx, cpu, rng, S{1, 70, 8, 1, 80}, {.alibi = true});                        // MQA, ALiBi, 8 heads
-    check_flash(ctx, cpu, rng, S{2, 100, 4, 2, 32}, {.alibi = true, .accumulate = true});   // head_dim 32
-    check_flash(ctx, cpu, rng, S{1, 65, 3, 1, 96}, {.gemm_sized_state = true});             // head_dim 96
-    check_flash(ctx, cpu, rng, S{2, 70, 4, 2, 128}, {.alibi = true, .accumulate = true});   // head_dim 128
-    check_flash(ctx, cpu, rng, S{2, 130, 4, 4, 64}, {.gemm_sized_state = true});            // (rows, seq) state
-    check_flash(ctx, cpu, rng, S{4, 512, 16, 16, 64}, {.alibi = true, .accumulate = true, .check_lse = false});
-    check_flash(ctx, cpu, rng, S{1, 512, 32, 32, 128}, {.accumulate = true, .check_lse = false});
+    for (auto math : {cu::GemmMath::Fp32, cu::GemmMath::Bf16}) {
+        auto with = [math](Options o) {
+            o.math = math;
+            return o;
+        };
+        check_flash(ctx, cpu, rng, S{2, 37, 4, 4, 64}, with({}));                                    // MHA
+        check_flash(ctx, cpu, rng, S{2, 37, 6, 2, 80}, with({.accumulate = true}));                  // GQA, 80, +=
+        check_flash(ctx, cpu, rng, S{2, 37, 4, 4, 64}, with({.alibi = true}));                       // ALiBi
+        check_flash(ctx, cpu, rng, S{3, 1, 4, 2, 64}, with({.alibi = true, .accumulate = true}));    // seq 1, GQA
+        check_flash(ctx, cpu, rng, S{1, 70, 8, 1, 80}, with({.alibi = true}));                       // MQA, 8 heads
+        check_flash(ctx, cpu, rng, S{2, 100, 4, 2, 32}, with({.alibi = true, .accumulate = true}));  // head_dim 32
+        check_flash(ctx, cpu, rng, S{1, 65, 3, 1, 96}, with({.gemm_sized_state = true}));            // head_dim 96
+        check_flash(ctx, cpu, rng, S{2, 70, 4, 2, 128}, with({.alibi = true, .accumulate = true}));  // head_dim 128
+        check_flash(ctx, cpu, rng, S{2, 130, 4, 4, 64}, with({.gemm_sized_state = true}));  // (rows, seq) state
+        check_flash(ctx, cpu, rng, S{4, 512, 16, 16, 64},
+                    with({.alibi = true, .accumulate = true, .check_lse = false}));  // BLOOM-560m
+        check_flash(ctx, cpu, rng, S{1, 512, 32, 32, 128},
+                    with({.accumulate = true, .check_lse = false}));  // LLaMA-7B
+    }
     check_fallback(ctx, cpu, rng);
 
     ctx.set_attention_kernel(cu::AttentionKernel::Flash);
