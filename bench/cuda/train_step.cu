@@ -9,6 +9,9 @@
 // --attention flash runs attention on the fused flash kernels (AttentionKernel::Flash) and suffixes the config's
 // name with -flash (e.g. bloom-560m-lora-flash) in the table and the RESULT line.
 //
+// After the timed steps, the forward alone (evaluate) and forward + backward are timed the same way, for the
+// RESULT line's forward_ms and forward_backward_ms: the step's time split into forward, backward, clip + AdamW.
+//
 // MFU = train FLOPs per token (train/flops.hpp flop_cost: 6 N_mm full, 4 N_mm + 6 N_adapter LoRA, attention over
 // the full T x T square) x tokens/s / 989.4e12. Peak memory: bench_common.cuh MemoryWatch, sampled after model
 // construction and after every step, less the CUDA context.
@@ -90,20 +93,27 @@ void run(char const* config, Settings const& s) {
     cudaEvent_t start = nullptr, stop = nullptr;
     POLYALPACA_CUDA_CHECK(cudaEventCreate(&start));
     POLYALPACA_CUDA_CHECK(cudaEventCreate(&stop));
-    POLYALPACA_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
-    for (int i = 0; i < s.steps; ++i) {
-        last = pa::train_step(ctx, *net, optimizer, batches, 1e-4, 1.0, ++step);
+    auto mean_ms = [&](auto&& call) {  // CUDA-event milliseconds per call over s.steps calls
+        POLYALPACA_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+        for (int i = 0; i < s.steps; ++i) {
+            call();
+            memory.sample();
+        }
+        POLYALPACA_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
+        POLYALPACA_CUDA_CHECK(cudaEventSynchronize(stop));
         memory.sample();
-    }
-    POLYALPACA_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
-    POLYALPACA_CUDA_CHECK(cudaEventSynchronize(stop));
-    memory.sample();
-    float total_ms = 0;
-    POLYALPACA_CUDA_CHECK(cudaEventElapsedTime(&total_ms, start, stop));
+        float total_ms = 0;
+        POLYALPACA_CUDA_CHECK(cudaEventElapsedTime(&total_ms, start, stop));
+        return double(total_ms) / s.steps;
+    };
+    double const ms = mean_ms([&] { last = pa::train_step(ctx, *net, optimizer, batches, 1e-4, 1.0, ++step); });
+    // Where the step's time goes: the forward with the loss (evaluate: no dropout, no dlogits), then forward and
+    // backward (adding into the gradients, which nothing reads afterwards); clip + AdamW is the rest of the step.
+    double const forward_ms = mean_ms([&] { (void)net->evaluate(ctx, micro.front()); });
+    double const forward_backward_ms = mean_ms([&] { (void)net->forward_backward(ctx, micro.front()); });
     (void)cudaEventDestroy(start);
     (void)cudaEventDestroy(stop);
 
-    double const ms = double(total_ms) / s.steps;
     double const tokens = double(s.batch) * s.seq;
     double const tokens_per_s = tokens / (ms * 1e-3);
     double const flops_per_token = pa::flop_cost<Model>().per_token_at(s.seq);
@@ -121,10 +131,10 @@ void run(char const* config, Settings const& s) {
     std::size_t const optimizer_bytes = std::size_t(2 * store.trainable_count()) * sizeof(float);
     std::printf("RESULT config=%s math=%s tokens_per_s=%.1f ms_per_step=%.3f mfu=%.4f peak_bytes=%zu "
                 "flops_per_token=%.6e parameter_bytes=%zu optimizer_bytes=%zu bf16_copy_bytes=%zu "
-                "activation_bytes=%zu temporaries_bytes=%zu\n",
+                "activation_bytes=%zu temporaries_bytes=%zu forward_ms=%.3f forward_backward_ms=%.3f\n",
                 label, s.math_name, tokens_per_s, ms, mfu, memory.peak(), flops_per_token, parameter_bytes,
                 optimizer_bytes, ctx.bf16_copy_bytes(), pa::activation_bytes_held().load(),
-                ctx.temporaries.peak_bytes());
+                ctx.temporaries.peak_bytes(), forward_ms, forward_backward_ms);
     std::fflush(stdout);
 }
 
