@@ -10,6 +10,9 @@
 ///                   of summation differs)
 ///   GemmMath::Bf16  logits 2e-2, mean loss 1.5e-4, every trainable gradient 5e-2 (GEMM operands rounded to bf16;
 ///                   4.8x, 4.7x and 3.6x the worst errors tests/cuda/bf16_sim/model_error.cpp predicts)
+/// The same for a BLOOM (ALiBi) and a LLaMA (RoPE, GQA) with head_dim 32 on the flash attention kernels
+/// (AttentionKernel::Flash: the fp32 kernels in Fp32, the tensor-core ones in Bf16; the tiny presets' head_dim 8
+/// runs the GEMM path), under the same tolerances;
 /// and a 30-step AdamW run on a Markov token stream, CUDA in bf16 against the CPU in fp32, whose per-step mean loss
 /// must agree within 2e-3 relative at every step (predicted: 5.2e-4 at worst); full-parameter runs must also lower
 /// the loss by at least 10%.
@@ -69,10 +72,12 @@ public:
     using CpuNet = pa::CausalLm<Model, pa::CpuEigen, float>;
     using CudaNet = pa::CausalLm<Model, pa::Cuda, float>;
 
-    ModelPair(std::string label, std::uint64_t seed)
+    ModelPair(std::string label, std::uint64_t seed, cu::AttentionKernel attention)
         : label_(std::move(label)),
           cpu_(std::make_unique<CpuNet>(cpu_ctx_, pa::NetworkOptions{.seed = seed})),
-          gpu_(std::make_unique<CudaNet>(gpu_ctx_, pa::NetworkOptions{.seed = seed})) {}
+          gpu_(std::make_unique<CudaNet>(gpu_ctx_, pa::NetworkOptions{.seed = seed})) {
+        gpu_ctx_.set_attention_kernel(attention);
+    }
 
     /// Same names in the same order, and bit-identical initial values.
     void check_initial_values() {
@@ -187,9 +192,13 @@ private:
 };
 
 template <class Model>
-void check_model(std::string const& label, std::uint64_t seed) {
+void check_model(std::string const& label, std::uint64_t seed,
+                 cu::AttentionKernel attention = cu::AttentionKernel::Gemm) {
     std::printf("%s\n", label.c_str());
-    ModelPair<Model> pair(label, seed);
+    if (attention == cu::AttentionKernel::Flash)
+        expect(cu::flash::supported_head_dim(Model::config::hidden / Model::config::heads),
+               label + ": the flash kernels must be instantiated for this head_dim, or the GEMM path runs");
+    ModelPair<Model> pair(label, seed, attention);
     pair.check_initial_values();
     pair.perturb(seed + 1);
     auto const batch = masked_batch(Model::config::vocab, 3, 16, seed + 2);
@@ -204,6 +213,14 @@ using NeoxLora = pa::LoRA<2, 16, pa::site::Qkv>;
 using LlamaLora = pa::LoRA<3, 6, pa::site::Query, pa::site::Key, pa::site::Value, pa::site::AttnOut, pa::site::MlpGate,
                            pa::site::MlpUp, pa::site::MlpDown>;
 
+/// head_dim 32: sizes the flash kernels are instantiated for.
+struct BloomFlashSize : pa::bloom::Defaults {
+    static constexpr int vocab = 96, hidden = 64, layers = 2, heads = 2;
+};
+struct LlamaFlashSize : pa::llama::Defaults {
+    static constexpr int vocab = 96, hidden = 128, layers = 2, heads = 4, kv_heads = 2, ffn = 128;
+};
+
 }  // namespace
 
 int main() try {
@@ -215,6 +232,8 @@ int main() try {
     check_model<pa::Llama<pa::llama::SizeTiny>>("llama-tiny full", 15);
     check_model<pa::Llama<pa::llama::SizeTiny, LlamaLora>>("llama-tiny lora", 16);
     check_model<pa::Llama<pa::llama::SizeTinyTied>>("llama-tiny-tied full", 17);
+    check_model<pa::Bloom<BloomFlashSize, BloomLora>>("bloom head_dim 32 lora, flash", 18, cu::AttentionKernel::Flash);
+    check_model<pa::Llama<LlamaFlashSize>>("llama head_dim 32 full, flash", 19, cu::AttentionKernel::Flash);
     return pa::cuda_test::finish("cuda.model_parity");
 } catch (std::exception const& e) {
     std::printf("FAIL: cuda.model_parity threw: %s\n", e.what());
