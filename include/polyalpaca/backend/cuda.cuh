@@ -17,6 +17,7 @@
 #include "polyalpaca/backend/cuda/dropout.cuh"
 #include "polyalpaca/backend/cuda/embedding.cuh"
 #include "polyalpaca/backend/cuda/gemm.cuh"
+#include "polyalpaca/backend/cuda/lm_head.cuh"
 #include "polyalpaca/backend/cuda/loss.cuh"
 #include "polyalpaca/backend/cuda/norm.cuh"
 #include "polyalpaca/backend/cuda/optim_ops.cuh"
@@ -46,8 +47,9 @@ public:
 struct Cuda {
     using Context = cuda::Context;
     static constexpr char const* name = "cuda";
-    /// The LM head scores at most this many logits at once (512 MiB of fp32, and as much again for their
-    /// gradient): 535 rows of BLOOM's 250,880-entry vocabulary, enough rows for full-rate GEMMs.
+    /// The LM head scores at most this many logits at once (512 MiB of fp32, and half as much again for their
+    /// bf16 gradient, cuda/lm_head.cuh): 535 rows of BLOOM's 250,880-entry vocabulary, enough rows for full-rate
+    /// GEMMs.
     static constexpr std::int64_t lm_head_chunk_logits = std::int64_t(1) << 27;
 
     /// Owning device storage for T; zero-initialised; allocated on the calling thread's current device.

@@ -68,15 +68,25 @@ public:
             gather_rows(ctx, h, chunk_rows, hc);
             ScratchFrame temps(ctx.temporaries);
             auto logits = temps.template take<T>(rows, Vocab);
-            linear_forward(ctx, View<T const>(hc), weight.values(), static_cast<T const*>(nullptr), logits);
-            auto dlogits = temps.template take<T>(rows, Vocab);
-            auto part = cross_entropy(ctx, View<T const>(logits), chunk_targets, ignore_index, dlogits, grad_scale);
-            total.sum += part.sum;
-            total.count += part.count;
             auto dhc = temps.template take<T>(rows, Dim);
             Backend::fill_zero(ctx, dhc.data, std::size_t(dhc.size()));
-            linear_backward(ctx, View<T const>(hc), weight.values(), View<T const>(dlogits), dhc, weight.grads(),
-                            static_cast<T*>(nullptr));
+            LossSum part;
+            // A backend may run the chunk itself (cuda/lm_head.cuh keeps dlogits in bf16); else the ops below.
+            if constexpr (requires {
+                              lm_head_chunk_forward_backward(ctx, View<T const>(hc), weight.values(), chunk_targets,
+                                                             ignore_index, grad_scale, logits, dhc, weight.grads());
+                          }) {
+                part = lm_head_chunk_forward_backward(ctx, View<T const>(hc), weight.values(), chunk_targets,
+                                                      ignore_index, grad_scale, logits, dhc, weight.grads());
+            } else {
+                linear_forward(ctx, View<T const>(hc), weight.values(), static_cast<T const*>(nullptr), logits);
+                auto dlogits = temps.template take<T>(rows, Vocab);
+                part = cross_entropy(ctx, View<T const>(logits), chunk_targets, ignore_index, dlogits, grad_scale);
+                linear_backward(ctx, View<T const>(hc), weight.values(), View<T const>(dlogits), dhc, weight.grads(),
+                                static_cast<T*>(nullptr));
+            }
+            total.sum += part.sum;
+            total.count += part.count;
             scatter_add_rows(ctx, View<T const>(dhc), chunk_rows, dh);
         }
         return total;

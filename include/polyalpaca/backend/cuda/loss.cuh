@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "polyalpaca/backend/cuda/block_reduce.cuh"
@@ -28,18 +29,19 @@ inline constexpr int loss_scratch_slot = 5;
 inline constexpr int loss_threads = 1024;
 
 /// Row r: loss[r] = logsumexp(logits[r]) - logits[r][t] (0 on ignored rows). With grad, the row of dlogits
-/// becomes grad_scale * (softmax - onehot(t)), or 0 on ignored rows. dlogits may alias logits: every read of the
-/// row happens before the block barrier inside the reductions, every write after it.
-template <class T>
+/// becomes grad_scale * (softmax - onehot(t)), or 0 on ignored rows, computed in fp32 and stored as G (float, or
+/// bf16 rounded to nearest even). dlogits may alias logits (G = T): every read of the row happens before the block
+/// barrier inside the reductions, every write after it.
+template <class T, class G = T>
 __global__ void cross_entropy_kernel(T const* logits, Index vocab, std::int32_t const* targets, int ignore_index,
-                                     T* dlogits, float grad_scale, double* loss) {
+                                     G* dlogits, float grad_scale, double* loss) {
     Index const r = blockIdx.x;
     T const* row = logits + r * vocab;
     std::int32_t const t = targets[r];
     if (t == ignore_index) {
         if (threadIdx.x == 0) loss[r] = 0.0;
         if (dlogits)
-            for (Index j = threadIdx.x; j < vocab; j += blockDim.x) dlogits[r * vocab + j] = T(0);
+            for (Index j = threadIdx.x; j < vocab; j += blockDim.x) dlogits[r * vocab + j] = G(0.0f);
         return;  // the whole block takes this branch: t is the same for every thread
     }
     float m = -INFINITY, s = 0.0f;  // this thread's running max and sum of exp(x - m)
@@ -59,22 +61,18 @@ __global__ void cross_entropy_kernel(T const* logits, Index vocab, std::int32_t 
     double const log_sum_exp = double(row_max) + log(sum_exp);
     if (threadIdx.x == 0) loss[r] = log_sum_exp - double(target_logit);
     if (!dlogits) return;
-    T* grad = dlogits + r * vocab;
+    G* grad = dlogits + r * vocab;
     for (Index j = threadIdx.x; j < vocab; j += blockDim.x) {
         float const p = float(exp(double(row[j]) - log_sum_exp));
-        grad[j] = T(grad_scale * (j == t ? p - 1.0f : p));
+        grad[j] = G(grad_scale * (j == t ? p - 1.0f : p));
     }
 }
 
-}  // namespace detail
-
-/// Per row r with target t = targets[r] != ignore_index: loss_r = logsumexp(logits[r]) - logits[r][t]. Returns
-/// the sum of loss_r and the number of such rows (waits for the stream). When dlogits.data is not null it is
-/// WRITTEN: grad_scale * (softmax(logits[r]) - onehot(t)) on counted rows, 0 on ignored rows; it may alias
-/// logits. logits (N, V) and dlogits are device memory; targets is a host span. A target outside [0, V) that is
-/// not ignore_index throws. Mutable logits convert to View<float const> implicitly (no template deduction here).
-inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<std::int32_t const> targets,
-                             int ignore_index, View<float> dlogits, float grad_scale) {
+/// cross_entropy (below) with dlogits stored as G: float, or __nv_bfloat16 (lm_head.cuh). dlogits is (N, V) with
+/// row stride V, or nullptr.
+template <class G>
+inline LossSum cross_entropy_into(Context& ctx, View<float const> logits, std::span<std::int32_t const> targets,
+                                  int ignore_index, G* dlogits, float grad_scale) {
     require(!logits.empty(), "cross_entropy: logits is empty");
     Index const n = logits.rows, vocab = logits.cols;
     require(Index(targets.size()) == n, "cross_entropy: targets has ", targets.size(), " entries, logits has ", n,
@@ -87,18 +85,16 @@ inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<s
                 " is outside [0, ", vocab, ") and is not the ignore index ", ignore_index);
         if (t != ignore_index) ++count;
     }
-    bool const with_grad = dlogits.data != nullptr;
-    if (with_grad) require_shape(dlogits, n, vocab, "cross_entropy: dlogits");
     ctx.make_current();
 
     std::size_t const target_bytes = (std::size_t(n) * sizeof(std::int32_t) + 255) / 256 * 256;
-    auto* base = static_cast<char*>(ctx.scratch(detail::loss_scratch_slot, target_bytes + std::size_t(n) * 8));
+    auto* base = static_cast<char*>(ctx.scratch(loss_scratch_slot, target_bytes + std::size_t(n) * 8));
     auto* device_targets = reinterpret_cast<std::int32_t*>(base);
     auto* device_loss = reinterpret_cast<double*>(base + target_bytes);
     POLYALPACA_CUDA_CHECK(
         cudaMemcpyAsync(device_targets, targets.data(), targets.size_bytes(), cudaMemcpyHostToDevice, ctx.stream()));
-    detail::cross_entropy_kernel<float><<<unsigned(n), detail::loss_threads, 0, ctx.stream()>>>(
-        logits.data, vocab, device_targets, ignore_index, with_grad ? dlogits.data : nullptr, grad_scale, device_loss);
+    cross_entropy_kernel<float, G><<<unsigned(n), loss_threads, 0, ctx.stream()>>>(
+        logits.data, vocab, device_targets, ignore_index, dlogits, grad_scale, device_loss);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
 
     std::vector<double> losses(static_cast<std::size_t>(n));
@@ -110,6 +106,19 @@ inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<s
         if (targets[std::size_t(r)] != ignore_index) total.sum += losses[std::size_t(r)];
     total.count = count;
     return total;
+}
+
+}  // namespace detail
+
+/// Per row r with target t = targets[r] != ignore_index: loss_r = logsumexp(logits[r]) - logits[r][t]. Returns
+/// the sum of loss_r and the number of such rows (waits for the stream). When dlogits.data is not null it is
+/// WRITTEN: grad_scale * (softmax(logits[r]) - onehot(t)) on counted rows, 0 on ignored rows; it may alias
+/// logits. logits (N, V) and dlogits are device memory; targets is a host span. A target outside [0, V) that is
+/// not ignore_index throws. Mutable logits convert to View<float const> implicitly (no template deduction here).
+inline LossSum cross_entropy(Context& ctx, View<float const> logits, std::span<std::int32_t const> targets,
+                             int ignore_index, View<float> dlogits, float grad_scale) {
+    if (dlogits.data) require_shape(dlogits, logits.rows, logits.cols, "cross_entropy: dlogits");
+    return detail::cross_entropy_into(ctx, logits, targets, ignore_index, dlogits.data, grad_scale);
 }
 
 }  // namespace polyalpaca::cuda
