@@ -7,8 +7,10 @@
 /// dq, dk and dv (fp32 on both sides, as the GEMM path in Fp32; the host simulation of the same kernels,
 /// tests/unit/flash_attention_tiles.cpp, measures under 1e-6), and 1e-6 of max(1, |lse|) for the saved logsumexp
 /// against a double loop. Bf16: the CPU runs on q, k, v and dout rounded to bf16, as the kernels load them, so
-/// what remains is the rounding of P and dS to bf16: tolerances 4e-3 (out) and 6e-3 (dq, dk, dv), those of the
-/// host simulation (measured there 1.1e-3 and 2.0e-3), and 1e-5 of max(1, |lse|).
+/// what remains is the rounding of P and dS to bf16: tolerances 4e-3 (out) and 1e-2 (dq, dk, dv), those of the
+/// host simulation (measured there 1.1e-3 and 3.1e-3), and 1e-5 of max(1, |lse|).
+/// Every case runs the backward twice more: without the forward's out (kernel 1's pass over the keys finds D) and
+/// with it (D = rowsum(dout * out), as layers/attention.hpp calls it).
 /// Shapes: the GEMM path's attention shapes (MHA, GQA with head_dim 80 and +=, ALiBi, seq 1, MQA),
 /// BLOOM-560m-like (4, 512, 16 heads, 64) with ALiBi and LLaMA-7B-like (1, 512, 32, 128).
 /// Also: a state buffer sized for the GEMM path, skipped gradients, bitwise-repeatable backward (no atomics),
@@ -41,7 +43,7 @@ struct Tolerances {
     double out, grad, lse;
 };
 Tolerances tolerances(cu::GemmMath math) {
-    return math == cu::GemmMath::Bf16 ? Tolerances{4e-3, 6e-3, 1e-5} : Tolerances{tolerance, tolerance, 1e-6};
+    return math == cu::GemmMath::Bf16 ? Tolerances{4e-3, 1e-2, 1e-5} : Tolerances{tolerance, tolerance, 1e-6};
 }
 
 /// v with every value rounded to bf16, as the tensor-core kernels load it.
@@ -130,15 +132,21 @@ void check_flash(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Atte
     pa::View<float const> vstate(cstate.data(), rows, state_cols);
     cu::attention_forward(ctx, vq, vk, vv, {cout.data(), n, qc}, {cstate.data(), rows, state_cols}, s, slope_ptr,
                           scale);
-    auto backward = [&](bool with_q, bool with_k, bool with_v) {
+    auto backward = [&](bool with_q, bool with_k, bool with_v, bool with_out = false) {
         auto cdq = to_device(ctx, dq0), cdk = to_device(ctx, dk0), cdv = to_device(ctx, dv0);
-        cu::attention_backward(ctx, vdo, vq, vk, vv, vstate, with_q ? pa::View<float>(cdq.data(), n, qc) : pa::View<float>{},
-                               with_k ? pa::View<float>(cdk.data(), n, kc) : pa::View<float>{},
-                               with_v ? pa::View<float>(cdv.data(), n, kc) : pa::View<float>{}, s, scale);
+        pa::View<float> const gq = with_q ? pa::View<float>(cdq.data(), n, qc) : pa::View<float>{};
+        pa::View<float> const gk = with_k ? pa::View<float>(cdk.data(), n, kc) : pa::View<float>{};
+        pa::View<float> const gv = with_v ? pa::View<float>(cdv.data(), n, kc) : pa::View<float>{};
+        if (with_out)
+            cu::attention_backward(ctx, vdo, pa::View<float const>(cout.data(), n, qc), vq, vk, vv, vstate, gq, gk, gv,
+                                   s, scale);
+        else
+            cu::attention_backward(ctx, vdo, vq, vk, vv, vstate, gq, gk, gv, s, scale);
         return std::vector<Vec>{to_host(ctx, cdq.data(), dq0.size()), to_host(ctx, cdk.data(), dk0.size()),
                                 to_host(ctx, cdv.data(), dv0.size())};
     };
     auto const all = backward(true, true, true);
+    auto const with_out = backward(true, true, true, true);
 
     char buf[200];
     std::snprintf(buf, sizeof buf, "flash %s b%d t%d h%d kv%d hd%d%s%s%s", bf16 ? "bf16" : "fp32", s.batch, s.seq,
@@ -149,6 +157,9 @@ void check_flash(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Atte
     expect_close(all[0], dq, tol.grad, what + " dq");
     expect_close(all[1], dk, tol.grad, what + " dk");
     expect_close(all[2], dv, tol.grad, what + " dv");
+    expect_close(with_out[0], dq, tol.grad, what + " dq, D from out");
+    expect_close(with_out[1], dk, tol.grad, what + " dk, D from out");
+    expect(same_bits(with_out[2], all[2]), what + ": dv must not depend on how D is found");
 
     if (o.check_lse) {
         auto const state = to_host(ctx, cstate.data(), std::size_t(rows * state_cols));

@@ -188,7 +188,7 @@ struct Tolerances {
     double out, grad, lse;
 };
 constexpr Tolerances fp32_tolerances{2e-6, 5e-6, 1e-6};
-constexpr Tolerances tensor_core_tolerances{4e-3, 6e-3, 1e-6};  // measured 1.1e-3, 2.0e-3, 1.9e-7
+constexpr Tolerances tensor_core_tolerances{4e-3, 1e-2, 1e-6};  // measured 1.1e-3, 3.1e-3, 1.9e-7
 
 /// v with every value rounded to bf16, as the tensor-core kernels load it.
 Vec rounded_to_bf16(Vec v) {
@@ -230,7 +230,7 @@ Errors check_case(Case const& c, std::uint64_t seed, Kernels kernels = Kernels::
     struct Run {
         Vec out, state, delta, dq, dk, dv;
     };
-    auto simulate = [&](bool reverse) {
+    auto simulate = [&](bool reverse, bool with_saved_out = false) {
         Run r{Vec(out.size(), nan_fill), Vec(std::size_t(rows * c.state_ld), nan_fill), Vec(std::size_t(rows), nan_fill),
               dq0, dk0, dv0};
         auto p = fl::problem(s, q.data(), k.data(), v.data(), scale);
@@ -244,10 +244,11 @@ Errors check_case(Case const& c, std::uint64_t seed, Kernels kernels = Kernels::
         p.slopes = slope_ptr;
         p.delta = r.delta.data();
         simulate_forward<D>(p, reverse, kernels);
+        if (with_saved_out) p.saved_out = r.out.data();  // D_i = rowsum(dO * O): kernel 1 skips its first pass
         simulate_backward<D>(p, reverse, kernels);
         return r;
     };
-    Run const fwd = simulate(false), rev = simulate(true);
+    Run const fwd = simulate(false), rev = simulate(true), saved = simulate(false, true);
     CHECK(same_bits(fwd.out, rev.out));  // bitwise: no thread reads what another writes in the same phase
     CHECK(same_bits(fwd.state, rev.state));
     CHECK(same_bits(fwd.dq, rev.dq));
@@ -259,6 +260,11 @@ Errors check_case(Case const& c, std::uint64_t seed, Kernels kernels = Kernels::
     e.dq = relative_error(fwd.dq, dq);
     e.dk = relative_error(fwd.dk, dk);
     e.dv = relative_error(fwd.dv, dv);
+    // With the forward's out, D comes from it: the same gradients, up to rounding.
+    e.dq = std::max(e.dq, relative_error(saved.dq, dq));
+    e.dk = std::max(e.dk, relative_error(saved.dk, dk));
+    e.dv = std::max(e.dv, relative_error(saved.dv, dv));
+    CHECK(same_bits(saved.dv, fwd.dv));  // dv does not depend on D
     Vec naive_out;
     std::vector<double> lse;
     naive_forward(s, rq, rk, rv, slope_ptr, scale, 0, naive_out, lse);

@@ -169,8 +169,19 @@ public:
         auto dv = temps.template take<T>(n, kv_width);
         for (auto b : {dcontext, dq, dk, dv}) Backend::fill_zero(ctx, b.data, std::size_t(b.size()));
         out_.backward(ctx, dy, dcontext);
-        attention_backward(ctx, View<T const>(dcontext), View<T const>(q_view_), View<T const>(k_view_),
-                           View<T const>(v_view_), View<T const>(probs_.view()), dq, dk, dv, shape(), scale());
+        // A backend that can use the forward's output (CUDA's flash kernels: D = rowsum(dcontext * context)) gets it.
+        if constexpr (requires {
+                          attention_backward(ctx, View<T const>(dcontext), View<T const>(context_.view()),
+                                             View<T const>(q_view_), View<T const>(k_view_), View<T const>(v_view_),
+                                             View<T const>(probs_.view()), dq, dk, dv, shape(), scale());
+                      }) {
+            attention_backward(ctx, View<T const>(dcontext), View<T const>(context_.view()), View<T const>(q_view_),
+                               View<T const>(k_view_), View<T const>(v_view_), View<T const>(probs_.view()), dq, dk,
+                               dv, shape(), scale());
+        } else {
+            attention_backward(ctx, View<T const>(dcontext), View<T const>(q_view_), View<T const>(k_view_),
+                               View<T const>(v_view_), View<T const>(probs_.view()), dq, dk, dv, shape(), scale());
+        }
         if constexpr (Pos == Positional::Rotary) {
             rope_backward(ctx, dq, seq_, position_offset_, rope_spec(Heads));
             rope_backward(ctx, dk, seq_, position_offset_, rope_spec(KvHeads));

@@ -262,14 +262,17 @@ inline void attention_forward(Context& ctx, View<float const> q, View<float cons
 }
 
 /// Gradients of attention_forward from dout (N, heads*hd) and the saved probs, ADDED into dq, dk and dv; a
-/// gradient whose data is nullptr is skipped. ALiBi slopes are constants, so they need no gradient.
-inline void attention_backward(Context& ctx, View<float const> dout, View<float const> q, View<float const> k,
-                               View<float const> v, View<float const> probs, View<float> dq, View<float> dk,
-                               View<float> dv, AttentionShape const& shape, float scale) {
+/// gradient whose data is nullptr is skipped. ALiBi slopes are constants, so they need no gradient. `out` is
+/// the forward's output or empty: the flash kernels then take D = rowsum(dout * out) from it instead of a pass
+/// over the keys (layers/attention.hpp passes it); the GEMM path does not read it.
+inline void attention_backward(Context& ctx, View<float const> dout, View<float const> out, View<float const> q,
+                               View<float const> k, View<float const> v, View<float const> probs, View<float> dq,
+                               View<float> dk, View<float> dv, AttentionShape const& shape, float scale) {
     detail::check_attention_shape(shape, "attention_backward");
     Index const n = Index(shape.batch) * shape.seq, seq = shape.seq;
     Index const q_cols = Index(shape.heads) * shape.head_dim, kv_cols = Index(shape.kv_heads) * shape.head_dim;
     detail::check_attention_view(dout, n, q_cols, "attention_backward: dout (batch*seq, heads*head_dim)");
+    if (out.data) detail::check_attention_view(out, n, q_cols, "attention_backward: out (batch*seq, heads*head_dim)");
     detail::check_attention_view(q, n, q_cols, "attention_backward: q (batch*seq, heads*head_dim)");
     detail::check_attention_view(k, n, kv_cols, "attention_backward: k (batch*seq, kv_heads*head_dim)");
     detail::check_attention_view(v, n, kv_cols, "attention_backward: v (batch*seq, kv_heads*head_dim)");
@@ -284,7 +287,7 @@ inline void attention_backward(Context& ctx, View<float const> dout, View<float 
     if (dv.data) require_shape(dv, n, kv_cols, "attention_backward: dv (batch*seq, kv_heads*head_dim)");
     if (!dq.data && !dk.data && !dv.data) return;
     if (flash) {
-        flash_attention_backward(ctx, dout, q, k, v, probs, dq, dk, dv, shape, scale);
+        flash_attention_backward(ctx, dout, out.data, q, k, v, probs, dq, dk, dv, shape, scale);
         return;
     }
     ctx.make_current();
@@ -323,6 +326,13 @@ inline void attention_backward(Context& ctx, View<float const> dout, View<float 
         detail::head_gemm(ctx, shape, Trans::Yes, Trans::No, {ds}, seq, seq, qh, seq, hd, grad, seq, hd, 1.0f);
         detail::unpack(ctx, grad, shape, shape.kv_heads, true, dk.data);
     }
+}
+
+/// attention_backward without the forward's output (the flash kernels then find D with a pass over the keys).
+inline void attention_backward(Context& ctx, View<float const> dout, View<float const> q, View<float const> k,
+                               View<float const> v, View<float const> probs, View<float> dq, View<float> dk,
+                               View<float> dv, AttentionShape const& shape, float scale) {
+    attention_backward(ctx, dout, View<float const>{}, q, k, v, probs, dq, dk, dv, shape, scale);
 }
 
 }  // namespace polyalpaca::cuda

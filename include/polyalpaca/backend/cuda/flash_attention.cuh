@@ -12,9 +12,10 @@
 /// column; key tiles past the diagonal are never visited. In the fp32 set, all sums are fp32 on CUDA cores.
 /// - forward: one block per (batch, head, query tile), last (heaviest) tiles first; online softmax over the key
 ///   tiles 0..diagonal; writes out and the state.
-/// - backward kernel 1: one block per (batch, head, query tile): D_i = sum_j P_ij dO_i.v_j (= rowsum(dO_i * O_i),
-///   P recomputed from the saved logsumexp) into scratch, then, when dq is wanted, a second pass over the key
-///   tiles forms dS = P (dP - D) and adds scale dS K into dq.
+/// - backward kernel 1: one block per (batch, head, query tile): D_i = rowsum(dO_i * O_i) into scratch, from the
+///   forward's out when the caller passes it, else by a pass over the key tiles as sum_j P_ij dO_i.v_j (P
+///   recomputed from the saved logsumexp); then, when dq is wanted, a pass over the key tiles forms
+///   dS = P (dP - D) and adds scale dS K into dq.
 /// - backward kernel 2: one block per (batch, kv head, key tile), first (heaviest) tiles first: loops over the
 ///   group's query heads and the query tiles from the diagonal on, accumulates dV = P^T dO and dK = scale dS^T Q
 ///   in registers and adds them into dv and dk once. Every output element has exactly one writer, so the result
@@ -243,16 +244,19 @@ inline void flash_attention_forward(Context& ctx, View<float const> q, View<floa
     flash::dispatch(shape.head_dim, [&]<int D>() { flash::forward<D>(ctx, p, flash::tensor_cores(ctx)); });
 }
 
-/// Flash backward on checked views: dq, dk, dv (any may have a null data) ADDED into.
-inline void flash_attention_backward(Context& ctx, View<float const> dout, View<float const> q, View<float const> k,
-                                     View<float const> v, View<float const> state, View<float> dq, View<float> dk,
-                                     View<float> dv, AttentionShape const& shape, float scale) {
+/// Flash backward on checked views: dq, dk, dv (any may have a null data) ADDED into. saved_out is the forward's
+/// out (batch*seq, heads*hd) or nullptr (see Problem::saved_out).
+inline void flash_attention_backward(Context& ctx, View<float const> dout, float const* saved_out, View<float const> q,
+                                     View<float const> k, View<float const> v, View<float const> state,
+                                     View<float> dq, View<float> dk, View<float> dv, AttentionShape const& shape,
+                                     float scale) {
     if (!dq.data && !dk.data && !dv.data) return;
     ctx.make_current();
     auto p = flash::problem(shape, q.data, k.data, v.data, scale);
     p.state = const_cast<float*>(state.data);  // the backward only reads it
     p.state_ld = state.cols;
     p.dout = dout.data;
+    p.saved_out = saved_out;
     p.dq = dq.data;
     p.dk = dk.data;
     p.dv = dv.data;

@@ -74,8 +74,8 @@ POLYALPACA_HD constexpr int round_up_128(int bytes) { return (bytes + 127) / 128
 template <int D>
 struct MmaGeometry {
     static_assert(D % 16 == 0, "the tensor-core kernels need head_dim % 16 == 0");
-    static constexpr int rows = Geometry<D>::rows;  ///< query rows and key rows per tile (same grid as fp32)
-    static constexpr int lanes = 4;                 ///< threads per row in the elementwise phases
+    static constexpr int rows = Geometry<D>::rows;    ///< query rows and key rows per tile (same grid as fp32)
+    static constexpr int lanes = Geometry<D>::lanes;  ///< threads per row in the elementwise phases
     static constexpr int threads = lanes * rows;
     static constexpr int per_thread = rows / lanes;  ///< columns c, c + 4, ... of a (rows, rows) tile per thread
     static constexpr int cols = D / lanes;           ///< head columns c, c + 4, ... per thread
@@ -230,9 +230,9 @@ struct MmaDqThread {
     float lse, delta, partial;
 };
 
-/// Block of kernel 1 (one per query tile of head (b, h), heaviest first), as backward_dq_block: pass 1 over the
-/// key tiles up to the diagonal computes D_i = sum_j P_ij dP_ij into p.delta; pass 2, when p.dq is set, forms
-/// dS = P (dP - D) and adds scale dS K into dq.
+/// Block of kernel 1 (one per query tile of head (b, h), heaviest first), as backward_dq_block: D_i into p.delta
+/// from p.saved_out (fp32), or by pass 1 over the key tiles up to the diagonal as sum_j P_ij dP_ij; pass 2, when
+/// p.dq is set, forms dS = P (dP - D) and adds scale dS K into dq.
 template <int D, class Block>
 POLYALPACA_HD void mma_backward_dq_block(Problem const& p, int block, unsigned char* smem, Block& run) {
     using G = MmaGeometry<D>;
@@ -262,7 +262,7 @@ POLYALPACA_HD void mma_backward_dq_block(Problem const& p, int block, unsigned c
         zero_accumulator<D>(t, dqs);
         int const i = i0 + t / G::lanes;
         s.lse = i < p.seq ? p.state[(std::int64_t(bh) * p.seq + i) * p.state_ld] : 0.0f;
-        s.partial = 0.0f;
+        s.partial = p.saved_out ? saved_out_partial<D>(p, t, b, h, i0) : 0.0f;
     });
     // Loads key tile kt and computes its S and dP.
     auto scores = [&](int kt) {
@@ -274,7 +274,7 @@ POLYALPACA_HD void mma_backward_dq_block(Problem const& p, int block, unsigned c
         run.product(TileProduct<true>{qs, G::ldh, ks, G::ldh, ss, G::lds, R, R, D, false});
         run.product(TileProduct<true>{dos, G::ldh, vs, G::ldh, dps, G::lds, R, R, D, false});
     };
-    for (int kt = 0; kt <= qt; ++kt) {  // pass 1: D_i
+    for (int kt = 0; p.saved_out == nullptr && kt <= qt; ++kt) {  // pass 1: D_i without the forward's out
         scores(kt);
         run.each([&](int t, S& s) {
             int const r = t / G::lanes, c = t % G::lanes;

@@ -65,6 +65,9 @@ struct Problem {
     float const* v = nullptr;
     float const* dout = nullptr;
     float* out = nullptr;
+    /// backward only: the forward's out, or nullptr. With it, kernel 1 takes D_i = rowsum(dO_i * O_i) from it and
+    /// skips its first pass over the key tiles.
+    float const* saved_out = nullptr;
     float* dq = nullptr;
     float* dk = nullptr;
     float* dv = nullptr;
@@ -213,9 +216,24 @@ struct DqThread {
     float lse, delta, partial;
 };
 
-/// Block of kernel 1 (one per query tile of head (b, h), heaviest first): pass 1 over the key tiles up to the
-/// diagonal computes D_i = sum_j P_ij dP_ij (dP_ij = dO_i . v_j; equal to rowsum(dO_i * O_i)) and stores it in
-/// p.delta; pass 2, when p.dq is set, recomputes P and dP, forms dS = P (dP - D) and adds scale dS K into dq.
+/// Thread t's share of D_i = rowsum(dO_i * O_i) for its row i = i0 + t / lanes: columns c, c + lanes, ... of
+/// head h, from the forward's out (0 for rows past seq).
+template <int D>
+POLYALPACA_HD inline float saved_out_partial(Problem const& p, int t, int b, int h, int i0) {
+    constexpr int lanes = Geometry<D>::lanes;
+    int const r = t / lanes, c = t % lanes, i = i0 + r;
+    if (i >= p.seq) return 0.0f;
+    std::int64_t const at = (std::int64_t(b) * p.seq + i) * std::int64_t(p.heads) * D + std::int64_t(h) * D + c;
+    float sum = 0.0f;
+    POLYALPACA_UNROLL
+    for (int e = 0; e < D / lanes; ++e) sum += p.dout[at + lanes * e] * p.saved_out[at + lanes * e];
+    return sum;
+}
+
+/// Block of kernel 1 (one per query tile of head (b, h), heaviest first): D_i = rowsum(dO_i * O_i) into p.delta,
+/// from p.saved_out when given, else by pass 1 over the key tiles up to the diagonal as sum_j P_ij dP_ij
+/// (dP_ij = dO_i . v_j); pass 2, when p.dq is set, recomputes P and dP, forms dS = P (dP - D) and adds scale dS K
+/// into dq.
 template <int D, class Block>
 POLYALPACA_HD void backward_dq_block(Problem const& p, int block, float* smem, Block& run) {
     using G = Geometry<D>;
@@ -240,7 +258,7 @@ POLYALPACA_HD void backward_dq_block(Problem const& p, int block, float* smem, B
         load_tile<D>(t, p.dout + base, q_ld, p.seq - i0, dos);
         int const i = i0 + t / G::lanes;
         s.lse = i < p.seq ? p.state[(std::int64_t(bh) * p.seq + i) * p.state_ld] : 0.0f;
-        s.partial = 0.0f;
+        s.partial = p.saved_out ? saved_out_partial<D>(p, t, b, h, i0) : 0.0f;
         POLYALPACA_UNROLL
         for (int e = 0; e < G::cols; ++e) s.acc[e] = 0.0f;
     });
@@ -268,7 +286,7 @@ POLYALPACA_HD void backward_dq_block(Problem const& p, int block, float* smem, B
         load_tile<D>(t, p.k + base, kv_ld, p.seq - j0, ks);
         load_tile<D>(t, p.v + base, kv_ld, p.seq - j0, vs);
     };
-    for (int kt = 0; kt <= qt; ++kt) {  // pass 1: D_i
+    for (int kt = 0; p.saved_out == nullptr && kt <= qt; ++kt) {  // pass 1: D_i without the forward's out
         run.each([&](int t, S&) { load_keys(t, kt * R); });
         run.each([&](int t, S& s) {
             float prob[G::per_thread], dp[G::per_thread];
