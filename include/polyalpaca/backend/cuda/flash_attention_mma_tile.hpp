@@ -145,11 +145,9 @@ POLYALPACA_HD void mma_forward_block(Problem const& p, int block, unsigned char*
     using G = MmaGeometry<D>;
     using S = MmaForwardThread<D>;
     constexpr int R = G::rows;
-    int const tiles = tile_count(p.seq, R), heads_total = p.batch * p.heads;
-    int const qt = tiles - 1 - block / heads_total, bh = block % heads_total;
-    int const b = bh / p.heads, h = bh % p.heads, g = h / (p.heads / p.kv_heads);
-    int const i0 = qt * R;
-    std::int64_t const q_ld = std::int64_t(p.heads) * D, kv_ld = std::int64_t(p.kv_heads) * D;
+    QueryTile const at = query_tile(p, block, R, D);
+    int const qt = at.qt, bh = at.bh, b = at.b, h = at.h, g = at.g, i0 = at.i0;
+    std::int64_t const q_ld = at.q_ld, kv_ld = at.kv_ld;
     SharedCarver carve{smem};
     auto* qs = carve.take<Bf16Bits>(G::head_bytes);         // (R, D) queries
     auto* ks = carve.take<Bf16Bits>(G::head_bytes);         // (R, D) keys
@@ -238,11 +236,9 @@ POLYALPACA_HD void mma_backward_dq_block(Problem const& p, int block, unsigned c
     using G = MmaGeometry<D>;
     using S = MmaDqThread<D>;
     constexpr int R = G::rows;
-    int const tiles = tile_count(p.seq, R), heads_total = p.batch * p.heads;
-    int const qt = tiles - 1 - block / heads_total, bh = block % heads_total;
-    int const b = bh / p.heads, h = bh % p.heads, g = h / (p.heads / p.kv_heads);
-    int const i0 = qt * R;
-    std::int64_t const q_ld = std::int64_t(p.heads) * D, kv_ld = std::int64_t(p.kv_heads) * D;
+    QueryTile const at = query_tile(p, block, R, D);
+    int const qt = at.qt, bh = at.bh, b = at.b, h = at.h, g = at.g, i0 = at.i0;
+    std::int64_t const q_ld = at.q_ld, kv_ld = at.kv_ld;
     SharedCarver carve{smem};
     auto* qs = carve.take<Bf16Bits>(G::head_bytes);          // (R, D) queries
     auto* dos = carve.take<Bf16Bits>(G::head_bytes);         // (R, D) output gradients
@@ -366,11 +362,7 @@ POLYALPACA_HD void mma_backward_dkv_block(Problem const& p, int block, unsigned 
                 std::int64_t const base = (std::int64_t(b) * p.seq + i0) * q_ld + std::int64_t(h) * D;
                 load_tile_bf16<D>(t, p.q + base, q_ld, p.seq - i0, qs);
                 load_tile_bf16<D>(t, p.dout + base, q_ld, p.seq - i0, dos);
-                if (t < R) {
-                    bool const valid = i0 + t < p.seq;
-                    lses[t] = valid ? p.state[(head_row + i0 + t) * p.state_ld] : 0.0f;
-                    deltas[t] = valid && want_dk ? p.delta[head_row + i0 + t] : 0.0f;
-                }
+                load_query_stats(p, t, R, head_row + i0, i0, want_dk, lses, deltas);
             });
             run.product(TileProduct<true>{ks, G::ldh, qs, G::ldh, sts, G::lds, R, R, D, false});
             run.product(TileProduct<true>{vs, G::ldh, dos, G::ldh, dpts, G::lds, R, R, D, false});

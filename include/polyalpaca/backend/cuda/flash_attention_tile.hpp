@@ -95,6 +95,28 @@ inline Problem problem(AttentionShape const& s, float const* q, float const* k, 
 
 POLYALPACA_HD constexpr int tile_count(int seq, int rows) { return (seq + rows - 1) / rows; }
 
+/// What a block of the forward or of backward kernel 1 works on: query tile qt (blocks run the last, heaviest,
+/// tiles first) of head h of sequence b (bh = b * heads + h), whose keys and values are kv head g; its rows start
+/// at i0. q_ld and kv_ld are the row strides of q (and out, dout, dq) and of k (and v, dk, dv).
+struct QueryTile {
+    int qt, bh, b, h, g, i0;
+    std::int64_t q_ld, kv_ld;
+};
+
+POLYALPACA_HD inline QueryTile query_tile(Problem const& p, int block, int rows, int head_dim) {
+    int const heads_total = p.batch * p.heads;
+    QueryTile at;
+    at.qt = tile_count(p.seq, rows) - 1 - block / heads_total;
+    at.bh = block % heads_total;
+    at.b = at.bh / p.heads;
+    at.h = at.bh % p.heads;
+    at.g = at.h / (p.heads / p.kv_heads);
+    at.i0 = at.qt * rows;
+    at.q_ld = std::int64_t(p.heads) * head_dim;
+    at.kv_ld = std::int64_t(p.kv_heads) * head_dim;
+    return at;
+}
+
 /// dst (rows, D + 1) = src rows [0, valid) (row stride ld), zeros below: a block-wide cooperative copy.
 template <int D>
 POLYALPACA_HD inline void load_tile(int t, float const* src, std::int64_t ld, int valid, float* dst) {
@@ -126,11 +148,9 @@ POLYALPACA_HD void forward_block(Problem const& p, int block, float* smem, Block
     using G = Geometry<D>;
     using S = ForwardThread<D>;
     constexpr int R = G::rows;
-    int const tiles = tile_count(p.seq, R), heads_total = p.batch * p.heads;
-    int const qt = tiles - 1 - block / heads_total, bh = block % heads_total;
-    int const b = bh / p.heads, h = bh % p.heads, g = h / (p.heads / p.kv_heads);
-    int const i0 = qt * R;
-    std::int64_t const q_ld = std::int64_t(p.heads) * D, kv_ld = std::int64_t(p.kv_heads) * D;
+    QueryTile const at = query_tile(p, block, R, D);
+    int const qt = at.qt, bh = at.bh, b = at.b, h = at.h, g = at.g, i0 = at.i0;
+    std::int64_t const q_ld = at.q_ld, kv_ld = at.kv_ld;
     float* qs = smem;          // (R, D) queries
     float* ks = qs + G::tile;  // (R, D) keys
     float* vs = ks + G::tile;  // (R, D) values
@@ -239,11 +259,9 @@ POLYALPACA_HD void backward_dq_block(Problem const& p, int block, float* smem, B
     using G = Geometry<D>;
     using S = DqThread<D>;
     constexpr int R = G::rows;
-    int const tiles = tile_count(p.seq, R), heads_total = p.batch * p.heads;
-    int const qt = tiles - 1 - block / heads_total, bh = block % heads_total;
-    int const b = bh / p.heads, h = bh % p.heads, g = h / (p.heads / p.kv_heads);
-    int const i0 = qt * R;
-    std::int64_t const q_ld = std::int64_t(p.heads) * D, kv_ld = std::int64_t(p.kv_heads) * D;
+    QueryTile const at = query_tile(p, block, R, D);
+    int const qt = at.qt, bh = at.bh, b = at.b, h = at.h, g = at.g, i0 = at.i0;
+    std::int64_t const q_ld = at.q_ld, kv_ld = at.kv_ld;
     float* qs = smem;             // (R, D) queries
     float* dos = qs + G::tile;    // (R, D) output gradients
     float* ks = dos + G::tile;    // (R, D) keys
@@ -331,6 +349,16 @@ POLYALPACA_HD void backward_dq_block(Problem const& p, int block, float* smem, B
     });
 }
 
+/// Kernel 2: lses[t] and deltas[t] (D_i, or 0 when dk is not wanted) of the query tile's rows i0 + t, t < rows,
+/// for threads t < rows; `row` is the state row of query i0 (0 past seq).
+POLYALPACA_HD inline void load_query_stats(Problem const& p, int t, int rows, std::int64_t row, int i0, bool want_dk,
+                                           float* lses, float* deltas) {
+    if (t >= rows) return;
+    bool const valid = i0 + t < p.seq;
+    lses[t] = valid ? p.state[(row + t) * p.state_ld] : 0.0f;
+    deltas[t] = valid && want_dk ? p.delta[row + t] : 0.0f;
+}
+
 template <int D>
 struct DkvThread {
     float dk[Geometry<D>::cols];  ///< sum_i dS_ij q_i over the group's heads, columns c, c + 4, ...
@@ -376,11 +404,7 @@ POLYALPACA_HD void backward_dkv_block(Problem const& p, int block, float* smem, 
                 std::int64_t const base = (std::int64_t(b) * p.seq + i0) * q_ld + std::int64_t(h) * D;
                 load_tile<D>(t, p.q + base, q_ld, p.seq - i0, qs);
                 load_tile<D>(t, p.dout + base, q_ld, p.seq - i0, dos);
-                if (t < R) {
-                    bool const valid = i0 + t < p.seq;
-                    lses[t] = valid ? p.state[(head_row + i0 + t) * p.state_ld] : 0.0f;
-                    deltas[t] = valid && want_dk ? p.delta[head_row + i0 + t] : 0.0f;
-                }
+                load_query_stats(p, t, R, head_row + i0, i0, want_dk, lses, deltas);
             });
             run.each([&](int t, S&) {  // P and dS of key row r against queries c, c + 4, ...
                 int const r = t / G::lanes, c = t % G::lanes;
