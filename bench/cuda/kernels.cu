@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <cublasLt.h>
@@ -399,6 +400,50 @@ void bench_norms(cu::Context& ctx, Settings const& s) {
     }
 }
 
+/// One training chunk of BLOOM-560m's LM head as a LoRA step runs it (frozen head: logits GEMM, loss, dX GEMM), in
+/// Bf16: the generic op sequence (fp32 dlogits, converted by the dX GEMM) against cuda::lm_head_chunk_forward_backward
+/// (bf16 dlogits written by the loss kernel). Rows: as many as Cuda::lm_head_chunk_logits allows.
+void bench_lm_head_chunk(cu::Context& ctx, Settings const& s) {
+    ctx.set_gemm_math(cu::GemmMath::Bf16);
+    pa::Index const vocab = 250880, dim = 1024, rows = pa::Cuda::lm_head_chunk_logits / vocab;
+    auto hidden = random_device(ctx, std::size_t(rows * dim), 13);
+    auto weight = random_device(ctx, std::size_t(vocab * dim), 14);
+    cu::DeviceBuffer<float> logits(std::size_t(rows * vocab)), dlogits(std::size_t(rows * vocab)),
+        dhidden(std::size_t(rows * dim));
+    std::vector<std::int32_t> targets(static_cast<std::size_t>(rows));
+    pa::Rng rng(15);
+    for (auto& t : targets) t = std::int32_t(rng.below(std::uint64_t(vocab)));
+    std::span<std::int32_t const> const chunk_targets(targets);
+    pa::View<float const> vh(hidden.data(), rows, dim), vw(weight.data(), vocab, dim);
+    pa::View<float> vlogits(logits.data(), rows, vocab), vdh(dhidden.data(), rows, dim);
+    float const grad_scale = 1.0f / float(rows);
+    double const generic_ms = time_ms(ctx, 2, s.repeat, [&] {
+        cu::linear_forward(ctx, vh, vw, nullptr, vlogits);
+        pa::View<float> vd(dlogits.data(), rows, vocab);
+        (void)cu::cross_entropy(ctx, pa::View<float const>(vlogits), chunk_targets, pa::ignore_index, vd, grad_scale);
+        cu::linear_backward(ctx, vh, vw, pa::View<float const>(vd), vdh, pa::View<float>{}, nullptr);
+    });
+    double const fused_ms = time_ms(ctx, 2, s.repeat, [&] {
+        (void)cu::lm_head_chunk_forward_backward(ctx, vh, vw, chunk_targets, pa::ignore_index, grad_scale, vlogits,
+                                                 vdh, pa::View<float>{});
+    });
+    double const flops = 4.0 * double(rows) * dim * vocab;  // forward and dX GEMMs
+    std::printf("\n## LM head training chunk, BLOOM-560m (%lld x %lld x %lld, frozen head), GemmMath bf16\n\n",
+                (long long)rows, (long long)dim, (long long)vocab);
+    std::printf("logits GEMM + cross-entropy + dX GEMM; TFLOP/s counts the two GEMMs (4 rows D V).\n\n");
+    std::printf("| dlogits | ms | TFLOP/s | %% bf16 | x |\n|---|---:|---:|---:|---:|\n");
+    for (auto [name, key, ms] : {std::tuple{"fp32, converted by the GEMM (generic ops)", "lm-head-chunk-generic",
+                                            generic_ms},
+                                 std::tuple{"bf16 from the loss kernel (lm_head.cuh)", "lm-head-chunk-bf16-dlogits",
+                                            fused_ms}}) {
+        double const tflops = flops / (ms * 1e-3) * 1e-12;
+        std::printf("| %s | %.3f | %.1f | %.1f%% | %.2f |\n", name, ms, tflops, 100.0 * tflops / Peaks::bf16_tflops,
+                    generic_ms / ms);
+        result_line(key, "bf16", ms, tflops, "TFLOP/s", 100.0 * tflops / Peaks::bf16_tflops);
+    }
+    std::fflush(stdout);
+}
+
 void bench_loss(cu::Context& ctx, Settings const& s) {
     print_bandwidth_header("Cross-entropy (softmax + loss + gradient) over BLOOM's vocabulary",
                            "reads the logits and writes dlogits (2 N V floats)");
@@ -415,6 +460,7 @@ void bench_loss(cu::Context& ctx, Settings const& s) {
         (void)cu::cross_entropy(ctx, vl, std::span<std::int32_t const>(targets), pa::ignore_index, vd, 1.0f / float(n));
     });
     print_bandwidth_row(("cross_entropy (" + std::to_string(n) + " x 250880)").c_str(), ms, 2.0 * double(nv) * 4);
+    bench_lm_head_chunk(ctx, s);
 }
 
 void bench_adamw(cu::Context& ctx, Settings const& s) {
