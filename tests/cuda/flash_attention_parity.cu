@@ -9,8 +9,8 @@
 /// against a double loop. Bf16: the CPU runs on q, k, v and dout rounded to bf16, as the kernels load them, so
 /// what remains is the rounding of P and dS to bf16: tolerances 4e-3 (out) and 1e-2 (dq, dk, dv), those of the
 /// host simulation (measured there 1.1e-3 and 3.1e-3), and 1e-5 of max(1, |lse|).
-/// Every case runs the backward twice more: without the forward's out (kernel 1's pass over the keys finds D) and
-/// with it (D = rowsum(dout * out), as layers/attention.hpp calls it).
+/// Every case runs the backward both without the forward's out (kernel 1's pass over the keys finds D) and with it
+/// (D = rowsum(dout * out), as layers/attention.hpp calls it).
 /// Shapes: the GEMM path's attention shapes (MHA, GQA with head_dim 80 and +=, ALiBi, seq 1, MQA),
 /// BLOOM-560m-like (4, 512, 16 heads, 64) with ALiBi and LLaMA-7B-like (1, 512, 32, 128).
 /// Also: a state buffer sized for the GEMM path, skipped gradients, bitwise-repeatable backward (no atomics),
