@@ -169,7 +169,8 @@ public:
         auto dv = temps.template take<T>(n, kv_width);
         for (auto b : {dcontext, dq, dk, dv}) Backend::fill_zero(ctx, b.data, std::size_t(b.size()));
         out_.backward(ctx, dy, dcontext);
-        // A backend that can use the forward's output (CUDA's flash kernels: D = rowsum(dcontext * context)) gets it.
+        // A backend that can use the forward's output (CUDA's flash kernels: D = rowsum(dcontext * context)) gets it;
+        // an opt-in, so a backend that defines only the plain op (e.g. tests/cuda/bf16_sim's) still runs its own.
         if constexpr (requires {
                           attention_backward(ctx, View<T const>(dcontext), View<T const>(context_.view()),
                                              View<T const>(q_view_), View<T const>(k_view_), View<T const>(v_view_),

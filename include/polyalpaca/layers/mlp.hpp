@@ -12,6 +12,14 @@ namespace polyalpaca {
 
 enum class Gelu { Tanh, Erf };
 
+/// Memory for an MLP's activation (N, F), the down projection's input: the layer's kept buffer when down_proj's
+/// backward reads it (a trainable or adapted down_proj), else a temporary of the forward's frame.
+template <class Down, class T, class Buffer, class Frame>
+View<T> mlp_activation(Buffer& kept, Frame& temps, Index n, Index ffn) {
+    if constexpr (Down::backward_reads_input) return kept.ensure(n, ffn);
+    else return temps.template take<T>(n, ffn);
+}
+
 /// down(gelu(up(x))), both projections with bias.
 template <class Backend, class T, int Dim, int Ffn, Gelu Form, class Adapter>
 class GeluMlp {
@@ -36,7 +44,7 @@ public:
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
         auto h = up_.forward(ctx, x, mode);  // (N, F)
         ScratchFrame temps(ctx.temporaries);
-        auto a = activation(temps, x.rows);
+        auto a = mlp_activation<Down, T>(act_, temps, x.rows, Ffn);
         if constexpr (Form == Gelu::Tanh) gelu_tanh_forward(ctx, View<T const>(h), a);
         else gelu_erf_forward(ctx, View<T const>(h), a);
         down_.forward_into(ctx, a, y, mode);
@@ -59,14 +67,6 @@ public:
     Down& down() { return down_; }
 
 private:
-    /// Memory for the activation (N, F), the down projection's input: kept only when its backward reads it (a
-    /// trainable or adapted down_proj), else a temporary of this forward.
-    template <class Frame>
-    View<T> activation(Frame& temps, Index n) {
-        if constexpr (Down::backward_reads_input) return act_.ensure(n, Ffn);
-        else return temps.template take<T>(n, Ffn);
-    }
-
     Up up_;
     Down down_;
     ActivationBuffer<Backend, T> act_;
@@ -101,7 +101,7 @@ public:
         auto g = gate_.forward(ctx, x, mode);  // (N, F)
         auto u = up_.forward(ctx, x, mode);    // (N, F)
         ScratchFrame temps(ctx.temporaries);
-        auto a = activation(temps, x.rows);
+        auto a = mlp_activation<Down, T>(act_, temps, x.rows, Ffn);
         swiglu_forward(ctx, View<T const>(g), View<T const>(u), a);
         down_.forward_into(ctx, a, y, mode);
     }
@@ -124,13 +124,6 @@ public:
     Down& down() { return down_; }
 
 private:
-    /// Memory for silu(gate) * up (N, F): kept only when down_proj's backward reads it (see GeluMlp::activation).
-    template <class Frame>
-    View<T> activation(Frame& temps, Index n) {
-        if constexpr (Down::backward_reads_input) return act_.ensure(n, Ffn);
-        else return temps.template take<T>(n, Ffn);
-    }
-
     Gate gate_;
     Up up_;
     Down down_;

@@ -110,14 +110,16 @@ struct SharedCarver {
     }
 };
 
+/// Rounds to bf16, for copy_tile into the tensor-core kernels' operand tiles.
+struct StoreBf16 {
+    POLYALPACA_HD Bf16Bits operator()(float x) const { return to_bf16_bits(x); }
+};
+
 /// dst (rows, D) bf16 with row stride ldh = rows [0, valid) of fp32 src (row stride ld), zeros below.
 template <int D>
 POLYALPACA_HD inline void load_tile_bf16(int t, float const* src, std::int64_t ld, int valid, Bf16Bits* dst) {
     using G = MmaGeometry<D>;
-    for (int idx = t; idx < G::rows * D; idx += G::threads) {
-        int const r = idx / D, col = idx % D;
-        dst[r * G::ldh + col] = to_bf16_bits(r < valid ? src[std::int64_t(r) * ld + col] : 0.0f);
-    }
+    copy_tile<G::rows, D, G::threads, G::ldh>(t, src, ld, valid, dst, StoreBf16{});
 }
 
 /// Thread t's columns c, c + 4, ... of row t / 4 of an fp32 (rows, D) accumulator set to 0.

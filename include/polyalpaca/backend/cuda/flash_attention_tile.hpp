@@ -117,14 +117,26 @@ POLYALPACA_HD inline QueryTile query_tile(Problem const& p, int block, int rows,
     return at;
 }
 
-/// dst (rows, D + 1) = src rows [0, valid) (row stride ld), zeros below: a block-wide cooperative copy.
+/// dst (Rows, Cols) with row stride DstLd = src rows [0, valid) (row stride ld), zeros below, each value passed
+/// through `store`: a block-wide cooperative copy by Threads threads (thread t takes elements t, t + Threads, ...).
+template <int Rows, int Cols, int Threads, int DstLd, class Dst, class Store>
+POLYALPACA_HD inline void copy_tile(int t, float const* src, std::int64_t ld, int valid, Dst* dst, Store store) {
+    for (int idx = t; idx < Rows * Cols; idx += Threads) {
+        int const r = idx / Cols, col = idx % Cols;
+        dst[r * DstLd + col] = store(r < valid ? src[std::int64_t(r) * ld + col] : 0.0f);
+    }
+}
+
+/// The identity, for copy_tile into fp32 tiles.
+struct StoreFp32 {
+    POLYALPACA_HD float operator()(float x) const { return x; }
+};
+
+/// dst (rows, D + 1) = src rows [0, valid) (row stride ld), zeros below.
 template <int D>
 POLYALPACA_HD inline void load_tile(int t, float const* src, std::int64_t ld, int valid, float* dst) {
     using G = Geometry<D>;
-    for (int idx = t; idx < G::rows * D; idx += G::threads) {
-        int const r = idx / D, col = idx % D;
-        dst[r * G::ld + col] = r < valid ? src[std::int64_t(r) * ld + col] : 0.0f;
-    }
+    copy_tile<G::rows, D, G::threads, G::ld>(t, src, ld, valid, dst, StoreFp32{});
 }
 
 /// The scaled, ALiBi-shifted, masked score of query i against key j: -inf for j > i or j >= seq.
