@@ -58,3 +58,11 @@ function(polyalpaca_add_cuda_executable target source)
     target_compile_options(${target} PRIVATE -std=c++20)  # CMake < 3.26 does not know nvcc's C++20 flag
   endif()
 endfunction()
+
+# polyalpaca_flash_head_dims(TARGET [DIM...]): compile TARGET's flash attention kernels for these head dims only
+# (none when no DIM is given; all five by default, backend/cuda/flash_attention_tile.hpp). Each head dim costs a
+# translation unit about 3 s of nvcc time.
+function(polyalpaca_flash_head_dims target)
+  list(JOIN ARGN "\\," dims)  # nvcc splits -D values at unescaped commas
+  target_compile_definitions(${target} PRIVATE "POLYALPACA_FLASH_HEAD_DIMS=${dims}")
+endfunction()

@@ -272,6 +272,8 @@ void bench_attention_path(cu::Context& ctx, Settings const& s, cu::AttentionKern
         bool alibi;
     };
     for (Case const c : {Case{"bloom-560m (ALiBi)", 16, 64, true}, Case{"llama-7b", 32, 128, false}}) {
+        pa::require(!flash || cu::flash::supported_head_dim(c.head_dim),
+                    "the flash kernels are not compiled for head_dim ", c.head_dim, " (POLYALPACA_FLASH_HEAD_DIMS)");
         pa::AttentionShape const shape{4, 512, c.heads, c.heads, c.head_dim};
         pa::Index const n = pa::Index(shape.batch) * shape.seq, cols = pa::Index(c.heads) * c.head_dim;
         pa::Index const rows = pa::Index(shape.batch) * shape.heads * shape.seq;

@@ -67,6 +67,9 @@ void run(char const* config, Settings const& s) {
     using Net = pa::CausalLm<Model, pa::Cuda, float>;
     std::string const name = std::string(config) + (s.attention == cu::AttentionKernel::Flash ? "-flash" : "");
     char const* label = name.c_str();
+    constexpr int head_dim = Model::config::hidden / Model::config::heads;
+    pa::require(s.attention != cu::AttentionKernel::Flash || cu::flash::supported_head_dim(head_dim), label,
+                ": the flash kernels are not compiled for head_dim ", head_dim, " (POLYALPACA_FLASH_HEAD_DIMS)");
     pa::bench::MemoryWatch memory(0);
     cu::Context ctx;
     ctx.set_gemm_math(s.math);

@@ -340,6 +340,18 @@ TEST_CASE("flash attention blocks match the CPU attention, head_dim 32, 96 and 1
     }
 }
 
+TEST_CASE("flash attention: the instantiated head dims are the default five, and a list may name fewer or none",
+          "[unit][flash]") {
+    namespace fl = pa::cuda::flash;
+    for (int d : {32, 64, 80, 96, 128}) CHECK(fl::supported_head_dim(d));  // this file sets no list
+    for (int d : {0, 16, 48, 100, 256}) CHECK_FALSE(fl::supported_head_dim(d));
+    using Two = fl::HeadDims<64, 128>;
+    CHECK(Two::contains(64));
+    CHECK(Two::contains(128));
+    CHECK_FALSE(Two::contains(32));
+    CHECK_FALSE(fl::HeadDims<>::contains(64));
+}
+
 TEST_CASE("flash attention: a skipped gradient is left alone, and dk alone and dv alone are right", "[unit][flash]") {
     constexpr int D = 64;
     pa::AttentionShape const s{1, 90, 4, 2, D};

@@ -24,8 +24,9 @@
 /// tensor-core kernels (flash_attention_mma_tile.hpp: every tile product a wmma bf16 product with fp32
 /// accumulation, the softmax and the accumulators fp32), in Fp32 and Tf32 the fp32 CUDA-core kernels above.
 /// Both use the same tiles, grid and saved state.
-/// Head dims 32, 64, 80, 96 and 128 are instantiated; any other runs the GEMM path (attention.cuh decides, and
-/// attention_state_cols says which state size it needs).
+/// Head dims 32, 64, 80, 96 and 128 are instantiated unless POLYALPACA_FLASH_HEAD_DIMS names fewer
+/// (flash_attention_tile.hpp); any other runs the GEMM path (attention.cuh decides, and attention_state_cols says
+/// which state size it needs).
 /// Scratch: slot 4, the attention slot (the forward's device copy of the slopes; the backward's D per row),
 /// reused by the next attention call.
 #pragma once
@@ -210,17 +211,12 @@ void backward(Context& ctx, Problem const& p, bool tensor_cores) {
 /// The tensor-core kernels run in GemmMath::Bf16, the fp32 ones otherwise.
 inline bool tensor_cores(Context const& ctx) { return ctx.gemm_math() == GemmMath::Bf16; }
 
-/// Calls f.template operator()<D>() for the instantiated head_dim D of `head_dim`.
-template <class F>
-void dispatch(int head_dim, F&& f) {
-    switch (head_dim) {
-        case 32: return f.template operator()<32>();
-        case 64: return f.template operator()<64>();
-        case 80: return f.template operator()<80>();
-        case 96: return f.template operator()<96>();
-        case 128: return f.template operator()<128>();
-        default: fail("flash attention: head_dim ", head_dim, " is not instantiated (32, 64, 80, 96 or 128)");
-    }
+/// Calls f.template operator()<D>() for D == head_dim, one of `Ds`.
+template <class F, int... Ds>
+void dispatch(HeadDims<Ds...>, int head_dim, F&& f) {
+    bool const found = ((head_dim == Ds ? (f.template operator()<Ds>(), true) : false) || ... || false);
+    if (!found)
+        fail("flash attention: head_dim ", head_dim, " is not among the instantiated POLYALPACA_FLASH_HEAD_DIMS");
 }
 
 }  // namespace flash
@@ -241,7 +237,8 @@ inline void flash_attention_forward(Context& ctx, View<float const> q, View<floa
                                               cudaMemcpyHostToDevice, ctx.stream()));
         p.slopes = slopes;
     }
-    flash::dispatch(shape.head_dim, [&]<int D>() { flash::forward<D>(ctx, p, flash::tensor_cores(ctx)); });
+    flash::dispatch(flash::InstantiatedHeadDims{}, shape.head_dim,
+                    [&]<int D>() { flash::forward<D>(ctx, p, flash::tensor_cores(ctx)); });
 }
 
 /// Flash backward on checked views: dq, dk, dv (any may have a null data) ADDED into. saved_out is the forward's
@@ -263,7 +260,8 @@ inline void flash_attention_backward(Context& ctx, View<float const> dout, float
     if (dq.data || dk.data)
         p.delta = static_cast<float*>(
             ctx.scratch(flash::scratch_slot, std::size_t(state.rows) * sizeof(float)));  // (batch*heads*seq)
-    flash::dispatch(shape.head_dim, [&]<int D>() { flash::backward<D>(ctx, p, flash::tensor_cores(ctx)); });
+    flash::dispatch(flash::InstantiatedHeadDims{}, shape.head_dim,
+                    [&]<int D>() { flash::backward<D>(ctx, p, flash::tensor_cores(ctx)); });
 }
 
 }  // namespace polyalpaca::cuda

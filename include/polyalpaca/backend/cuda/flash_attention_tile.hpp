@@ -30,8 +30,23 @@
 
 namespace polyalpaca::cuda::flash {
 
-/// Head dims the kernels are instantiated for; any other falls back to the GEMM path.
-constexpr bool supported_head_dim(int d) { return d == 32 || d == 64 || d == 80 || d == 96 || d == 128; }
+/// The head dims the kernels are compiled for. Each costs a translation unit about 3 s of nvcc time (two
+/// architectures, both kernel sets), so a program that knows its models may name only theirs, e.g.
+/// -DPOLYALPACA_FLASH_HEAD_DIMS=64\,128 (nvcc splits -D values at unescaped commas), or none with
+/// -DPOLYALPACA_FLASH_HEAD_DIMS= . Every translation unit of one program must see the same list. Each must be a
+/// multiple of 16 (the tensor-core tiles) and at most 128.
+#ifndef POLYALPACA_FLASH_HEAD_DIMS
+#define POLYALPACA_FLASH_HEAD_DIMS 32, 64, 80, 96, 128
+#endif
+
+template <int... Ds>
+struct HeadDims {
+    static constexpr bool contains(int d) { return ((d == Ds) || ... || false); }
+};
+using InstantiatedHeadDims = HeadDims<POLYALPACA_FLASH_HEAD_DIMS>;
+
+/// True when the kernels are instantiated for head dim d; any other runs the GEMM path.
+constexpr bool supported_head_dim(int d) { return InstantiatedHeadDims::contains(d); }
 
 /// Floats per row of the saved state: [logsumexp of the row's scores, the row's ALiBi slope (0 without)]. The
 /// slope is kept because attention_backward receives no slopes and must recompute the scores.
