@@ -105,15 +105,16 @@ say "build log tail:"; grep -E "error|FAILED" "$build_log" | head -20 || true
 
 bench_dir="$build/bench/cuda"
 
-stage parity 180 "$parity_log" ctest --test-dir "$build" -L cuda --output-on-failure --timeout 170
+# Each test takes seconds; 60 s each means a kernel that hangs costs one minute, not the stage.
+stage parity 180 "$parity_log" ctest --test-dir "$build" -L cuda --output-on-failure --timeout 60
 grep -E "^ *[0-9]+/[0-9]+ Test|tests passed|tests failed" "$parity_log" || true
 
 stage train_step 200 "$train_log" "$bench_dir/polyalpaca_bench_cuda_train_step" --warmup 3 --steps 10
 grep -E "^\|" "$train_log" || true
 
 stage peft_lora 120 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision autocast
-# The optional stages, most telling first: our steps on the flash kernels (the main speed lever), the fastest
-# PEFT LoRA setup (bf16 weights: the LoRA target is judged against the fastest peer), the kernel rates, and
+# The optional stages, most telling first: our steps on the flash kernels (the main speed lever), the full-parameter
+# step with the study's gradient accumulation, the fastest PEFT LoRA setup (bf16 weights: the LoRA target is judged against the fastest peer), the kernel rates, and
 # PEFT's full-parameter step (the MFU target does not need it).
 # (timeout runs programs, not shell functions: the two runs go through bash -c, the binary as $0.)
 optional train_step_flash 75 "$train_log" bash -c \
@@ -121,6 +122,13 @@ optional train_step_flash 75 "$train_log" bash -c \
    "$0" --config bloom-560m-full --attention flash --warmup 3 --steps 10' \
   "$bench_dir/polyalpaca_bench_cuda_train_step"
 grep -E "^\| bloom-560m-(lora|full)-flash" "$train_log" || true
+# Full-parameter as the study steps: 32 micro-batches of 4 x 512 per AdamW update (a global batch of 128), which
+# spreads the update of 559M fp32 weights over 32 micro-batches; on both attention paths.
+optional train_step_accumulate 60 "$train_log" bash -c \
+  '"$0" --config bloom-560m-full --accumulate 32 --warmup 1 --steps 2 &&
+   "$0" --config bloom-560m-full --accumulate 32 --warmup 1 --steps 2 --attention flash' \
+  "$bench_dir/polyalpaca_bench_cuda_train_step"
+grep -E "^\| bloom-560m-full(-flash)?-acc32" "$train_log" || true
 optional peft_lora_bf16 90 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision bf16
 optional kernels 120 "$kernels_log" "$bench_dir/polyalpaca_bench_cuda_kernels" --repeat 10
 optional peft_full 100 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode full --precision autocast
@@ -179,20 +187,21 @@ if peers:
           f"CUDA {p0.get('cuda')}, attention {p0.get('attention')}, on {p0.get('device')}")
 
 gib = lambda b: float(b) / 2**30
-print("\nend-to-end training step, micro-batch 4 x 512:")
+print("\nend-to-end training step, micro-batch 4 x 512 (-acc32: 32 micro-batches per AdamW update):")
 print("  (peer peak: torch max_memory_allocated / max_memory_reserved; memory x = ours / peer allocated)")
-print(f"  {'config':<21} {'tokens/s':>10} {'MFU':>7} {'peak GiB':>9} | {'peer':<20} {'tokens/s':>10} {'alloc/res GiB':>13} | "
+print(f"  {'config':<27} {'tokens/s':>10} {'MFU':>7} {'peak GiB':>9} | {'peer':<20} {'tokens/s':>10} {'alloc/res GiB':>13} | "
       f"{'speed x':>7} {'memory x':>8}")
 pairs = [("bloom-560m-lora", ("lora", "autocast")), ("bloom-560m-lora", ("lora", "bf16")),
          ("bloom-560m-full", ("full", "autocast")), ("llama-7b-lora", None),
-         ("bloom-560m-lora-flash", ("lora", "autocast")), ("bloom-560m-full-flash", ("full", "autocast"))]
+         ("bloom-560m-lora-flash", ("lora", "autocast")), ("bloom-560m-full-flash", ("full", "autocast")),
+         ("bloom-560m-full-acc32", None), ("bloom-560m-full-flash-acc32", None)]
 for cfg, key in pairs:
     o = ours.get(cfg)
-    if cfg.endswith("-flash") and not o:
-        continue  # the optional flash stage did not run (its status is listed above)
+    if cfg.endswith(("-flash", "-acc32")) and not o:
+        continue  # an optional stage did not run (its status is listed above)
     p = peer.get(key) if key else None
-    left = (f"  {cfg:<21} {float(o['tokens_per_s']):10.0f} {100 * float(o['mfu']):6.1f}% {gib(o['peak_bytes']):9.2f}"
-            if o else f"  {cfg:<21} {'FAIL':>10} {'-':>7} {'-':>9}")
+    left = (f"  {cfg:<27} {float(o['tokens_per_s']):10.0f} {100 * float(o['mfu']):6.1f}% {gib(o['peak_bytes']):9.2f}"
+            if o else f"  {cfg:<27} {'FAIL':>10} {'-':>7} {'-':>9}")
     if p:
         mem = f"{gib(p['max_memory_allocated']):.2f}/{gib(p.get('max_memory_reserved', 0)):.2f}"
         right = f" | {'peft ' + p['mode'] + ' ' + p['precision']:<20} {p['tokens_per_s']:10.0f} {mem:>13} |"
@@ -210,10 +219,12 @@ for cfg in ("bloom-560m-lora", "bloom-560m-full"):
 
 time_rows = [(cfg, o) for cfg, o in ours.items() if "forward_backward_ms" in o]
 if time_rows:
-    print("\nwhere a step's time goes (ms): forward with the loss, backward, clip + AdamW:")
+    print("\nwhere a step's time goes (ms): forward with the loss, backward (both times the micro-batches), "
+          "clip + AdamW:")
     for cfg, o in time_rows:
-        step, fwd, fb = float(o["ms_per_step"]), float(o["forward_ms"]), float(o["forward_backward_ms"])
-        print(f"  {cfg:<21} {step:7.2f} = {fwd:7.2f} + {fb - fwd:7.2f} + {step - fb:6.2f}")
+        n = int(o.get("accumulate", 1))
+        step, fwd, fb = float(o["ms_per_step"]), n * float(o["forward_ms"]), n * float(o["forward_backward_ms"])
+        print(f"  {cfg:<27} {step:8.2f} = {fwd:8.2f} + {fb - fwd:8.2f} + {step - fb:6.2f}")
 
 mem_rows = [(cfg, o) for cfg, o in ours.items() if "parameter_bytes" in o]
 if mem_rows:
@@ -223,14 +234,14 @@ if mem_rows:
     for cfg, o in mem_rows:
         parts = [gib(o.get(k, 0)) for k in keys]
         peak = gib(o["peak_bytes"])
-        print(f"  {cfg:<21} {peak:7.2f} = {parts[0]:6.2f} + {parts[1]:5.2f} + {parts[2]:6.2f} + {parts[3]:6.2f} "
+        print(f"  {cfg:<27} {peak:7.2f} = {parts[0]:6.2f} + {parts[1]:5.2f} + {parts[2]:6.2f} + {parts[3]:6.2f} "
               f"+ {parts[4]:5.2f} + {peak - sum(parts):6.2f}")
 
 print("\ntargets:")
 def verdict(ok):
     return "met" if ok else "NOT met"
-def fastest(cfg):  # our faster attention path for cfg: the GEMM path or the flash kernels
-    runs = [ours[c] for c in (cfg, cfg + "-flash") if c in ours]
+def fastest(cfg, suffix=""):  # our faster attention path for cfg: the GEMM path or the flash kernels
+    runs = [ours[c] for c in (cfg + suffix, cfg + "-flash" + suffix) if c in ours]
     return max(runs, key=lambda r: float(r["tokens_per_s"])) if runs else None
 o = fastest("bloom-560m-lora")
 lora_peers = [p for k, p in peer.items() if k[0] == "lora"]
@@ -241,10 +252,14 @@ if o and lora_peers:
           f"{ratio:.2f}x -> {verdict(ratio >= 2)}")
 else:
     print("  BLOOM-560m LoRA >= 2x HF PEFT tokens/s: not measured -> NOT met")
-o = fastest("bloom-560m-full")
-if o:
+# Judged on the better of one micro-batch per update and the study's 32; the line names both.
+single, study = fastest("bloom-560m-full"), fastest("bloom-560m-full", "-acc32")
+runs = [o for o in (single, study) if o]
+if runs:
+    o = max(runs, key=lambda r: float(r["mfu"]))
     mfu = 100 * float(o["mfu"])
-    print(f"  full-parameter MFU >= 45% ({o['config']}): {mfu:.1f}% -> {verdict(mfu >= 45)}")
+    seen = "; ".join(f"{r['config']} {100 * float(r['mfu']):.1f}%" for r in runs)
+    print(f"  full-parameter MFU >= 45% ({seen}): {mfu:.1f}% -> {verdict(mfu >= 45)}")
 else:
     print("  full-parameter MFU >= 45%: not measured -> NOT met")
 o = ours.get("llama-7b-lora")

@@ -4,13 +4,17 @@
 //
 //   polyalpaca_bench_cuda_train_step [--config bloom-560m-lora|bloom-560m-full|llama-7b-lora]
 //                                    [--batch 4] [--seq 512] [--warmup 3] [--steps 10] [--math bf16|tf32|fp32]
-//                                    [--attention gemm|flash]
+//                                    [--attention gemm|flash] [--accumulate 1]
 //
 // --attention flash runs attention on the fused flash kernels (AttentionKernel::Flash) and suffixes the config's
 // name with -flash (e.g. bloom-560m-lora-flash) in the table and the RESULT line.
+// --accumulate N makes one step N micro-batches (different random tokens) of gradient accumulation before the clip
+// and the AdamW update, as the study's global batch of 128 sequences is 32 micro-batches of 4; the config's name
+// gets -accN, ms/step is per optimizer step and tokens/s counts all N micro-batches.
 //
-// After the timed steps, the forward alone (evaluate) and forward + backward are timed the same way, for the
-// RESULT line's forward_ms and forward_backward_ms: the step's time split into forward, backward, clip + AdamW.
+// After the timed steps, the forward alone (evaluate) and forward + backward of one micro-batch are timed the same
+// way, for the RESULT line's forward_ms and forward_backward_ms: the step's time split into forward, backward (each
+// times the micro-batches) and clip + AdamW.
 //
 // MFU = train FLOPs per token (train/flops.hpp flop_cost: 6 N_mm full, 4 N_mm + 6 N_adapter LoRA, attention over
 // the full T x T square) x tokens/s / 989.4e12. Peak memory: bench_common.cuh MemoryWatch, sampled after model
@@ -48,6 +52,7 @@ struct Settings {
     cu::GemmMath math = cu::GemmMath::Bf16;
     char const* math_name = "bf16";
     cu::AttentionKernel attention = cu::AttentionKernel::Gemm;
+    int accumulate = 1;  ///< micro-batches per optimizer step
 };
 
 /// Uniform random tokens, every next token scored (the PyTorch peer's batch has the same shape and labels).
@@ -65,7 +70,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 template <class Model>
 void run(char const* config, Settings const& s) {
     using Net = pa::CausalLm<Model, pa::Cuda, float>;
-    std::string const name = std::string(config) + (s.attention == cu::AttentionKernel::Flash ? "-flash" : "");
+    std::string const name = std::string(config) + (s.attention == cu::AttentionKernel::Flash ? "-flash" : "") +
+                             (s.accumulate > 1 ? "-acc" + std::to_string(s.accumulate) : "");
     char const* label = name.c_str();
     constexpr int head_dim = Model::config::hidden / Model::config::heads;
     pa::require(s.attention != cu::AttentionKernel::Flash || cu::flash::supported_head_dim(head_dim), label,
@@ -83,7 +89,9 @@ void run(char const* config, Settings const& s) {
     double const init_s = seconds_since(t_init);
     memory.sample();
 
-    std::vector<pa::TokenBatch> micro{random_batch(Model::config::vocab, s.batch, s.seq, 7)};
+    std::vector<pa::TokenBatch> micro;
+    for (int i = 0; i < s.accumulate; ++i)
+        micro.push_back(random_batch(Model::config::vocab, s.batch, s.seq, 7 + std::uint64_t(i)));
     std::span<pa::TokenBatch const> const batches(micro);
     long step = 0;
     pa::StepResult first{}, last{};
@@ -117,15 +125,15 @@ void run(char const* config, Settings const& s) {
     (void)cudaEventDestroy(start);
     (void)cudaEventDestroy(stop);
 
-    double const tokens = double(s.batch) * s.seq;
+    double const tokens = double(s.accumulate) * s.batch * s.seq;
     double const tokens_per_s = tokens / (ms * 1e-3);
     double const flops_per_token = pa::flop_cost<Model>().per_token_at(s.seq);
     double const mfu = flops_per_token * tokens_per_s / (pa::bench::Peaks::bf16_tflops * 1e12);
     if (first.loss == 0) first = last;
-    std::printf("| %s | %s | %lld | %lld | %d x %d | %.1f | %.2f | %.0f | %.1f%% | %.2f | %.4f -> %.4f |\n", label,
+    std::printf("| %s | %s | %lld | %lld | %d x %d x %d | %.1f | %.2f | %.0f | %.1f%% | %.2f | %.4f -> %.4f |\n", label,
                 s.math_name, (long long)net->parameters().total_count(), (long long)net->parameters().trainable_count(),
-                s.batch, s.seq, init_s, ms, tokens_per_s, 100.0 * mfu, pa::bench::gib(memory.peak()), first.loss,
-                last.loss);
+                s.accumulate, s.batch, s.seq, init_s, ms, tokens_per_s, 100.0 * mfu, pa::bench::gib(memory.peak()),
+                first.loss, last.loss);
     // Where the memory goes: fp32 values (+ gradients of trainable ones), AdamW's two moments, the bf16 working
     // copies of weights, the activations layers keep between forward and backward, and the peak of the
     // temporaries stack; the rest is op scratch, the LM head's chunk and cuBLASLt's workspace.
@@ -134,10 +142,10 @@ void run(char const* config, Settings const& s) {
     std::size_t const optimizer_bytes = std::size_t(2 * store.trainable_count()) * sizeof(float);
     std::printf("RESULT config=%s math=%s tokens_per_s=%.1f ms_per_step=%.3f mfu=%.4f peak_bytes=%zu "
                 "flops_per_token=%.6e parameter_bytes=%zu optimizer_bytes=%zu bf16_copy_bytes=%zu "
-                "activation_bytes=%zu temporaries_bytes=%zu forward_ms=%.3f forward_backward_ms=%.3f\n",
+                "activation_bytes=%zu temporaries_bytes=%zu forward_ms=%.3f forward_backward_ms=%.3f accumulate=%d\n",
                 label, s.math_name, tokens_per_s, ms, mfu, memory.peak(), flops_per_token, parameter_bytes,
                 optimizer_bytes, ctx.bf16_copy_bytes(), pa::activation_bytes_held().load(),
-                ctx.temporaries.peak_bytes(), forward_ms, forward_backward_ms);
+                ctx.temporaries.peak_bytes(), forward_ms, forward_backward_ms, s.accumulate);
     std::fflush(stdout);
 }
 
@@ -153,7 +161,7 @@ int main(int argc, char** argv) try {
     if (args.flag("--help") || args.flag("-h")) {
         std::printf("usage: polyalpaca_bench_cuda_train_step [--config bloom-560m-lora|bloom-560m-full|llama-7b-lora] "
                     "[--batch 4] [--seq 512] [--warmup 3] [--steps 10] [--math bf16|tf32|fp32] "
-                    "[--attention gemm|flash]\n");
+                    "[--attention gemm|flash] [--accumulate 1]\n");
         return 0;
     }
     Settings s;
@@ -161,6 +169,7 @@ int main(int argc, char** argv) try {
     s.seq = args.integer("--seq", s.seq);
     s.warmup = args.integer("--warmup", s.warmup);
     s.steps = args.integer("--steps", s.steps);
+    s.accumulate = args.integer("--accumulate", s.accumulate);
     std::string const math = args.value("--math", "bf16");
     if (math == "bf16") s.math = cu::GemmMath::Bf16, s.math_name = "bf16";
     else if (math == "tf32") s.math = cu::GemmMath::Tf32, s.math_name = "tf32";
@@ -181,7 +190,7 @@ int main(int argc, char** argv) try {
         cu::Context probe;
         pa::bench::print_device(probe);
     }
-    std::printf("\n| config | gemm math | parameters | trainable | batch x seq | init s | ms/step | tokens/s | MFU | "
+    std::printf("\n| config | gemm math | parameters | trainable | micro-batches x batch x seq | init s | ms/step | tokens/s | MFU | "
                 "peak GiB | loss first -> last |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
     int failed = 0;
     auto attempt = [&](char const* name, auto&& body) {  // one failing config (e.g. out of memory) spares the rest
