@@ -5,13 +5,18 @@
 ///
 /// Races between the threads of one phase are caught by running the threads in both orders and requiring
 /// bitwise-equal results; reads of shared memory or registers never written are caught by filling both with NaN
-/// before every block. Errors are max|sim - cpu| / max|cpu| (as tests/cuda/cuda_test.cuh); tolerances: out 2e-6,
-/// dq/dk/dv 5e-6, the saved logsumexp 1e-6 of max(1, |lse|) against a double loop (docs/tolerances.md).
+/// before every block. In the tensor-core schedules, every tile product is checked against what the device's wmma
+/// calls require (tile sizes, leading dimensions, 32-byte aligned fragments inside shared memory, an output that
+/// overlaps neither input); the wmma arithmetic itself is a plain loop here.
+///
+/// Errors are max|sim - cpu| / max|cpu| (as tests/cuda/cuda_test.cuh); tolerances: out 2e-6, dq/dk/dv 5e-6, the
+/// saved logsumexp 1e-6 of max(1, |lse|) against a double loop (docs/tolerances.md).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,12 +39,15 @@ using Vec = std::vector<float>;
 constexpr float nan_fill = std::numeric_limits<float>::quiet_NaN();
 
 /// The host stand-in for the device's block: `each` runs a phase for all threads (in either order); the
-/// phase's end is the barrier. `product` (the tensor-core schedules) sums the same bf16 values in fp32.
+/// phase's end is the barrier. `product` (the tensor-core schedules) sums the same bf16 values in fp32, after
+/// checking what the device's wmma calls require of it (below).
 template <class State>
 struct SimBlock {
     std::vector<State> states;
     bool reverse;
-    SimBlock(int threads, bool reverse_order) : states(std::size_t(threads)), reverse(reverse_order) {
+    std::span<unsigned char const> shared;  ///< the block's shared memory (tensor-core schedules)
+    SimBlock(int threads, bool reverse_order, std::span<unsigned char const> shared_memory = {})
+        : states(std::size_t(threads)), reverse(reverse_order), shared(shared_memory) {
         static_assert(sizeof(State) % sizeof(float) == 0);
         auto* f = reinterpret_cast<float*>(states.data());
         std::fill(f, f + states.size() * sizeof(State) / sizeof(float), nan_fill);  // "uninitialised registers"
@@ -52,9 +60,49 @@ struct SimBlock {
             phase(t, states[std::size_t(t)]);
         }
     }
+    /// True when the `bytes` from p lie in the block's shared memory and p is `alignment`-aligned in it (the
+    /// device aligns shared memory to 128 bytes; the host vector only to 16, so offsets are what count).
+    bool in_shared(void const* p, std::size_t bytes, std::size_t alignment) const {
+        auto const* byte = static_cast<unsigned char const*>(p);
+        return !shared.empty() && byte >= shared.data() && byte + bytes <= shared.data() + shared.size() &&
+               std::size_t(byte - shared.data()) % alignment == 0;
+    }
+    /// What flash_attention.cuh's tile_product asks of wmma: 16x16x16 tiles; leading dimensions of 16 bytes'
+    /// multiples (8 bf16, 4 floats); every fragment (a at (i, kk), b at (kk, j) or its transpose, c at (i, j)) in
+    /// shared memory, from a 32-byte aligned pointer. And, as the block's warps write tiles of c while others still
+    /// read a and b, c must not overlap either.
+    template <bool TransposedB>
+    bool meets_wmma_rules(fl::TileProduct<TransposedB> const& op) const {
+        if (op.m % 16 || op.n % 16 || op.k % 16 || op.lda % 8 || op.ldb % 8 || op.ldc % 4) return false;
+        auto const* c_begin = reinterpret_cast<unsigned char const*>(op.c);
+        auto const* c_end = reinterpret_cast<unsigned char const*>(op.c + (op.m - 1) * op.ldc + op.n);
+        auto overlaps_c = [&](fl::Bf16Bits const* first, int rows, int ld, int cols) {
+            auto const* begin = reinterpret_cast<unsigned char const*>(first);
+            auto const* end = reinterpret_cast<unsigned char const*>(first + (rows - 1) * ld + cols);
+            return begin < c_end && c_begin < end;
+        };
+        if (overlaps_c(op.a, op.m, op.lda, op.k) ||
+            (TransposedB ? overlaps_c(op.b, op.n, op.ldb, op.k) : overlaps_c(op.b, op.k, op.ldb, op.n)))
+            return false;
+        auto fragment = [&](void const* first, int ld, std::size_t element) {
+            return in_shared(first, (std::size_t(15) * std::size_t(ld) + 16) * element, 32);
+        };
+        for (int i = 0; i < op.m; i += 16)
+            for (int j = 0; j < op.n; j += 16) {
+                if (!fragment(op.c + i * op.ldc + j, op.ldc, sizeof(float))) return false;
+                for (int kk = 0; kk < op.k; kk += 16)
+                    if (!fragment(op.a + i * op.lda + kk, op.lda, sizeof(fl::Bf16Bits)) ||
+                        !fragment(TransposedB ? op.b + j * op.ldb + kk : op.b + kk * op.ldb + j, op.ldb,
+                                  sizeof(fl::Bf16Bits)))
+                        return false;
+            }
+        return true;
+    }
     template <bool TransposedB>
     void product(fl::TileProduct<TransposedB> const& op) {
-        REQUIRE((op.m % 16 == 0 && op.n % 16 == 0 && op.k % 16 == 0));
+        if (!meets_wmma_rules(op))
+            FAIL("a tile product breaks a wmma rule: m n k " << op.m << ' ' << op.n << ' ' << op.k << ", lda ldb ldc "
+                                                           << op.lda << ' ' << op.ldb << ' ' << op.ldc);
         for (int i = 0; i < op.m; ++i)
             for (int j = 0; j < op.n; ++j) {
                 float acc = op.accumulate ? op.c[i * op.ldc + j] : 0.0f;
@@ -83,7 +131,7 @@ void simulate_forward(fl::Problem const& p, bool reverse, Kernels kernels = Kern
     for (std::int64_t block = 0; block < fl::query_blocks<D>(p); ++block) {
         if (kernels == Kernels::TensorCores) {
             poison(smem, fl::MmaGeometry<D>::forward_bytes);
-            SimBlock<fl::MmaForwardThread<D>> run(G::threads, reverse);
+            SimBlock<fl::MmaForwardThread<D>> run(G::threads, reverse, smem);
             fl::mma_forward_block<D>(p, int(block), smem.data(), run);
         } else {
             poison(smem, G::forward_floats * int(sizeof(float)));
@@ -103,7 +151,7 @@ void simulate_backward(fl::Problem const& p, bool reverse, Kernels kernels = Ker
         for (std::int64_t block = 0; block < fl::query_blocks<D>(p); ++block) {
             poison(smem, mma ? M::dq_bytes : G::dq_floats * int(sizeof(float)));
             if (mma) {
-                SimBlock<fl::MmaDqThread<D>> run(M::threads, reverse);
+                SimBlock<fl::MmaDqThread<D>> run(M::threads, reverse, smem);
                 fl::mma_backward_dq_block<D>(p, int(block), smem.data(), run);
             } else {
                 SimBlock<fl::DqThread<D>> run(G::threads, reverse);
@@ -115,7 +163,7 @@ void simulate_backward(fl::Problem const& p, bool reverse, Kernels kernels = Ker
         for (std::int64_t block = 0; block < fl::key_blocks<D>(p); ++block) {
             poison(smem, mma ? M::dkv_bytes : G::dkv_floats * int(sizeof(float)));
             if (mma) {
-                SimBlock<fl::MmaDkvThread> run(M::threads, reverse);
+                SimBlock<fl::MmaDkvThread> run(M::threads, reverse, smem);
                 fl::mma_backward_dkv_block<D>(p, int(block), smem.data(), run);
             } else {
                 SimBlock<fl::DkvThread<D>> run(G::threads, reverse);
