@@ -1,7 +1,8 @@
 /// @file backend/cuda/norm.cuh
 /// @brief LayerNorm and RMSNorm on the GPU, forward and backward; same names, arguments and checks as
 /// backend/cpu/norm.hpp. One block per row with row statistics in double (as the CPU); gamma/beta gradients are
-/// deterministic column sums: fixed row chunks summed in double, then the chunks summed in order.
+/// deterministic column sums: fixed row chunks summed in double, then the chunks summed in a fixed order (each
+/// warp of a 32-column block sums every 8th chunk, then the 8 warps' sums are added in warp order).
 #pragma once
 
 #include <algorithm>
@@ -19,6 +20,9 @@ namespace detail {
 inline constexpr int norm_scratch_slot = 0;
 /// Column sums split the rows into at most this many chunks (the gridDim.y of column_partial_kernel).
 inline constexpr Index norm_max_chunks = 256;
+/// Warps of a column_finish_kernel block, which sums the chunks of 32 columns: 8 warps cut the serial loop over
+/// 256 chunks to 32 loads per thread.
+inline constexpr int norm_finish_warps = 8;
 
 inline void check_norm_input(View<float const> x, View<float> out, char const* x_name, char const* out_name,
                              char const* op) {
@@ -125,19 +129,33 @@ __global__ void norm_column_partial_kernel(T const* dy, T const* x, T const* mea
     partial[(chunks + blockIdx.y) * dim + j] = dy_sum;
 }
 
-/// dgamma[j] += sum of the chunks' dy * xhat, dbeta[j] += sum of the chunks' dy, chunks in order; null skips.
+/// dgamma[j] += sum of the chunks' dy * xhat, dbeta[j] += sum of the chunks' dy; null skips. Block b owns columns
+/// 32 b .. 32 b + 31 (lane = column); warp w sums chunks w, w + 8, ..., then warp 0 adds the 8 sums in warp order.
+/// Launched with norm_finish_warps * 32 threads.
 template <class T>
 __global__ void norm_column_finish_kernel(double const* partial, Index chunks, Index dim, T* dgamma, T* dbeta) {
-    for (Index j = Index(blockIdx.x) * blockDim.x + threadIdx.x; j < dim; j += Index(gridDim.x) * blockDim.x) {
-        double dy_xhat = 0;
-        double dy_sum = 0;
-        for (Index c = 0; c < chunks; ++c) {
+    __shared__ double sums[2][norm_finish_warps][32];
+    int const lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+    Index const j = Index(blockIdx.x) * 32 + lane;
+    double dy_xhat = 0;
+    double dy_sum = 0;
+    if (j < dim)
+        for (Index c = warp; c < chunks; c += norm_finish_warps) {
             dy_xhat += partial[c * dim + j];
             dy_sum += partial[(chunks + c) * dim + j];
         }
-        if (dgamma != nullptr) dgamma[j] += T(dy_xhat);
-        if (dbeta != nullptr) dbeta[j] += T(dy_sum);
+    sums[0][warp][lane] = dy_xhat;
+    sums[1][warp][lane] = dy_sum;
+    __syncthreads();
+    if (warp != 0 || j >= dim) return;
+    dy_xhat = 0;
+    dy_sum = 0;
+    for (int w = 0; w < norm_finish_warps; ++w) {
+        dy_xhat += sums[0][w][lane];
+        dy_sum += sums[1][w][lane];
     }
+    if (dgamma != nullptr) dgamma[j] += T(dy_xhat);
+    if (dbeta != nullptr) dbeta[j] += T(dy_sum);
 }
 
 inline unsigned row_blocks(Index n) { return unsigned(std::clamp<Index>(n, 1, max_blocks)); }
@@ -155,8 +173,8 @@ inline void norm_parameter_grads(Context& ctx, View<float const> dy, View<float 
     norm_column_partial_kernel<float>
         <<<grid, block_threads, 0, ctx.stream()>>>(dy.data, x.data, mean, rstd, n, dim, rows_per_chunk, partial);
     check_launch("norm_column_partial_kernel");
-    norm_column_finish_kernel<float>
-        <<<grid_for(dim), block_threads, 0, ctx.stream()>>>(partial, chunks, dim, dgamma, dbeta);
+    norm_column_finish_kernel<float><<<unsigned((dim + 31) / 32), norm_finish_warps * 32, 0, ctx.stream()>>>(
+        partial, chunks, dim, dgamma, dbeta);
     check_launch("norm_column_finish_kernel");
 }
 
