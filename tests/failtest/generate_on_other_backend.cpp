@@ -1,4 +1,4 @@
-// generate() runs networks of the CpuEigen backend only.
+// generate() takes the Context of the network's backend.
 #include <polyalpaca/generate/generate.hpp>
 #include <polyalpaca/polyalpaca.hpp>
 

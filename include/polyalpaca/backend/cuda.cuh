@@ -12,6 +12,7 @@
 
 #include "polyalpaca/backend/cuda/activation.cuh"
 #include "polyalpaca/backend/cuda/attention.cuh"
+#include "polyalpaca/backend/cuda/attention_decode.cuh"
 #include "polyalpaca/backend/cuda/buffer.cuh"
 #include "polyalpaca/backend/cuda/context.cuh"
 #include "polyalpaca/backend/cuda/dropout.cuh"

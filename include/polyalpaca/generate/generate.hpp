@@ -5,7 +5,8 @@
 /// prompts of different lengths are batched without padding, so a batch gives what each prompt gives alone.
 /// Greedy and beam search follow HF transformers' generate() token for token; sampled tokens come from
 /// core/rng.hpp seeded with config.seed and the prompt's index, not from torch's stream.
-/// The network runs on the host (CpuEigen): logits are read directly from its output.
+/// The network runs on any backend: on the host (CpuEigen) its logits are read where it writes them; on a device
+/// (Cuda) they are written into device memory and downloaded after each forward (HostLogits).
 #pragma once
 
 #include <algorithm>
@@ -62,6 +63,34 @@ inline void report(GenerationProgress* progress) {
     if (progress && progress->on_step) progress->on_step(*progress);
 }
 
+/// net.forward_cached with the (steps, vocab) logits in host memory. A network on the host writes them there; one
+/// on a device writes them into a device buffer, kept and grown across calls, which is then downloaded.
+template <class Net>
+class HostLogits {
+public:
+    using T = typename Net::Scalar;
+    using Backend = typename Net::BackendType;
+    static constexpr bool on_host = std::is_same_v<typename Backend::Context, cpu::Context>;
+
+    RowMajorMatrix<T> const& run(typename Backend::Context& ctx, Net& net, typename Net::Cache& cache,
+                                 std::span<CacheStep const> steps, std::span<std::int32_t const> ids) {
+        host_.resize(Index(steps.size()), Net::vocab);
+        if constexpr (on_host) {
+            net.forward_cached(ctx, cache, steps, ids, view(host_));
+        } else {
+            std::size_t const n = std::size_t(host_.size());
+            if (device_.size() < n) device_ = typename Backend::template Buffer<T>(n);
+            net.forward_cached(ctx, cache, steps, ids, View<T>(device_.data(), host_.rows(), host_.cols()));
+            Backend::download(ctx, device_.data(), host_.data(), n);
+        }
+        return host_;
+    }
+
+private:
+    RowMajorMatrix<T> host_;
+    typename Backend::template Buffer<T> device_;  // device backends only
+};
+
 /// Row `row` of host logits (rows, vocab) as doubles.
 template <class T>
 std::vector<double> scores_of(RowMajorMatrix<T> const& logits, Index row) {
@@ -108,8 +137,8 @@ std::vector<Generated> generate_single(Context& ctx, Net& net, std::span<std::ve
     }
     auto cache = net.make_cache(capacities);
     auto t0 = Clock::now();
-    RowMajorMatrix<T> logits(Index(n), Net::vocab);  // (active sequences, vocab)
-    net.forward_cached(ctx, cache, steps, ids, view(logits));
+    HostLogits<Net> head;
+    RowMajorMatrix<T> const& logits = head.run(ctx, net, cache, steps, ids);  // (active sequences, vocab)
     std::vector<int> active(n);  // active[r]: the prompt of logits row r
     std::iota(active.begin(), active.end(), 0);
     if (progress) {
@@ -144,10 +173,7 @@ std::vector<Generated> generate_single(Context& ctx, Net& net, std::span<std::ve
             ids.push_back(token);
         }
         active = std::move(still);
-        if (!active.empty()) {
-            logits.resize(Index(active.size()), Net::vocab);
-            net.forward_cached(ctx, cache, steps, ids, view(logits));
-        }
+        if (!active.empty()) head.run(ctx, net, cache, steps, ids);
         if (progress) {
             progress->step = step + 1;
             progress->running = int(active.size());
@@ -179,8 +205,8 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
     }
     auto cache = net.make_cache(capacities);
     auto t0 = Clock::now();
-    RowMajorMatrix<T> prompt_logits(Index(n), Net::vocab);  // (prompts, vocab)
-    net.forward_cached(ctx, cache, steps, ids, view(prompt_logits));
+    HostLogits<Net> head;
+    RowMajorMatrix<T> const& prompt_logits = head.run(ctx, net, cache, steps, ids);  // (prompts, vocab)
     std::vector<int> src, dst;  // every beam starts from its prompt's cache
     for (std::size_t i = 0; i < n; ++i)
         for (int b = 1; b < beams; ++b) {
@@ -188,9 +214,10 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
             dst.push_back(int(i) * beams + b);
         }
     cache.reorder(ctx, src, dst);
-    RowMajorMatrix<T> logits(Index(n) * beams, Net::vocab);  // (running prompts * beams, vocab)
+    RowMajorMatrix<T> first_logits(Index(n) * beams, Net::vocab);  // every beam starts from its prompt's logits
     for (std::size_t i = 0; i < n; ++i)
-        for (int b = 0; b < beams; ++b) logits.row(Index(i) * beams + b) = prompt_logits.row(Index(i));
+        for (int b = 0; b < beams; ++b) first_logits.row(Index(i) * beams + b) = prompt_logits.row(Index(i));
+    RowMajorMatrix<T> const* logits = &first_logits;  // (running prompts * beams, vocab)
     std::vector<int> active(n);  // active[a]: the prompt of logits rows a * beams ..
     std::iota(active.begin(), active.end(), 0);
     if (progress) {
@@ -214,7 +241,7 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
             int const i = active[a];
             auto& search = searches[std::size_t(i)];
             for (int b = 0; b < beams; ++b) {
-                auto row = scores_of(logits, Index(a) * beams + b);
+                auto row = scores_of(*logits, Index(a) * beams + b);
                 log_softmax(row);
                 std::vector<std::int32_t> history = prompts[std::size_t(i)];
                 auto const& made = search.running(b).tokens;
@@ -235,8 +262,7 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
         active = std::move(still);
         if (!active.empty()) {
             cache.reorder(ctx, src, dst);
-            logits.resize(Index(active.size()) * beams, Net::vocab);
-            net.forward_cached(ctx, cache, steps, ids, view(logits));
+            logits = &head.run(ctx, net, cache, steps, ids);
         }
         if (progress) {
             progress->step += 1;
@@ -263,13 +289,14 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
 
 }  // namespace generation
 
-/// Generates a continuation of every prompt (token ids, at least one each) with `net`, a CausalLm on the host,
-/// in one batch: greedy (num_beams 1, do_sample false), sampling (do_sample) or beam search (num_beams > 1).
+/// Generates a continuation of every prompt (token ids, at least one each) with `net`, a CausalLm on any backend
+/// with that backend's context, in one batch: greedy (num_beams 1, do_sample false), sampling (do_sample) or beam
+/// search (num_beams > 1). Token choice runs on the host, from each step's downloaded logits.
 template <class Net, class Context>
 std::vector<Generated> generate(Context& ctx, Net& net, std::span<std::vector<std::int32_t> const> prompts,
                                 GenerationConfig const& config, GenerationProgress* progress = nullptr) {
-    static_assert(std::is_same_v<Context, cpu::Context>,
-                  "generate() runs networks of the CpuEigen backend only: CUDA generation is not implemented yet");
+    static_assert(std::is_same_v<Context, typename Net::BackendType::Context>,
+                  "generate() needs the Context of the network's backend");
     validate(config, Net::vocab);
     for (std::size_t i = 0; i < prompts.size(); ++i) {
         require(!prompts[i].empty(), "generate: prompt ", i, " is empty; it needs at least one token");

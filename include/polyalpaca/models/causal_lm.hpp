@@ -53,6 +53,7 @@ public:
     using Block = typename Model::template Block<Backend, T>;
     using FinalNorm = typename Parts::Norm;  // also the embedding norm where the family has one
     using Scalar = T;
+    using BackendType = Backend;
     static constexpr int vocab = Config::vocab;
     static constexpr int hidden = Config::hidden;
     static constexpr bool has_embedding_norm = Model::has_embedding_norm;

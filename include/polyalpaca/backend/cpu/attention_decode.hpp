@@ -11,36 +11,18 @@
 
 #include "polyalpaca/backend/cpu/attention.hpp"
 #include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/backend/kv_cache_checks.hpp"
 #include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
 
 namespace polyalpaca::cpu {
 
-namespace detail {
-
-/// Rows of new positions over all sequences; checks each sequence's cache rows lie inside the cache.
-inline Index cached_rows(std::span<CachedSequence const> seqs, Index cache_rows, char const* what) {
-    Index total = 0;
-    for (std::size_t i = 0; i < seqs.size(); ++i) {
-        auto const& s = seqs[i];
-        require(s.rows > 0 && s.past >= 0 && s.cache_row >= 0, what, ": sequence ", i,
-                " needs rows > 0, past >= 0 and cache_row >= 0; got rows = ", s.rows, ", past = ", s.past,
-                ", cache_row = ", s.cache_row);
-        require(s.cache_row + s.past + s.rows <= cache_rows, what, ": sequence ", i, " reaches cache row ",
-                s.cache_row + s.past + s.rows, " but the cache has ", cache_rows, " rows");
-        total += s.rows;
-    }
-    return total;
-}
-
-}  // namespace detail
-
 /// Copies the new rows (R, cols) of every sequence (rows of sequence i follow those of sequence i - 1) into
 /// cache rows cache_row + past .. cache_row + past + rows - 1.
 template <class T>
 void kv_cache_write(Context&, View<T const> rows, View<T> cache, std::span<CachedSequence const> seqs) {
-    Index const total = detail::cached_rows(seqs, cache.rows, "kv_cache_write");
+    Index const total = polyalpaca::detail::cached_rows(seqs, cache.rows, "kv_cache_write");
     require_shape(rows, total, cache.cols, "kv_cache_write: new rows (sum of rows, cache columns)");
     Index r = 0;
     for (auto const& s : seqs) {
@@ -55,17 +37,7 @@ void kv_cache_write(Context&, View<T const> rows, View<T> cache, std::span<Cache
 template <class T>
 void kv_cache_gather(Context&, View<T> cache, std::span<Index const> src_rows, std::span<Index const> dst_rows,
                      std::span<int const> lengths) {
-    require(src_rows.size() == dst_rows.size() && src_rows.size() == lengths.size(),
-            "kv_cache_gather: src_rows, dst_rows and lengths must have one entry per slot, got ", src_rows.size(),
-            ", ", dst_rows.size(), ", ", lengths.size());
-    Index total = 0;
-    for (std::size_t i = 0; i < lengths.size(); ++i) {
-        require(lengths[i] >= 0 && src_rows[i] >= 0 && dst_rows[i] >= 0 && src_rows[i] + lengths[i] <= cache.rows &&
-                    dst_rows[i] + lengths[i] <= cache.rows,
-                "kv_cache_gather: slot ", i, " (rows ", src_rows[i], " -> ", dst_rows[i], ", length ", lengths[i],
-                ") does not fit the cache of ", cache.rows, " rows");
-        total += lengths[i];
-    }
+    Index const total = polyalpaca::detail::gathered_rows(src_rows, dst_rows, lengths, cache.rows);
     std::vector<T> staged(std::size_t(total * cache.cols));  // (total, cols)
     T* out = staged.data();
     for (std::size_t i = 0; i < lengths.size(); ++i)
@@ -87,10 +59,8 @@ template <class T>
 void attention_decode([[maybe_unused]] Context& ctx, View<T const> q, View<T const> k_cache, View<T const> v_cache,
                       View<T> out, std::span<CachedSequence const> seqs, int heads, int kv_heads, int head_dim,
                       T const* alibi_slopes, T scale) {
-    require(heads > 0 && kv_heads > 0 && head_dim > 0 && heads % kv_heads == 0,
-            "attention_decode: heads (", heads, ") must be a positive multiple of kv_heads (", kv_heads,
-            ") and head_dim (", head_dim, ") positive");
-    Index const total = detail::cached_rows(seqs, k_cache.rows, "attention_decode");
+    polyalpaca::detail::check_decode_heads(heads, kv_heads, head_dim);
+    Index const total = polyalpaca::detail::cached_rows(seqs, k_cache.rows, "attention_decode");
     Index const q_cols = Index(heads) * head_dim;
     Index const kv_cols = Index(kv_heads) * head_dim;
     detail::check_attention_view(q, total, q_cols, "attention_decode: q (new rows, heads*head_dim)");
