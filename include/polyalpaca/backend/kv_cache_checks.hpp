@@ -44,11 +44,26 @@ inline Index gathered_rows(std::span<Index const> src_rows, std::span<Index cons
     return total;
 }
 
-/// Checks attention_decode's head counts.
-inline void check_decode_heads(int heads, int kv_heads, int head_dim) {
+/// Checks an attention_decode call (head counts, each sequence against the cache, the four views' shapes and
+/// data); returns the number of new rows.
+template <class T>
+Index checked_decode_rows(View<T const> q, View<T const> k_cache, View<T const> v_cache, View<T> out,
+                          std::span<CachedSequence const> seqs, int heads, int kv_heads, int head_dim) {
     require(heads > 0 && kv_heads > 0 && head_dim > 0 && heads % kv_heads == 0,
             "attention_decode: heads (", heads, ") must be a positive multiple of kv_heads (", kv_heads,
             ") and head_dim (", head_dim, ") positive");
+    Index const total = cached_rows(seqs, k_cache.rows, "attention_decode");
+    Index const q_cols = Index(heads) * head_dim;
+    Index const kv_cols = Index(kv_heads) * head_dim;
+    auto check_view = [](auto const& v, Index rows, Index cols, char const* what) {
+        require_shape(v, rows, cols, what);
+        require(v.data != nullptr, what, ": data is null");
+    };
+    check_view(q, total, q_cols, "attention_decode: q (new rows, heads*head_dim)");
+    check_view(out, total, q_cols, "attention_decode: out (new rows, heads*head_dim)");
+    check_view(k_cache, k_cache.rows, kv_cols, "attention_decode: k_cache (rows, kv_heads*head_dim)");
+    check_view(v_cache, k_cache.rows, kv_cols, "attention_decode: v_cache (rows, kv_heads*head_dim)");
+    return total;
 }
 
 }  // namespace polyalpaca::detail

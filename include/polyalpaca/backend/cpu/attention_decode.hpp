@@ -59,15 +59,8 @@ template <class T>
 void attention_decode([[maybe_unused]] Context& ctx, View<T const> q, View<T const> k_cache, View<T const> v_cache,
                       View<T> out, std::span<CachedSequence const> seqs, int heads, int kv_heads, int head_dim,
                       T const* alibi_slopes, T scale) {
-    polyalpaca::detail::check_decode_heads(heads, kv_heads, head_dim);
-    Index const total = polyalpaca::detail::cached_rows(seqs, k_cache.rows, "attention_decode");
-    Index const q_cols = Index(heads) * head_dim;
-    Index const kv_cols = Index(kv_heads) * head_dim;
-    detail::check_attention_view(q, total, q_cols, "attention_decode: q (new rows, heads*head_dim)");
-    detail::check_attention_view(out, total, q_cols, "attention_decode: out (new rows, heads*head_dim)");
-    detail::check_attention_view(k_cache, k_cache.rows, kv_cols, "attention_decode: k_cache (rows, kv_heads*head_dim)");
-    detail::check_attention_view(v_cache, k_cache.rows, kv_cols, "attention_decode: v_cache (rows, kv_heads*head_dim)");
-
+    Index const total =
+        polyalpaca::detail::checked_decode_rows(q, k_cache, v_cache, out, seqs, heads, kv_heads, head_dim);
     std::vector<Index> first_row(seqs.size());  // first new row of each sequence in q and out
     Index work = 0;
     for (std::size_t i = 0, r = 0; i < seqs.size(); r += Index(seqs[i].rows), ++i) {

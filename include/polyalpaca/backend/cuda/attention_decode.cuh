@@ -206,14 +206,10 @@ inline void kv_cache_gather(Context& ctx, View<float> cache, std::span<Index con
 inline void attention_decode(Context& ctx, View<float const> q, View<float const> k_cache, View<float const> v_cache,
                              View<float> out, std::span<CachedSequence const> seqs, int heads, int kv_heads,
                              int head_dim, float const* alibi_slopes, float scale) {
-    polyalpaca::detail::check_decode_heads(heads, kv_heads, head_dim);
-    Index const total = polyalpaca::detail::cached_rows(seqs, k_cache.rows, "attention_decode");
+    Index const total =
+        polyalpaca::detail::checked_decode_rows(q, k_cache, v_cache, out, seqs, heads, kv_heads, head_dim);
     Index const q_cols = Index(heads) * head_dim;
     Index const kv_cols = Index(kv_heads) * head_dim;
-    detail::check_attention_view(q, total, q_cols, "attention_decode: q (new rows, heads*head_dim)");
-    detail::check_attention_view(out, total, q_cols, "attention_decode: out (new rows, heads*head_dim)");
-    detail::check_attention_view(k_cache, k_cache.rows, kv_cols, "attention_decode: k_cache (rows, kv_heads*head_dim)");
-    detail::check_attention_view(v_cache, k_cache.rows, kv_cols, "attention_decode: v_cache (rows, kv_heads*head_dim)");
     require(!alibi_slopes || heads <= decode::max_heads, "attention_decode: ALiBi with ", heads,
             " heads; at most ", decode::max_heads, " are supported");
     require(heads <= 65535, "attention_decode: ", heads, " heads exceed the grid's 65535");
