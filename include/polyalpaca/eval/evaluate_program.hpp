@@ -96,11 +96,11 @@ inline std::filesystem::path val_file(std::filesystem::path const& dir, std::str
 
 /// Responses of `net` to every prompt of every set, decoded in batches of `batch`.
 template <class Net>
-std::vector<Response> generate_responses(cpu::Context& ctx, Net& net, Tokenizer const& tokenizer,
-                                         PromptTemplate const& prompt_template, std::vector<TestSet> const& sets,
-                                         GenerationConfig const& config, nlohmann::json const& decoding,
-                                         RunInfo const& run, std::size_t batch, std::string const& label,
-                                         PromptProgress& progress) {
+std::vector<Response> generate_responses(typename Net::BackendType::Context& ctx, Net& net,
+                                         Tokenizer const& tokenizer, PromptTemplate const& prompt_template,
+                                         std::vector<TestSet> const& sets, GenerationConfig const& config,
+                                         nlohmann::json const& decoding, RunInfo const& run, std::size_t batch,
+                                         std::string const& label, PromptProgress& progress) {
     auto const eos = tokenizer.eos_id();
     std::vector<Response> out;
     for (auto const& set : sets) {
@@ -144,9 +144,10 @@ std::vector<Response> generate_responses(cpu::Context& ctx, Net& net, Tokenizer 
 
 /// Mean token loss of `net` over the examples of `records` (the run's template and example options).
 template <class Net>
-std::optional<double> validation_loss(cpu::Context& ctx, Net& net, Tokenizer const& tokenizer,
-                                      PromptTemplate const& prompt_template, RunInfo const& run,
-                                      std::vector<Record> const& records, BadRecordPolicy policy, DataReport& report) {
+std::optional<double> validation_loss(typename Net::BackendType::Context& ctx, Net& net,
+                                      Tokenizer const& tokenizer, PromptTemplate const& prompt_template,
+                                      RunInfo const& run, std::vector<Record> const& records, BadRecordPolicy policy,
+                                      DataReport& report) {
     ExampleOptions const options{.cutoff = run.cutoff,
                                  .train_on_inputs = run.train_on_inputs,
                                  .eos = run.eos == "stanford" ? EosPolicy::StanfordAlpaca : EosPolicy::AlpacaLora};
@@ -172,14 +173,14 @@ struct RunOutcome {
     std::map<std::string, double> val_loss;
 };
 
-/// Loads the run's weights into a fresh network of type Model and evaluates it.
-template <class Model>
+/// Loads the run's weights into a fresh network of type Model on Backend and evaluates it.
+template <class Model, class Backend>
 RunOutcome evaluate_run(RunInfo const& run, EvaluateCommandLine const& c, Tokenizer const& tokenizer,
                         std::vector<TestSet> const& sets, std::map<std::string, std::vector<Record>> const& val,
                         std::filesystem::path const& responses_path, std::string const& label, PromptProgress& progress,
                         std::vector<std::string>& notes, DataReport& report) {
-    cpu::Context ctx;
-    auto net = std::make_unique<CausalLm<Model, CpuEigen, float>>(
+    typename Backend::Context ctx;
+    auto net = std::make_unique<CausalLm<Model, Backend, float>>(
         ctx, NetworkOptions{.seed = run.seed, .adapter_dropout = 0.0});
     if constexpr (Model::adapter::is_lora) {
         auto const base = !c.base_model.empty() ? c.base_model : run.base_model_dir;
@@ -220,8 +221,8 @@ RunOutcome evaluate_run(RunInfo const& run, EvaluateCommandLine const& c, Tokeni
 }  // namespace evaluate_detail
 
 /// Runs the evaluator. Full is the model type of full-parameter runs, Lora the same model with the LoRA adapter
-/// the LoRA runs trained. Returns the process exit status.
-template <class Full, class Lora>
+/// the LoRA runs trained; Backend runs them (CpuEigen, or Cuda on GPU 0). Returns the process exit status.
+template <class Full, class Lora, class Backend = CpuEigen>
 int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults) try {
     using namespace evaluate_detail;
     auto const parsed = parse_evaluate_command_line(argc, argv, defaults);
@@ -276,10 +277,11 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
         auto const& run = runs[i];
         auto const label = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + run.name + "]";
         auto const responses_path = c.output / "responses" / (run.name + ".jsonl");
-        auto const outcome = run.method == "lora" ? evaluate_run<Lora>(run, c, tokenizer, sets, val, responses_path,
-                                                                       label, progress, study.notes, report)
-                                                  : evaluate_run<Full>(run, c, tokenizer, sets, val, responses_path,
-                                                                       label, progress, study.notes, report);
+        auto const outcome = run.method == "lora"
+                                 ? evaluate_run<Lora, Backend>(run, c, tokenizer, sets, val, responses_path, label,
+                                                               progress, study.notes, report)
+                                 : evaluate_run<Full, Backend>(run, c, tokenizer, sets, val, responses_path, label,
+                                                               progress, study.notes, report);
         Fidelity fidelity;
         fidelity.add_all(outcome.responses);
         study.confusion[run.name] = fidelity.confusion_markdown();
