@@ -114,8 +114,8 @@ grep -E "^\|" "$train_log" || true
 
 stage peft_lora 120 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision autocast
 # The optional stages, most telling first: our steps on the flash kernels (the main speed lever), the full-parameter
-# step with the study's gradient accumulation, the fastest PEFT LoRA setup (bf16 weights: the LoRA target is judged against the fastest peer), the kernel rates, and
-# PEFT's full-parameter step (the MFU target does not need it).
+# step with the study's gradient accumulation, the fastest PEFT LoRA setup (bf16 weights: the LoRA target is judged
+# against the fastest peer), the kernel rates, and PEFT's full-parameter step (the MFU target does not need it).
 # (timeout runs programs, not shell functions: the two runs go through bash -c, the binary as $0.)
 optional train_step_flash 75 "$train_log" bash -c \
   '"$0" --config bloom-560m-lora --attention flash --warmup 3 --steps 10 &&

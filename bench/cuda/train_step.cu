@@ -130,8 +130,8 @@ void run(char const* config, Settings const& s) {
     double const flops_per_token = pa::flop_cost<Model>().per_token_at(s.seq);
     double const mfu = flops_per_token * tokens_per_s / (pa::bench::Peaks::bf16_tflops * 1e12);
     if (first.loss == 0) first = last;
-    std::printf("| %s | %s | %lld | %lld | %d x %d x %d | %.1f | %.2f | %.0f | %.1f%% | %.2f | %.4f -> %.4f |\n", label,
-                s.math_name, (long long)net->parameters().total_count(), (long long)net->parameters().trainable_count(),
+    std::printf("| %s | %s | %lld | %lld | %d x %d x %d | %.1f | %.2f | %.0f | %.1f%% | %.2f | %.4f -> %.4f |\n",
+                label, s.math_name, (long long)net->parameters().total_count(), (long long)net->parameters().trainable_count(),
                 s.accumulate, s.batch, s.seq, init_s, ms, tokens_per_s, 100.0 * mfu, pa::bench::gib(memory.peak()),
                 first.loss, last.loss);
     // Where the memory goes: fp32 values (+ gradients of trainable ones), AdamW's two moments, the bf16 working
@@ -190,8 +190,8 @@ int main(int argc, char** argv) try {
         cu::Context probe;
         pa::bench::print_device(probe);
     }
-    std::printf("\n| config | gemm math | parameters | trainable | micro-batches x batch x seq | init s | ms/step | tokens/s | MFU | "
-                "peak GiB | loss first -> last |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
+    std::printf("\n| config | gemm math | parameters | trainable | micro-batches x batch x seq | init s | ms/step | "
+                "tokens/s | MFU | peak GiB | loss first -> last |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
     int failed = 0;
     auto attempt = [&](char const* name, auto&& body) {  // one failing config (e.g. out of memory) spares the rest
         if (config != "all" && config != name) return;

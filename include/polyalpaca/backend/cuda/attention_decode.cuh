@@ -235,8 +235,9 @@ inline void attention_decode(Context& ctx, View<float const> q, View<float const
         batch.first[batch.count] = batch.total;
         std::size_t const bytes = std::size_t(head_dim + keys) * sizeof(float);
         auto const kernel = decode::attention_decode_kernel<float>;
-        if (bytes > 48 * 1024)
-            POLYALPACA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+        if (bytes > 48 * 1024)  // past 12k positions: opt in to more shared memory (the launch fails past the GPU's)
+            POLYALPACA_CUDA_CHECK(
+                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
         dim3 const grid(unsigned(batch.total), unsigned(heads));
         kernel<<<grid, decode::warps * 32, bytes, ctx.stream()>>>(q.data, k_cache.data, v_cache.data, out.data, q_cols,
                                                                   kv_cols, heads / kv_heads, head_dim, scale,
