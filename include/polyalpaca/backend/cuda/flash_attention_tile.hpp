@@ -34,7 +34,8 @@ namespace polyalpaca::cuda::flash {
 /// architectures, both kernel sets), so a program that knows its models may name only theirs, e.g.
 /// -DPOLYALPACA_FLASH_HEAD_DIMS=64\,128 (nvcc splits -D values at unescaped commas), or none with
 /// -DPOLYALPACA_FLASH_HEAD_DIMS= . Every translation unit of one program must see the same list. Each must be a
-/// multiple of 16 (the tensor-core tiles) and at most 128.
+/// multiple of 16 (the tensor-core tiles, a static_assert) whose tiles fit shared memory (flash::fits_shared, a
+/// static_assert); 128 is the largest tested.
 #ifndef POLYALPACA_FLASH_HEAD_DIMS
 #define POLYALPACA_FLASH_HEAD_DIMS 32, 64, 80, 96, 128
 #endif
