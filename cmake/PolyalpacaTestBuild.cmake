@@ -1,0 +1,65 @@
+# The test build, target polyalpaca_test_build (what scripts/test.sh builds): every target of this project, except
+# that a program no test runs is compiled front end only. Such a program is marked with
+# polyalpaca_front_end_check(TARGET): the paper's BLOOM-560m trainers and evaluators, and the benchmarks.
+# `cmake --build build` still builds them in full.
+#
+# A front-end-only compile parses the program, instantiates every template it uses and evaluates every
+# static_assert, but generates no code. It catches what would stop the program compiling, except link errors.
+# A BLOOM-560m CPU trainer takes 15 s instead of 53 s. With nvcc, the host compiler stops after its front end and
+# the device code is compiled to sm_90 PTX only: the BLOOM-560m CUDA trainer takes 41 s instead of 89 s.
+
+set(POLYALPACA_FRONT_END_LAUNCHER ${CMAKE_CURRENT_LIST_DIR}/front_end_only.sh)
+
+# polyalpaca_front_end_check(TARGET): TARGET_front_end, an object library (outside `all`) that compiles TARGET's
+# sources with TARGET's compile settings, front end only. Call it once TARGET's settings are complete.
+function(polyalpaca_front_end_check target)
+  set(check ${target}_front_end)
+  get_target_property(sources ${target} SOURCES)
+  add_library(${check} OBJECT EXCLUDE_FROM_ALL ${sources})
+  foreach(property IN ITEMS COMPILE_DEFINITIONS COMPILE_OPTIONS INCLUDE_DIRECTORIES LINK_LIBRARIES
+                            CUDA_STANDARD CUDA_STANDARD_REQUIRED CUDA_EXTENSIONS)
+    get_target_property(value ${target} ${property})
+    if(NOT value STREQUAL "value-NOTFOUND")
+      set_property(TARGET ${check} PROPERTY ${property} "${value}")
+    endif()
+  endforeach()
+  target_compile_options(${check} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsyntax-only>
+                                          $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fsyntax-only>)
+  # The compiler writes no object file; the launcher creates an empty one, so the check reruns only on changes.
+  set_target_properties(${check} PROPERTIES
+    CUDA_ARCHITECTURES 90-virtual
+    CXX_COMPILER_LAUNCHER "sh;${POLYALPACA_FRONT_END_LAUNCHER}"
+    CUDA_COMPILER_LAUNCHER "sh;${POLYALPACA_FRONT_END_LAUNCHER}")
+  set_property(TARGET ${target} PROPERTY POLYALPACA_FRONT_END_CHECK ${check})
+endfunction()
+
+function(polyalpaca_targets_under directory out_var)
+  get_property(targets DIRECTORY ${directory} PROPERTY BUILDSYSTEM_TARGETS)
+  get_property(subdirectories DIRECTORY ${directory} PROPERTY SUBDIRECTORIES)
+  foreach(subdirectory IN LISTS subdirectories)
+    polyalpaca_targets_under(${subdirectory} nested)
+    list(APPEND targets ${nested})
+  endforeach()
+  set(${out_var} ${targets} PARENT_SCOPE)
+endfunction()
+
+# polyalpaca_add_test_build(): the target polyalpaca_test_build. Call it after every add_subdirectory().
+function(polyalpaca_add_test_build)
+  polyalpaca_targets_under(${PROJECT_SOURCE_DIR} targets)
+  set(test_build)
+  foreach(target IN LISTS targets)
+    get_target_property(type ${target} TYPE)
+    get_target_property(excluded ${target} EXCLUDE_FROM_ALL)
+    if(type STREQUAL "INTERFACE_LIBRARY" OR excluded)
+      continue()
+    endif()
+    get_target_property(check ${target} POLYALPACA_FRONT_END_CHECK)
+    if(check)
+      list(APPEND test_build ${check})
+    else()
+      list(APPEND test_build ${target})
+    endif()
+  endforeach()
+  add_custom_target(polyalpaca_test_build)
+  add_dependencies(polyalpaca_test_build ${test_build})
+endfunction()
