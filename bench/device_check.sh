@@ -226,6 +226,21 @@ if time_rows:
         step, fwd, fb = float(o["ms_per_step"]), n * float(o["forward_ms"]), n * float(o["forward_backward_ms"])
         print(f"  {cfg:<27} {step:8.2f} = {fwd:8.2f} + {fb - fwd:8.2f} + {step - fb:6.2f}")
 
+profiles = {}
+for line in read(train_log).splitlines():
+    if line.startswith("PROFILE "):
+        row = dict(kv.split("=", 1) for kv in line[8:].split())
+        profiles.setdefault(row["config"], []).append(row)
+if profiles:
+    print("\nby region (one more step, profiled; device ms, exclusive of inner regions; = forward + backward + update):")
+    for cfg, rows in profiles.items():
+        parts = {r["region"]: [float(r[k]) for k in ("forward_ms", "backward_ms", "update_ms")] for r in rows}
+        total = sum(sum(v) for v in parts.values())
+        print(f"  {cfg} ({total:.2f} ms)")
+        for region, (f, b, u) in sorted(parts.items(), key=lambda kv: -sum(kv[1])):
+            t = f + b + u
+            print(f"    {region:<11} {t:8.2f} {100 * t / total if total else 0:5.1f}% = {f:7.2f} + {b:7.2f} + {u:6.2f}")
+
 mem_rows = [(cfg, o) for cfg, o in ours.items() if "parameter_bytes" in o]
 if mem_rows:
     print("\nmemory (GiB): peak, fp32 weights (+ trainable grads), AdamW moments, bf16 weight copies, saved "

@@ -27,6 +27,7 @@ struct Options {
     int seq = 128;
     int repeat = 3;
     int threads = 0;
+    bool profile = false;
 };
 
 // The process's peak resident memory so far, in MiB (Linux reports ru_maxrss in KiB).
@@ -96,8 +97,9 @@ void time_gemms(std::vector<Gemm> const& shapes, int repeat) {
     }
 }
 
+// Prints the step's row; returns the profiled step's table when --profile asks for one, else "".
 template <class Model>
-void time_step(std::string const& label, Options const& o) {
+std::string time_step(std::string const& label, Options const& o) {
     pa::cpu::Context ctx;
     if (o.threads > 0) ctx.threads = o.threads;
     double init_s = 0;
@@ -122,6 +124,16 @@ void time_step(std::string const& label, Options const& o) {
                 (long long)net.parameters().total_count(), (long long)net.parameters().trainable_count(), o.batch,
                 o.seq, t, tokens / t, init_s, double(pa::activation_bytes_held()) / mib,
                 double(ctx.temporaries.peak_bytes()) / mib, peak_rss_mib());
+    if (!o.profile) return "";
+    auto profile = make_step_profile(ctx);
+    ctx.profile = &profile;
+    double const profiled_s = seconds(one_step);
+    ctx.profile = nullptr;
+    auto const table = profile.finish();
+    char heading[160];
+    std::snprintf(heading, sizeof heading, "\n%s: where one more step's time goes (%.3f s; best step above %.3f s)\n",
+                  label.c_str(), profiled_s, t);
+    return heading + pa::format_profile(table);
 }
 
 template <template <class, class> class Family, class Size, class Lora>
@@ -130,8 +142,10 @@ void run_preset(Options const& o) {
     std::printf("| run | parameters | trainable | batch x seq | step s | tokens/s | init s | activations MiB "
                 "| temporaries MiB | peak RSS MiB |\n");
     std::printf("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
-    if (o.method != "lora") time_step<Family<Size, pa::NoAdapter>>("full-parameter", o);
-    if (o.method != "full") time_step<Family<Size, Lora>>("LoRA r8", o);
+    std::string profiles;
+    if (o.method != "lora") profiles += time_step<Family<Size, pa::NoAdapter>>("full-parameter", o);
+    if (o.method != "full") profiles += time_step<Family<Size, Lora>>("LoRA r8", o);
+    std::printf("%s", profiles.c_str());
     pa::Index const n = pa::Index(o.batch) * o.seq;
     if (o.method != "lora") time_gemms(gemm_shapes<Family<Size, pa::NoAdapter>>(n, false), o.repeat);
     else time_gemms(gemm_shapes<Family<Size, Lora>>(n, true), o.repeat);
@@ -172,7 +186,8 @@ int main(int argc, char** argv) try {
         "batch", po::value(&o.batch)->default_value(o.batch), "sequences per step")(
         "seq", po::value(&o.seq)->default_value(o.seq), "tokens per sequence")(
         "repeat", po::value(&o.repeat)->default_value(o.repeat), "timed repetitions (best is reported)")(
-        "threads", po::value(&o.threads)->default_value(o.threads), "threads (0: Eigen's default)");
+        "threads", po::value(&o.threads)->default_value(o.threads), "threads (0: Eigen's default)")(
+        "profile", po::bool_switch(&o.profile), "time one more step region by region (core/step_profile.hpp)");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("help")) {

@@ -14,7 +14,8 @@
 //
 // After the timed steps, the forward alone (evaluate) and forward + backward of one micro-batch are timed the same
 // way, for the RESULT line's forward_ms and forward_backward_ms: the step's time split into forward, backward (each
-// times the micro-batches) and clip + AdamW.
+// times the micro-batches) and clip + AdamW. Then one more step runs profiled (core/step_profile.hpp): its time by
+// phase and region (norms, projections, LoRA branches, attention, ...) as a table and PROFILE lines.
 //
 // MFU = train FLOPs per token (train/flops.hpp flop_cost: 6 N_mm full, 4 N_mm + 6 N_adapter LoRA, attention over
 // the full T x T square) x tokens/s / 989.4e12. Peak memory: bench_common.cuh MemoryWatch, sampled after model
@@ -124,6 +125,13 @@ void run(char const* config, Settings const& s) {
     double const forward_backward_ms = mean_ms([&] { (void)net->forward_backward(ctx, micro.front()); });
     (void)cudaEventDestroy(start);
     (void)cudaEventDestroy(stop);
+    // Where one more step's time goes, region by region (core/step_profile.hpp): device time between region
+    // boundaries, so a region the host launches more slowly than the GPU runs it shows its launch time.
+    auto profile = make_step_profile(ctx);
+    ctx.profile = &profile;
+    (void)pa::train_step(ctx, *net, optimizer, batches, 1e-4, 1.0, ++step);
+    ctx.profile = nullptr;
+    auto const regions = profile.finish();
 
     double const tokens = double(s.accumulate) * s.batch * s.seq;
     double const tokens_per_s = tokens / (ms * 1e-3);
@@ -146,6 +154,15 @@ void run(char const* config, Settings const& s) {
                 label, s.math_name, tokens_per_s, ms, mfu, memory.peak(), flops_per_token, parameter_bytes,
                 optimizer_bytes, ctx.bf16_copy_bytes(), pa::activation_bytes_held().load(),
                 ctx.temporaries.peak_bytes(), forward_ms, forward_backward_ms, s.accumulate);
+    std::printf("\n%s: where one more step's time goes (%.3f ms profiled over %lld region boundaries)\n%s\n", label,
+                regions.total_ms(), (long long)regions.boundaries, pa::format_profile(regions).c_str());
+    for (int r = 0; r < pa::region_count; ++r) {
+        auto const region = pa::Region(r);
+        if (regions.region_ms(region) == 0) continue;
+        std::printf("PROFILE config=%s region=%s forward_ms=%.4f backward_ms=%.4f update_ms=%.4f\n", label,
+                    pa::region_key(region), regions.at(pa::Phase::Forward, region),
+                    regions.at(pa::Phase::Backward, region), regions.at(pa::Phase::Update, region));
+    }
     std::fflush(stdout);
 }
 

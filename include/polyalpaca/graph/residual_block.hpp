@@ -7,6 +7,7 @@
 #include <span>
 
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/mode.hpp"
@@ -61,6 +62,7 @@ public:
     using BlockLayers<Parts>::BlockLayers;
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode) {  // (N, D)
+        ProfileRegion region(ctx, Region::Residual);
         auto h = h_.ensure(x.rows, x.cols);
         auto y = y_.ensure(x.rows, x.cols);
         ScratchFrame temps(ctx.temporaries);  // the attention's, then the MLP's output: each lives until its add
@@ -75,6 +77,7 @@ public:
     /// forward for incremental decoding (layers/kv_cache.hpp): the new rows of `seqs` against their cache.
     View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
                            std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
+        ProfileRegion region(ctx, Region::Residual);
         auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
         auto h = h_.ensure(x.rows, x.cols);
         auto y = y_.ensure(x.rows, x.cols);
@@ -87,6 +90,7 @@ public:
 
     /// Adds the gradient w.r.t. x into dx.
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Residual);
         ScratchFrame temps(ctx.temporaries);
         auto dh = temps.template take<T>(dy.rows, dy.cols);
         auto dn = temps.template take<T>(dy.rows, dy.cols);
@@ -115,6 +119,7 @@ public:
     using BlockLayers<Parts>::BlockLayers;
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, int batch, int seq, Mode const& mode) {  // (N, D)
+        ProfileRegion region(ctx, Region::Residual);
         auto y = y_.ensure(x.rows, x.cols);
         ScratchFrame temps(ctx.temporaries);  // the attention's, then the MLP's output: each lives until its add
         auto branch = temps.template take<T>(x.rows, x.cols);
@@ -128,6 +133,7 @@ public:
     /// forward for incremental decoding (layers/kv_cache.hpp): the new rows of `seqs` against their cache.
     View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
                            std::span<CachedSequence const> seqs, Mode const& mode) {  // (R, D)
+        ProfileRegion region(ctx, Region::Residual);
         auto a = attention_.forward_cached(ctx, norm1_.forward(ctx, x, mode), cache, seqs, mode);
         auto y = y_.ensure(x.rows, x.cols);
         add(ctx, x, View<T const>(a), y);
@@ -139,6 +145,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Residual);
         ScratchFrame temps(ctx.temporaries);
         auto dn = temps.template take<T>(dy.rows, dy.cols);
         accumulate(ctx, dy, dx);

@@ -11,6 +11,7 @@
 #include "polyalpaca/adapters/sites.hpp"
 #include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/layers/alibi.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/linear.hpp"
@@ -92,6 +93,7 @@ public:
     /// away, and backward does not need it. position_offset shifts rotary positions.
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> out, int batch, int seq,
                       Mode const& mode, int position_offset = 0) {
+        ProfileRegion region(ctx, Region::Attention);
         batch_ = batch;
         seq_ = seq;
         position_offset_ = position_offset;
@@ -129,6 +131,7 @@ public:
     /// sequence's cached positions. -> (R, D). Keeps nothing for backward.
     View<T> forward_cached(typename Backend::Context& ctx, View<T const> x, LayerCache<T> cache,
                            std::span<CachedSequence const> seqs, Mode const& mode) {
+        ProfileRegion region(ctx, Region::Attention);
         Index const n = x.rows;
         View<T> q, k, v;
         if constexpr (fused) {
@@ -161,6 +164,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Attention);
         Index const n = dy.rows;
         ScratchFrame temps(ctx.temporaries);
         auto dcontext = temps.template take<T>(n, Hidden);

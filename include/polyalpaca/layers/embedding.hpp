@@ -7,6 +7,7 @@
 #include <string>
 
 #include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
@@ -29,6 +30,7 @@ public:
 
     /// ids (N) -> (N, D); an id outside [0, Vocab) throws, naming it and its position.
     View<T> forward(typename Backend::Context& ctx, std::span<std::int32_t const> ids, Mode const&) {
+        ProfileRegion region(ctx, Region::Embedding);
         ids_ = ids;
         auto y = y_.ensure(Index(ids.size()), Dim);
         embedding_forward(ctx, ids, table_.values(), y);
@@ -36,6 +38,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy) {
+        ProfileRegion region(ctx, Region::Embedding);
         if (table_.grad) embedding_backward(ctx, ids_, dy, table_.grads());
     }
 

@@ -11,6 +11,7 @@
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
@@ -40,6 +41,7 @@ public:
     /// from the generator's state saved here and applies it to x (which the caller keeps), so an adapted site holds
     /// only its (N, rank) product between the passes.
     void forward(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        ProfileRegion region(ctx, Region::Adapter);
         Index const n = x.rows;
         x_ = x;
         use_mask_ = mode.training && dropout_ > 0;
@@ -59,6 +61,7 @@ public:
 
     /// dA, dB from dy; dx += the branch's contribution (skipped when dx is empty).
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Adapter);
         Index const n = dy.rows;
         ScratchFrame temps(ctx.temporaries);
         auto du = temps.template take<T>(n, rank);  // (N, r): gradient w.r.t. dropout(x) A^T
@@ -140,6 +143,7 @@ public:
 
     /// forward into memory the caller owns (e.g. a temporary consumed right away); output() is then not kept.
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        ProfileRegion region(ctx, Region::Linear);
         require_shape(y, x.rows, Out, "Linear::forward_into: y");
         x_ = x;
         linear_forward(ctx, x, weight_.values(), HasBias ? bias_.value : nullptr, y);
@@ -148,6 +152,7 @@ public:
 
     /// Adds into dx (unless empty) and into the gradients of trainable weights.
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Linear);
         linear_backward(ctx, x_, weight_.values(), dy, dx, weight_.grads(), HasBias ? bias_.grad : nullptr);
         if constexpr (adapted) branch_.backward(ctx, dy, dx);
     }

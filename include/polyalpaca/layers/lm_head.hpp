@@ -11,6 +11,7 @@
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 
 namespace polyalpaca {
@@ -48,6 +49,7 @@ public:
     /// into the weight's gradient when it trains. Returns the unscaled sum and the count.
     LossSum forward_backward(typename Backend::Context& ctx, View<T const> h, std::span<std::int32_t const> labels,
                                   int batch, int seq, Parameter<T>& weight, View<T> dh, double loss_scale) {
+        ProfileRegion region(ctx, Region::LmHead);
         auto const targets = shifted_targets(labels, batch, seq);
         scored_rows_.clear();
         scored_targets_.clear();
@@ -95,6 +97,7 @@ public:
     /// Loss only (evaluation): same scoring, no gradients.
     LossSum loss(typename Backend::Context& ctx, View<T const> h, std::span<std::int32_t const> labels, int batch,
                       int seq, Parameter<T> const& weight) {
+        ProfileRegion region(ctx, Region::LmHead);
         auto const targets = shifted_targets(labels, batch, seq);
         LossSum total;
         Index const n = h.rows;
@@ -116,6 +119,7 @@ public:
 
     /// Full logits (N, Vocab) for inference and tests.
     void logits(typename Backend::Context& ctx, View<T const> h, Parameter<T> const& weight, View<T> out) {
+        ProfileRegion region(ctx, Region::LmHead);
         linear_forward(ctx, h, weight.values(), static_cast<T const*>(nullptr), out);
     }
 

@@ -6,6 +6,7 @@
 
 #include "polyalpaca/adapters/sites.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/layers/linear.hpp"
 
 namespace polyalpaca {
@@ -42,6 +43,7 @@ public:
     /// x (N, D) -> y (N, D), memory the caller owns: the block adds it to the residual right away, and backward
     /// does not need it.
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        ProfileRegion region(ctx, Region::Activation);
         auto h = up_.forward(ctx, x, mode);  // (N, F)
         ScratchFrame temps(ctx.temporaries);
         auto a = mlp_activation<Down, T>(act_, temps, x.rows, Ffn);
@@ -51,6 +53,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Activation);
         Index const n = dy.rows;
         ScratchFrame temps(ctx.temporaries);
         auto da = temps.template take<T>(n, Ffn);
@@ -98,6 +101,7 @@ public:
 
     /// x (N, D) -> y (N, D), memory the caller owns (see GeluMlp::forward_into).
     void forward_into(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
+        ProfileRegion region(ctx, Region::Activation);
         auto g = gate_.forward(ctx, x, mode);  // (N, F)
         auto u = up_.forward(ctx, x, mode);    // (N, F)
         ScratchFrame temps(ctx.temporaries);
@@ -107,6 +111,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Activation);
         Index const n = dy.rows;
         ScratchFrame temps(ctx.temporaries);
         auto da = temps.template take<T>(n, Ffn);

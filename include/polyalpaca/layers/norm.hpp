@@ -5,6 +5,7 @@
 #include <string>
 
 #include "polyalpaca/core/parameter.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
@@ -28,6 +29,7 @@ public:
     }
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const&) {  // (N, D) -> (N, D)
+        ProfileRegion region(ctx, Region::Norm);
         x_ = x;
         auto y = y_.ensure(x.rows, Dim);
         layer_norm_forward(ctx, x, gamma_.value, beta_.value, T(eps_), y, mean_.ensure(x.rows, 1).data,
@@ -38,6 +40,7 @@ public:
     /// sum = x + residual (written to `sum`, which backward keeps), then the norm of sum, in one op.
     View<T> forward_residual(typename Backend::Context& ctx, View<T const> x, View<T const> residual, View<T> sum,
                              Mode const&) {
+        ProfileRegion region(ctx, Region::Norm);
         x_ = sum;
         auto y = y_.ensure(x.rows, Dim);
         add_layer_norm_forward(ctx, x, residual, gamma_.value, beta_.value, T(eps_), sum, y,
@@ -46,6 +49,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Norm);
         layer_norm_backward(ctx, dy, x_, gamma_.value, mean_.data(), rstd_.data(), dx, gamma_.grad, beta_.grad);
     }
 
@@ -70,6 +74,7 @@ public:
     }
 
     View<T> forward(typename Backend::Context& ctx, View<T const> x, Mode const&) {  // (N, D) -> (N, D)
+        ProfileRegion region(ctx, Region::Norm);
         x_ = x;
         auto y = y_.ensure(x.rows, Dim);
         rms_norm_forward(ctx, x, gamma_.value, T(eps_), y, rstd_.ensure(x.rows, 1).data);
@@ -79,6 +84,7 @@ public:
     /// sum = x + residual (written to `sum`, which backward keeps), then the norm of sum, in one op.
     View<T> forward_residual(typename Backend::Context& ctx, View<T const> x, View<T const> residual, View<T> sum,
                              Mode const&) {
+        ProfileRegion region(ctx, Region::Norm);
         x_ = sum;
         auto y = y_.ensure(x.rows, Dim);
         add_rms_norm_forward(ctx, x, residual, gamma_.value, T(eps_), sum, y, rstd_.ensure(x.rows, 1).data);
@@ -86,6 +92,7 @@ public:
     }
 
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
+        ProfileRegion region(ctx, Region::Norm);
         rms_norm_backward(ctx, dy, x_, gamma_.value, rstd_.data(), dx, gamma_.grad);
     }
 

@@ -12,6 +12,7 @@
 #include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/graph/repeat.hpp"
 #include "polyalpaca/layers/embedding.hpp"
@@ -96,6 +97,7 @@ public:
     /// arena (use loss_scale = 1/accumulation_steps to accumulate). Returns the unscaled loss.
     BatchLoss forward_backward(typename Backend::Context& ctx, TokenBatch const& batch, double loss_scale = 1.0) {
         auto h = forward_hidden(ctx, batch);
+        set_profile_phase(ctx, Phase::Backward);  // the head's chunks compute logits, loss and gradient together
         ScratchFrame temps(ctx.temporaries);
         auto dh = temps.template take<T>(h.rows, hidden);
         Backend::fill_zero(ctx, dh.data, std::size_t(dh.size()));
@@ -180,6 +182,7 @@ private:
 
     View<T> forward_hidden(typename Backend::Context& ctx, TokenBatch const& batch) {  // -> (N, D)
         validate_batch(batch, Config::max_positions);
+        set_profile_phase(ctx, Phase::Forward);
         Mode const mode{training_, &dropout_rng_};
         View<T> x = embedding_.forward(ctx, ids_of(batch), mode);
         if constexpr (has_embedding_norm) x = embedding_norm_.forward(ctx, x, mode);

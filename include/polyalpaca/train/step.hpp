@@ -7,6 +7,7 @@
 
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 #include "polyalpaca/optim/clip.hpp"
 
 namespace polyalpaca {
@@ -26,7 +27,11 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
                       double lr, double max_grad_norm, long step_number) {
     require(!micro_batches.empty(), "a training step needs at least one micro-batch");
     auto& params = net.parameters();
-    params.zero_grads(ctx);
+    set_profile_phase(ctx, Phase::Update);
+    {
+        ProfileRegion region(ctx, Region::Optimizer);
+        params.zero_grads(ctx);
+    }
     StepResult result;
     double loss_sum = 0;
     double const scale = 1.0 / double(micro_batches.size());
@@ -37,6 +42,8 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
         result.tokens += mb.tokens();
     }
     result.loss = result.scored > 0 ? loss_sum / double(result.scored) : 0.0;
+    set_profile_phase(ctx, Phase::Update);
+    ProfileRegion region(ctx, Region::Optimizer);
     require(std::isfinite(result.loss), "step ", step_number, ": the loss is not finite (", result.loss,
             "); weights were not updated");
     result.grad_norm = max_grad_norm > 0

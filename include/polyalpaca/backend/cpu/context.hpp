@@ -9,6 +9,7 @@
 
 #include "polyalpaca/backend/cpu/blas.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 
 namespace polyalpaca::cpu {
 
@@ -32,6 +33,13 @@ struct Context {
     int threads;
     /// Temporaries of one call at a time (a layer's backward), shared by every layer.
     ScratchStack<HostMemory> temporaries;
+
+    using Profile = StepProfile<HostClock>;
+    /// When set, layers and train_step time their regions into it (core/step_profile.hpp).
+    Profile* profile = nullptr;
 };
+
+/// A profile for this context's work (set ctx.profile to its address to record).
+inline Context::Profile make_step_profile(Context&) { return Context::Profile{}; }
 
 }  // namespace polyalpaca::cpu

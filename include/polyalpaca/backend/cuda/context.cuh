@@ -16,8 +16,10 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include "polyalpaca/backend/cuda/event_clock.cuh"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
+#include "polyalpaca/core/step_profile.hpp"
 
 namespace polyalpaca::cuda {
 
@@ -126,6 +128,10 @@ public:
     /// run in order, so memory given back here is safe to hand out to the next call.
     ScratchStack<DeviceMemory> temporaries;
 
+    using Profile = StepProfile<EventClock>;
+    /// When set, layers and train_step time their regions into it (core/step_profile.hpp, make_step_profile).
+    Profile* profile = nullptr;
+
     /// 32 MiB: what cuBLASLt needs for its best Hopper kernels (llm.c uses the same).
     static constexpr std::size_t default_workspace_bytes = std::size_t(32) << 20;
 
@@ -151,6 +157,7 @@ public:
     Context& operator=(Context const&) = delete;
     Context(Context&& other) noexcept
         : temporaries(std::move(other.temporaries)),
+          profile(std::exchange(other.profile, nullptr)),
           device_(other.device_),
           stream_(std::exchange(other.stream_, nullptr)),
           cublaslt_(std::exchange(other.cublaslt_, nullptr)),
@@ -164,6 +171,7 @@ public:
         if (this != &other) {
             release();
             temporaries = std::move(other.temporaries);
+            profile = std::exchange(other.profile, nullptr);
             device_ = other.device_;
             stream_ = std::exchange(other.stream_, nullptr);
             cublaslt_ = std::exchange(other.cublaslt_, nullptr);
@@ -308,5 +316,10 @@ private:
     std::array<Scratch, scratch_slots> scratch_{};
     std::unique_ptr<detail::Bf16Copies> bf16_ = std::make_unique<detail::Bf16Copies>();
 };
+
+/// A profile timed on ctx's stream (set ctx.profile to its address to record).
+inline Context::Profile make_step_profile(Context& ctx) {
+    return Context::Profile(EventClock(ctx.stream(), ctx.device()));
+}
 
 }  // namespace polyalpaca::cuda
