@@ -82,7 +82,7 @@ public:
                                                       ignore_index, grad_scale, logits, dhc, weight.grads());
             } else {
                 linear_forward(ctx, View<T const>(hc), weight.values(), static_cast<T const*>(nullptr), logits);
-                auto dlogits = temps.template take<T>(rows, Vocab);
+                auto dlogits = logits;  // the gradient overwrites the logits, which nothing reads afterwards
                 part = cross_entropy(ctx, View<T const>(logits), chunk_targets, ignore_index, dlogits, grad_scale);
                 linear_backward(ctx, View<T const>(hc), weight.values(), View<T const>(dlogits), dhc, weight.grads(),
                                 static_cast<T*>(nullptr));

@@ -1,5 +1,6 @@
 /// @file backend/cpu/activation.hpp
-/// @brief Elementwise ops: GELU (tanh and erf), SiLU, SwiGLU, residual add, and gradient accumulation.
+/// @brief Elementwise ops: GELU (tanh and erf), SiLU, SwiGLU, residual add, and gradient accumulation. The ops
+/// built on exp (tanh GELU, SiLU, SwiGLU) evaluate it in double over blocks, vectorised (exp_blocks.hpp).
 #pragma once
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <type_traits>
 
 #include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/backend/cpu/exp_blocks.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
 
@@ -43,9 +45,30 @@ bool check_elementwise_backward(View<T const> x, View<T const> dy, View<T> dx, c
     return true;
 }
 
-template <class T>
-T logistic_sigmoid(T x) {
-    return T(1) / (T(1) + std::exp(-x));
+/// Calls f(i, s) for i in [0, n) with s = sigmoid(x[i]) = 1 / (1 + exp(-x[i])), evaluated in double.
+template <class T, class F>
+void for_each_sigmoid(Context& ctx, T const* x, Index n, F const& f) {
+    for_each_exp_block(ctx, n, [&](Index begin, Index count) {
+        alignas(64) double e[exp_block];
+        for (Index i = 0; i < count; ++i) e[i] = -double(x[begin + i]);
+        exp_in_place(e, count);
+        for (Index i = 0; i < count; ++i) f(begin + i, T(1.0 / (1.0 + e[i])));
+    });
+}
+
+/// Calls f(i, t) for i in [0, n) with t = tanh(u[i]) of the tanh GELU's argument u = c x (1 + k x^2), evaluated in
+/// double from exp(2u).
+template <class T, class F>
+void for_each_gelu_tanh(Context& ctx, T const* x, T c, T k, Index n, F const& f) {
+    for_each_exp_block(ctx, n, [&](Index begin, Index count) {
+        alignas(64) double e[exp_block];
+        for (Index i = 0; i < count; ++i) {
+            T const v = x[begin + i];
+            e[i] = 2.0 * double(c * v * (T(1) + k * v * v));
+        }
+        exp_in_place(e, count);
+        for (Index i = 0; i < count; ++i) f(begin + i, T(tanh_from_exp_2u(e[i])));
+    });
 }
 
 // GELU tanh approximation constants, as BLOOM writes them: sqrt(2 / pi) ~ 0.79788456 and the cubic coefficient.
@@ -62,10 +85,7 @@ void gelu_tanh_forward(Context& ctx, std::type_identity_t<View<T const>> x, View
     T const k = T(detail::gelu_tanh_cubic);
     T const* xs = x.data;
     T* ys = y.data;
-    detail::for_each_element(ctx, x.size(), [&](Index i) {
-        T const v = xs[i];
-        ys[i] = T(0.5) * v * (T(1) + std::tanh(c * v * (T(1) + k * v * v)));
-    });
+    detail::for_each_gelu_tanh(ctx, xs, c, k, x.size(), [&](Index i, T t) { ys[i] = T(0.5) * xs[i] * (T(1) + t); });
 }
 
 /// dx += dy * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2)), t = tanh(c x (1 + k x^2)). Skipped when dx is null.
@@ -78,9 +98,8 @@ void gelu_tanh_backward(Context& ctx, std::type_identity_t<View<T const>> x, std
     T const* xs = x.data;
     T const* dys = dy.data;
     T* dxs = dx.data;
-    detail::for_each_element(ctx, x.size(), [&](Index i) {
+    detail::for_each_gelu_tanh(ctx, xs, c, k, x.size(), [&](Index i, T t) {
         T const v = xs[i];
-        T const t = std::tanh(c * v * (T(1) + k * v * v));
         T const slope = T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * c * (T(1) + T(3) * k * v * v);
         dxs[i] += dys[i] * slope;
     });
@@ -120,7 +139,7 @@ void silu_forward(Context& ctx, std::type_identity_t<View<T const>> x, View<T> y
     detail::check_elementwise<T>(x, "silu_forward: x", y, "silu_forward: y");
     T const* xs = x.data;
     T* ys = y.data;
-    detail::for_each_element(ctx, x.size(), [&](Index i) { ys[i] = xs[i] * detail::logistic_sigmoid(xs[i]); });
+    detail::for_each_sigmoid(ctx, xs, x.size(), [&](Index i, T s) { ys[i] = xs[i] * s; });
 }
 
 /// dx += dy * s (1 + x (1 - s)), s = sigmoid(x). Skipped when dx is null.
@@ -131,10 +150,8 @@ void silu_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::typ
     T const* xs = x.data;
     T const* dys = dy.data;
     T* dxs = dx.data;
-    detail::for_each_element(ctx, x.size(), [&](Index i) {
-        T const s = detail::logistic_sigmoid(xs[i]);
-        dxs[i] += dys[i] * s * (T(1) + xs[i] * (T(1) - s));
-    });
+    detail::for_each_sigmoid(ctx, xs, x.size(),
+                             [&](Index i, T s) { dxs[i] += dys[i] * s * (T(1) + xs[i] * (T(1) - s)); });
 }
 
 /// out = silu(gate) * up (LLaMA MLP). T is deduced from `out`.
@@ -147,8 +164,7 @@ void swiglu_forward(Context& ctx, std::type_identity_t<View<T const>> gate, std:
     T const* gs = gate.data;
     T const* us = up.data;
     T* os = out.data;
-    detail::for_each_element(ctx, gate.size(),
-                             [&](Index i) { os[i] = gs[i] * detail::logistic_sigmoid(gs[i]) * us[i]; });
+    detail::for_each_sigmoid(ctx, gs, gate.size(), [&](Index i, T s) { os[i] = gs[i] * s * us[i]; });
 }
 
 /// dgate += dout * up * silu'(gate), dup += dout * silu(gate); each skipped when null.
@@ -168,9 +184,8 @@ void swiglu_backward(Context& ctx, std::type_identity_t<View<T const>> gate, std
     T const* ds = dout.data;
     T* dgs = dgate.data;
     T* dus = dup.data;
-    detail::for_each_element(ctx, gate.size(), [&](Index i) {
+    detail::for_each_sigmoid(ctx, gs, gate.size(), [&](Index i, T s) {
         T const g = gs[i];
-        T const s = detail::logistic_sigmoid(g);
         if (dgs != nullptr) dgs[i] += ds[i] * us[i] * s * (T(1) + g * (T(1) - s));
         if (dus != nullptr) dus[i] += ds[i] * g * s;
     });
