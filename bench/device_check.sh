@@ -232,7 +232,8 @@ for line in read(train_log).splitlines():
         row = dict(kv.split("=", 1) for kv in line[8:].split())
         profiles.setdefault(row["config"], []).append(row)
 if profiles:
-    print("\nby region (one more step, profiled; device ms, exclusive of inner regions; = forward + backward + update):")
+    print("\nby region (one more step, profiled; device ms, exclusive of inner regions; "
+          "= forward + backward + update):")
     for cfg, rows in profiles.items():
         parts = {r["region"]: [float(r[k]) for k in ("forward_ms", "backward_ms", "update_ms")] for r in rows}
         total = sum(sum(v) for v in parts.values())

@@ -17,7 +17,8 @@
 namespace polyalpaca::cpu {
 
 /// Per row r with target t = targets[r] != ignore_index: loss_r = logsumexp(logits[r]) - logits[r][t], computed
-/// in double after subtracting the row max (one vectorised exp per logit, exp_blocks.hpp). Returns the sum of loss_r and the number of such rows.
+/// in double after subtracting the row max (one vectorised exp per logit, exp_blocks.hpp). Returns the sum of
+/// loss_r and the number of such rows.
 /// When dlogits.data is not null it is WRITTEN (not added): grad_scale * (softmax(logits[r]) - onehot(t)) on
 /// counted rows and 0 on ignored rows; it may alias logits (in-place gradient). A target outside [0, V) that is not
 /// ignore_index throws. T is deduced from logits.
