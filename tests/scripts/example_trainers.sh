@@ -3,7 +3,8 @@
 # - the monolingual, multilingual and downsampled strategies spend exactly the matched budgets they are given;
 # - the same seed gives the same weights (determinism);
 # - a run killed with SIGKILL resumes from its last checkpoint and ends exactly as the uninterrupted run;
-# - validation loss falls in every language; the LoRA trainer writes a PEFT adapter.
+# - validation loss falls in every language; the LoRA trainer writes a PEFT adapter, and the profile of the step
+#   --profile-step names.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -79,8 +80,11 @@ for lang in en fr; do
 done
 
 # LoRA writes a PEFT adapter.
-"$lora" "${common[@]}" --budget-records 32 --output-dir "$work/lora" > /dev/null
+"$lora" "${common[@]}" --budget-records 32 --profile-step 2 --output-dir "$work/lora" > /dev/null
 jq -e '.peft_type == "LORA" and .r == 8 and .lora_alpha == 16' "$work/lora/adapter/adapter_config.json" > /dev/null ||
     fail "bad adapter_config.json"
 [ -s "$work/lora/adapter/adapter_model.safetensors" ] || fail "no adapter_model.safetensors"
+grep -q "^lora branches " "$work/lora/profile.txt" || fail "profile.txt has no LoRA row: $(cat "$work/lora/profile.txt")"
+jq -se 'map(select(.type == "profile")) | length == 1 and .[0].step == 2 and .[0].regions.lora.backward_ms > 0' \
+    "$work/lora/metrics.jsonl" > /dev/null || fail "metrics.jsonl lacks the profile of step 2"
 echo "1 passed, 0 failed"

@@ -33,15 +33,14 @@ pa::TokenBatch random_batch(int batch, int seq, int vocab, std::uint64_t seed) {
 template <class Model>
 pa::ProfileTable profiled_step(pa::cpu::Context& ctx, pa::CausalLm<Model, pa::CpuEigen, float>& net,
                                double& wall_ms) {
-    auto profile = make_step_profile(ctx);
-    ctx.profile = &profile;
     pa::AdamW<pa::CpuEigen, float> adamw(net.parameters().trainable_count(), {});
     std::vector<pa::TokenBatch> micro{random_batch(2, 16, Model::config::vocab, 1)};
     auto const start = std::chrono::steady_clock::now();
-    pa::train_step(ctx, net, adamw, std::span<pa::TokenBatch const>(micro), 1e-3, 1.0, 0);
-    auto table = profile.finish();
+    auto [result, table] = pa::profiled(
+        ctx, [&] { return pa::train_step(ctx, net, adamw, std::span<pa::TokenBatch const>(micro), 1e-3, 1.0, 0); });
     wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    ctx.profile = nullptr;
+    REQUIRE(ctx.profile == nullptr);
+    REQUIRE(result.scored == 30);
     return table;
 }
 
@@ -82,6 +81,12 @@ TEST_CASE("a profile refuses to finish with a region open, or to leave one never
     CHECK_THROWS_WITH(profile.finish(), Catch::Contains("1 region(s) still open (innermost: norms)"));
     profile.leave();
     CHECK(profile.finish().boundaries == 3);
+}
+
+TEST_CASE("profiled() detaches the profile from the context when the work throws", "[profile]") {
+    pa::cpu::Context ctx;
+    CHECK_THROWS_WITH(pa::profiled(ctx, [&] { return pa::fail("no step"), 0; }), "no step");
+    CHECK(ctx.profile == nullptr);
 }
 
 TEST_CASE("a profiled CPU step accounts for its time region by region", "[profile]") {

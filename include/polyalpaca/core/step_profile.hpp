@@ -190,6 +190,20 @@ void set_profile_phase(Context& ctx, Phase phase) {
     if (auto* profile = step_profile_of(ctx)) profile->set_phase(phase);
 }
 
+/// Runs f() with a fresh profile on ctx (make_step_profile(ctx), found in the backend's namespace); returns f's
+/// result and the profile's table. ctx.profile is null again afterwards, also when f throws.
+template <class Context, class F>
+auto profiled(Context& ctx, F&& f) {
+    auto profile = make_step_profile(ctx);
+    struct Detach {
+        Context& ctx;
+        ~Detach() { ctx.profile = nullptr; }
+    } detach{ctx};
+    ctx.profile = &profile;
+    auto result = f();
+    return std::pair{std::move(result), profile.finish()};
+}
+
 /// The table as text: one row per region that took time, a column per phase, the total and its share; `steps` divides
 /// every figure (a profile over several steps reads per step).
 inline std::string format_profile(ProfileTable const& table, int steps = 1) {

@@ -30,7 +30,7 @@ struct TrainerCommandLine {
     double temperature = 1.0, epochs = 0, lr = 0, warmup_ratio = 0, weight_decay = 0, max_grad_norm = 1.0;
     double lora_dropout = 0.05, budget_flops = 0;
     std::int64_t budget_records = 0, budget_tokens = 0;
-    long warmup_steps = 0, eval_every = 200;
+    long warmup_steps = 0, eval_every = 200, profile_step = 0;
     std::size_t micro_batch = 4, global_batch = 128, cutoff = 512, val_size = 1000;
     std::uint64_t val_seed = 42, seed = 42;
     int keep_last = 2;
@@ -102,6 +102,8 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     add("lora-dropout", po::value(&c.lora_dropout)->default_value(c.lora_dropout), "dropout on the adapter input");
     add("save-dtype", po::value(&c.save_dtype)->default_value(c.save_dtype), "f32, bf16 or f16 for saved weights");
     add("quiet", po::bool_switch(&c.quiet), "no progress line");
+    add("profile-step", po::value(&c.profile_step)->default_value(c.profile_step),
+        "time this optimizer step (1, 2, ...) region by region into profile.txt and metrics.jsonl (0: none)");
 
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);

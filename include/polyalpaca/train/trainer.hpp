@@ -15,6 +15,7 @@
 
 #include "polyalpaca/data/batching.hpp"
 #include "polyalpaca/data/budget.hpp"
+#include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
 #include "polyalpaca/optim/adamw.hpp"
 #include "polyalpaca/optim/schedule.hpp"
@@ -41,6 +42,7 @@ struct TrainerOptions {
     bool resume = true;                   ///< continue from the newest checkpoint in output_dir when there is one
     FlopCost cost;                        ///< training FLOPs per sequence, for the budget and the summary
     bool show_progress = true;
+    long profile_step = 0;                ///< time this step (1-based) by region: profile.txt, metrics.jsonl (0: none)
 };
 
 /// Validation loss of one language: the mean token loss over its held-out examples.
@@ -127,8 +129,17 @@ public:
                 double const lr = schedule.lr_at(state.step);
                 StepResult r;
                 try {
-                    r = train_step(ctx_, net_, adamw_, std::span<TokenBatch const>(batches), lr,
-                                   options_.max_grad_norm, state.step);
+                    auto step = [&] {
+                        return train_step(ctx_, net_, adamw_, std::span<TokenBatch const>(batches), lr,
+                                          options_.max_grad_norm, state.step);
+                    };
+                    if (state.step + 1 == options_.profile_step) {
+                        auto [result, regions] = profiled(ctx_, step);
+                        r = result;
+                        write_profile(regions, state.step + 1, metrics);
+                    } else {
+                        r = step();
+                    }
                 } catch (Error const& err) {
                     metrics.write({{"type", "error"}, {"step", state.step}, {"message", err.what()}});
                     progress.finish();
@@ -234,6 +245,23 @@ private:
             for (std::size_t i = 0; i < n; ++i) add_spend(s, pools, order[i]);
         }
         return s;
+    }
+
+    /// The profiled step's regions: a table in profile.txt (written atomically) and a record in metrics.jsonl.
+    void write_profile(ProfileTable const& regions, long step, MetricsLog& metrics) {
+        nlohmann::json record{{"type", "profile"}, {"step", step}, {"backend", Backend::name},
+                              {"total_ms", regions.total_ms()}};
+        for (int r = 0; r < region_count; ++r) {
+            auto const region = Region(r);
+            if (regions.region_ms(region) == 0) continue;
+            record["regions"][region_key(region)] = {{"forward_ms", regions.at(Phase::Forward, region)},
+                                                     {"backward_ms", regions.at(Phase::Backward, region)},
+                                                     {"update_ms", regions.at(Phase::Update, region)}};
+        }
+        metrics.write(record);
+        io::write_file_atomically(options_.output_dir / "profile.txt",
+                                  "step " + std::to_string(step) + " on " + Backend::name + ", by region (ms)\n" +
+                                      format_profile(regions));
     }
 
     /// Evaluates every language, logs it, tracks the best, writes a checkpoint and prunes old ones.

@@ -180,6 +180,7 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     o.resume = !c.no_resume;
     o.cost = flop_cost<Model>();
     o.show_progress = !c.quiet;
+    o.profile_step = c.profile_step;
 
     std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters, on %s\n", defaults.name.c_str(),
                 mixture.name().c_str(), mixture.pools().size(), (long long)net.parameters().trainable_count(),
