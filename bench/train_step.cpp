@@ -125,11 +125,7 @@ std::string time_step(std::string const& label, Options const& o) {
                 o.seq, t, tokens / t, init_s, double(pa::activation_bytes_held()) / mib,
                 double(ctx.temporaries.peak_bytes()) / mib, peak_rss_mib());
     if (!o.profile) return "";
-    auto profile = make_step_profile(ctx);
-    ctx.profile = &profile;
-    double const profiled_s = seconds(one_step);
-    ctx.profile = nullptr;
-    auto const table = profile.finish();
+    auto const [profiled_s, table] = pa::profiled(ctx, [&] { return seconds(one_step); });
     char heading[160];
     std::snprintf(heading, sizeof heading, "\n%s: where one more step's time goes (%.3f s; best step above %.3f s)\n",
                   label.c_str(), profiled_s, t);

@@ -127,11 +127,8 @@ void run(char const* config, Settings const& s) {
     (void)cudaEventDestroy(stop);
     // Where one more step's time goes, region by region (core/step_profile.hpp): device time between region
     // boundaries, so a region the host launches more slowly than the GPU runs it shows its launch time.
-    auto profile = make_step_profile(ctx);
-    ctx.profile = &profile;
-    (void)pa::train_step(ctx, *net, optimizer, batches, 1e-4, 1.0, ++step);
-    ctx.profile = nullptr;
-    auto const regions = profile.finish();
+    auto const regions =
+        pa::profiled(ctx, [&] { return pa::train_step(ctx, *net, optimizer, batches, 1e-4, 1.0, ++step); }).second;
 
     double const tokens = double(s.accumulate) * s.batch * s.seq;
     double const tokens_per_s = tokens / (ms * 1e-3);

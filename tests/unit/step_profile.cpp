@@ -131,22 +131,20 @@ TEST_CASE("profiling a step changes nothing it computes", "[profile]") {
     using Model = pa::Bloom<pa::bloom::SizeTiny, pa::LoRA<4, 8, pa::site::Qkv, pa::site::MlpDown>>;
     pa::cpu::Context ctx;
     pa::CausalLm<Model, pa::CpuEigen, float> plain(ctx, {.seed = 5, .adapter_dropout = 0.1});
-    pa::CausalLm<Model, pa::CpuEigen, float> profiled(ctx, {.seed = 5, .adapter_dropout = 0.1});
+    pa::CausalLm<Model, pa::CpuEigen, float> watched(ctx, {.seed = 5, .adapter_dropout = 0.1});
     std::vector<pa::TokenBatch> micro{random_batch(2, 12, Model::config::vocab, 7),
                                       random_batch(2, 12, Model::config::vocab, 8)};
     pa::AdamW<pa::CpuEigen, float> adamw_plain(plain.parameters().trainable_count(), {});
-    pa::AdamW<pa::CpuEigen, float> adamw_profiled(profiled.parameters().trainable_count(), {});
+    pa::AdamW<pa::CpuEigen, float> adamw_watched(watched.parameters().trainable_count(), {});
     auto const a = pa::train_step(ctx, plain, adamw_plain, std::span<pa::TokenBatch const>(micro), 1e-2, 1.0, 0);
-    auto profile = make_step_profile(ctx);
-    ctx.profile = &profile;
-    auto const b =
-        pa::train_step(ctx, profiled, adamw_profiled, std::span<pa::TokenBatch const>(micro), 1e-2, 1.0, 0);
-    ctx.profile = nullptr;
-    CHECK(profile.finish().total_ms() > 0);
+    auto const [b, table] = pa::profiled(ctx, [&] {
+        return pa::train_step(ctx, watched, adamw_watched, std::span<pa::TokenBatch const>(micro), 1e-2, 1.0, 0);
+    });
+    CHECK(table.total_ms() > 0);
     CHECK(a.loss == b.loss);
     CHECK(a.grad_norm == b.grad_norm);
     auto& p = plain.parameters();
-    auto& q = profiled.parameters();
+    auto& q = watched.parameters();
     REQUIRE(p.trainable_count() == q.trainable_count());
     CHECK(std::equal(p.trainable_values(), p.trainable_values() + p.trainable_count(), q.trainable_values()));
 }

@@ -204,18 +204,16 @@ auto profiled(Context& ctx, F&& f) {
     return std::pair{std::move(result), profile.finish()};
 }
 
-/// The table as text: one row per region that took time, a column per phase, the total and its share; `steps` divides
-/// every figure (a profile over several steps reads per step).
-inline std::string format_profile(ProfileTable const& table, int steps = 1) {
+/// The table as text: one row per region that took time, a column per phase, the total and its share.
+inline std::string format_profile(ProfileTable const& table) {
     std::ostringstream out;
     double const total = table.total_ms();
-    double const per = 1.0 / double(steps > 0 ? steps : 1);
     out << std::left << std::setw(24) << "region" << std::right;
     for (int p = 0; p < phase_count; ++p) out << std::setw(12) << (std::string(phase_name(Phase(p))) + " ms");
     out << std::setw(12) << "total ms" << std::setw(9) << "share" << '\n';
     auto cell = [&](double ms) {
         if (ms == 0) out << std::setw(12) << "-";
-        else out << std::setw(12) << std::fixed << std::setprecision(3) << ms * per;
+        else out << std::setw(12) << std::fixed << std::setprecision(3) << ms;
     };
     for (int r = 0; r < region_count; ++r) {
         double const ms = table.region_ms(Region(r));
