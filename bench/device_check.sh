@@ -105,8 +105,9 @@ say "build log tail:"; grep -E "error|FAILED" "$build_log" | head -20 || true
 
 bench_dir="$build/bench/cuda"
 
-# Each test takes seconds; 60 s each means a kernel that hangs costs one minute, not the stage.
-stage parity 180 "$parity_log" ctest --test-dir "$build" -L cuda --output-on-failure --timeout 60
+# Each test takes seconds; 60 s each means a kernel that hangs costs one minute, not the stage. --verbose: the log
+# keeps every measured error, of passing tests too.
+stage parity 180 "$parity_log" ctest --test-dir "$build" -L cuda --verbose --timeout 60
 grep -E "^ *[0-9]+/[0-9]+ Test|tests passed|tests failed" "$parity_log" || true
 
 stage train_step 200 "$train_log" "$bench_dir/polyalpaca_bench_cuda_train_step" --warmup 3 --steps 10
@@ -117,11 +118,12 @@ stage peft_lora 120 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mod
 # step with the study's gradient accumulation, the fastest PEFT LoRA setup (bf16 weights: the LoRA target is judged
 # against the fastest peer), the kernel rates, and PEFT's full-parameter step (the MFU target does not need it).
 # (timeout runs programs, not shell functions: the two runs go through bash -c, the binary as $0.)
-optional train_step_flash 75 "$train_log" bash -c \
+optional train_step_flash 110 "$train_log" bash -c \
   '"$0" --config bloom-560m-lora --attention flash --warmup 3 --steps 10 &&
-   "$0" --config bloom-560m-full --attention flash --warmup 3 --steps 10' \
+   "$0" --config bloom-560m-full --attention flash --warmup 3 --steps 10 &&
+   "$0" --config llama-7b-lora --attention flash --warmup 3 --steps 10' \
   "$bench_dir/polyalpaca_bench_cuda_train_step"
-grep -E "^\| bloom-560m-(lora|full)-flash" "$train_log" || true
+grep -E "^\| (bloom-560m-(lora|full)|llama-7b-lora)-flash" "$train_log" || true
 # Full-parameter as the study steps: 32 micro-batches of 4 x 512 per AdamW update (a global batch of 128), which
 # spreads the update of 559M fp32 weights over 32 micro-batches; on both attention paths.
 optional train_step_accumulate 60 "$train_log" bash -c \
@@ -194,6 +196,7 @@ print(f"  {'config':<27} {'tokens/s':>10} {'MFU':>7} {'peak GiB':>9} | {'peer':<
 pairs = [("bloom-560m-lora", ("lora", "autocast")), ("bloom-560m-lora", ("lora", "bf16")),
          ("bloom-560m-full", ("full", "autocast")), ("llama-7b-lora", None),
          ("bloom-560m-lora-flash", ("lora", "autocast")), ("bloom-560m-full-flash", ("full", "autocast")),
+         ("llama-7b-lora-flash", None),
          ("bloom-560m-full-acc32", None), ("bloom-560m-full-flash-acc32", None)]
 for cfg, key in pairs:
     o = ours.get(cfg)
@@ -211,7 +214,7 @@ for cfg, key in pairs:
         right, ratio = f" | {'-':<20} {'-':>10} {'-':>13} |", f" {'-':>7} {'-':>8}" if key else ""
     print(left + right + ratio)
 
-for cfg in ("bloom-560m-lora", "bloom-560m-full"):
+for cfg in ("bloom-560m-lora", "bloom-560m-full", "llama-7b-lora"):
     g, f = ours.get(cfg), ours.get(cfg + "-flash")
     if g and f:
         print(f"  {cfg}: flash attention {float(f['tokens_per_s']) / float(g['tokens_per_s']):.2f}x the GEMM "
@@ -278,10 +281,12 @@ if runs:
     print(f"  full-parameter MFU >= 45% ({seen}): {mfu:.1f}% -> {verdict(mfu >= 45)}")
 else:
     print("  full-parameter MFU >= 45%: not measured -> NOT met")
-o = ours.get("llama-7b-lora")
-if o:
+runs = [ours[c] for c in ("llama-7b-lora", "llama-7b-lora-flash") if c in ours]
+if runs:
+    o = min(runs, key=lambda r: float(r["peak_bytes"]))
     peak = float(o["peak_bytes"])
-    print(f"  LLaMA-7B LoRA at 4 x 512 within 80 GB: peak {peak / 1e9:.1f} GB -> {verdict(peak <= 80e9)}")
+    seen = "; ".join(f"{r['config']} {float(r['peak_bytes']) / 1e9:.1f} GB" for r in runs)
+    print(f"  LLaMA-7B LoRA at 4 x 512 within 80 GB ({seen}): {verdict(peak <= 80e9)}")
 else:
     print("  LLaMA-7B LoRA at 4 x 512 within 80 GB: did not run to completion -> NOT met")
 PY

@@ -343,6 +343,7 @@ void check_cross_entropy(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, 
 int main() {
     if (no_gpu("gemm_attention_loss_parity")) return 77;
     cu::Context ctx;
+    ctx.set_attention_kernel(cu::AttentionKernel::Gemm);  // this file tests the GEMM path (Auto picks flash in Bf16)
     pa::cpu::Context cpu(1);
     pa::Rng rng(77);
 

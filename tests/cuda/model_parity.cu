@@ -14,8 +14,9 @@
 /// (AttentionKernel::Flash: the fp32 kernels in Fp32, the tensor-core ones in Bf16; the tiny presets' head_dim 8
 /// runs the GEMM path), under the same tolerances;
 /// and a 30-step AdamW run on a Markov token stream, CUDA in bf16 against the CPU in fp32, whose per-step mean loss
-/// must agree within 2e-3 relative at every step (predicted: 5.2e-4 at worst); full-parameter runs must also lower
-/// the loss by at least 10%.
+/// must agree within 2e-3 relative at every step (predicted: 5.2e-4 at worst), 1.5e-2 for the head_dim 32 LLaMA
+/// (predicted 3.6e-3: it learns most, 4.63 -> 1.42, and a curve that falls steeply carries the bf16 differences of
+/// earlier steps further); full-parameter runs must also lower the loss by at least 10%.
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -51,7 +52,7 @@ struct Tolerances {
 constexpr Tolerances fp32_tolerance{1e-5, 1e-5, 1e-4};
 constexpr Tolerances bf16_tolerance{2e-2, 1.5e-4, 5e-2};
 constexpr int train_steps = 30;
-constexpr double train_tolerance = 2e-3;  // per-step |loss_cuda - loss_cpu| / loss_cpu
+constexpr double train_tolerance = 2e-3;  // per-step |loss_cuda - loss_cpu| / loss_cpu, unless a model says
 constexpr double train_min_drop = 0.10;   // full-parameter runs must lower the loss by at least this share
 
 /// Two rows with a "prompt" of 1 + row masked by -100, so masking reaches both backends' loss and head.
@@ -152,7 +153,7 @@ public:
     }
 
     /// train_steps AdamW steps on the same Markov batches: CUDA in bf16, the CPU in fp32.
-    void train_and_compare(std::uint64_t seed) {
+    void train_and_compare(std::uint64_t seed, double tolerance) {
         gpu_ctx_.set_gemm_math(cu::GemmMath::Bf16);
         pa::AdamWConfig const config{.lr = 3e-3};
         pa::AdamW<pa::CpuEigen, float> cpu_opt(cpu_->parameters().trainable_count(), config);
@@ -170,8 +171,8 @@ public:
         }
         std::printf("  %-48s cpu %.4f -> %.4f, cuda %.4f -> %.4f, worst step gap %.3e (tolerance %.1e)\n",
                     (label_ + " bf16 training loss").c_str(), cpu_first, cpu_last, gpu_first, gpu_last, worst,
-                    train_tolerance);
-        expect(worst <= train_tolerance, label_ + ": the CUDA loss curve strays from the CPU one by " +
+                    tolerance);
+        expect(worst <= tolerance, label_ + ": the CUDA loss curve strays from the CPU one by " +
                                              std::to_string(worst) + " relative");
         if constexpr (!Model::adapter::is_lora) {  // LoRA on random frozen weights barely learns in 30 steps
             expect(cpu_last <= (1.0 - train_min_drop) * cpu_first, label_ + ": the CPU run did not learn");
@@ -193,7 +194,8 @@ private:
 
 template <class Model>
 void check_model(std::string const& label, std::uint64_t seed,
-                 cu::AttentionKernel attention = cu::AttentionKernel::Gemm) {
+                 cu::AttentionKernel attention = cu::AttentionKernel::Gemm,
+                 double training_tolerance = train_tolerance) {
     std::printf("%s\n", label.c_str());
     if (attention == cu::AttentionKernel::Flash)
         expect(cu::flash::supported_head_dim(Model::config::hidden / Model::config::heads),
@@ -204,7 +206,7 @@ void check_model(std::string const& label, std::uint64_t seed,
     auto const batch = masked_batch(Model::config::vocab, 3, 16, seed + 2);
     pair.compare(cu::GemmMath::Fp32, "fp32", fp32_tolerance, batch);
     pair.compare(cu::GemmMath::Bf16, "bf16", bf16_tolerance, batch);
-    pair.train_and_compare(seed + 3);
+    pair.train_and_compare(seed + 3, training_tolerance);
     std::fflush(stdout);
 }
 
@@ -233,7 +235,7 @@ int main() try {
     check_model<pa::Llama<pa::llama::SizeTiny, LlamaLora>>("llama-tiny lora", 16);
     check_model<pa::Llama<pa::llama::SizeTinyTied>>("llama-tiny-tied full", 17);
     check_model<pa::Bloom<BloomFlashSize, BloomLora>>("bloom head_dim 32 lora, flash", 18, cu::AttentionKernel::Flash);
-    check_model<pa::Llama<LlamaFlashSize>>("llama head_dim 32 full, flash", 19, cu::AttentionKernel::Flash);
+    check_model<pa::Llama<LlamaFlashSize>>("llama head_dim 32 full, flash", 19, cu::AttentionKernel::Flash, 1.5e-2);
     return pa::cuda_test::finish("cuda.model_parity");
 } catch (std::exception const& e) {
     std::printf("FAIL: cuda.model_parity threw: %s\n", e.what());

@@ -251,6 +251,15 @@ using NeoxLora = pa::LoRA<2, 16, pa::site::Qkv>;
 using LlamaLora = pa::LoRA<3, 6, pa::site::Query, pa::site::Key, pa::site::Value, pa::site::AttnOut, pa::site::MlpGate,
                            pa::site::MlpUp, pa::site::MlpDown>;
 
+/// model_parity's head_dim 32 models (run there on the flash kernels; simulated here with the GEMM path's
+/// roundings, which round the same operands: q, k, v, dout, P and dS).
+struct BloomFlashSize : pa::bloom::Defaults {
+    static constexpr int vocab = 96, hidden = 64, layers = 2, heads = 2;
+};
+struct LlamaFlashSize : pa::llama::Defaults {
+    static constexpr int vocab = 96, hidden = 128, layers = 2, heads = 4, kv_heads = 2, ffn = 128;
+};
+
 }  // namespace
 
 int main() {
@@ -261,5 +270,7 @@ int main() {
     check_model<pa::Llama<pa::llama::SizeTiny>>("llama-tiny full", 15);
     check_model<pa::Llama<pa::llama::SizeTiny, LlamaLora>>("llama-tiny lora", 16);
     check_model<pa::Llama<pa::llama::SizeTinyTied>>("llama-tiny-tied full", 17);
+    check_model<pa::Bloom<BloomFlashSize, BloomLora>>("bloom head_dim 32 lora", 18);
+    check_model<pa::Llama<LlamaFlashSize>>("llama head_dim 32 full", 19);
     return 0;
 }

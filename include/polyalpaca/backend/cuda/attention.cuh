@@ -16,7 +16,7 @@
 /// converted by the GEMM). The softmax and its backward are fp32 with fp32 sums.
 /// Scratch: slot 4 (packed heads, dP, the slopes), reused by the next call.
 ///
-/// With ctx.attention_kernel() == AttentionKernel::Flash and a head_dim flash_attention.cuh is instantiated for,
+/// When flash_attention_chosen(ctx, head_dim) (Flash selected, or Auto's rule, for an instantiated head_dim),
 /// both ops run the fused kernels there instead and the saved state is (batch*heads*seq, 2) [lse, slope] rather
 /// than the probabilities; attention_state_cols says which width a caller must allocate. The flash kernels take
 /// any state of at least 2 columns (a (rows, seq) buffer sized for the GEMM path too, using its first 2), and the
@@ -189,10 +189,32 @@ inline void head_gemm(Context& ctx, AttentionShape const& s, Trans ta, Trans tb,
                  alpha, 0.0f, "attention: head GEMM");
 }
 
-/// True when the flash kernels handle this call: selected, instantiated for head_dim, and a state of >= 2 columns.
+}  // namespace detail
+
+/// The largest head_dim AttentionKernel::Auto runs on the flash kernels (in GemmMath::Bf16). Measured on an H100
+/// at 4 x 512 (bench/README.md): at head_dim 64 (BLOOM-560m) the tensor-core flash kernels beat the GEMM path
+/// forward (0.075 vs 0.264 ms per layer) and backward (0.362 vs 0.402 ms), 1.22x the tokens/s of a LoRA step with
+/// 1.6 GiB less memory; at 128 (LLaMA-7B) their 32 x 32 tiles lose the backward (1.905 vs 0.967 ms; 0.94x the
+/// step's tokens/s). Select Flash by hand there when the (seq x seq) probabilities do not fit.
+inline constexpr int auto_flash_max_head_dim = 64;
+
+/// True when attention of this head_dim runs on the flash kernels: instantiated for it, and Flash selected, or
+/// Auto in GemmMath::Bf16 with head_dim <= auto_flash_max_head_dim.
+inline bool flash_attention_chosen(Context const& ctx, int head_dim) {
+    if (!flash::supported_head_dim(head_dim)) return false;
+    switch (ctx.attention_kernel()) {
+        case AttentionKernel::Flash: return true;
+        case AttentionKernel::Gemm: return false;
+        case AttentionKernel::Auto: break;
+    }
+    return ctx.gemm_math() == GemmMath::Bf16 && head_dim <= auto_flash_max_head_dim;
+}
+
+namespace detail {
+
+/// True when the flash kernels handle this call: chosen for head_dim, and a state of >= 2 columns.
 inline bool use_flash(Context const& ctx, AttentionShape const& s, Index state_cols) {
-    return ctx.attention_kernel() == AttentionKernel::Flash && flash::supported_head_dim(s.head_dim) &&
-           state_cols >= flash::state_cols;
+    return flash_attention_chosen(ctx, s.head_dim) && state_cols >= flash::state_cols;
 }
 
 inline void check_flash_state(View<float const> state, AttentionShape const& s, char const* what) {
@@ -207,9 +229,7 @@ inline void check_flash_state(View<float const> state, AttentionShape const& s, 
 /// Columns of the state (`probs`) attention_forward saves per (batch, head, query) row for attention_backward:
 /// seq (the probabilities) on the GEMM path, 2 ([logsumexp, ALiBi slope]) when the flash kernels handle `shape`.
 inline Index attention_state_cols(Context const& ctx, AttentionShape const& shape) {
-    return ctx.attention_kernel() == AttentionKernel::Flash && flash::supported_head_dim(shape.head_dim)
-               ? Index(flash::state_cols)
-               : Index(shape.seq);
+    return flash_attention_chosen(ctx, shape.head_dim) ? Index(flash::state_cols) : Index(shape.seq);
 }
 
 /// Causal attention. q (N, heads*hd), k and v (N, kv_heads*hd), out (N, heads*hd), N = batch * seq, all device.

@@ -65,8 +65,11 @@ enum class GemmMath {
 
 /// How attention_forward / attention_backward (attention.cuh) compute causal attention. Gemm: cuBLASLt GEMMs and
 /// a softmax kernel, saving the (seq x seq) probabilities. Flash: the fused kernels of flash_attention.cuh, saving
-/// 2 floats per query row (attention_state_cols). Keep the same kernel between a forward and its backward.
-enum class AttentionKernel { Gemm, Flash };
+/// 2 floats per query row (attention_state_cols). Auto (the default): Flash where it measured faster, Gemm
+/// elsewhere (the rule is cuda::flash_attention_chosen, attention.cuh). A head_dim without a flash instantiation
+/// runs Gemm whatever is selected. Keep the same kernel (and GemmMath, under Auto) between a forward and its
+/// backward.
+enum class AttentionKernel { Auto, Gemm, Flash };
 
 /// Device memory an op may reuse between calls, `slot` by `slot`: e.g. token ids uploaded from a host span.
 /// Ops on one stream run in order, so reusing a slot in a later op never races an earlier kernel.
@@ -188,7 +191,7 @@ public:
     int device() const { return device_; }
     GemmMath gemm_math() const { return gemm_math_; }
     void set_gemm_math(GemmMath math) { gemm_math_ = math; }
-    /// Gemm by default (the flash kernels are opt-in).
+    /// Auto unless set; cuda::flash_attention_chosen says what runs for a given head_dim.
     AttentionKernel attention_kernel() const { return attention_kernel_; }
     void set_attention_kernel(AttentionKernel kernel) { attention_kernel_ = kernel; }
 
@@ -308,7 +311,7 @@ private:
     void* workspace_ = nullptr;
     std::size_t workspace_bytes_ = 0;
     GemmMath gemm_math_ = GemmMath::Bf16;
-    AttentionKernel attention_kernel_ = AttentionKernel::Gemm;
+    AttentionKernel attention_kernel_ = AttentionKernel::Auto;
     struct Scratch {
         void* data = nullptr;
         std::size_t bytes = 0;

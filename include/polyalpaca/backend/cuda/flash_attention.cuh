@@ -1,7 +1,7 @@
 /// @file backend/cuda/flash_attention.cuh
 /// @brief Fused flash-style causal attention on CUDA (bf16 tensor cores in GemmMath::Bf16, else fp32 CUDA cores),
-/// forward and backward, behind attention_forward / attention_backward when Context::attention_kernel() is
-/// AttentionKernel::Flash.
+/// forward and backward, behind attention_forward / attention_backward when flash_attention_chosen (attention.cuh):
+/// AttentionKernel::Flash, or the default AttentionKernel::Auto in GemmMath::Bf16 for head_dim <= 64.
 ///
 /// Design. No (seq x seq) matrix exists in memory; the saved state is 2 floats per (batch, head, query) row,
 /// [logsumexp of the row's scores, the head's ALiBi slope] (flash::state_cols; attention_backward receives no
