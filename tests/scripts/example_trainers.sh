@@ -4,7 +4,7 @@
 # - the same seed gives the same weights (determinism);
 # - a run killed with SIGKILL resumes from its last checkpoint and ends exactly as the uninterrupted run;
 # - validation loss falls in every language; the LoRA trainer writes a PEFT adapter, and the profile of the step
-#   --profile-step names.
+#   --profile-step names; --attention other than auto is refused on the CPU.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -87,4 +87,13 @@ jq -e '.peft_type == "LORA" and .r == 8 and .lora_alpha == 16' "$work/lora/adapt
 grep -q "^lora branches " "$work/lora/profile.txt" || fail "profile.txt has no LoRA row: $(cat "$work/lora/profile.txt")"
 jq -se 'map(select(.type == "profile")) | length == 1 and .[0].step == 2 and .[0].regions.lora.backward_ms > 0' \
     "$work/lora/metrics.jsonl" > /dev/null || fail "metrics.jsonl lacks the profile of step 2"
+jq -e '.attention == "auto"' "$work/lora/run_config.json" > /dev/null || fail "run_config.json lacks attention"
+
+# --attention picks CUDA kernels: the CPU trainer takes only auto, and refuses before it writes anything.
+if "$lora" "${common[@]}" --attention flash --output-dir "$work/attention" > /dev/null 2> "$work/attention.err"; then
+    fail "--attention flash ran on the CPU"
+fi
+grep -q -- "--attention flash: the cpu-eigen backend has one attention path" "$work/attention.err" ||
+    fail "unclear --attention error: $(cat "$work/attention.err")"
+[ ! -e "$work/attention" ] || fail "a refused --attention still created its output directory"
 echo "1 passed, 0 failed"

@@ -49,7 +49,7 @@ struct Cuda {
     using Context = cuda::Context;
     static constexpr char const* name = "cuda";
     /// The LM head scores at most this many logits at once (512 MiB of fp32, and half as much again for their
-    /// bf16 gradient, cuda/lm_head.cuh): 535 rows of BLOOM's 250,880-entry vocabulary, enough rows for full-rate
+    /// bf16 gradient, cuda/lm_head.cuh): 534 rows of BLOOM's 250,880-entry vocabulary, enough rows for full-rate
     /// GEMMs.
     static constexpr std::int64_t lm_head_chunk_logits = std::int64_t(1) << 27;
 

@@ -26,7 +26,7 @@ struct TrainerCommandLine {
     std::filesystem::path model_dir, tokenizer, output_dir;
     std::vector<std::string> data, languages, weights;
     std::string strategy, sample_ids = "shared", schedule, prompt_template = "alpaca", eos = "alpaca-lora";
-    std::string bad_records = "fail", save_dtype = "f32";
+    std::string bad_records = "fail", save_dtype = "f32", attention = "auto";
     double temperature = 1.0, epochs = 0, lr = 0, warmup_ratio = 0, weight_decay = 0, max_grad_norm = 1.0;
     double lora_dropout = 0.05, budget_flops = 0;
     std::int64_t budget_records = 0, budget_tokens = 0;
@@ -101,6 +101,9 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
         "fail (stop at the first bad record, naming it) or skip (skip and list each in data_report.txt)");
     add("lora-dropout", po::value(&c.lora_dropout)->default_value(c.lora_dropout), "dropout on the adapter input");
     add("save-dtype", po::value(&c.save_dtype)->default_value(c.save_dtype), "f32, bf16 or f16 for saved weights");
+    add("attention", po::value(&c.attention)->default_value(c.attention),
+        "CUDA attention: auto (fused flash kernels in bf16 up to head_dim 64, else GEMMs), gemm, or flash (the "
+        "memory-lean choice for long sequences); the CPU has one path");
     add("quiet", po::bool_switch(&c.quiet), "no progress line");
     add("profile-step", po::value(&c.profile_step)->default_value(c.profile_step),
         "time this optimizer step (1, 2, ...) region by region into profile.txt and metrics.jsonl (0: none)");

@@ -86,6 +86,22 @@ inline io::DType dtype_of(std::string const& s) {
     fail("--save-dtype must be f32, bf16 or f16, got '", s, "'");
 }
 
+/// --attention: picks the context's attention kernels where the backend has a choice (cuda::AttentionKernel);
+/// a backend with one path accepts only "auto".
+template <class Backend>
+void select_attention(typename Backend::Context& ctx, std::string const& name) {
+    if constexpr (requires { ctx.set_attention_kernel(ctx.attention_kernel()); }) {
+        using Kernel = decltype(ctx.attention_kernel());
+        if (name == "auto") ctx.set_attention_kernel(Kernel::Auto);
+        else if (name == "gemm") ctx.set_attention_kernel(Kernel::Gemm);
+        else if (name == "flash") ctx.set_attention_kernel(Kernel::Flash);
+        else fail("--attention must be auto, gemm or flash, got '", name, "'");
+    } else {
+        require(name == "auto", "--attention ", name, ": the ", Backend::name,
+                " backend has one attention path; leave --attention at auto");
+    }
+}
+
 }  // namespace program_detail
 
 /// Runs a trainer for Model (a family type with its adapter) on Backend (CpuEigen, or Cuda from a .cu program that
@@ -97,6 +113,7 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     if (!parsed) return 0;
     auto const& c = *parsed;
     typename Backend::Context ctx;  // first: a missing GPU stops the program before any data is read
+    select_attention<Backend>(ctx, c.attention);
     std::filesystem::create_directories(c.output_dir);
 
     auto const tokenizer = load_tokenizer(c);
@@ -142,7 +159,8 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
                               {"languages", nlohmann::json::array()}, {"template", c.prompt_template},
                               {"model_dir", c.model_dir.string()}, {"seed", c.seed},
                               {"cutoff", c.cutoff},                {"train_on_inputs", c.train_on_inputs},
-                              {"eos", c.eos},                      {"backend", Backend::name}};
+                              {"eos", c.eos},                      {"backend", Backend::name},
+                              {"attention", c.attention}};
     for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
     io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;
