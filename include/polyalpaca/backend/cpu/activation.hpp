@@ -1,12 +1,16 @@
 /// @file backend/cpu/activation.hpp
 /// @brief Elementwise ops: GELU (tanh and erf), SiLU, SwiGLU, residual add, and gradient accumulation. The ops
-/// built on exp (tanh GELU, SiLU, SwiGLU) evaluate it in double over blocks, vectorised (exp_blocks.hpp).
+/// built on exp (tanh GELU, SiLU, SwiGLU, the erf GELU's backward) evaluate it in double over blocks, vectorised
+/// (exp_blocks.hpp); the erf GELU takes erf from Eigen's vectorised kernel over the same blocks.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <type_traits>
+
+#include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/backend/cpu/exp_blocks.hpp"
@@ -71,6 +75,26 @@ void for_each_gelu_tanh(Context& ctx, T const* x, T c, T k, Index n, F const& f)
     });
 }
 
+/// Calls f(i, erf(x_i / sqrt 2), exp(-x_i^2 / 2)) for every i in [0, n), over blocks as for_each_exp_block; the
+/// exp only when `with_gauss` (else 0). erf is Eigen's vectorised kernel: in float a rational approximation within
+/// 7.4 ulp of glibc's erf on N(0, 2) inputs and 1.5 ns per value against 19 for std::erf, single-threaded on this
+/// project's development machine; in double, std::erf.
+template <class T, class F>
+void for_each_gelu_erf(Context& ctx, T const* x, Index n, bool with_gauss, F const& f) {
+    for_each_exp_block(ctx, n, [&](Index begin, Index count) {
+        alignas(64) T u[exp_block];
+        alignas(64) double gauss[exp_block];
+        for (Index i = 0; i < count; ++i) u[i] = x[begin + i] * T(1 / std::numbers::sqrt2);
+        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> erfs(u, count);
+        erfs = erfs.erf();
+        if (with_gauss) {
+            for (Index i = 0; i < count; ++i) gauss[i] = -0.5 * double(x[begin + i]) * double(x[begin + i]);
+            exp_in_place(gauss, count);
+        }
+        for (Index i = 0; i < count; ++i) f(begin + i, u[i], with_gauss ? T(gauss[i]) : T(0));
+    });
+}
+
 // GELU tanh approximation constants, as BLOOM writes them: sqrt(2 / pi) ~ 0.79788456 and the cubic coefficient.
 inline constexpr double gelu_tanh_scale = 0.79788456;
 inline constexpr double gelu_tanh_cubic = 0.044715;
@@ -109,11 +133,10 @@ void gelu_tanh_backward(Context& ctx, std::type_identity_t<View<T const>> x, std
 template <class T>
 void gelu_erf_forward(Context& ctx, std::type_identity_t<View<T const>> x, View<T> y) {
     detail::check_elementwise<T>(x, "gelu_erf_forward: x", y, "gelu_erf_forward: y");
-    T const inv_sqrt2 = T(1 / std::numbers::sqrt2);
     T const* xs = x.data;
     T* ys = y.data;
-    detail::for_each_element(ctx, x.size(),
-                             [&](Index i) { ys[i] = T(0.5) * xs[i] * (T(1) + std::erf(xs[i] * inv_sqrt2)); });
+    detail::for_each_gelu_erf(ctx, xs, x.size(), false,
+                              [&](Index i, T erf_u, T) { ys[i] = T(0.5) * xs[i] * (T(1) + erf_u); });
 }
 
 /// dx += dy * (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)). Skipped when dx is null.
@@ -121,15 +144,12 @@ template <class T>
 void gelu_erf_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> dy,
                        View<T> dx) {
     if (!detail::check_elementwise_backward<T>(x, dy, dx, "gelu_erf_backward")) return;
-    T const inv_sqrt2 = T(1 / std::numbers::sqrt2);
     T const inv_sqrt_2pi = T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
     T const* xs = x.data;
     T const* dys = dy.data;
     T* dxs = dx.data;
-    detail::for_each_element(ctx, x.size(), [&](Index i) {
-        T const v = xs[i];
-        T const slope = T(0.5) * (T(1) + std::erf(v * inv_sqrt2)) + v * std::exp(T(-0.5) * v * v) * inv_sqrt_2pi;
-        dxs[i] += dys[i] * slope;
+    detail::for_each_gelu_erf(ctx, xs, x.size(), true, [&](Index i, T erf_u, T gauss) {
+        dxs[i] += dys[i] * (T(0.5) * (T(1) + erf_u) + xs[i] * gauss * inv_sqrt_2pi);
     });
 }
 
