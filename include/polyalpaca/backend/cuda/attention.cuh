@@ -191,23 +191,10 @@ inline void head_gemm(Context& ctx, AttentionShape const& s, Trans ta, Trans tb,
 
 }  // namespace detail
 
-/// The largest head_dim AttentionKernel::Auto runs on the flash kernels (in GemmMath::Bf16). Measured on an H100
-/// at 4 x 512 (bench/README.md): at head_dim 64 (BLOOM-560m) the tensor-core flash kernels beat the GEMM path
-/// forward (0.075 vs 0.264 ms per layer) and backward (0.362 vs 0.402 ms), 1.22x the tokens/s of a LoRA step with
-/// 1.6 GiB less memory; at 128 (LLaMA-7B) their 32 x 32 tiles lose the backward (1.905 vs 0.967 ms; 0.94x the
-/// step's tokens/s). Select Flash by hand there when the (seq x seq) probabilities do not fit.
-inline constexpr int auto_flash_max_head_dim = 64;
-
-/// True when attention of this head_dim runs on the flash kernels: instantiated for it, and Flash selected, or
-/// Auto in GemmMath::Bf16 with head_dim <= auto_flash_max_head_dim.
+/// True when attention of this head_dim runs on the flash kernels under ctx's choices (the rule is
+/// kernel_choice.hpp's, shared with host-only code).
 inline bool flash_attention_chosen(Context const& ctx, int head_dim) {
-    if (!flash::supported_head_dim(head_dim)) return false;
-    switch (ctx.attention_kernel()) {
-        case AttentionKernel::Flash: return true;
-        case AttentionKernel::Gemm: return false;
-        case AttentionKernel::Auto: break;
-    }
-    return ctx.gemm_math() == GemmMath::Bf16 && head_dim <= auto_flash_max_head_dim;
+    return flash_attention_chosen(ctx.attention_kernel(), ctx.gemm_math(), head_dim);
 }
 
 namespace detail {

@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "polyalpaca/backend/cuda/event_clock.cuh"
+#include "polyalpaca/backend/cuda/kernel_choice.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
@@ -54,22 +55,6 @@ inline int device_count() noexcept {
     }
     return count;
 }
-
-/// How cuBLASLt multiplies fp32 matrices. Storage stays fp32 (the master weights) in every mode.
-enum class GemmMath {
-    Fp32,  // CUBLAS_COMPUTE_32F: exact fp32, no tensor cores (parity tests)
-    Tf32,  // CUBLAS_COMPUTE_32F_FAST_TF32: tf32 tensor cores, fp32 accumulation
-    Bf16,  // bf16 operands (rounded to nearest even; weights from the context's bf16 working copies), bf16 tensor
-           // cores, fp32 accumulation, fp32 output (CUBLAS_COMPUTE_32F with A/B in CUDA_R_16BF)
-};
-
-/// How attention_forward / attention_backward (attention.cuh) compute causal attention. Gemm: cuBLASLt GEMMs and
-/// a softmax kernel, saving the (seq x seq) probabilities. Flash: the fused kernels of flash_attention.cuh, saving
-/// 2 floats per query row (attention_state_cols). Auto (the default): Flash where it measured faster, Gemm
-/// elsewhere (the rule is cuda::flash_attention_chosen, attention.cuh). A head_dim without a flash instantiation
-/// runs Gemm whatever is selected. Keep the same kernel (and GemmMath, under Auto) between a forward and its
-/// backward.
-enum class AttentionKernel { Auto, Gemm, Flash };
 
 /// Device memory an op may reuse between calls, `slot` by `slot`: e.g. token ids uploaded from a host span.
 /// Ops on one stream run in order, so reusing a slot in a later op never races an earlier kernel.
