@@ -11,6 +11,11 @@
 #
 #   bash bench/device_check.sh                                 # everything, summary within 460 s
 #   DEVICE_CHECK_DEADLINE_S=400 bash bench/device_check.sh     # a tighter deadline
+#   DEVICE_CHECK_ONLY=study bash bench/device_check.sh         # only the study on the GPU (below)
+# The study stages build the study runner with CUDA engines for bloom-study and bloom-560m (a second build, with
+# the evaluation side from the kit), run the embedded study's quick form on the GPU, then a BLOOM-560m-shaped study
+# at a reduced budget (pretrained on the synthetic suite, LoRA mono / multi / downsampled, the paper's 4-beam
+# decoding), and print wall time, tokens/s per run and predicted against measured peak memory.
 # Every stage runs under min(its own limit, the time left before the deadline); the optional stages (the
 # flash-attention steps, PEFT LoRA with bf16 weights, kernels, PEFT full-parameter) start only when their whole
 # limit still fits.
@@ -22,6 +27,7 @@ build="$root/build-device"
 logs="${OUT:-$build/logs}"
 mkdir -p "$logs"
 deadline_s="${DEVICE_CHECK_DEADLINE_S:-460}"
+only="${DEVICE_CHECK_ONLY:-}"  # "study": the study stages alone
 jobs="$(nproc 2>/dev/null || echo 16)"
 python="${PYTHON:-python3}"
 
@@ -85,6 +91,53 @@ if [[ ! -d "$root/.devkit/include/eigen3" ]]; then
 fi
 
 kit="$root/.devkit"
+study_log="$logs/study.log"
+: >"$study_log"
+
+# The study on the GPU: its own build (the evaluation side and the runner), the embedded study's quick form, and a
+# BLOOM-560m-shaped study; optional, so the core checks keep their time.
+study_stages() {
+  local study_build="$root/build-device-study" work="$root/build-device-study/runs"
+  optional study_build 300 "$study_log" bash -c \
+    'cmake -S "$0" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$2" \
+       -DCMAKE_CXX_FLAGS="-isystem $2/include" -DCMAKE_CUDA_FLAGS="-isystem $2/include" \
+       -DPOLYALPACA_BUILD_TESTS=OFF -DPOLYALPACA_USE_OPENBLAS=OFF -DPOLYALPACA_TRAINERS=none \
+       -DPOLYALPACA_STUDY_PRESETS=bloom-560m -DPOLYALPACA_STUDY_BACKENDS=cuda -DCMAKE_CUDA_ARCHITECTURES=90 &&
+     ninja -C "$1" -j "$3" polyalpaca_study' "$root" "$study_build" "$kit" "$jobs"
+  [[ "${status[study_build]}" == PASS ]] || return 0
+  rm -rf "$work"
+  mkdir -p "$work"
+  local runner="$study_build/examples/polyalpaca_study"
+  optional study_embedded 120 "$study_log" bash -c \
+    'echo "### plan"; "$0" --quick --device cuda --plan --output "$1/embedded" &&
+     { t=$SECONDS; "$0" --quick --device cuda --quiet --output "$1/embedded"; rc=$?; echo "wall $((SECONDS - t)) s";
+       exit $rc; }' "$runner" "$work"
+  cat >"$work/bloom560m.json" <<'JSON'
+{"name": "device check: BLOOM-560m shape", "base_model": {"preset": "bloom-560m"}, "methods": ["lora"],
+ "languages": ["en", "ru", "zh"], "zero_shot": ["bg"],
+ "suite": {"train_per_language": 400, "test_per_language": 16, "pretrain_sentences_per_language": 800, "seed": 0},
+ "pretrain": {"steps": 150, "sequence": 128, "micro_batch": 16, "accumulation": 1, "lr": 1e-3},
+ "strategies": ["monolingual", "multilingual", "downsampled"], "budgets": [{"records": 512}],
+ "hyperparameters": {"lora": {"lr": 1e-3, "warmup_steps": 2, "micro_batch": 4, "global_batch": 32, "cutoff": 512,
+                              "val_size": 16, "eval_every": 8, "template": "compact"}},
+ "decoding": {"preset": "paper", "batch": 8, "max_prompts": 8, "max_new_tokens": 64},
+ "output": "bloom560m", "seed": 42}
+JSON
+  optional study_bloom560m 200 "$study_log" bash -c \
+    'cd "$1" && echo "### plan" && { "$0" bloom560m.json --device cuda --plan || true; } &&
+     { t=$SECONDS; "$0" bloom560m.json --device cuda --quiet; rc=$?; echo "wall $((SECONDS - t)) s"; exit $rc; }' \
+    "$runner" "$work"
+}
+
+if [[ "$only" == study ]]; then
+  deadline_s="${DEVICE_CHECK_DEADLINE_S:-540}"
+  study_stages
+  grep -E "^### |^Plan of study|^\| bloom|^study |^on cuda|trained:|memory:|^runs trained|^wall |error|Error" "$study_log" |
+    tee "$logs/summary.txt"
+  say "device_check: done (study stages only; logs in $logs)"
+  exit 0
+fi
+
 stage configure 120 "$build_log" \
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$kit" \
@@ -134,15 +187,16 @@ grep -E "^\| bloom-560m-full(-flash)?-acc32" "$train_log" || true
 optional peft_lora_bf16 90 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision bf16
 optional kernels 120 "$kernels_log" "$bench_dir/polyalpaca_bench_cuda_kernels" --repeat 10
 optional peft_full 100 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode full --precision autocast
+study_stages
 
 # The summary: parsed from the logs by Python (present wherever PyTorch is).
 stage_lines=""
 for s in "${stages[@]}"; do stage_lines+="$s=${status[$s]}"$'\n'; done
 set +e
-STAGES="$stage_lines" "$python" - "$parity_log" "$train_log" "$peft_log" "$kernels_log" <<'PY' | tee "$summary_log"
+STAGES="$stage_lines" "$python" - "$parity_log" "$train_log" "$peft_log" "$kernels_log" "$study_log" <<'PY' | tee "$summary_log"
 import json, os, re, sys
 
-parity_log, train_log, peft_log, kernels_log = sys.argv[1:5]
+parity_log, train_log, peft_log, kernels_log, study_log = sys.argv[1:6]
 read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
 
 print("\n================ device check summary ================")
@@ -255,6 +309,14 @@ if mem_rows:
         peak = gib(o["peak_bytes"])
         print(f"  {cfg:<27} {peak:7.2f} = {parts[0]:6.2f} + {parts[1]:5.2f} + {parts[2]:6.2f} + {parts[3]:6.2f} "
               f"+ {parts[4]:5.2f} + {peak - sum(parts):6.2f}")
+
+study = [l for l in read(study_log).splitlines()
+         if re.search(r"^study |^on cuda|trained:|memory:|^runs trained|^wall |^\| bloom-(study|560m) \| lora|^\| bloom-study \| full", l)]
+if study:
+    print("\nthe study on the GPU (embedded quick form, then the BLOOM-560m-shaped study; memory: predicted by --plan "
+          "against measured):")
+    for line in study:
+        print("  " + line)
 
 print("\ntargets:")
 def verdict(ok):

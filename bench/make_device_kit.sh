@@ -3,9 +3,10 @@
 # as an install prefix, so that a machine without them (and without network) can configure and build with
 #   cmake -DCMAKE_PREFIX_PATH=$PWD/.devkit -DCMAKE_CXX_FLAGS="-isystem $PWD/.devkit/include" ...
 # (bench/device_check.sh does exactly that). Contents: Eigen 3 (headers + CMake package), xtensor and xtl,
-# Catch2 2.x (headers + CMake package), nlohmann json, and oniguruma (headers + shared library).
-# Run from anywhere on a Debian/Ubuntu machine with libeigen3-dev, xtensor-dev, libxtl-dev, catch2,
-# nlohmann-json3-dev and libonig-dev installed.
+# Catch2 2.x (headers + CMake package), nlohmann json, oniguruma (headers + shared library), and for the study runner
+# CLD2 (headers + shared library) and Boost.Program_options (the headers it includes, its shared library and its
+# CMake package). Run from anywhere on a Debian/Ubuntu machine with libeigen3-dev, xtensor-dev, libxtl-dev, catch2,
+# nlohmann-json3-dev, libonig-dev, libcld2-dev and libboost-program-options-dev installed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +29,11 @@ need /usr/lib/cmake/Catch2/Catch2Config.cmake catch2
 need /usr/include/nlohmann/json.hpp nlohmann-json3-dev
 need /usr/include/oniguruma.h libonig-dev
 need "$libdir/libonig.so" libonig-dev
+need /usr/include/cld2/public/compact_lang_det.h libcld2-dev
+need "$libdir/libcld2.so" libcld2-dev
+need /usr/include/boost/program_options.hpp libboost-program-options-dev
+boost_cmake="$(ls -d "$libdir"/cmake/boost_program_options-* 2>/dev/null | head -1)"
+need "${boost_cmake:-$libdir/cmake/boost_program_options-<version>}" libboost-program-options-dev
 
 rm -rf "$kit.tmp"
 mkdir -p "$kit.tmp/include" "$kit.tmp/lib/cmake" "$kit.tmp/share/eigen3"
@@ -45,6 +51,27 @@ if [[ -e /usr/lib/libCatch2WithMain.a ]]; then cp -L /usr/lib/libCatch2WithMain.
 
 # Oniguruma's shared library (found by cmake/PolyalpacaOniguruma.cmake's find_library fallback).
 for f in "$libdir"/libonig.so*; do cp -L "$f" "$kit.tmp/lib/"; done  # real files: links may not travel
+
+# CLD2: headers and the shared library (cmake/PolyalpacaEval.cmake finds both under the prefix).
+cp -rL /usr/include/cld2 "$kit.tmp/include/"
+for f in "$libdir"/libcld2.so*; do cp -L "$f" "$kit.tmp/lib/"; done
+
+# Boost.Program_options: the headers a translation unit including it reads (with Boost's whole config/), the
+# shared library and the CMake packages, kept at lib/<multiarch>/ where those packages look for both (they find
+# include/ three levels above their own folder).
+mkdir -p "$kit.tmp/lib/$multiarch/cmake"
+echo '#include <boost/program_options.hpp>' | g++ -std=c++20 -x c++ -M - | tr ' \\' '\n\n' |
+  grep '^/usr/include/boost/' | sort -u | while read -r header; do
+    mkdir -p "$kit.tmp/include/$(dirname "${header#/usr/include/}")"
+    cp -L "$header" "$kit.tmp/include/${header#/usr/include/}"
+  done
+cp -rL /usr/include/boost/config "$kit.tmp/include/boost/"
+for f in "$libdir"/libboost_program_options.so*; do cp -L "$f" "$kit.tmp/lib/$multiarch/"; done
+version="${boost_cmake##*-}"
+for package in Boost boost_headers boost_program_options; do
+  cp -rL "$libdir/cmake/$package-$version" "$kit.tmp/lib/$multiarch/cmake/"
+done
+cp -L "$libdir/cmake/BoostDetectToolset-$version.cmake" "$kit.tmp/lib/$multiarch/cmake/" 2>/dev/null || true
 
 rm -rf "$kit"
 mv "$kit.tmp" "$kit"

@@ -46,17 +46,23 @@ endif()
 set(POLYALPACA_WITH_CUDA ON)
 message(STATUS "polyalpaca: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
 
-# polyalpaca_add_cuda_executable(TARGET SOURCE): a .cu program on polyalpaca::cuda, compiled as C++20 and linked to
-# the shared CUDA runtime (the one polyalpaca::cuda links), for this project's tests and benchmarks.
-function(polyalpaca_add_cuda_executable target source)
-  add_executable(${target} ${source})
-  target_link_libraries(${target} PRIVATE polyalpaca::cuda)
+# polyalpaca_cuda_settings(TARGET): TARGET's .cu sources compile as C++20 on polyalpaca::cuda, linked (PUBLIC, so
+# a program made of such objects links it too) to the shared CUDA runtime polyalpaca::cuda links.
+function(polyalpaca_cuda_settings target)
+  target_link_libraries(${target} PUBLIC polyalpaca::cuda)
   set_target_properties(${target} PROPERTIES CUDA_RUNTIME_LIBRARY Shared)
   if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
     set_target_properties(${target} PROPERTIES CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF)
   else()
-    target_compile_options(${target} PRIVATE -std=c++20)  # CMake < 3.26 does not know nvcc's C++20 flag
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)  # CMake < 3.26 lacks nvcc's flag
   endif()
+endfunction()
+
+# polyalpaca_add_cuda_executable(TARGET SOURCE): a .cu program on polyalpaca::cuda (polyalpaca_cuda_settings), for
+# this project's tests and benchmarks.
+function(polyalpaca_add_cuda_executable target source)
+  add_executable(${target} ${source})
+  polyalpaca_cuda_settings(${target})
 endfunction()
 
 # polyalpaca_flash_head_dims(TARGET [DIM...]): compile TARGET's flash attention kernels for these head dims only

@@ -1,6 +1,7 @@
 # The test build, target polyalpaca_test_build (what scripts/test.sh builds): every target of this project, except
 # that a program no test runs is compiled front end only. Such a program is marked with
-# polyalpaca_front_end_check(TARGET): the paper's BLOOM-560m trainers and evaluators, and the benchmarks.
+# polyalpaca_front_end_check(TARGET): the paper's BLOOM-560m trainers and evaluators, and the benchmarks. Targets
+# marked with polyalpaca_test_build_skip(TARGET) are left out (their code is compiled through other targets).
 # `cmake --build build` still builds them in full.
 #
 # A front-end-only compile parses the program, instantiates every template it uses and evaluates every
@@ -33,6 +34,12 @@ function(polyalpaca_front_end_check target)
   set_property(TARGET ${target} PROPERTY POLYALPACA_FRONT_END_CHECK ${check})
 endfunction()
 
+# polyalpaca_test_build_skip(TARGET...): leaves these targets out of the test build (programs whose code the test
+# build compiles through other targets, e.g. the study runner's engines of other sizes). `all` still builds them.
+function(polyalpaca_test_build_skip)
+  set_target_properties(${ARGN} PROPERTIES POLYALPACA_TEST_BUILD_SKIP ON)
+endfunction()
+
 function(polyalpaca_targets_under directory out_var)
   get_property(targets DIRECTORY ${directory} PROPERTY BUILDSYSTEM_TARGETS)
   get_property(subdirectories DIRECTORY ${directory} PROPERTY SUBDIRECTORIES)
@@ -50,7 +57,8 @@ function(polyalpaca_add_test_build)
   foreach(target IN LISTS targets)
     get_target_property(type ${target} TYPE)
     get_target_property(excluded ${target} EXCLUDE_FROM_ALL)
-    if(type STREQUAL "INTERFACE_LIBRARY" OR excluded)
+    get_target_property(left_out ${target} POLYALPACA_TEST_BUILD_SKIP)
+    if(type STREQUAL "INTERFACE_LIBRARY" OR excluded OR left_out)
       continue()
     endif()
     get_target_property(check ${target} POLYALPACA_FRONT_END_CHECK)

@@ -1,13 +1,18 @@
-# polyalpaca_add_trainer(NAME <target> MODEL <C++ model type> [STRATEGY <default strategy>] [BACKEND cpu|cuda])
+# polyalpaca_add_trainer(NAME <target> MODEL <C++ model type> [STRATEGY <default strategy>] [BACKEND cpu|cuda]
+#                        [HEAD_DIMS <dim>... | NONE])
 # Generates <target>.cpp (or .cu for BACKEND cuda) from examples/trainer.cpp.in with the model type and backend fixed
 # at compile time and the strategy as the default of --strategy, and builds it. BACKEND cuda needs the CUDA backend
-# (POLYALPACA_WITH_CUDA, cmake/PolyalpacaCuda.cmake). Example:
+# (POLYALPACA_WITH_CUDA, cmake/PolyalpacaCuda.cmake). HEAD_DIMS (BACKEND cuda only): the head dims to compile the
+# flash attention kernels for, about 3 s of nvcc time each; give the model's (hidden / heads). Default: all five of
+# backend/cuda/flash_attention_tile.hpp. The trainer does not compile when its model's head_dim is not among them,
+# so --attention auto and flash never fall back to the GEMM path unasked; NONE compiles no flash kernels and runs
+# the GEMM path (for a head_dim the flash kernels do not serve, e.g. OpenLLaMA-3b's 100). Example:
 #   polyalpaca_add_trainer(NAME train_bloom560m_lora_multi
 #                          MODEL "pa::Bloom<pa::bloom::Size560m, pa::LoRA<8, 16, pa::site::Qkv>>" STRATEGY multilingual)
 set(POLYALPACA_TRAINER_TEMPLATE ${CMAKE_CURRENT_LIST_DIR}/../examples/trainer.cpp.in CACHE INTERNAL "")
 
 function(polyalpaca_add_trainer)
-  cmake_parse_arguments(PARSE_ARGV 0 ARG "" "NAME;MODEL;STRATEGY;BACKEND" "")
+  cmake_parse_arguments(PARSE_ARGV 0 ARG "" "NAME;MODEL;STRATEGY;BACKEND" "HEAD_DIMS")
   if(NOT ARG_NAME OR NOT ARG_MODEL)
     message(FATAL_ERROR "polyalpaca_add_trainer: NAME and MODEL are required")
   endif()
@@ -23,7 +28,12 @@ function(polyalpaca_add_trainer)
   set(POLYALPACA_TRAINER_NAME ${ARG_NAME})
   set(POLYALPACA_MODEL "${ARG_MODEL}")
   set(POLYALPACA_STRATEGY ${ARG_STRATEGY})
+  set(POLYALPACA_TRAINER_NEEDS_FLASH false)
+  set(POLYALPACA_TRAINER_HEAD_DIMS NONE)
   if(ARG_BACKEND STREQUAL "cpu")
+    if(ARG_HEAD_DIMS)
+      message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): HEAD_DIMS applies to BACKEND cuda only")
+    endif()
     set(POLYALPACA_BACKEND "pa::CpuEigen")
     set(POLYALPACA_BACKEND_INCLUDE "")
     configure_file(${POLYALPACA_TRAINER_TEMPLATE} ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}.cpp @ONLY)
@@ -32,11 +42,27 @@ function(polyalpaca_add_trainer)
     if(NOT POLYALPACA_WITH_CUDA)
       message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): BACKEND cuda needs the CUDA backend, which is off")
     endif()
+    if(NOT ARG_HEAD_DIMS)
+      set(POLYALPACA_TRAINER_NEEDS_FLASH true)
+      set(POLYALPACA_TRAINER_HEAD_DIMS "the default five")
+    elseif(NOT ARG_HEAD_DIMS STREQUAL "NONE")
+      set(POLYALPACA_TRAINER_NEEDS_FLASH true)
+      foreach(dim IN LISTS ARG_HEAD_DIMS)
+        if(NOT dim MATCHES "^[1-9][0-9]*$")
+          message(FATAL_ERROR
+                  "polyalpaca_add_trainer(${ARG_NAME}): HEAD_DIMS takes head dims, or NONE alone; got '${dim}'")
+        endif()
+      endforeach()
+      list(JOIN ARG_HEAD_DIMS " " POLYALPACA_TRAINER_HEAD_DIMS)
+    endif()
     set(POLYALPACA_BACKEND "pa::Cuda")
     set(POLYALPACA_BACKEND_INCLUDE "#include <polyalpaca/backend/cuda.cuh>\n")
     configure_file(${POLYALPACA_TRAINER_TEMPLATE} ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}.cu @ONLY)
     polyalpaca_add_cuda_executable(${ARG_NAME} ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}.cu)
-    polyalpaca_flash_head_dims(${ARG_NAME})  # the trainers run the GEMM attention path (no --attention option)
+    if(ARG_HEAD_DIMS)
+      list(REMOVE_ITEM ARG_HEAD_DIMS NONE)
+      polyalpaca_flash_head_dims(${ARG_NAME} ${ARG_HEAD_DIMS})
+    endif()
   else()
     message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): BACKEND must be cpu or cuda, got '${ARG_BACKEND}'")
   endif()

@@ -1,10 +1,13 @@
-// polyalpaca_study [STUDY.json] [--output DIR] [--quick]: runs a whole study (docs/study.md) and writes its report.
-// Without a study file it runs the embedded study: the synthetic suite, a byte-level BLOOM pretrained here, every
-// strategy tuned and evaluated. The model types are fixed at compile time: a study file naming another preset is
-// an error listing the compiled ones.
+// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan] [--output DIR] [--quick]: runs a whole study
+// (docs/study.md) and writes its report. Without a study file it runs the embedded study: the synthetic suite, a
+// byte-level BLOOM pretrained here, every strategy tuned and evaluated. Each base model trains on an engine
+// compiled for its preset and the chosen backend (study/engine_registry.hpp); --plan needs no engine and no data.
 #include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/study/driver.hpp>
 #include <polyalpaca/study/embedded_default.hpp>
+#include <polyalpaca/study/engine_registry.hpp>
+#include <polyalpaca/study/presets.hpp>
+#include <polyalpaca/study/study_plan.hpp>
 
 #include <boost/program_options.hpp>
 
@@ -17,36 +20,6 @@
 
 namespace pa = polyalpaca;
 namespace po = boost::program_options;
-
-// The LoRA of the paper: r 8, alpha 16 on the fused query_key_value.
-template <class Size>
-using BloomLora = pa::Bloom<Size, pa::LoRA<8, 16, pa::site::Qkv>>;
-
-template <class Size>
-pa::study::StudyOutcome run_bloom(pa::study::StudyFile const& s, bool quiet) {
-    return pa::study::run_study<pa::Bloom<Size>, BloomLora<Size>>(s, quiet);
-}
-
-// The presets this binary is compiled for, and the study of one base model run with its types.
-#ifndef POLYALPACA_STUDY_SMALL_ONLY
-char const* const compiled = "bloom-study, bloom-560m";
-#else
-char const* const compiled = "bloom-study";
-#endif
-
-bool is_compiled(std::string const& preset) {
-#ifndef POLYALPACA_STUDY_SMALL_ONLY
-    if (preset == "bloom-560m") return true;
-#endif
-    return preset == "bloom-study";
-}
-
-pa::study::StudyOutcome dispatch(pa::study::StudyFile const& s, bool quiet) {
-#ifndef POLYALPACA_STUDY_SMALL_ONLY
-    if (s.preset == "bloom-560m") return run_bloom<pa::bloom::Size560m>(s, quiet);
-#endif
-    return run_bloom<pa::bloom::SizeStudy>(s, quiet);
-}
 
 // One command, full speed: OpenBLAS reads OPENBLAS_CORETYPE when it loads, and an old release runs a generic SSE
 // kernel on newer CPUs (5-10x slower here); spinning OpenMP threads steal the cores its threads need. When the user
@@ -64,12 +37,47 @@ void restart_with_cpu_env(char** argv) {
     if (changed) execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
 }
 
+// The backend a device choice means here: "cpu" or "cuda". Fails, before anything is written, when CUDA is asked for
+// and this runner cannot use it.
+std::string backend_for(std::string const& device) {
+    pa::require(device == "cpu" || device == "cuda" || device == "auto", "--device must be cpu, cuda or auto, not '",
+                device, "'");
+    if (device == "cpu") return "cpu";
+    bool const gpu = pa::study::built_with_cuda() && !pa::study::visible_gpus().empty();
+    if (device == "auto") return gpu ? "cuda" : "cpu";
+    pa::require(pa::study::built_with_cuda(), "--device cuda: this polyalpaca_study was built without the CUDA backend "
+                                              "(no CUDA compiler was found when it was configured)");
+    char const* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    pa::require(gpu, "--device cuda: no CUDA GPU is visible to this process",
+                visible ? std::string(" (CUDA_VISIBLE_DEVICES=") + visible + ")" : std::string());
+    return "cuda";
+}
+
+// Every base model must have an engine on `backend`; the error names the CMake option that adds one.
+void require_engines(pa::study::StudyFile const& s, std::string const& backend) {
+    std::string const origin = s.source.empty() ? std::string("the study") : s.source.string();
+    for (auto const& m : s.base_models) {
+        pa::require(pa::study::preset_index(m.preset) != pa::study::no_preset, origin, ": base_model.preset \"",
+                    m.preset, "\" is not a preset polyalpaca knows (", pa::study::known_preset_names(), ")");
+        pa::require(pa::study::find_engine(m.preset, backend) != nullptr, origin, ": base_model.preset \"", m.preset,
+                    "\" is not compiled into this runner for the ", backend, " backend (compiled: ",
+                    pa::study::compiled_presets(backend), "); add it to the CMake option POLYALPACA_STUDY_PRESETS, a "
+                    "list (cmake -B build -DPOLYALPACA_STUDY_PRESETS=\"", m.preset,
+                    ";...\"), and build polyalpaca_study");
+    }
+}
+
 int main(int argc, char** argv) try {
     restart_with_cpu_env(argv);
-    std::string file, output;
-    bool quick = false, quiet = false, print_default = false;
+    std::string file, output, device, attention = "auto";
+    bool quick = false, quiet = false, print_default = false, plan = false;
     po::options_description desc("polyalpaca_study [STUDY.json] [options]");
     desc.add_options()("help,h", "this help")("output", po::value(&output), "output directory (overrides the study file's)")(
+        "device", po::value(&device),
+        "cpu, cuda (GPU 0) or auto: CUDA when a GPU is visible (overrides the study file's \"device\", default auto)")(
+        "attention", po::value(&attention)->default_value("auto"), "CUDA attention kernels: auto, gemm or flash")(
+        "plan", po::bool_switch(&plan),
+        "print every run with its budget, optimizer steps and predicted peak memory on the device, then exit")(
         "quick", po::bool_switch(&quick), "the embedded study's shortened form (CI)")(
         "quiet", po::bool_switch(&quiet), "no progress lines")(
         "print-default", po::bool_switch(&print_default), "print the embedded study file and exit");
@@ -83,7 +91,8 @@ int main(int argc, char** argv) try {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
-        std::cout << desc << "\nWithout STUDY.json: the embedded study (docs/study.md).\n";
+        std::cout << desc << "\nWithout STUDY.json: the embedded study (docs/study.md). Compiled engines: cpu "
+                  << pa::study::compiled_presets("cpu") << "; cuda " << pa::study::compiled_presets("cuda") << ".\n";
         return 0;
     }
     if (print_default) {
@@ -93,14 +102,31 @@ int main(int argc, char** argv) try {
     pa::require(file.empty() || !quick, "--quick shortens the embedded study; it does not apply to a study file");
     auto s = file.empty() ? pa::study::embedded_study(quick) : pa::study::read_study_file(file);
     if (!output.empty()) s.output = output;
-    for (auto const& m : s.base_models)
-        pa::require(is_compiled(m.preset), s.source.empty() ? std::string("the study") : s.source.string(),
-                    ": base_model.preset \"", m.preset, "\" is not compiled into polyalpaca_study (compiled: ", compiled,
-                    "); add it to examples/polyalpaca_study.cpp's dispatch()");
+    if (!device.empty()) s.device = device;
+    // A plan for a GPU needs no GPU here (plan on a login node, run on the cluster).
+    auto const backend = plan && s.device == "cuda" ? std::string("cuda") : backend_for(s.device);
+    if (plan) return pa::study::print_plan(s, backend, attention);
+
+    auto const missing = pa::study::missing_files(s);
+    if (!missing.empty()) {
+        std::string message = missing.front();
+        if (missing.size() > 1) message += " (and " + std::to_string(missing.size() - 1) + " more; --plan lists them)";
+        throw pa::Error(message);
+    }
+    require_engines(s, backend);
+    auto const predicted_peaks = pa::study::require_fit(s, backend, attention);
+
+    pa::study::EngineOptions options;
+    options.seed = s.seed;
+    options.keep_base_on_host = s.methods.size() > 1 || s.methods.front() == "full";
+    if (s.hyperparameters.count("lora")) options.lora_dropout = s.hyperparameters.at("lora").lora_dropout;
+    options.attention = attention;
     for (auto const& one : pa::study::split_by_base_model(s)) {
-        auto const outcome = dispatch(one, quiet);
-        std::printf("\n%s\nruns trained %zu, skipped as finished %zu; wall time %s\nreport %s\n",
-                    outcome.summary.c_str(), outcome.runs_trained, outcome.runs_skipped,
+        auto engine = pa::study::find_engine(one.preset, backend)->make(options);
+        auto const outcome = pa::study::run_study(one, *engine, quiet, predicted_peaks.at(one.preset));
+        std::printf("\n%s\nruns trained %zu, skipped as finished %zu; base checkpoint read %d time(s); wall time %s\n"
+                    "report %s\n",
+                    outcome.summary.c_str(), outcome.runs_trained, outcome.runs_skipped, engine->base_reads(),
                     pa::ProgressLine::format_duration(outcome.seconds).c_str(), outcome.report.string().c_str());
     }
     return 0;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The generated CUDA trainer against its CPU twin: the same data, seed and budget on both, then every logged training
 # loss and validation loss must agree within the bf16 GEMM tolerance (docs/tolerances.md, whole models). Also checks
-# the CUDA run records its backend and writes a PEFT adapter. Tolerance: 3e-2 relative per logged loss, 15x the 2e-3
-# per step of tests/cuda/model_parity.cu, as these curves run through warmup and evaluation on real prompts. Exits 77 (skipped) when no GPU is present.
+# the CUDA run records its backend and the attention kernels that ran, and writes a PEFT adapter. Tolerance: 3e-2
+# relative per logged loss, 15x the 2e-3 per step of tests/cuda/model_parity.cu, as these curves run through warmup
+# and evaluation on real prompts. Exits 77 (skipped) when no GPU is present.
 # usage: cuda_trainer.sh CPU_TRAINER CUDA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 cpu=$1 gpu=$2 tokenizer=$3 work=$4
@@ -29,6 +30,9 @@ common=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" --val-size 16 --glob
 "$gpu" "${common[@]}" --output-dir "$work/gpu" > "$work/gpu.log"
 
 [ "$(jq -r .backend "$work/gpu/run_config.json")" = cuda ] || fail "run_config.json does not say backend cuda"
+# Under --attention auto in bf16 the mini model (head_dim 16, compiled by HEAD_DIMS 16) runs the flash kernels.
+attention=$(jq -r '"\(.attention_requested) \(.attention) \(.gemm_math)"' "$work/gpu/run_config.json")
+[ "$attention" = "auto flash bf16" ] || fail "run_config.json records attention/kernel/math '$attention', not 'auto flash bf16'"
 [ -f "$work/gpu/adapter/adapter_model.safetensors" ] || fail "the CUDA trainer wrote no PEFT adapter"
 
 # Training losses (16 steps) and validation losses (every 4 steps), step by step.

@@ -4,7 +4,8 @@
 # - the same seed gives the same weights (determinism);
 # - a run killed with SIGKILL resumes from its last checkpoint and ends exactly as the uninterrupted run;
 # - validation loss falls in every language; the LoRA trainer writes a PEFT adapter, and the profile of the step
-#   --profile-step names; --attention other than auto is refused on the CPU.
+#   --profile-step names; run_config.json records the attention asked for and the one that ran (the CPU's);
+#   --attention other than auto is refused on the CPU.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -87,7 +88,8 @@ jq -e '.peft_type == "LORA" and .r == 8 and .lora_alpha == 16' "$work/lora/adapt
 grep -q "^lora branches " "$work/lora/profile.txt" || fail "profile.txt has no LoRA row: $(cat "$work/lora/profile.txt")"
 jq -se 'map(select(.type == "profile")) | length == 1 and .[0].step == 2 and .[0].regions.lora.backward_ms > 0' \
     "$work/lora/metrics.jsonl" > /dev/null || fail "metrics.jsonl lacks the profile of step 2"
-jq -e '.attention == "auto"' "$work/lora/run_config.json" > /dev/null || fail "run_config.json lacks attention"
+jq -e '.attention_requested == "auto" and .attention == "cpu" and .gemm_math == "fp32"' "$work/lora/run_config.json" \
+    > /dev/null || fail "run_config.json does not record the attention and GEMM math that ran on the CPU"
 
 # --attention picks CUDA kernels: the CPU trainer takes only auto, and refuses before it writes anything.
 if "$lora" "${common[@]}" --attention flash --output-dir "$work/attention" > /dev/null 2> "$work/attention.err"; then

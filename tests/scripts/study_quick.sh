@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the embedded study's quick form and checks:
 # - report.md, results.csv (with an exact_match column), study_state.json and the plots are written;
+# - every run's run_config.json names the device, backend, attention kernels and GEMM math that ran, and the
+#   report the device; the base checkpoint is read once;
 # - the printed summary table has a row per strategy with a parsable accuracy for every test language, the
 #   base-model baseline, a "Best at" line, and the report's path last;
 # - a second invocation on the same output directory trains nothing (every run is skipped as finished) and prints
@@ -36,7 +38,15 @@ for strategy in monolingual multilingual; do
         "$work/first.log" || fail "no parsable summary row for $strategy"
 done
 grep -Eq '^Best at full, records 160: overall \*\*(monolingual|multilingual)\*\*' "$work/first.log" || fail "no best-strategy line"
-grep -q 'runs trained 3, skipped as finished 0' "$work/first.log" || fail "the first run did not train 3 runs"
+grep -q 'runs trained 3, skipped as finished 0; base checkpoint read 1 time(s);' "$work/first.log" \
+    || fail "the first run did not train 3 runs from a base read once"
+# Each run records where it ran: the device, the kernels that ran and the GEMM math.
+for config in "$work"/out/runs/*/run_config.json; do
+    for key in '"device": "cpu"' '"backend": "cpu-eigen"' '"attention": "cpu"' '"gemm_math": "fp32"'; do
+        grep -q "$key" "$config" || fail "$config lacks $key"
+    done
+done
+grep -q '^- device: cpu' "$work/out/report.md" || fail "report.md does not name the device"
 [[ "$(tail -1 "$work/first.log")" == "report $work/out/report.md" ]] || fail "the output does not end with the report's path"
 grep -q '^## Summary' "$work/out/report.md" && grep -q '^## Exact match per task' "$work/out/report.md" \
     || fail "report.md lacks its summary or exact-match sections"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "polyalpaca/backend/cpu/context.hpp"
+#include "polyalpaca/backend/device_info.hpp"
 #include "polyalpaca/backend/cpu/activation.hpp"
 #include "polyalpaca/backend/cpu/attention.hpp"
 #include "polyalpaca/backend/cpu/attention_decode.hpp"
@@ -52,6 +53,8 @@ struct CpuEigen {
     /// Owning storage for T; zero-initialised, 64-byte aligned.
     template <class T>
     using Buffer = std::vector<T, cpu::CacheLineAllocator<T>>;
+    /// Measures the most memory a run held: the process's peak resident set.
+    using MemoryMeter = cpu::PeakResidentMemory;
 
     template <class T>
     static void upload(Context&, T const* host, T* dst, std::size_t n) { std::copy(host, host + n, dst); }

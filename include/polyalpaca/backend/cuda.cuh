@@ -20,6 +20,7 @@
 #include "polyalpaca/backend/cuda/gemm.cuh"
 #include "polyalpaca/backend/cuda/lm_head.cuh"
 #include "polyalpaca/backend/cuda/loss.cuh"
+#include "polyalpaca/backend/cuda/memory_watch.cuh"
 #include "polyalpaca/backend/cuda/norm.cuh"
 #include "polyalpaca/backend/cuda/optim_ops.cuh"
 #include "polyalpaca/backend/cuda/qkv.cuh"
@@ -48,14 +49,15 @@ public:
 struct Cuda {
     using Context = cuda::Context;
     static constexpr char const* name = "cuda";
-    /// The LM head scores at most this many logits at once (512 MiB of fp32, and half as much again for their
-    /// bf16 gradient, cuda/lm_head.cuh): 534 rows of BLOOM's 250,880-entry vocabulary, enough rows for full-rate
-    /// GEMMs.
-    static constexpr std::int64_t lm_head_chunk_logits = std::int64_t(1) << 27;
+    /// The LM head scores at most this many logits at once: 2^27, 534 rows of BLOOM's vocabulary
+    /// (cuda/op_memory.hpp, which the memory plan reads too).
+    static constexpr std::int64_t lm_head_chunk_logits = cuda::lm_head_chunk_logits;
 
     /// Owning device storage for T; zero-initialised; allocated on the calling thread's current device.
     template <class T>
     using Buffer = cuda::ZeroedBuffer<T>;
+    /// Measures the most device memory a run held (create it before the Context; sample() between steps).
+    using MemoryMeter = cuda::MemoryWatch;
 
     /// Host -> device; returns when the copy is done (safe from any host thread, e.g. OpenMP workers).
     template <class T>

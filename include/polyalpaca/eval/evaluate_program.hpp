@@ -94,13 +94,15 @@ inline std::filesystem::path val_file(std::filesystem::path const& dir, std::str
     return {};
 }
 
-/// Responses of `net` to every prompt of every set, decoded in batches of `batch`.
-template <class Net>
-std::vector<Response> generate_responses(typename Net::BackendType::Context& ctx, Net& net,
-                                         Tokenizer const& tokenizer, PromptTemplate const& prompt_template,
-                                         std::vector<TestSet> const& sets, GenerationConfig const& config,
-                                         nlohmann::json const& decoding, RunInfo const& run, std::size_t batch,
-                                         std::string const& label, PromptProgress& progress) {
+/// Responses to every prompt of every set, decoded in batches of `batch` by `decode(prompts, config)` (token ids
+/// in, one Generated per prompt out: generate() on a network, or a study engine), for a model of
+/// `max_positions` positions.
+template <class Decode>
+std::vector<Response> generate_responses(Decode&& decode, int max_positions, Tokenizer const& tokenizer,
+                                         PromptTemplate const& prompt_template, std::vector<TestSet> const& sets,
+                                         GenerationConfig const& config, nlohmann::json const& decoding,
+                                         RunInfo const& run, std::size_t batch, std::string const& label,
+                                         PromptProgress& progress) {
     auto const eos = tokenizer.eos_id();
     std::vector<Response> out;
     for (auto const& set : sets) {
@@ -111,11 +113,11 @@ std::vector<Response> generate_responses(typename Net::BackendType::Context& ctx
                 auto const& p = set.prompts[i];
                 ids.push_back(tokenizer.encode(prompt_template.generate_prompt(p.prompt, p.input), true));
                 if (eos && ids.back().size() > 1 && ids.back().back() == *eos) ids.back().pop_back();
-                require(int(ids.back().size()) + config.max_new_tokens <= Net::Config::max_positions, p.source,
+                require(int(ids.back().size()) + config.max_new_tokens <= max_positions, p.source,
                         ": the prompt has ", ids.back().size(), " tokens; with ", config.max_new_tokens,
-                        " new tokens that exceeds the model's ", Net::Config::max_positions, " positions");
+                        " new tokens that exceeds the model's ", max_positions, " positions");
             }
-            auto const generated = generate(ctx, net, std::span<std::vector<std::int32_t> const>(ids), config, nullptr);
+            std::vector<Generated> const generated = decode(std::span<std::vector<std::int32_t> const>(ids), config);
             std::int64_t tokens = 0;
             for (std::size_t i = begin; i < end; ++i) {
                 auto const& p = set.prompts[i];
@@ -142,10 +144,10 @@ std::vector<Response> generate_responses(typename Net::BackendType::Context& ctx
     return out;
 }
 
-/// Mean token loss of `net` over the examples of `records` (the run's template and example options).
-template <class Net>
-std::optional<double> validation_loss(typename Net::BackendType::Context& ctx, Net& net,
-                                      Tokenizer const& tokenizer, PromptTemplate const& prompt_template,
+/// Mean token loss over the examples of `records` (the run's template and example options), each micro-batch of
+/// 4 scored by `score(batch)` (a BatchLoss: net.evaluate, or a study engine's loss).
+template <class Score>
+std::optional<double> validation_loss(Score&& score, Tokenizer const& tokenizer, PromptTemplate const& prompt_template,
                                       RunInfo const& run, std::vector<Record> const& records, BadRecordPolicy policy,
                                       DataReport& report) {
     ExampleOptions const options{.cutoff = run.cutoff,
@@ -159,7 +161,7 @@ std::optional<double> validation_loss(typename Net::BackendType::Context& ctx, N
     for (std::size_t begin = 0; begin < examples.size(); begin += 4) {
         std::vector<Example const*> chunk;
         for (std::size_t i = begin; i < std::min(examples.size(), begin + 4); ++i) chunk.push_back(&examples[i]);
-        auto const loss = net.evaluate(ctx, collate(std::span<Example const* const>(chunk), pad));
+        auto const loss = score(collate(std::span<Example const* const>(chunk), pad));
         sum += loss.sum;
         count += loss.count;
     }
@@ -208,12 +210,16 @@ RunOutcome evaluate_run(RunInfo const& run, EvaluateCommandLine const& c, Tokeni
         auto config = GenerationConfig::from_name(preset);
         if (c.max_new_tokens > 0) config.max_new_tokens = c.max_new_tokens;
         if (auto const eos = tokenizer.eos_id()) config.eos_token_ids = {*eos};
-        out.responses = generate_responses(ctx, *net, tokenizer, prompt_template, sets, config,
-                                           decoding_json(preset, config), run, c.batch, label, progress);
+        auto decode = [&](std::span<std::vector<std::int32_t> const> prompts, GenerationConfig const& g) {
+            return generate(ctx, *net, prompts, g, nullptr);
+        };
+        out.responses = generate_responses(decode, Model::config::max_positions, tokenizer, prompt_template, sets,
+                                           config, decoding_json(preset, config), run, c.batch, label, progress);
         write_responses(responses_path, out.responses);
     }
     for (auto const& [lang, records] : val)
-        if (auto const loss = validation_loss(ctx, *net, tokenizer, prompt_template, run, records, policy, report))
+        if (auto const loss = validation_loss([&](TokenBatch const& b) { return net->evaluate(ctx, b); }, tokenizer,
+                                              prompt_template, run, records, policy, report))
             out.val_loss[lang] = *loss;
     return out;
 }

@@ -42,12 +42,17 @@ public:
         }
     }
 
-    /// Fills every parameter from its Init. Each parameter draws from a generator seeded by `seed` and its
-    /// name, so a weight's initial value does not depend on which other weights (adapters) exist, nor on threads.
-    void initialise(typename Backend::Context& ctx, std::uint64_t seed) {
+    /// Which parameters initialise() draws.
+    enum class Which { All, Trainable };
+
+    /// Fills every parameter (or every trainable one) from its Init. Each parameter draws from a generator seeded
+    /// by `seed` and its name, so a weight's initial value does not depend on which other weights (adapters)
+    /// exist, nor on threads, nor on whether it is drawn again later.
+    void initialise(typename Backend::Context& ctx, std::uint64_t seed, Which which = Which::All) {
 #pragma omp parallel for schedule(dynamic) if (total_count() >= (Index(1) << 20))
         for (std::size_t i = 0; i < params_.size(); ++i) {
             auto* p = params_[i];
+            if (which == Which::Trainable && !p->trainable()) continue;
             Rng rng(seed ^ name_hash(p->name));
             std::vector<T> host(std::size_t(p->size()), T(0));
             switch (p->init.kind) {

@@ -67,7 +67,7 @@ public:
           final_norm_(Model::final_norm_name, Config::norm_eps),
           head_(std::string(Model::head_name) + ".weight", vocab, hidden, base_role<typename Model::adapter>,
                 Init::normal(Config::init_std)),
-          dropout_rng_(options.seed ^ 0x5eedd0u) {
+          dropout_rng_(dropout_seed(options.seed)) {
         std::vector<Parameter<T>*> params;
         visit_parameters([&](Parameter<T>& p) { params.push_back(&p); });
         store_.bind(std::move(params));
@@ -91,6 +91,16 @@ public:
     void set_training(bool training) { training_ = training; }
     /// The generator behind adapter dropout; its state is part of a training checkpoint.
     Rng& dropout_rng() { return dropout_rng_; }
+
+    /// Back to the state of a network just built with `seed` whose frozen weights were kept: the trainable weights
+    /// drawn again, the dropout generator restarted. One network (its base weights read once) then serves run
+    /// after run, each starting where a new network would.
+    void reset_trainable(typename Backend::Context& ctx, std::uint64_t seed) {
+        store_.initialise(ctx, seed, ParameterStore<Backend, T>::Which::Trainable);
+        restart_dropout(seed);
+    }
+    /// The dropout generator as construction with `seed` left it.
+    void restart_dropout(std::uint64_t seed) { dropout_rng_ = Rng(dropout_seed(seed)); }
     bool training() const { return training_; }
 
     /// Forward and backward on one micro-batch: adds d(mean loss * loss_scale)/d(weights) into the gradient
@@ -173,6 +183,7 @@ public:
     }
 
 private:
+    static std::uint64_t dropout_seed(std::uint64_t seed) { return seed ^ 0x5eedd0u; }
     static std::span<std::int32_t const> ids_of(TokenBatch const& b) { return {b.ids.data(), b.ids.size()}; }
     static std::span<std::int32_t const> labels_of(TokenBatch const& b) { return {b.labels.data(), b.labels.size()}; }
     Parameter<T>& head_weight() {

@@ -1,7 +1,8 @@
 /// @file study/driver.hpp
-/// @brief run_study<Full, Lora>: the whole study, resumable. Data and tokenizer; the embedded study's pretraining;
-///        every planned run trained (resuming from its newest checkpoint) and evaluated unless its directory says
-///        it is done; then the report and the summary table. study_state.json is rewritten after every step.
+/// @brief run_study: the whole study of one base model on one engine (study/engine.hpp), resumable. Data and
+///        tokenizer; the embedded study's pretraining; every planned run trained (resuming from its newest
+///        checkpoint) and evaluated unless its directory says it is done; then the report and the summary table.
+///        study_state.json is rewritten after every step.
 #pragma once
 
 #include <chrono>
@@ -11,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/study/byte_tokenizer.hpp"
+#include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"
 #include "polyalpaca/study/run_training.hpp"
@@ -60,27 +61,29 @@ inline std::string template_name(StudyFile const& s, std::string const& name) {
 
 }  // namespace driver_detail
 
-/// Runs (or resumes) the study for the model types Full (no adapter) and Lora (the same model with the LoRA adapter
-/// the study's LoRA runs train).
-template <class Full, class Lora>
-StudyOutcome run_study(StudyFile s, bool quiet) {
+/// Runs (or resumes) the study on `engine`, whose model is the study's base model. `predicted_peaks` (by method,
+/// from the plan) is printed beside the memory measured after each run.
+inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
+                              std::map<std::string, std::size_t> const& predicted_peaks = {}) {
     using namespace driver_detail;
     auto const start = Clock::now();
     std::filesystem::create_directories(s.output);
     auto const tokenizer = study_tokenizer(s);
-    require(tokenizer.vocab_size() <= Full::config::vocab, "the tokenizer has ", tokenizer.vocab_size(),
-            " tokens but the model's vocabulary holds ", Full::config::vocab);
+    require(tokenizer.vocab_size() <= engine.vocab(), "the tokenizer has ", tokenizer.vocab_size(),
+            " tokens but the model's vocabulary holds ", engine.vocab());
     require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template);
     auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
     StudyData data = load_study_data(s, first_template);
     auto const runs = plan_runs(s);
-    std::printf("study %s: %zu runs (%zu methods x %zu budgets), %zu test languages, output %s\n", s.name.c_str(),
-                runs.size(), s.methods.size(), s.budgets.size(), data.test_sets.size(), s.output.string().c_str());
+    std::printf("study %s: %zu runs (%zu methods x %zu budgets), %zu test languages, output %s\non %s\n",
+                s.name.c_str(), runs.size(), s.methods.size(), s.budgets.size(), data.test_sets.size(),
+                s.output.string().c_str(), engine.device().describe().c_str());
     write_study_state(s, runs, "", since(start));
 
     // The embedded study's base model: pretrained here on every language's text.
     std::filesystem::path base = s.checkpoint;
+    engine.set_base(base);
     std::optional<RunEvaluation> baseline;
     if (s.pretrain.steps > 0) {
         auto const dir = s.output / "pretrain";
@@ -90,10 +93,11 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
             auto const t = Clock::now();
             std::printf("pretraining %s on %zu languages, %zu steps\n", s.preset.c_str(), data.pretrain.size(),
                         s.pretrain.steps);
-            pretrain<Full>(s, data, tokenizer, dir, quiet);
+            pretrain(engine, s, data, tokenizer, dir, quiet);
             std::printf("pretraining took %s\n", ProgressLine::format_duration(since(t)).c_str());
         }
         base = dir / "model";
+        engine.set_base(base);
         // The trivial baseline: the pretrained model answering without tuning.
         if (std::filesystem::exists(dir / "evaluation.json")) {
             baseline = read_evaluation(dir / "evaluation.json");
@@ -102,10 +106,8 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
             info.name = "base", info.model = s.preset, info.method = "full", info.strategy = "no tuning";
             info.prompt_template = s.hyperparameters.begin()->second.prompt_template;
             info.cutoff = s.hyperparameters.begin()->second.cutoff;
-            cpu::Context ctx;
-            auto net = std::make_unique<CausalLm<Full, CpuEigen, float>>(ctx, NetworkOptions{.seed = s.seed});
-            io::load_hf_checkpoint(ctx, *net, base);
-            baseline = evaluate_network(ctx, *net, s, data, tokenizer, info,
+            engine.load("full", "");
+            baseline = evaluate_network(engine, s, data, tokenizer, info,
                                         {"base", "no tuning", "full", "none", {}, {}, 0}, dir, "[base]", quiet);
         }
     }
@@ -124,7 +126,8 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
         }
         auto const t = Clock::now();
         auto const& h = s.hyperparameters.at(run.method);
-        if (!run_trained(run)) {
+        bool const trained_now = !run_trained(run);
+        if (trained_now) {
             if (!examples.count(run.method)) {
                 auto const prompt_template = PromptTemplate::from_name_or_file(h.prompt_template);
                 examples[run.method] = tuning_examples(s, data, tokenizer, prompt_template, h);
@@ -132,16 +135,14 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
             write_study_state(s, runs, run.name, since(start));
             std::printf("%s training: %s, %s\n", label.c_str(), run.label.c_str(), run.budget.describe().c_str());
             std::fflush(stdout);
-            auto const r = run.method == "lora"
-                               ? train_run<Lora>(s, run, examples.at(run.method), h, base, h.prompt_template, quiet)
-                               : train_run<Full>(s, run, examples.at(run.method), h, base, h.prompt_template, quiet);
+            auto const r = train_run(engine, s, run, examples.at(run.method), h, base, h.prompt_template, quiet);
             std::printf("%s trained: %ld steps, %lld records, %lld tokens, %.0f tokens/s, best validation loss %.4f%s\n",
                         label.c_str(), r.steps, (long long)r.spent.records, (long long)r.spent.tokens,
                         r.tokens_per_second, r.best_loss, r.resumed ? " (resumed)" : "");
             ++outcome.runs_trained;
         }
-        auto const e = run.method == "lora" ? evaluate_run<Lora>(s, data, tokenizer, run, label, quiet)
-                                            : evaluate_run<Full>(s, data, tokenizer, run, label, quiet);
+        auto const e = trained_now ? evaluate_trained(engine, s, data, tokenizer, run, label, quiet)
+                                   : evaluate_run(engine, s, data, tokenizer, run, label, quiet);
         double mean = 0;
         int n = 0;
         for (auto const& [l, o] : e.by_language)
@@ -155,6 +156,13 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
                     n > 0 ? (", mean exact match " + eval::report_detail::fixed(100 * mean / n, 1) + "%").c_str() : "",
                     ProgressLine::format_duration(since(start)).c_str(), rate / 60,
                     ProgressLine::format_duration(rate * double(left)).c_str());
+        auto const predicted = predicted_peaks.find(run.method);
+        std::printf("%s memory: peak so far %s GiB measured%s\n", label.c_str(),
+                    eval::report_detail::fixed(double(engine.measured_peak_bytes()) / double(1 << 30), 2).c_str(),
+                    predicted == predicted_peaks.end()
+                        ? ""
+                        : (", " + eval::report_detail::fixed(double(predicted->second) / double(1 << 30), 2) +
+                           " GiB predicted for " + run.method + " (--plan)").c_str());
         std::fflush(stdout);
         write_study_state(s, runs, "", since(start));
     }
@@ -199,6 +207,8 @@ StudyOutcome run_study(StudyFile s, bool quiet) {
     study.notes.push_back(scores ? "judge scores: " + s.judge.scores + " (" + std::to_string(scores->size()) + " lines)"
                                  : "judge scores: none given");
     if (baseline) study.notes.push_back("base model: pretrained here (" + (s.output / "pretrain" / "model").string() + ")");
+    study.notes.push_back("device: " + engine.device().describe() + "; the base checkpoint was read from disk " +
+                          std::to_string(engine.base_reads()) + " time(s) in this invocation");
     std::vector<std::string> langs;
     for (auto const& set : data.test_sets) langs.push_back(set.lang);
     std::string header = "Study **" + s.name + "**: base model " + s.preset +

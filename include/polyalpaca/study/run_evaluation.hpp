@@ -1,7 +1,7 @@
 /// @file study/run_evaluation.hpp
-/// @brief Evaluates one network on every test language of the study: decodes the test prompts, scores exact match
-///        (where answers are known), language fidelity (CLD2) and test loss, and writes responses.jsonl and
-///        evaluation.json (the run's finished marker) into the run's directory.
+/// @brief Evaluates the study engine's current network on every test language of the study: decodes the test
+///        prompts, scores exact match (where answers are known), language fidelity (CLD2) and test loss, and writes
+///        responses.jsonl and evaluation.json (the run's finished marker) into the run's directory.
 #pragma once
 
 #include <chrono>
@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/eval/evaluate_program.hpp"
+#include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/study_data.hpp"
 
@@ -75,13 +75,12 @@ inline RunEvaluation read_evaluation(std::filesystem::path const& path) {
     return e;
 }
 
-/// Decodes, scores and writes the evaluation of `net` (already holding the run's weights) into `dir`.
-template <class Net>
-RunEvaluation evaluate_network(cpu::Context& ctx, Net& net, StudyFile const& s, StudyData& d,
-                               Tokenizer const& tokenizer, eval::RunInfo const& info, RunEvaluation e,
-                               std::filesystem::path const& dir, std::string const& progress_label, bool quiet) {
+/// Decodes, scores and writes the evaluation of the engine's current network (already holding the run's weights)
+/// into `dir`.
+inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, StudyData& d, Tokenizer const& tokenizer,
+                                      eval::RunInfo const& info, RunEvaluation e, std::filesystem::path const& dir,
+                                      std::string const& progress_label, bool quiet) {
     auto const start = std::chrono::steady_clock::now();
-    net.set_training(false);
     auto const prompt_template = PromptTemplate::from_name_or_file(info.prompt_template);
     auto const preset = s.decoding.preset == "paper" ? (info.method == "full" ? "paper-full" : "paper-lora")
                                                      : s.decoding.preset;
@@ -91,9 +90,12 @@ RunEvaluation evaluate_network(cpu::Context& ctx, Net& net, StudyFile const& s, 
     std::size_t total = 0;
     for (auto const& set : d.test_sets) total += set.prompts.size();
     eval::evaluate_detail::PromptProgress progress(total, quiet);
+    auto decode = [&](std::span<std::vector<std::int32_t> const> prompts, GenerationConfig const& g) {
+        return engine.generate(prompts, g);
+    };
     auto const responses = eval::evaluate_detail::generate_responses(
-        ctx, net, tokenizer, prompt_template, d.test_sets, config, eval::evaluate_detail::decoding_json(preset, config),
-        info, s.decoding.batch, progress_label, progress);
+        decode, engine.max_positions(), tokenizer, prompt_template, d.test_sets, config,
+        eval::evaluate_detail::decoding_json(preset, config), info, s.decoding.batch, progress_label, progress);
     progress.finish();
     std::filesystem::create_directories(dir);
     eval::write_responses(dir / "responses.jsonl", responses);
@@ -116,7 +118,8 @@ RunEvaluation evaluate_network(cpu::Context& ctx, Net& net, StudyFile const& s, 
         for (auto const& t : tally.per_task())
             if (t.group.starts_with(set.lang + "/")) o.tasks[t.group.substr(set.lang.size() + 1)] = t.accuracy();
         if (auto const it = d.test_records.find(set.lang); it != d.test_records.end() && !it->second.empty())
-            o.loss = eval::evaluate_detail::validation_loss(ctx, net, tokenizer, prompt_template, info, it->second,
+            o.loss = eval::evaluate_detail::validation_loss([&](TokenBatch const& b) { return engine.loss(b); },
+                                                            tokenizer, prompt_template, info, it->second,
                                                             BadRecordPolicy::Skip, d.report);
         else if (auto const held = info.validation_loss.find(set.lang); held != info.validation_loss.end())
             o.loss = held->second;
@@ -126,21 +129,19 @@ RunEvaluation evaluate_network(cpu::Context& ctx, Net& net, StudyFile const& s, 
     return e;
 }
 
-/// Loads a trained run's weights into a fresh network of type Model and evaluates it.
-template <class Model>
-RunEvaluation evaluate_run(StudyFile const& s, StudyData& d, Tokenizer const& tokenizer, PlannedRun const& run,
-                           std::string const& progress_label, bool quiet) {
+/// Evaluates a run whose weights the engine's current network holds (right after its training).
+inline RunEvaluation evaluate_trained(StudyEngine& engine, StudyFile const& s, StudyData& d, Tokenizer const& tokenizer,
+                                      PlannedRun const& run, std::string const& progress_label, bool quiet) {
     auto const info = eval::read_run_info(run.dir, s.preset);
-    cpu::Context ctx;
-    auto net = std::make_unique<CausalLm<Model, CpuEigen, float>>(ctx, NetworkOptions{.seed = s.seed});
-    if constexpr (Model::adapter::is_lora) {
-        if (!info.base_model_dir.empty()) io::load_hf_checkpoint(ctx, *net, info.base_model_dir);
-        io::load_peft_adapter(ctx, *net, info.weights);
-    } else {
-        io::load_hf_checkpoint(ctx, *net, info.weights);
-    }
     RunEvaluation e{run.name, run.label, run.method, run.budget.describe(), run.languages, {}, 0};
-    return evaluate_network(ctx, *net, s, d, tokenizer, info, e, run.dir, progress_label, quiet);
+    return evaluate_network(engine, s, d, tokenizer, info, e, run.dir, progress_label, quiet);
+}
+
+/// Loads a trained run's weights into the engine's network of the run's method and evaluates it.
+inline RunEvaluation evaluate_run(StudyEngine& engine, StudyFile const& s, StudyData& d, Tokenizer const& tokenizer,
+                                  PlannedRun const& run, std::string const& progress_label, bool quiet) {
+    engine.load(run.method, eval::read_run_info(run.dir, s.preset).weights);
+    return evaluate_trained(engine, s, d, tokenizer, run, progress_label, quiet);
 }
 
 }  // namespace polyalpaca::study

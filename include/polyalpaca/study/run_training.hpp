@@ -1,7 +1,8 @@
 /// @file study/run_training.hpp
 /// @brief Trains one planned run (its strategy's mixture of the tuning examples, under its budget, from the study's
-///        base weights) and the embedded study's language-model pretraining; both resume from their newest
-///        checkpoint, and leave weights (model/ or adapter/), run_config.json and run_summary.json.
+///        base weights) and the embedded study's language-model pretraining on the study's engine; both resume
+///        from their newest checkpoint, and leave weights (model/ or adapter/), run_config.json and
+///        run_summary.json.
 #pragma once
 
 #include <cstdio>
@@ -12,16 +13,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "polyalpaca/backend/cpu_eigen.hpp"
 #include "polyalpaca/data/examples.hpp"
 #include "polyalpaca/data/mixture.hpp"
 #include "polyalpaca/data/mixture_split.hpp"
-#include "polyalpaca/io/hf_weights.hpp"
-#include "polyalpaca/io/peft.hpp"
+#include "polyalpaca/io/atomic_file.hpp"
+#include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/study_data.hpp"
 #include "polyalpaca/tokenizer/tokenizer.hpp"
-#include "polyalpaca/train/flops.hpp"
 #include "polyalpaca/train/trainer.hpp"
 
 namespace polyalpaca::study {
@@ -65,34 +64,8 @@ inline Mixture run_mixture(PlannedRun const& run, std::vector<LanguagePool> cons
     return Mixture::weighted(pools, w, seed);
 }
 
-/// Trains `run` into its directory. `base` is the HF directory of the starting weights ("" : random).
-template <class Model>
-TrainResult train_run(StudyFile const& s, PlannedRun const& run, TuningExamples const& t, Hyperparameters const& h,
-                      std::filesystem::path const& base, std::string const& template_name, bool quiet) {
-    std::filesystem::create_directories(run.dir);
-    auto const mixture = run_mixture(run, t.split.train, h, s.seed);
-    nlohmann::json config{{"trainer", "polyalpaca_study"}, {"method", run.method},      {"strategy", run.label},
-                          {"mixture", mixture.name()},     {"languages", run.languages}, {"template", template_name},
-                          {"model_dir", base.string()},    {"seed", s.seed},             {"cutoff", h.cutoff},
-                          {"train_on_inputs", h.train_on_inputs}, {"eos", "alpaca-lora"},  {"budget", run.budget.describe()}};
-    io::write_file_atomically(run.dir / "run_config.json", config.dump(2) + "\n");
-    std::vector<std::vector<Example>> examples;
-    for (auto const& pool : mixture.pools()) examples.push_back(t.by_language.at(pool.lang));
-    std::vector<std::pair<std::string, std::vector<Example>>> validation;
-    for (auto const& pool : t.split.validation) {
-        if (std::find(run.languages.begin(), run.languages.end(), pool.lang) == run.languages.end()) continue;
-        std::vector<Example> held;
-        for (auto const& ref : pool.examples) held.push_back(t.by_language.at(pool.lang)[ref.index]);
-        if (!held.empty()) validation.emplace_back(pool.lang, std::move(held));
-    }
-
-    cpu::Context ctx;
-    bool const lora = Model::adapter::is_lora;
-    CausalLm<Model, CpuEigen, float> net(ctx, {.seed = s.seed, .adapter_dropout = lora ? h.lora_dropout : 0.0});
-    if (!base.empty()) {
-        auto const warning = io::load_hf_checkpoint(ctx, net, base);
-        if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
-    }
+/// The trainer's options for a planned run under its method's hyperparameters (the engine adds the FLOP cost).
+inline TrainerOptions trainer_options(PlannedRun const& run, Hyperparameters const& h, bool quiet) {
     TrainerOptions o;
     o.batching = batching_for_global(h.global_batch, h.micro_batch,
                                      h.group_by_length ? SampleOrder::GroupByLength : SampleOrder::Shuffle);
@@ -107,16 +80,40 @@ TrainResult train_run(StudyFile const& s, PlannedRun const& run, TuningExamples 
     o.max_grad_norm = h.max_grad_norm;
     o.eval_every = h.eval_every;
     o.output_dir = run.dir;
-    o.cost = flop_cost<Model>();
     o.show_progress = !quiet;
-    Trainer<Model, CpuEigen, float> trainer(ctx, net, o);
-    auto const result = trainer.fit(mixture, examples, validation);
-    trainer.load_best(result);
-    if constexpr (Model::adapter::is_lora)
-        io::save_peft_adapter(ctx, net, run.dir / "adapter", base.string(), h.lora_dropout);
-    else
-        io::save_hf_checkpoint(ctx, net, run.dir / "model", io::DType::F32);
-    return result;
+    return o;
+}
+
+/// Trains `run` into its directory on the engine; `base` names the starting weights in run_config.json ("" :
+/// random).
+inline TrainResult train_run(StudyEngine& engine, StudyFile const& s, PlannedRun const& run, TuningExamples const& t,
+                             Hyperparameters const& h, std::filesystem::path const& base,
+                             std::string const& template_name, bool quiet) {
+    std::filesystem::create_directories(run.dir);
+    auto const mixture = run_mixture(run, t.split.train, h, s.seed);
+    nlohmann::json config{{"trainer", "polyalpaca_study"}, {"method", run.method},      {"strategy", run.label},
+                          {"mixture", mixture.name()},     {"languages", run.languages}, {"template", template_name},
+                          {"model_dir", base.string()},    {"seed", s.seed},             {"cutoff", h.cutoff},
+                          {"train_on_inputs", h.train_on_inputs}, {"eos", "alpaca-lora"},  {"budget", run.budget.describe()}};
+    config.update(engine.device().to_json());
+    io::write_file_atomically(run.dir / "run_config.json", config.dump(2) + "\n");
+    std::vector<std::vector<Example>> examples;
+    for (auto const& pool : mixture.pools()) examples.push_back(t.by_language.at(pool.lang));
+    std::vector<std::pair<std::string, std::vector<Example>>> validation;
+    for (auto const& pool : t.split.validation) {
+        if (std::find(run.languages.begin(), run.languages.end(), pool.lang) == run.languages.end()) continue;
+        std::vector<Example> held;
+        for (auto const& ref : pool.examples) held.push_back(t.by_language.at(pool.lang)[ref.index]);
+        if (!held.empty()) validation.emplace_back(pool.lang, std::move(held));
+    }
+
+    return engine.train({.method = run.method,
+                         .mixture = mixture,
+                         .examples = examples,
+                         .validation = validation,
+                         .options = trainer_options(run, h, quiet),
+                         .weights_dir = run.dir / (run.method == "lora" ? "adapter" : "model"),
+                         .base_model_name = base.string()});
 }
 
 /// Pretraining examples: each language's sentences joined by newlines into one byte stream, cut into pieces of
@@ -145,10 +142,10 @@ inline std::vector<std::pair<std::string, std::vector<Example>>> pretraining_exa
     return out;
 }
 
-/// Pretrains Full (no adapter) from random weights on every language's text into <dir>, saving <dir>/model.
-template <class Full>
-void pretrain(StudyFile const& s, StudyData const& d, Tokenizer const& tokenizer, std::filesystem::path const& dir,
-              bool quiet) {
+/// Pretrains the engine's full-parameter model from random weights on every language's text into <dir>, saving
+/// <dir>/model.
+inline void pretrain(StudyEngine& engine, StudyFile const& s, StudyData const& d, Tokenizer const& tokenizer,
+                     std::filesystem::path const& dir, bool quiet) {
     auto const& p = s.pretrain;
     auto all = pretraining_examples(d, tokenizer, p.sequence);
     std::vector<LanguagePool> pools;
@@ -163,8 +160,6 @@ void pretrain(StudyFile const& s, StudyData const& d, Tokenizer const& tokenizer
         for (auto const& ref : split.validation[i].examples) held.push_back(all[i].second[ref.index]);
         validation.emplace_back(all[i].first, std::move(held));
     }
-    cpu::Context ctx;
-    CausalLm<Full, CpuEigen, float> net(ctx, {.seed = s.seed});
     TrainerOptions o;
     o.batching = batching_for_global(p.micro_batch * p.accumulation, p.micro_batch);
     o.budget = Budget::records(std::int64_t(p.steps * p.micro_batch * p.accumulation));
@@ -174,13 +169,16 @@ void pretrain(StudyFile const& s, StudyData const& d, Tokenizer const& tokenizer
     o.eval_every = long(std::max<std::size_t>(1, p.steps / 4));
     o.keep_last = 1;
     o.output_dir = dir;
-    o.cost = flop_cost<Full>();
     o.show_progress = !quiet;
-    Trainer<Full, CpuEigen, float> trainer(ctx, net, o);
-    auto const result = trainer.fit(mixture, examples, validation);
+    auto const result = engine.pretrain({.method = "full",
+                                         .mixture = mixture,
+                                         .examples = examples,
+                                         .validation = validation,
+                                         .options = o,
+                                         .weights_dir = dir / "model",
+                                         .base_model_name = ""});
     std::printf("pretraining: %ld steps, %lld tokens, %.0f tokens/s, validation loss %.3f\n", result.steps,
                 (long long)result.spent.tokens, result.tokens_per_second, result.best_loss);
-    io::save_hf_checkpoint(ctx, net, dir / "model", io::DType::F32);
 }
 
 }  // namespace polyalpaca::study

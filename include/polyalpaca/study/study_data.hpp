@@ -57,8 +57,9 @@ inline void cap(eval::TestSet& set, std::size_t max_prompts) {
 
 }  // namespace study_data_detail
 
-/// Builds or reads the study's data. With a suite, its files are also written under <output>/suite/.
-inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite_template) {
+/// Builds or reads the study's data. With a suite, its files are also written under <output>/suite/ unless
+/// `write_suite` is false (a plan writes nothing).
+inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite_template, bool write_suite = true) {
     StudyData d;
     if (s.suite) {
         synthetic::SyntheticSuiteConfig config;
@@ -69,7 +70,7 @@ inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite
         config.pretrain_sentences_per_language = s.suite->pretrain_sentences_per_language;
         config.seed = s.suite->seed;
         auto const suite = synthetic::build_synthetic_suite(config);
-        synthetic::write_suite(s.output / "suite", suite, suite_template);
+        if (write_suite) synthetic::write_suite(s.output / "suite", suite, suite_template);
         for (auto const& lang : suite.languages) {
             std::string const code(lang.pack->code);
             for (auto const& item : lang.train) d.train[code].push_back(item.record);

@@ -115,6 +115,7 @@ struct StudyFile {
     JudgeSpec judge;
     std::filesystem::path output = "study";
     std::uint64_t seed = 42;
+    std::string device = "auto";  ///< cpu, cuda, or auto (cuda when a GPU is visible); --device overrides it
 
     /// Every test language: tuned then zero-shot.
     std::vector<std::string> test_languages() const {
@@ -228,6 +229,9 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     Reader r(j, origin);
     r.get("name", s.name), r.get("seed", s.seed);
     r.path("output", s.output);
+    r.get("device", s.device);
+    require(s.device == "cpu" || s.device == "cuda" || s.device == "auto", r.at("device"),
+            ": cpu, cuda or auto, not \"", s.device, "\"");
     require(r.has("base_model"), origin, ": no \"base_model\"");
     {
         auto const& models = r.raw("base_model");
@@ -343,6 +347,29 @@ inline std::vector<StudyFile> split_by_base_model(StudyFile const& s) {
         if (s.base_models.size() > 1) one.output = s.output / m.preset, one.name = s.name + " " + m.preset;
         out.push_back(std::move(one));
     }
+    return out;
+}
+
+/// Every file or directory the study names that does not exist, each as "<study>: <key>: <path> does not exist"
+/// (checkpoints, tokenizers, data, test sets, judge scores).
+inline std::vector<std::string> missing_files(StudyFile const& s) {
+    std::string const origin = s.source.empty() ? std::string("the study") : s.source.string();
+    std::vector<std::string> out;
+    auto check = [&](std::string const& key, std::filesystem::path const& path) {
+        if (!path.empty() && !std::filesystem::exists(path))
+            out.push_back(origin + ": " + key + ": " + path.string() + " does not exist");
+    };
+    bool const list = s.base_models.size() > 1;
+    for (std::size_t i = 0; i < s.base_models.size(); ++i) {
+        auto const key = "base_model" + (list ? "[" + std::to_string(i) + "]" : std::string());
+        check(key + ".checkpoint", s.base_models[i].checkpoint);
+        check(key + ".tokenizer", s.base_models[i].tokenizer);
+    }
+    if (!s.suite) {
+        for (auto const& [lang, path] : s.data) check("data." + lang, path);
+        for (auto const& [lang, path] : s.test_sets) check("test_sets." + lang, path);
+    }
+    check("judge.scores", s.judge.scores);
     return out;
 }
 

@@ -64,6 +64,28 @@ struct TrainResult {
     bool resumed = false;
 };
 
+/// What a run will spend before it starts: the budget (the options', else their epochs of the mixture), the spend
+/// at which it stops and its optimizer steps. Trainer::fit trains exactly this; a study's plan prints it.
+struct TrainingPlan {
+    Budget budget;
+    Spend target;
+    long steps = 0;
+};
+
+inline TrainingPlan plan_training(Mixture const& mixture, TrainerOptions const& options) {
+    auto const order_of = [&](std::uint64_t e) { return epoch_order(mixture, e, options.batching); };
+    Budget const budget = options.budget.value_or(
+        Budget::records(std::int64_t(std::llround(options.epochs * double(order_of(0).size())))));
+    Spend const target = spend(mixture.pools(), order_of, budget, options.cost,
+                               {.step_records = options.batching.global_batch()});
+    long steps = 0;  // whole epochs, then the steps of the last one up to its stop position
+    for (std::uint64_t e = 0; e <= target.stop_epoch; ++e) {
+        std::size_t const n = e == target.stop_epoch ? target.stop_position : order_of(e).size();
+        if (n > 0) steps += long(epoch_steps(n, options.batching).size());
+    }
+    return {budget, target, steps};
+}
+
 template <class Model, class Backend, class T = float>
 class Trainer {
 public:
@@ -88,10 +110,10 @@ public:
         auto const get = [&](PlanEntry const& p) -> E const& {
             return examples[p.pool][example_at(pools, p).index];
         };
-        Budget const budget = options_.budget.value_or(
-            Budget::records(std::int64_t(std::llround(options_.epochs * double(order_of(0).size())))));
-        Spend const target = spend(pools, order_of, budget, options_.cost, {.step_records = options_.batching.global_batch()});
-        long const total_steps = count_steps(order_of, target);
+        TrainingPlan const training = plan_training(mixture, options_);
+        Budget const& budget = training.budget;
+        Spend const& target = training.target;
+        long const total_steps = training.steps;
         require(total_steps > 0, "the budget (", budget.describe(), ") allows no training step");
         Schedule const schedule{options_.schedule, options_.lr,
                                 options_.warmup_ratio > 0 ? long(std::ceil(options_.warmup_ratio * double(total_steps)))
@@ -210,17 +232,6 @@ public:
     AdamW<Backend, T>& optimizer() { return adamw_; }
 
 private:
-    /// Optimizer steps until the target: whole epochs, then the steps of the last one up to its stop position.
-    template <class OrderOf>
-    long count_steps(OrderOf const& order_of, Spend const& target) const {
-        long steps = 0;
-        for (std::uint64_t e = 0; e <= target.stop_epoch; ++e) {
-            std::size_t const n = e == target.stop_epoch ? target.stop_position : order_of(e).size();
-            if (n > 0) steps += long(epoch_steps(n, options_.batching).size());
-        }
-        return steps;
-    }
-
     void add_spend(Spend& s, std::vector<LanguagePool> const& pools, PlanEntry const& p) const {
         auto const& ex = example_at(pools, p);
         double const flops = options_.cost.sequence(ex.tokens);

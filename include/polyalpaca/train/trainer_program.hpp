@@ -19,6 +19,7 @@
 #include "polyalpaca/io/peft.hpp"
 #include "polyalpaca/tokenizer/tokenizer.hpp"
 #include "polyalpaca/train/flops.hpp"
+#include "polyalpaca/train/kernel_record.hpp"
 #include "polyalpaca/train/program_options.hpp"
 #include "polyalpaca/train/trainer.hpp"
 
@@ -86,22 +87,6 @@ inline io::DType dtype_of(std::string const& s) {
     fail("--save-dtype must be f32, bf16 or f16, got '", s, "'");
 }
 
-/// --attention: picks the context's attention kernels where the backend has a choice (cuda::AttentionKernel);
-/// a backend with one path accepts only "auto".
-template <class Backend>
-void select_attention(typename Backend::Context& ctx, std::string const& name) {
-    if constexpr (requires { ctx.set_attention_kernel(ctx.attention_kernel()); }) {
-        using Kernel = decltype(ctx.attention_kernel());
-        if (name == "auto") ctx.set_attention_kernel(Kernel::Auto);
-        else if (name == "gemm") ctx.set_attention_kernel(Kernel::Gemm);
-        else if (name == "flash") ctx.set_attention_kernel(Kernel::Flash);
-        else fail("--attention must be auto, gemm or flash, got '", name, "'");
-    } else {
-        require(name == "auto", "--attention ", name, ": the ", Backend::name,
-                " backend has one attention path; leave --attention at auto");
-    }
-}
-
 }  // namespace program_detail
 
 /// Runs a trainer for Model (a family type with its adapter) on Backend (CpuEigen, or Cuda from a .cu program that
@@ -113,7 +98,9 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     if (!parsed) return 0;
     auto const& c = *parsed;
     typename Backend::Context ctx;  // first: a missing GPU stops the program before any data is read
-    select_attention<Backend>(ctx, c.attention);
+    constexpr int head_dim = attention_head_dim<Model>;
+    select_attention_kernel<Backend>(ctx, c.attention);
+    require_attention_compiled<Backend>(ctx, head_dim);  // before anything is written
     std::filesystem::create_directories(c.output_dir);
 
     auto const tokenizer = load_tokenizer(c);
@@ -153,14 +140,17 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     for (auto const& lang : order) all.push_back(make_pool(lang, by_language[lang]));
     auto const split = split_validation(all, {.size = c.val_size, .seed = c.val_seed});
     auto const mixture = make_mixture(c, split.train);
-    // run_config.json: what an evaluation labels the run with and needs to rebuild its model, prompts and examples.
+    // run_config.json: what an evaluation labels the run with and needs to rebuild its model, prompts and examples,
+    // and the kernels that run: "attention" is the path taken ("flash", "gemm" or "cpu"), not the --attention asked.
     nlohmann::json run_config{{"trainer", defaults.name},         {"method", Model::adapter::is_lora ? "lora" : "full"},
                               {"strategy", c.strategy},            {"mixture", mixture.name()},
                               {"languages", nlohmann::json::array()}, {"template", c.prompt_template},
                               {"model_dir", c.model_dir.string()}, {"seed", c.seed},
                               {"cutoff", c.cutoff},                {"train_on_inputs", c.train_on_inputs},
                               {"eos", c.eos},                      {"backend", Backend::name},
-                              {"attention", c.attention}};
+                              {"attention_requested", c.attention},
+                              {"attention", attention_that_runs<Backend>(ctx, head_dim)},
+                              {"gemm_math", gemm_math_name<Backend>(ctx)}};
     for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
     io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;

@@ -43,7 +43,7 @@ namespace polyalpaca::cuda {
 
 namespace detail {
 
-inline constexpr int attention_scratch_slot = 4;
+inline constexpr int attention_scratch_slot = scratch_slot::attention;
 inline constexpr int softmax_threads = 256;
 
 /// dst (batch*heads, seq, hd) from src (batch*seq, src_heads*hd): head h of dst is head h / group of src.
@@ -125,10 +125,9 @@ struct AttentionScratch {
     std::size_t used = 0;
     float* take(std::size_t floats) {
         auto* p = reinterpret_cast<float*>(base + used);
-        used += (floats * sizeof(float) + 255) / 256 * 256;
+        used += attention_floats_bytes(floats);
         return p;
     }
-    static std::size_t bytes(std::size_t floats) { return (floats * sizeof(float) + 255) / 256 * 256; }
 };
 
 inline void check_attention_shape(AttentionShape const& s, char const* what) {
@@ -243,10 +242,9 @@ inline void attention_forward(Context& ctx, View<float const> q, View<float cons
                                  "attention_forward: probs (batch*heads*seq, seq)");
     ctx.make_current();
 
-    std::size_t const packed = std::size_t(shape.batch) * shape.heads * shape.seq * shape.head_dim;
+    std::size_t const packed = attention_packed_floats(shape);
     using S = detail::AttentionScratch;
-    std::size_t const bytes = 4 * S::bytes(packed) + S::bytes(std::size_t(shape.heads));
-    S scratch{static_cast<char*>(ctx.scratch(detail::attention_scratch_slot, bytes))};
+    S scratch{static_cast<char*>(ctx.scratch(detail::attention_scratch_slot, attention_gemm_forward_bytes(shape)))};
     float* qp = scratch.take(packed);  // (batch*heads, seq, hd)
     float* kp = scratch.take(packed);
     float* vp = scratch.take(packed);
@@ -299,11 +297,10 @@ inline void attention_backward(Context& ctx, View<float const> dout, View<float 
     }
     ctx.make_current();
 
-    std::size_t const packed = std::size_t(shape.batch) * shape.heads * shape.seq * shape.head_dim;
+    std::size_t const packed = attention_packed_floats(shape);
     std::size_t const square = std::size_t(probs.rows) * std::size_t(seq);
     using S = detail::AttentionScratch;
-    std::size_t const bytes = 5 * S::bytes(packed) + S::bytes(square);
-    S scratch{static_cast<char*>(ctx.scratch(detail::attention_scratch_slot, bytes))};
+    S scratch{static_cast<char*>(ctx.scratch(detail::attention_scratch_slot, attention_gemm_backward_bytes(shape)))};
     float* dop = scratch.take(packed);  // (batch*heads, seq, hd)
     float* kp = scratch.take(packed);
     float* vp = scratch.take(packed);

@@ -34,7 +34,7 @@ namespace decode {
 inline constexpr int table_entries = 64;  ///< table rows per launch (kernel arguments stay under 4 KiB)
 inline constexpr int warps = 4;           ///< warps of an attention_decode block
 inline constexpr int max_heads = 128;     ///< ALiBi slopes travel as an argument of this many floats
-inline constexpr int scratch_slot = 4;
+inline constexpr int scratch_slot = cuda::scratch_slot::attention;
 
 /// Contiguous row blocks to copy: entry e moves rows src[e] .. src[e] + n_e - 1 to dst[e] .., where n_e =
 /// first[e + 1] - first[e] (first[count] = total); rows are numbered 0 .. total - 1 across the entries.
@@ -185,7 +185,7 @@ inline void kv_cache_gather(Context& ctx, View<float> cache, std::span<Index con
     if (total == 0) return;
     ctx.make_current();
     auto* staged = static_cast<float*>(
-        ctx.scratch(decode::scratch_slot, std::size_t(total) * std::size_t(cache.cols) * sizeof(float)));
+        ctx.scratch(decode::scratch_slot, kv_gather_bytes(total, cache.cols)));
     std::vector<decode::RowBlock> in, back;
     Index at = 0;
     for (std::size_t i = 0; i < lengths.size(); ++i) {

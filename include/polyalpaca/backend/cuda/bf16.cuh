@@ -17,8 +17,8 @@
 namespace polyalpaca::cuda::detail {
 
 /// Scratch slots for the converted first and second operands of one GEMM (Context::scratch).
-inline constexpr int bf16_scratch_first = 8;
-inline constexpr int bf16_scratch_second = 9;
+inline constexpr int bf16_scratch_first = scratch_slot::bf16_first;
+inline constexpr int bf16_scratch_second = scratch_slot::bf16_second;
 
 /// x as D: the value itself for float, round to nearest even for bf16.
 template <class D>
@@ -74,7 +74,7 @@ inline void to_bf16(Context& ctx, float const* src, Index n, void* dst) {
 
 /// The bf16 copy of n activation values at src, converted now into scratch `slot` (256-byte aligned).
 inline void const* bf16_scratch(Context& ctx, int slot, float const* src, Index n) {
-    void* dst = ctx.scratch(slot, std::size_t(n) * sizeof(__nv_bfloat16));
+    void* dst = ctx.scratch(slot, bf16_bytes(n));
     to_bf16(ctx, src, n, dst);
     return dst;
 }

@@ -18,6 +18,7 @@
 
 #include "polyalpaca/backend/cuda/event_clock.cuh"
 #include "polyalpaca/backend/cuda/kernel_choice.hpp"
+#include "polyalpaca/backend/cuda/op_memory.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
@@ -55,10 +56,6 @@ inline int device_count() noexcept {
     }
     return count;
 }
-
-/// Device memory an op may reuse between calls, `slot` by `slot`: e.g. token ids uploaded from a host span.
-/// Ops on one stream run in order, so reusing a slot in a later op never races an earlier kernel.
-inline constexpr int scratch_slots = 10;
 
 namespace detail {
 /// How many times DeviceBuffer has freed device memory in this process. A freed address may come back holding
@@ -120,8 +117,8 @@ public:
     /// When set, layers and train_step time their regions into it (core/step_profile.hpp, make_step_profile).
     Profile* profile = nullptr;
 
-    /// 32 MiB: what cuBLASLt needs for its best Hopper kernels (llm.c uses the same).
-    static constexpr std::size_t default_workspace_bytes = std::size_t(32) << 20;
+    /// 32 MiB: what cuBLASLt needs for its best Hopper kernels (op_memory.hpp).
+    static constexpr std::size_t default_workspace_bytes = cuda::default_workspace_bytes;
 
     explicit Context(int device = 0, std::size_t workspace_bytes = default_workspace_bytes)
         : temporaries(DeviceMemory{device}), device_(device) {
@@ -180,7 +177,10 @@ public:
     AttentionKernel attention_kernel() const { return attention_kernel_; }
     void set_attention_kernel(AttentionKernel kernel) { attention_kernel_ = kernel; }
 
-    /// At least `bytes` of device memory in `slot` (0 .. scratch_slots-1), grown on demand, owned by the context.
+    /// At least `bytes` of device memory in `slot` (0 .. scratch_slots-1), grown on demand, owned by the context:
+    /// memory an op reuses between calls, e.g. token ids uploaded from a host span (op_memory.hpp says which op
+    /// takes which slot). Ops on one stream run in order, so reusing a slot in a later op never races an earlier
+    /// kernel.
     void* scratch(int slot, std::size_t bytes) {
         require(slot >= 0 && slot < scratch_slots, "CUDA scratch slot ", slot, " is outside [0, ", scratch_slots, ")");
         auto& s = scratch_[std::size_t(slot)];
@@ -240,7 +240,7 @@ public:
         }
         auto& copy = bf16_->copies[{reinterpret_cast<std::uintptr_t>(weight), count}];
         if (!copy.data)
-            POLYALPACA_CUDA_CHECK(cudaMallocAsync(&copy.data, std::max<std::size_t>(count, 1) * 2, stream_));
+            POLYALPACA_CUDA_CHECK(cudaMallocAsync(&copy.data, cuda::bf16_weight_copy_bytes(count), stream_));
         bool const stale = !copy.current;
         copy.current = true;
         copy.used = true;
@@ -256,7 +256,7 @@ public:
         if (!bf16_) return 0;
         std::lock_guard<std::mutex> lock(bf16_->mutex);
         std::size_t bytes = 0;
-        for (auto const& [key, copy] : bf16_->copies) bytes += key.second * 2;
+        for (auto const& [key, copy] : bf16_->copies) bytes += cuda::bf16_weight_copy_bytes(key.second);
         return bytes;
     }
 

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <numeric>
 #include <span>
 #include <vector>
 
@@ -19,7 +18,7 @@ namespace polyalpaca::cuda {
 namespace detail {
 
 /// Scratch slot holding uploaded token ids (forward) or the grouped positions (backward).
-inline constexpr int embedding_scratch_slot = 1;
+inline constexpr int embedding_scratch_slot = scratch_slot::token_ids;
 
 /// Throws unless every id lies in [0, vocab); the message names the first bad id and its position.
 inline void check_token_ids(std::span<std::int32_t const> ids, Index vocab, char const* op) {
@@ -84,28 +83,14 @@ inline void embedding_backward(Context& ctx, std::span<std::int32_t const> ids, 
     require_shape(dtable, dtable.rows, dout.cols, "embedding_backward: dtable");
     detail::check_token_ids(ids, dtable.rows, "embedding_backward");
 
-    // Group positions by id on the host (a stable sort keeps each group's positions ascending).
-    std::vector<std::int32_t> order(ids.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return ids[a] < ids[b]; });
-    std::vector<std::int32_t> distinct, offsets;
-    for (std::size_t k = 0; k < order.size(); ++k) {
-        if (k == 0 || ids[order[k]] != ids[order[k - 1]]) {
-            distinct.push_back(ids[order[k]]);
-            offsets.push_back(std::int32_t(k));
-        }
-    }
-    offsets.push_back(std::int32_t(order.size()));
-    std::vector<std::int32_t> groups;
-    groups.reserve(distinct.size() + offsets.size() + order.size());
-    groups.insert(groups.end(), distinct.begin(), distinct.end());
-    groups.insert(groups.end(), offsets.begin(), offsets.end());
-    groups.insert(groups.end(), order.begin(), order.end());
+    // Positions grouped by id on the host (a stable sort keeps each group's positions ascending): u distinct ids,
+    // u + 1 offsets, then the positions (op_memory.hpp, which the memory plan sizes the upload by).
+    std::vector<std::int32_t> const groups = embedding_backward_groups(ids);
+    Index const u = (Index(groups.size()) - Index(ids.size()) - 1) / 2;
 
     ctx.make_current();
     auto const* device_groups =
         ctx.upload_scratch(detail::embedding_scratch_slot, std::span<std::int32_t const>(groups));
-    Index const u = Index(distinct.size());
     detail::embedding_backward_kernel<float>
         <<<unsigned(std::min(u, detail::max_blocks)), detail::block_threads, 0, ctx.stream()>>>(
             device_groups, u, dout.data, dtable.data, dout.cols);

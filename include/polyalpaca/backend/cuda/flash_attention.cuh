@@ -51,7 +51,7 @@ namespace polyalpaca::cuda {
 
 namespace flash {
 
-inline constexpr int scratch_slot = 4;
+inline constexpr int scratch_slot = cuda::scratch_slot::attention;
 
 /// op's C on tensor cores: warp w of the block computes the 16 x 16 tiles w, w + warps, ... of C (row-major
 /// tile order), each from bf16 16x16x16 wmma fragments loaded straight from shared memory, with fp32
@@ -232,7 +232,7 @@ inline void flash_attention_forward(Context& ctx, View<float const> q, View<floa
     p.state = state.data;
     p.state_ld = state.cols;
     if (alibi_slopes) {
-        auto* slopes = static_cast<float*>(ctx.scratch(flash::scratch_slot, std::size_t(shape.heads) * sizeof(float)));
+        auto* slopes = static_cast<float*>(ctx.scratch(flash::scratch_slot, flash_slopes_bytes(shape.heads)));
         POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(slopes, alibi_slopes, std::size_t(shape.heads) * sizeof(float),
                                               cudaMemcpyHostToDevice, ctx.stream()));
         p.slopes = slopes;
@@ -258,8 +258,7 @@ inline void flash_attention_backward(Context& ctx, View<float const> dout, float
     p.dk = dk.data;
     p.dv = dv.data;
     if (dq.data || dk.data)
-        p.delta = static_cast<float*>(
-            ctx.scratch(flash::scratch_slot, std::size_t(state.rows) * sizeof(float)));  // (batch*heads*seq)
+        p.delta = static_cast<float*>(ctx.scratch(flash::scratch_slot, flash_delta_bytes(state.rows)));  // (B*H*seq)
     flash::dispatch(flash::InstantiatedHeadDims{}, shape.head_dim,
                     [&]<int D>() { flash::backward<D>(ctx, p, flash::tensor_cores(ctx)); });
 }

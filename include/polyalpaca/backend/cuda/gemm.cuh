@@ -24,7 +24,7 @@ namespace polyalpaca::cuda {
 namespace detail {
 
 /// Scratch slot linear_backward keeps its bias-gradient temporary in (see Context::scratch).
-inline constexpr int linear_scratch_slot = 7;
+inline constexpr int linear_scratch_slot = scratch_slot::bias_grad;
 
 inline constexpr int column_sum_rows = 16;  // threads per column in add_column_sums_kernel
 
@@ -202,8 +202,7 @@ inline void linear_backward(Context& ctx, View<float const> x, View<float const>
         call.beta = 1.0f;
         if (dbias) {
             // cuBLASLt's B is our a = dy; BGRADB reduces it over k = N, one entry per column of dy.
-            auto* temp = static_cast<float*>(
-                ctx.scratch(detail::linear_scratch_slot, std::size_t(out_features) * sizeof(float)));
+            auto* temp = static_cast<float*>(ctx.scratch(detail::linear_scratch_slot, bias_grad_bytes(out_features)));
             call.epilogue = CUBLASLT_EPILOGUE_BGRADB;
             call.bias = temp;
             bias_done = detail::try_gemm(ctx, call, false);

@@ -21,7 +21,7 @@ namespace polyalpaca::cuda {
 namespace detail {
 
 /// Scratch slot for the GELU ops' temporaries (distinct from linear_backward's, which they call).
-inline constexpr int gelu_scratch_slot = 6;
+inline constexpr int gelu_scratch_slot = scratch_slot::gelu;
 
 __device__ inline float gelu_tanh(float x) {
     float const c = 0.79788456f, k = 0.044715f;
@@ -82,7 +82,7 @@ inline void linear_gelu_backward(Context& ctx, View<float const> x, View<float c
     require_shape(pre, x.rows, w.rows, "linear_gelu_backward: pre");
     require_shape(dy, x.rows, w.rows, "linear_gelu_backward: dy");
     require(pre.data && dy.data, "linear_gelu_backward: pre and dy must point to device memory");
-    auto* dpre = static_cast<float*>(ctx.scratch(detail::gelu_scratch_slot, std::size_t(dy.size()) * sizeof(float)));
+    auto* dpre = static_cast<float*>(ctx.scratch(detail::gelu_scratch_slot, gelu_grad_bytes(dy.size())));
     detail::gelu_tanh_grad_kernel<float>
         <<<detail::grid_for(dy.size()), detail::block_threads, 0, ctx.stream()>>>(dy.data, pre.data, dy.size(), dpre);
     POLYALPACA_CUDA_CHECK(cudaGetLastError());
@@ -106,7 +106,7 @@ inline void linear_backward_dgelu(Context& ctx, View<float const> dz, View<float
         call.aux_ld = pre.cols;
         float* temp = nullptr;
         if (dbias) {
-            temp = static_cast<float*>(ctx.scratch(detail::gelu_scratch_slot, std::size_t(pre.cols) * sizeof(float)));
+            temp = static_cast<float*>(ctx.scratch(detail::gelu_scratch_slot, bias_grad_bytes(pre.cols)));
             call.epilogue = CUBLASLT_EPILOGUE_DGELU_BGRAD;
             call.bias = temp;
         } else {

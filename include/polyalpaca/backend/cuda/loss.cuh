@@ -25,7 +25,7 @@ namespace polyalpaca::cuda {
 
 namespace detail {
 
-inline constexpr int loss_scratch_slot = 5;
+inline constexpr int loss_scratch_slot = scratch_slot::loss;
 inline constexpr int loss_threads = 1024;
 
 /// Row r: loss[r] = logsumexp(logits[r]) - logits[r][t] (0 on ignored rows). With grad, the row of dlogits
@@ -87,8 +87,8 @@ inline LossSum cross_entropy_into(Context& ctx, View<float const> logits, std::s
     }
     ctx.make_current();
 
-    std::size_t const target_bytes = (std::size_t(n) * sizeof(std::int32_t) + 255) / 256 * 256;
-    auto* base = static_cast<char*>(ctx.scratch(loss_scratch_slot, target_bytes + std::size_t(n) * 8));
+    std::size_t const target_bytes = loss_targets_bytes(n);
+    auto* base = static_cast<char*>(ctx.scratch(loss_scratch_slot, loss_bytes(n)));
     auto* device_targets = reinterpret_cast<std::int32_t*>(base);
     auto* device_loss = reinterpret_cast<double*>(base + target_bytes);
     POLYALPACA_CUDA_CHECK(

@@ -17,9 +17,7 @@ namespace polyalpaca::cuda {
 namespace detail {
 
 /// Scratch slot holding the column partial sums of a norm backward.
-inline constexpr int norm_scratch_slot = 0;
-/// Column sums split the rows into at most this many chunks (the gridDim.y of column_partial_kernel).
-inline constexpr Index norm_max_chunks = 256;
+inline constexpr int norm_scratch_slot = scratch_slot::norm_grads;
 /// Warps of a column_finish_kernel block, which sums the chunks of 32 columns: 8 warps cut the serial loop over
 /// 256 chunks to 32 loads per thread.
 inline constexpr int norm_finish_warps = 8;
@@ -165,10 +163,9 @@ inline void norm_parameter_grads(Context& ctx, View<float const> dy, View<float 
                                  float const* rstd, float* dgamma, float* dbeta) {
     Index const n = x.rows;
     Index const dim = x.cols;
-    Index const chunks = std::min(n, norm_max_chunks);
+    Index const chunks = norm_grad_chunks(n);  // the gridDim.y of column_partial_kernel
     Index const rows_per_chunk = (n + chunks - 1) / chunks;
-    auto* partial =
-        static_cast<double*>(ctx.scratch(norm_scratch_slot, std::size_t(2 * chunks * dim) * sizeof(double)));
+    auto* partial = static_cast<double*>(ctx.scratch(norm_scratch_slot, norm_grads_bytes(n, dim)));
     dim3 const grid(unsigned((dim + block_threads - 1) / block_threads), unsigned(chunks));
     norm_column_partial_kernel<float>
         <<<grid, block_threads, 0, ctx.stream()>>>(dy.data, x.data, mean, rstd, n, dim, rows_per_chunk, partial);

@@ -28,9 +28,8 @@ namespace detail {
 
 /// Scratch slot holding squared_norm's per-block partial sums and the total (shared with the norms' column
 /// sums: ops on one stream run in order, so they never overlap).
-inline constexpr int optim_scratch_slot = 0;
-/// squared_norm's first pass uses at most this many blocks; their partials are summed by one block.
-inline constexpr Index norm_blocks = 1024;
+inline constexpr int optim_scratch_slot = scratch_slot::squared_norm;
+static_assert(squared_norm_block_values == block_threads, "squared_norm's blocks are counted by op_memory.hpp");
 
 struct AdamWOp {
     float* param;
@@ -112,10 +111,8 @@ inline double squared_norm(Context& ctx, float const* x, Index n) {
     if (n == 0) return 0.0;
     require(x != nullptr, "squared_norm: null pointer for ", n, " values");
     ctx.make_current();
-    Index const blocks =
-        std::clamp<Index>((n + detail::block_threads - 1) / detail::block_threads, 1, detail::norm_blocks);
-    auto* partial =
-        static_cast<double*>(ctx.scratch(detail::optim_scratch_slot, std::size_t(blocks + 1) * sizeof(double)));
+    Index const blocks = squared_norm_blocks(n);  // at most 1024; one block then sums their partials
+    auto* partial = static_cast<double*>(ctx.scratch(detail::optim_scratch_slot, squared_norm_bytes(n)));
     double* total = partial + blocks;
     detail::squared_norm_partial_kernel<float>
         <<<unsigned(blocks), detail::block_threads, 0, ctx.stream()>>>(x, n, partial);

@@ -16,7 +16,7 @@ namespace polyalpaca::cuda {
 namespace detail {
 
 /// Scratch slot holding the cos and sin tables.
-inline constexpr int rope_scratch_slot = 3;
+inline constexpr int rope_scratch_slot = scratch_slot::rope_tables;
 
 inline void check_rope_input(View<float> const& x, int seq, int position_offset, RopeSpec const& spec,
                              char const* what) {
@@ -75,7 +75,7 @@ inline void rope_rotate(Context& ctx, View<float> x, int seq, int position_offse
     int const half = spec.rotary_dim / 2;
     Index const table = Index(seq) * half;
     ctx.make_current();
-    auto* cos_table = static_cast<float*>(ctx.scratch(rope_scratch_slot, std::size_t(2 * table) * sizeof(float)));
+    auto* cos_table = static_cast<float*>(ctx.scratch(rope_scratch_slot, rope_table_bytes(seq, spec.rotary_dim)));
     float* sin_table = cos_table + table;
     rope_table_kernel<float><<<grid_for(table), block_threads, 0, ctx.stream()>>>(
         cos_table, sin_table, seq, half, spec.rotary_dim, position_offset, spec.base, direction);

@@ -18,7 +18,7 @@ namespace polyalpaca::cuda {
 namespace detail {
 
 /// Scratch slot holding uploaded row indices.
-inline constexpr int rows_scratch_slot = 2;
+inline constexpr int rows_scratch_slot = scratch_slot::row_indices;
 
 /// dst (n, cols) row i = src row rows[i] (Add false), or dst row rows[i] += src row i (Add true).
 template <class T, bool Add>

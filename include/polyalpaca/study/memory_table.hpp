@@ -1,0 +1,85 @@
+/// @file study/memory_table.hpp
+/// @brief The model-dependent figures of a study's plan for every preset it may name (study/presets.hpp), by name:
+///        the predicted memory of a run (train/memory_plan.hpp: the layers' own accounting on the dry-run backend)
+///        and the training FLOP cost per sequence (train/flops.hpp). No engine is needed, so a runner plans studies
+///        of presets it was not compiled for.
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "polyalpaca/generate/config.hpp"
+#include "polyalpaca/study/presets.hpp"
+#include "polyalpaca/study/study_file.hpp"
+#include "polyalpaca/train/flops.hpp"
+#include "polyalpaca/train/memory_plan.hpp"
+
+namespace polyalpaca::study {
+
+/// A method's FLOP cost per sequence ("lora" or "full").
+using FlopCostOf = std::function<FlopCost(std::string const& method)>;
+
+namespace memory_table_detail {
+
+/// Calls f.template operator()<Model>() for the model type of (preset, method); an unknown preset is an Error.
+template <class F>
+auto with_model(std::string const& preset, std::string const& method, F&& f) {
+    using Result = decltype(f.template operator()<preset::BloomStudy::Full>());
+    std::optional<Result> out;
+    for_each_preset([&]<class P>() {
+        if (P::name != preset || out) return;
+        if (method == "lora") out = f.template operator()<typename P::Lora>();
+        else out = f.template operator()<typename P::Full>();
+    });
+    require(out.has_value(), "\"", preset, "\" is not a preset polyalpaca knows (", known_preset_names(), ")");
+    return *out;
+}
+
+inline Device device_named(std::string const& backend, std::string const& attention) {
+    if (backend == "cpu") return Device::cpu();
+    auto const kernel = attention == "flash" ? cuda::AttentionKernel::Flash
+                        : attention == "gemm" ? cuda::AttentionKernel::Gemm
+                                              : cuda::AttentionKernel::Auto;
+    return Device::gpu(kernel, cuda::GemmMath::Bf16);
+}
+
+}  // namespace memory_table_detail
+
+/// The shapes a run of `method` trains and decodes at in study `s`: its micro-batch at the cutoff, and the study's
+/// decoding (batch, the preset's beams and new tokens) of prompts of `prompt_tokens` (unknown: as long as the cutoff
+/// allows).
+inline MemoryPlanOptions memory_plan_options(StudyFile const& s, std::string const& method, int max_positions,
+                                             std::optional<int> prompt_tokens = std::nullopt) {
+    auto const& h = s.hyperparameters.at(method);
+    auto const preset = s.decoding.preset == "paper" ? (method == "full" ? "paper-full" : "paper-lora")
+                                                     : s.decoding.preset;
+    auto const decoding = GenerationConfig::from_name(preset);
+    MemoryPlanOptions o;
+    o.micro_batch = int(h.micro_batch);
+    o.seq = int(h.cutoff);
+    o.adapter_dropout = method == "lora" ? h.lora_dropout : 0.0;
+    o.decode_batch = int(s.decoding.batch);
+    o.beams = std::max(1, decoding.num_beams);
+    o.new_tokens = s.decoding.max_new_tokens > 0 ? s.decoding.max_new_tokens : decoding.max_new_tokens;
+    o.prompt_tokens = std::max(1, std::min(prompt_tokens.value_or(int(h.cutoff)), max_positions - o.new_tokens));
+    return o;
+}
+
+/// The predicted memory of a run of `method` of study `s` (its base model's preset) on `backend` ("cpu" or
+/// "cuda", with the CUDA attention kernels `attention`), decoding prompts of `prompt_tokens` (see above).
+inline MemoryPlan plan_memory(StudyFile const& s, std::string const& method, std::string const& backend,
+                              std::string const& attention, std::optional<int> prompt_tokens = std::nullopt) {
+    return memory_table_detail::with_model(s.preset, method, [&]<class Model>() {
+        auto const options = memory_plan_options(s, method, Model::config::max_positions, prompt_tokens);
+        return polyalpaca::plan_memory<Model>(memory_table_detail::device_named(backend, attention), options);
+    });
+}
+
+/// The training FLOPs per sequence of a run of `method` on study `s`'s base model.
+inline FlopCost flop_cost_of(StudyFile const& s, std::string const& method) {
+    return memory_table_detail::with_model(s.preset, method, [&]<class Model>() { return flop_cost<Model>(); });
+}
+
+}  // namespace polyalpaca::study

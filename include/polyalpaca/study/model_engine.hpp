@@ -1,0 +1,243 @@
+/// @file study/model_engine.hpp
+/// @brief ModelEngine<Full, Lora, Backend>: the StudyEngine of one base model on one backend. It owns the
+///        backend's context for the whole study and at most one network at a time (switching method frees the
+///        other's memory). The base checkpoint is read from disk once: a LoRA network keeps it in its frozen
+///        weights from run to run (only the adapter is drawn again), and when the study also trains full-parameter
+///        runs a host copy restores the base into a network whose weights a run changed.
+///        Include it only in the translation unit that instantiates one engine (examples/study_engine.cpp.in):
+///        with the Cuda backend that is a .cu file.
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "polyalpaca/backend/cpu_eigen.hpp"
+#include "polyalpaca/io/hf_weights.hpp"
+#include "polyalpaca/io/peft.hpp"
+#include "polyalpaca/models/causal_lm.hpp"
+#include "polyalpaca/study/engine.hpp"
+#include "polyalpaca/train/flops.hpp"
+#include "polyalpaca/train/kernel_record.hpp"
+#include "polyalpaca/train/trainer.hpp"
+
+namespace polyalpaca::study {
+
+namespace engine_detail {
+
+/// The device a backend's context runs on: the host for CpuEigen, the context's GPU for Cuda (whose
+/// device_info(ctx) is found by argument-dependent lookup in a .cu translation unit).
+template <class Backend>
+DeviceInfo device_of(typename Backend::Context& ctx) {
+    if constexpr (requires { device_info(ctx); }) return device_info(ctx);
+    else return cpu::host_device_info();
+}
+
+/// The context of a backend: CpuEigen's default, Cuda's on `cuda_device` with the attention kernels asked for
+/// (checked to be compiled for the model's head_dim).
+template <class Backend>
+std::unique_ptr<typename Backend::Context> make_context(EngineOptions const& o, int head_dim) {
+    using Context = typename Backend::Context;
+    std::unique_ptr<Context> ctx;
+    if constexpr (ChoosesKernels<Context>) ctx = std::make_unique<Context>(o.cuda_device);
+    else ctx = std::make_unique<Context>();
+    select_attention_kernel<Backend>(*ctx, o.attention);
+    require_attention_compiled<Backend>(*ctx, head_dim);
+    return ctx;
+}
+
+}  // namespace engine_detail
+
+template <class Full, class Lora, class Backend>
+class ModelEngine final : public StudyEngine {
+    static_assert(!Full::adapter::is_lora && Lora::adapter::is_lora,
+                  "ModelEngine<Full, Lora, Backend>: Full has no adapter, Lora the LoRA the study's LoRA runs train");
+    static_assert(Full::config::vocab == Lora::config::vocab && Full::config::hidden == Lora::config::hidden,
+                  "ModelEngine<Full, Lora, Backend>: Full and Lora must be the same base model");
+
+public:
+    using Context = typename Backend::Context;
+    using FullNet = CausalLm<Full, Backend, float>;
+    using LoraNet = CausalLm<Lora, Backend, float>;
+    static constexpr int head_dim = attention_head_dim<Full>;
+
+    explicit ModelEngine(EngineOptions options)
+        : options_(std::move(options)),
+          meter_(options_.cuda_device),
+          ctx_(engine_detail::make_context<Backend>(options_, head_dim)) {
+        device_.info = engine_detail::device_of<Backend>(*ctx_);
+        device_.backend = Backend::name;
+        device_.gemm_math = gemm_math_name<Backend>(*ctx_);
+        device_.attention = attention_that_runs<Backend>(*ctx_, head_dim);
+    }
+
+    DeviceDescription const& device() const override { return device_; }
+    int vocab() const override { return Full::config::vocab; }
+    int max_positions() const override { return Full::config::max_positions; }
+
+    int base_reads() const override { return base_reads_; }
+    std::size_t measured_peak_bytes() override {
+        meter_.sample();
+        return meter_.peak();
+    }
+
+    void set_base(std::filesystem::path const& dir) override {
+        base_dir_ = dir;
+        base_.clear();
+        full_.reset(), lora_.reset();
+        current_ = nullptr;
+    }
+
+    TrainResult train(TrainJob const& job) override {
+        if (job.method == "lora") return train_net(network(lora_), job);
+        return train_net(network(full_), job);
+    }
+
+    TrainResult pretrain(TrainJob const& job) override {
+        require(job.method == "full", "pretrain: the full-parameter model is pretrained, not \"", job.method, "\"");
+        full_.reset(), lora_.reset();
+        current_ = nullptr;
+        FullNet net(*ctx_, NetworkOptions{.seed = options_.seed});  // random weights, not the base
+        auto result = fit(net, job, /*load_best*/ false);  // the last weights, as a pretraining run ends
+        io::save_hf_checkpoint(*ctx_, net, job.weights_dir, io::DType::F32);
+        return result;
+    }
+
+    void load(std::string const& method, std::filesystem::path const& weights) override {
+        if (method == "lora") {
+            auto& held = network(lora_);
+            if (!weights.empty()) io::load_peft_adapter(*ctx_, held.net, weights);
+            held.changed = !weights.empty();
+            current_ = &held;
+        } else {
+            auto& held = network(full_);
+            if (!weights.empty()) {
+                auto const warning = io::load_hf_checkpoint(*ctx_, held.net, weights);
+                if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+            }
+            held.changed = !weights.empty();
+            current_ = &held;
+        }
+    }
+
+    std::vector<Generated> generate(std::span<std::vector<std::int32_t> const> prompts,
+                                    GenerationConfig const& config) override {
+        require(current_ != nullptr, "the study engine has no network to decode with: train or load one first");
+        auto out = current_->generate(*ctx_, prompts, config);
+        meter_.sample();
+        return out;
+    }
+
+    BatchLoss loss(TokenBatch const& batch) override {
+        require(current_ != nullptr, "the study engine has no network to score with: train or load one first");
+        return current_->loss(*ctx_, batch);
+    }
+
+private:
+    /// The network in use, whichever method it is.
+    struct Current {
+        virtual ~Current() = default;
+        virtual std::vector<Generated> generate(Context&, std::span<std::vector<std::int32_t> const>,
+                                                GenerationConfig const&) = 0;
+        virtual BatchLoss loss(Context&, TokenBatch const&) = 0;
+    };
+
+    /// A network and whether a run changed its trainable weights since it held the base and fresh ones.
+    template <class Model>
+    struct Held final : Current {
+        Held(Context& ctx, NetworkOptions const& options) : net(ctx, options) {}
+        CausalLm<Model, Backend, float> net;
+        bool changed = false;
+
+        std::vector<Generated> generate(Context& ctx, std::span<std::vector<std::int32_t> const> prompts,
+                                        GenerationConfig const& config) override {
+            net.set_training(false);
+            return polyalpaca::generate(ctx, net, prompts, config, nullptr);
+        }
+        BatchLoss loss(Context& ctx, TokenBatch const& batch) override { return net.evaluate(ctx, batch); }
+    };
+
+    /// The method's network holding the base weights and fresh trainable weights (as a new network would), built
+    /// when there is none; the other method's network is freed first.
+    template <class Model>
+    Held<Model>& network(std::unique_ptr<Held<Model>>& slot) {
+        current_ = nullptr;
+        if constexpr (Model::adapter::is_lora) full_.reset();
+        else lora_.reset();
+        if (!slot) {
+            double const dropout = Model::adapter::is_lora ? options_.lora_dropout : 0.0;
+            slot = std::make_unique<Held<Model>>(*ctx_, NetworkOptions{.seed = options_.seed, .adapter_dropout = dropout});
+            restore_base(slot->net);
+        } else if (slot->changed) {
+            if constexpr (Model::adapter::is_lora) {
+                slot->net.reset_trainable(*ctx_, options_.seed);  // the frozen base is untouched by training
+            } else {
+                restore_base(slot->net);
+                slot->net.restart_dropout(options_.seed);
+            }
+        }
+        slot->changed = false;
+        return *slot;
+    }
+
+    /// Fills the network's base weights: from disk the first time (the config checked, a host copy taken when
+    /// the options keep one) and whenever no copy was kept, from the host copy afterwards. Without a base
+    /// directory the seed's random weights stay.
+    template <class Net>
+    void restore_base(Net& net) {
+        if (base_dir_.empty()) return;
+        if (base_.empty()) {
+            auto const warning = io::load_hf_checkpoint(*ctx_, net, base_dir_);
+            if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+            ++base_reads_;
+            if (options_.keep_base_on_host)
+                for (auto const* p : net.parameters().parameters())
+                    if (!io::is_lora_name(p->name)) base_[p->name] = io::download_as_float<Backend>(*ctx_, *p);
+            return;
+        }
+        for (auto* p : net.parameters().parameters()) {
+            if (io::is_lora_name(p->name)) continue;
+            auto const it = base_.find(p->name);
+            require(it != base_.end(), "the base weights kept in memory lack ", p->name);
+            Backend::upload(*ctx_, it->second.data(), p->value, it->second.size());
+        }
+    }
+
+    template <class Model>
+    TrainResult train_net(Held<Model>& held, TrainJob const& job) {
+        auto result = fit(held.net, job, /*load_best*/ true);
+        if constexpr (Model::adapter::is_lora)
+            io::save_peft_adapter(*ctx_, held.net, job.weights_dir, job.base_model_name, options_.lora_dropout);
+        else
+            io::save_hf_checkpoint(*ctx_, held.net, job.weights_dir, io::DType::F32);
+        held.changed = true;
+        current_ = &held;
+        return result;
+    }
+
+    template <class Model>
+    TrainResult fit(CausalLm<Model, Backend, float>& net, TrainJob const& job, bool load_best) {
+        auto options = job.options;
+        options.cost = flop_cost<Model>();
+        Trainer<Model, Backend, float> trainer(*ctx_, net, options);
+        auto const result = trainer.fit(job.mixture, job.examples, job.validation);
+        meter_.sample();  // the network's and the optimizer's memory are both still held
+        if (load_best) trainer.load_best(result);
+        return result;
+    }
+
+    EngineOptions options_;
+    typename Backend::MemoryMeter meter_;  // made before the context, so the measure counts what it allocates
+    std::unique_ptr<Context> ctx_;
+    DeviceDescription device_;
+    std::filesystem::path base_dir_;
+    std::map<std::string, std::vector<float>> base_;  ///< name -> values, when kept on the host
+    std::unique_ptr<Held<Full>> full_;
+    std::unique_ptr<Held<Lora>> lora_;
+    Current* current_ = nullptr;
+    int base_reads_ = 0;
+};
+
+}  // namespace polyalpaca::study

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The study runner's device choice and plan, without a GPU:
+# - --device cuda with no GPU visible: one sentence on stderr, a non-zero exit, nothing written;
+# - --plan of the paper's study file (placeholder paths): 5 models x 2 methods of memory, 5 x 22 runs, and then
+#   the missing files by key and path, exit 2, nothing written; the same for --device cuda (a GPU plan needs no GPU);
+# - a study naming a preset this runner has no engine for: the error names POLYALPACA_STUDY_PRESETS, nothing written;
+# - a study whose run would not fit this machine's memory: refused before any work, naming the run and the remedy;
+# - a bad --device value: refused before any work.
+# usage: study_devices_plan.sh POLYALPACA_STUDY SOURCE_DIR WORK_DIR
+set -euo pipefail
+study=$1 source=$2 work=$3
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+# The device this machine offers the runner (auto): a plan says which.
+"$study" --plan --quick --output "$work/auto" > auto_plan.log 2>&1 || { cat auto_plan.log; fail "--plan of the embedded study"; }
+cat auto_plan.log
+grep -q '^Plan of study "embedded-quick" (embedded default) on ' auto_plan.log || fail "no plan header"
+[[ ! -e "$work/auto" ]] || fail "--plan wrote its output directory"
+if grep -q '^Plan of study .* on cuda:' auto_plan.log; then
+    echo "a GPU is visible: the no-GPU checks are skipped"
+else
+    if "$study" --quick --device cuda --output "$work/cuda_out" > cuda.log 2>&1; then fail "--device cuda ran without a GPU"; fi
+    cat cuda.log
+    [[ $(wc -l < cuda.log) -eq 1 ]] || fail "--device cuda without a GPU printed more than one line"
+    grep -Eq '^polyalpaca_study: --device cuda: (no CUDA GPU is visible to this process|this polyalpaca_study was built without the CUDA backend)' cuda.log \
+        || fail "--device cuda without a GPU did not say why"
+    [[ ! -e "$work/cuda_out" ]] || fail "--device cuda without a GPU wrote its output directory"
+fi
+
+# The paper's study file: every model, every run, memory; then the missing files.
+for device in cpu cuda; do
+    status=0
+    "$study" "$source/docs/paper_study.json" --plan --device $device > plan_$device.log 2> plan_$device.err || status=$?
+    cat plan_$device.log plan_$device.err
+    [[ $status -eq 2 ]] || fail "--plan --device $device of the paper's study exited $status, expected 2 (missing files)"
+    for model in bloom-560m bloom-1b1 bloom-1b7 bloom-3b bloom-7b1; do
+        for method in lora full; do
+            grep -Eq "^\| $model \| $method \| 4 x 512 \| (cpu|flash|gemm) \| [0-9]+\.[0-9]+ \|.* \| [0-9]+\.[0-9]+ \| (yes|\*\*no\*\*|\?) \|$" plan_$device.log \
+                || fail "$device: no memory row for $model $method"
+        done
+        runs=$(grep -Ec "^\| [0-9]+ \| $model \| (lora|full)-" plan_$device.log || true)
+        [[ $runs -eq 22 ]] || fail "$device: $model has $runs runs in the plan, expected 22"
+    done
+    grep -q '^total: 110 runs;' plan_$device.log || fail "$device: the plan's total is not 110 runs"
+    grep -q "^polyalpaca_study: $source/docs/paper_study.json: base_model\[0\].checkpoint: /path/to/bigscience/bloom-560m does not exist$" \
+        plan_$device.err || fail "$device: the missing checkpoint is not named by key and path"
+    grep -q "^polyalpaca_study: $source/docs/paper_study.json: data.en: /path/to/data/alpaca_data_cleaned.en.json does not exist$" \
+        plan_$device.err || fail "$device: the missing data file is not named by key and path"
+done
+grep -q ' on cuda' plan_cuda.log || fail "the --device cuda plan does not say it plans for cuda"
+[[ ! -e "$work/paper-study" ]] || fail "--plan wrote the study's output directory"
+# On a GPU the full-parameter model keeps bf16 working copies of its weights; the plans must differ.
+cpu_peak=$(grep -E '^\| bloom-560m \| full \|' plan_cpu.log | awk -F'|' '{print $12}')
+cuda_peak=$(grep -E '^\| bloom-560m \| full \|' plan_cuda.log | awk -F'|' '{print $12}')
+[[ "$cpu_peak" != "$cuda_peak" ]] || fail "the cpu and cuda plans of bloom-560m full predict the same peak"
+
+# A preset without an engine here: the error names the option that adds one.
+cat > no_engine.json <<'EOF'
+{"name": "no engine", "base_model": {"preset": "bloom-560m"}, "methods": ["lora"], "languages": ["en"],
+ "suite": {"train_per_language": 20, "test_per_language": 4, "pretrain_sentences_per_language": 20},
+ "strategies": ["monolingual"], "budgets": [{"records": 8}], "output": "no_engine_out"}
+EOF
+if "$study" no_engine.json --device cpu > no_engine.log 2>&1; then fail "a preset without an engine ran"; fi
+cat no_engine.log
+grep -q 'base_model.preset "bloom-560m" is not compiled into this runner for the cpu backend (compiled: bloom-study); add it to the CMake option POLYALPACA_STUDY_PRESETS' \
+    no_engine.log || fail "the missing engine's error does not name POLYALPACA_STUDY_PRESETS"
+[[ ! -e no_engine_out ]] || fail "a study without an engine wrote its output directory"
+
+# A run that would not fit this machine's memory: refused before any work, naming the run and what would fit.
+"$study" --print-default --quick | sed -e 's/"micro_batch": 4,/"micro_batch": 20000,/' -e 's/"global_batch": 4,/"global_batch": 20000,/' \
+    -e 's/"output": "polyalpaca-study-quick"/"output": "too_big_out"/' > too_big.json
+grep -q '"micro_batch": 20000,' too_big.json || fail "could not make the oversized study file"
+if "$study" too_big.json --device cpu > too_big.log 2>&1; then fail "a study that cannot fit ran"; fi
+cat too_big.log
+grep -Eq '^polyalpaca_study: run full-monolingual-en-records-160 \(bloom-study, full\) is predicted to need [0-9.]+ GiB on cpu but [0-9.]+ GiB are available; lower hyperparameters.full.micro_batch \(now 20000\)' \
+    too_big.log || fail "the oversized study's refusal does not name the run, the figures and the remedy"
+[[ ! -e too_big_out ]] || fail "the oversized study wrote its output directory"
+
+# A bad device.
+if "$study" --quick --device tpu --output "$work/tpu" > tpu.log 2>&1; then fail "--device tpu was accepted"; fi
+grep -q "device must be cpu, cuda or auto" tpu.log || fail "--device tpu: no clear error"
+[[ ! -e "$work/tpu" ]] || fail "--device tpu wrote its output directory"
+echo "study devices and plan: OK"
