@@ -62,6 +62,8 @@ struct CpuEigen {
     static void download(Context&, T const* src, T* host, std::size_t n) { std::copy(src, src + n, host); }
     template <class T>
     static void fill_zero(Context&, T* dst, std::size_t n) { std::fill(dst, dst + n, T(0)); }
+    template <class T>
+    static void copy(Context&, T const* src, T* dst, std::size_t n) { std::copy(src, src + n, dst); }
     static void synchronize(Context&) {}
 };
 

@@ -17,6 +17,7 @@
 #include "polyalpaca/backend/cuda/context.cuh"
 #include "polyalpaca/backend/cuda/dropout.cuh"
 #include "polyalpaca/backend/cuda/embedding.cuh"
+#include "polyalpaca/backend/cuda/frozen_bf16.cuh"
 #include "polyalpaca/backend/cuda/gemm.cuh"
 #include "polyalpaca/backend/cuda/lm_head.cuh"
 #include "polyalpaca/backend/cuda/loss.cuh"
@@ -58,6 +59,8 @@ struct Cuda {
     using Buffer = cuda::ZeroedBuffer<T>;
     /// Measures the most device memory a run held (create it before the Context; sample() between steps).
     using MemoryMeter = cuda::MemoryWatch;
+    /// Keeps a loaded network's frozen weight matrices in bf16 only (under LoRA, in GemmMath::Bf16).
+    using FrozenWeightsInBf16 = cuda::FrozenInBf16;
 
     /// Host -> device; returns when the copy is done (safe from any host thread, e.g. OpenMP workers).
     template <class T>
@@ -70,6 +73,8 @@ struct Cuda {
     template <class T>
     static void download(Context& ctx, T const* src, T* host, std::size_t n) {
         if (n == 0) return;
+        require(!ctx.touches_resident_weight(src, n * sizeof(T)), "download: the weight is kept in bf16 only "
+                "(cuda/frozen_bf16.cuh); its fp32 values are gone");
         ctx.make_current();
         cuda::download(ctx, src, host, n);
     }
@@ -79,6 +84,13 @@ struct Cuda {
         if (n == 0) return;
         ctx.make_current();
         cuda::fill_zero(ctx, dst, n);
+    }
+    /// Device -> device, queued on the stream; tells ctx the destination was written, like upload.
+    template <class T>
+    static void copy(Context& ctx, T const* src, T* dst, std::size_t n) {
+        if (n == 0) return;
+        ctx.make_current();
+        cuda::copy(ctx, src, dst, n);
     }
     static void synchronize(Context& ctx) { ctx.synchronize(); }
 };

@@ -32,6 +32,8 @@ struct Sizing {
     static void download(Context&, T const*, T*, std::size_t) {}
     template <class T>
     static void fill_zero(Context&, T*, std::size_t) {}
+    template <class T>
+    static void copy(Context&, T const*, T*, std::size_t) {}
     static void synchronize(Context&) {}
 };
 

@@ -26,6 +26,7 @@ public:
         Index frozen = 0, trainable = 0;
         for (auto* p : params_) (p->trainable() ? trainable : frozen) += p->size();
         frozen_ = Buffer(std::size_t(frozen));
+        frozen_count_ = frozen;
         trainable_ = Buffer(std::size_t(trainable));
         grads_ = Buffer(std::size_t(trainable));
         Index frozen_at = 0, trainable_at = 0;
@@ -69,6 +70,32 @@ public:
 
     void zero_grads(typename Backend::Context& ctx) { Backend::fill_zero(ctx, grads_.data(), grads_.size()); }
 
+    /// Moves the frozen weights `keep(p)` selects into a new, smaller arena (their values copied) and frees the old
+    /// one; every other frozen weight goes to `elsewhere(p)`, called while its old values are still there, which
+    /// must point p->value at its new home (a backend keeping frozen matrices in bf16 only:
+    /// backend/cuda/frozen_bf16.cuh). Returns the frozen values left in the arena.
+    template <class Keep, class Elsewhere>
+    Index repack_frozen(typename Backend::Context& ctx, Keep&& keep, Elsewhere&& elsewhere) {
+        Index kept = 0;
+        for (auto* p : params_)
+            if (!p->trainable() && keep(*p)) kept += p->size();
+        auto arena = Buffer(std::size_t(kept));
+        Index at = 0;
+        for (auto* p : params_) {
+            if (p->trainable()) continue;
+            if (keep(*p)) {
+                Backend::copy(ctx, static_cast<T const*>(p->value), arena.data() + at, std::size_t(p->size()));
+                p->value = arena.data() + at;
+                at += p->size();
+            } else {
+                elsewhere(*p);
+            }
+        }
+        Backend::synchronize(ctx);  // the copies are done before the old arena goes
+        frozen_ = std::move(arena);
+        return kept;
+    }
+
     std::vector<Parameter<T>*> const& parameters() const { return params_; }
     Parameter<T>* find(std::string const& name) const {
         for (auto* p : params_)
@@ -79,7 +106,8 @@ public:
     T* trainable_values() { return trainable_.data(); }
     T* gradients() { return grads_.data(); }
     Index trainable_count() const { return Index(trainable_.size()); }
-    Index frozen_count() const { return Index(frozen_.size()); }
+    /// Every frozen value, wherever the backend keeps it (repack_frozen may have moved some out of the arena).
+    Index frozen_count() const { return frozen_count_; }
     Index total_count() const { return trainable_count() + frozen_count(); }
 
 private:
@@ -91,6 +119,7 @@ private:
 
     std::vector<Parameter<T>*> params_;
     Buffer frozen_;
+    Index frozen_count_ = 0;
     Buffer trainable_;
     Buffer grads_;
 };

@@ -32,15 +32,16 @@ struct DeviceDescription {
     std::string backend;    ///< the backend policy's name: "cpu-eigen" or "cuda"
     std::string gemm_math;  ///< "fp32" on the CPU; "bf16", "tf32" or "fp32" on CUDA
     std::string attention;  ///< the attention kernels that run for this model: "cpu", "flash" or "gemm"
+    std::string frozen_weights = "fp32";  ///< how LoRA networks keep their frozen weights: "fp32", or "bf16" only
 
     nlohmann::json to_json() const {
         return {{"device", info.device}, {"device_name", info.name}, {"backend", backend},
-                {"gemm_math", gemm_math}, {"attention", attention}};
+                {"gemm_math", gemm_math}, {"attention", attention}, {"frozen_weights", frozen_weights}};
     }
-    /// "cuda:0 (NVIDIA H100 80GB HBM3), GEMM math bf16, attention flash"
+    /// "cuda:0 (NVIDIA H100 80GB HBM3), GEMM math bf16, attention flash, frozen weights bf16"
     std::string describe() const {
         return info.device + (info.name.empty() ? "" : " (" + info.name + ")") + ", GEMM math " + gemm_math +
-               ", attention " + attention;
+               ", attention " + attention + ", frozen weights " + frozen_weights;
     }
 };
 
@@ -105,6 +106,9 @@ struct EngineOptions {
     double lora_dropout = 0.05;  ///< the LoRA network's adapter dropout (PEFT lora_dropout)
     int cuda_device = 0;
     std::string attention = "auto";  ///< CUDA: auto, gemm or flash
+    /// CUDA: a LoRA network keeps its frozen weight matrices in bf16 only (cuda::FrozenInBf16), a third of fp32 and
+    /// its working copy; the results are the same.
+    bool frozen_in_bf16 = true;
 };
 
 }  // namespace polyalpaca::study

@@ -21,6 +21,14 @@ namespace polyalpaca::study {
 /// A method's FLOP cost per sequence ("lora" or "full").
 using FlopCostOf = std::function<FlopCost(std::string const& method)>;
 
+/// Where a study's runs are planned: the backend ("cpu" or "cuda") and, on CUDA, the attention kernels asked for and
+/// whether LoRA networks keep their frozen matrices in bf16 only (the study engine's choices).
+struct PlanDevice {
+    std::string backend = "cpu";
+    std::string attention = "auto";
+    bool frozen_in_bf16 = true;
+};
+
 namespace memory_table_detail {
 
 /// Calls f.template operator()<Model>() for the model type of (preset, method); an unknown preset is an Error.
@@ -37,11 +45,11 @@ auto with_model(std::string const& preset, std::string const& method, F&& f) {
     return *out;
 }
 
-inline Device device_named(std::string const& backend, std::string const& attention) {
-    if (backend == "cpu") return Device::cpu();
-    auto const kernel = attention == "flash" ? cuda::AttentionKernel::Flash
-                        : attention == "gemm" ? cuda::AttentionKernel::Gemm
-                                              : cuda::AttentionKernel::Auto;
+inline Device device_of(PlanDevice const& d) {
+    if (d.backend == "cpu") return Device::cpu();
+    auto const kernel = d.attention == "flash" ? cuda::AttentionKernel::Flash
+                        : d.attention == "gemm" ? cuda::AttentionKernel::Gemm
+                                                : cuda::AttentionKernel::Auto;
     return Device::gpu(kernel, cuda::GemmMath::Bf16);
 }
 
@@ -67,13 +75,14 @@ inline MemoryPlanOptions memory_plan_options(StudyFile const& s, std::string con
     return o;
 }
 
-/// The predicted memory of a run of `method` of study `s` (its base model's preset) on `backend` ("cpu" or
-/// "cuda", with the CUDA attention kernels `attention`), decoding prompts of `prompt_tokens` (see above).
-inline MemoryPlan plan_memory(StudyFile const& s, std::string const& method, std::string const& backend,
-                              std::string const& attention, std::optional<int> prompt_tokens = std::nullopt) {
+/// The predicted memory of a run of `method` of study `s` (its base model's preset) on `device`, decoding prompts of
+/// `prompt_tokens` (see above).
+inline MemoryPlan plan_memory(StudyFile const& s, std::string const& method, PlanDevice const& device,
+                              std::optional<int> prompt_tokens = std::nullopt) {
     return memory_table_detail::with_model(s.preset, method, [&]<class Model>() {
-        auto const options = memory_plan_options(s, method, Model::config::max_positions, prompt_tokens);
-        return polyalpaca::plan_memory<Model>(memory_table_detail::device_named(backend, attention), options);
+        auto options = memory_plan_options(s, method, Model::config::max_positions, prompt_tokens);
+        options.frozen_in_bf16 = device.frozen_in_bf16;
+        return polyalpaca::plan_memory<Model>(memory_table_detail::device_of(device), options);
     });
 }
 

@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "polyalpaca/backend/cpu_eigen.hpp"
@@ -48,6 +50,20 @@ std::unique_ptr<typename Backend::Context> make_context(EngineOptions const& o, 
     return ctx;
 }
 
+/// What keeps a LoRA network's frozen matrices in bf16 only on this backend (Cuda's FrozenWeightsInBf16), held
+/// beside the network; nothing on a backend without one.
+template <class Backend>
+struct FrozenStorage {
+    using type = std::monostate;
+    static constexpr bool exists = false;
+};
+template <class Backend>
+    requires requires { typename Backend::FrozenWeightsInBf16; }
+struct FrozenStorage<Backend> {
+    using type = std::optional<typename Backend::FrozenWeightsInBf16>;
+    static constexpr bool exists = true;
+};
+
 }  // namespace engine_detail
 
 template <class Full, class Lora, class Backend>
@@ -60,7 +76,6 @@ class ModelEngine final : public StudyEngine {
 public:
     using Context = typename Backend::Context;
     using FullNet = CausalLm<Full, Backend, float>;
-    using LoraNet = CausalLm<Lora, Backend, float>;
     static constexpr int head_dim = attention_head_dim<Full>;
 
     explicit ModelEngine(EngineOptions options)
@@ -71,6 +86,8 @@ public:
         device_.backend = Backend::name;
         device_.gemm_math = gemm_math_name<Backend>(*ctx_);
         device_.attention = attention_that_runs<Backend>(*ctx_, head_dim);
+        device_.frozen_weights =
+            engine_detail::FrozenStorage<Backend>::exists && options_.frozen_in_bf16 ? "bf16" : "fp32";
     }
 
     DeviceDescription const& device() const override { return device_; }
@@ -99,27 +116,15 @@ public:
         require(job.method == "full", "pretrain: the full-parameter model is pretrained, not \"", job.method, "\"");
         full_.reset(), lora_.reset();
         current_ = nullptr;
-        FullNet net(*ctx_, NetworkOptions{.seed = options_.seed});  // random weights, not the base
-        auto result = fit(net, job, /*load_best*/ false);  // the last weights, as a pretraining run ends
-        io::save_hf_checkpoint(*ctx_, net, job.weights_dir, io::DType::F32);
+        auto net = std::make_unique<FullNet>(*ctx_, NetworkOptions{.seed = options_.seed});  // random, not the base
+        auto result = fit(*net, job, /*load_best*/ false);  // the last weights, as a pretraining run ends
+        io::save_hf_checkpoint(*ctx_, *net, job.weights_dir, io::DType::F32);
         return result;
     }
 
     void load(std::string const& method, std::filesystem::path const& weights) override {
-        if (method == "lora") {
-            auto& held = network(lora_);
-            if (!weights.empty()) io::load_peft_adapter(*ctx_, held.net, weights);
-            held.changed = !weights.empty();
-            current_ = &held;
-        } else {
-            auto& held = network(full_);
-            if (!weights.empty()) {
-                auto const warning = io::load_hf_checkpoint(*ctx_, held.net, weights);
-                if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
-            }
-            held.changed = !weights.empty();
-            current_ = &held;
-        }
+        if (method == "lora") load_into(network(lora_), weights);
+        else load_into(network(full_), weights);
     }
 
     std::vector<Generated> generate(std::span<std::vector<std::int32_t> const> prompts,
@@ -149,6 +154,7 @@ private:
     struct Held final : Current {
         Held(Context& ctx, NetworkOptions const& options) : net(ctx, options) {}
         CausalLm<Model, Backend, float> net;
+        typename engine_detail::FrozenStorage<Backend>::type frozen;  // after net: forgotten before net goes
         bool changed = false;
 
         std::vector<Generated> generate(Context& ctx, std::span<std::vector<std::int32_t> const> prompts,
@@ -170,9 +176,12 @@ private:
             double const dropout = Model::adapter::is_lora ? options_.lora_dropout : 0.0;
             slot = std::make_unique<Held<Model>>(*ctx_, NetworkOptions{.seed = options_.seed, .adapter_dropout = dropout});
             restore_base(slot->net);
+            if constexpr (Model::adapter::is_lora && engine_detail::FrozenStorage<Backend>::exists)
+                if (options_.frozen_in_bf16)  // the base is final: LoRA never changes it
+                    slot->frozen.emplace(*ctx_, slot->net.parameters(), std::string(Model::embedding_name) + ".weight");
         } else if (slot->changed) {
-            if constexpr (Model::adapter::is_lora) {
-                slot->net.reset_trainable(*ctx_, options_.seed);  // the frozen base is untouched by training
+            if (Model::adapter::is_lora || base_dir_.empty()) {
+                slot->net.reset_trainable(*ctx_, options_.seed);  // frozen weights are untouched by training
             } else {
                 restore_base(slot->net);
                 slot->net.restart_dropout(options_.seed);
@@ -203,6 +212,20 @@ private:
             require(it != base_.end(), "the base weights kept in memory lack ", p->name);
             Backend::upload(*ctx_, it->second.data(), p->value, it->second.size());
         }
+    }
+
+    template <class Model>
+    void load_into(Held<Model>& held, std::filesystem::path const& weights) {
+        if (!weights.empty()) {
+            if constexpr (Model::adapter::is_lora) {
+                io::load_peft_adapter(*ctx_, held.net, weights);
+            } else {
+                auto const warning = io::load_hf_checkpoint(*ctx_, held.net, weights);
+                if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
+            }
+        }
+        held.changed = !weights.empty();
+        current_ = &held;
     }
 
     template <class Model>

@@ -165,8 +165,9 @@ inline std::vector<RunFigures> count_runs(StudyFile const& s, std::vector<Planne
 
 /// Prints the plan of `s` on `backend` ("cpu" or "cuda"); returns the exit status: 0, or 2 after naming every
 /// file the study lacks (the plan is printed first, with what can be counted without them).
-inline int print_plan(StudyFile const& s, std::string const& backend, std::string const& attention) {
+inline int print_plan(StudyFile const& s, PlanDevice const& device) {
     using namespace plan_detail;
+    auto const& backend = device.backend;
     auto const missing = missing_files(s);
     auto const available = available_memory(backend);
     std::printf("Plan of study \"%s\" (%s) on %s\n", s.name.c_str(),
@@ -183,7 +184,7 @@ inline int print_plan(StudyFile const& s, std::string const& backend, std::strin
                 "buffers still held (%s); the peak is the most held at once.\n",
                 missing.empty() ? "prompts as long as the longest test prompt"
                                 : "prompts as long as the cutoff, until the test sets are there");
-    std::printf("\n| model | method | micro-batch x cutoff | attention | weights | bf16 copies | gradients + AdamW | "
+    std::printf("\n| model | method | micro-batch x cutoff | attention | fp32 weights | bf16 weights | gradients + AdamW | "
                 "activations | temporaries + scratch | decoding | peak GiB | fits |\n"
                 "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for (auto const& one : split_by_base_model(s)) {
@@ -193,12 +194,12 @@ inline int print_plan(StudyFile const& s, std::string const& backend, std::strin
         std::optional<int> const prompt = inputs ? std::optional<int>(longest_test_prompt(one, *inputs)) : std::nullopt;
         std::map<std::string, std::size_t> peaks;
         for (auto const& method : one.methods) {
-            auto const m = plan_memory(one, method, backend, attention, prompt);
+            auto const m = plan_memory(one, method, device, prompt);
             peaks[method] = m.peak;
             auto const& h = one.hyperparameters.at(method);
             std::printf("| %s | %s | %zu x %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", one.preset.c_str(),
                         method.c_str(), h.micro_batch, h.cutoff, m.attention.c_str(), gib(double(m.weights)).c_str(),
-                        gib(double(m.bf16_copies)).c_str(), gib(double(m.gradients + m.optimizer)).c_str(),
+                        gib(double(m.bf16_copies + m.frozen_bf16)).c_str(), gib(double(m.gradients + m.optimizer)).c_str(),
                         gib(double(m.activations)).c_str(), gib(double(m.temporaries + m.op_scratch)).c_str(),
                         gib(double(m.kv_cache + m.decode_logits)).c_str(), gib(double(m.peak)).c_str(),
                         !available ? "?" : m.peak <= *available ? "yes" : "**no**");
@@ -213,14 +214,14 @@ inline int print_plan(StudyFile const& s, std::string const& backend, std::strin
         for (auto const& r : rows) all.push_back(r.run);
         return measured_rates(all);
     }();
-    std::string const device = backend == "cuda" ? "cuda:0" : "cpu";
+    std::string const rate_device = backend == "cuda" ? "cuda:0" : "cpu";
     std::printf("\n| # | model | run | budget | records | tokens | FLOPs | steps | peak GiB | time |\n"
                 "|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     double records = 0, tokens = 0, flops = 0, steps = 0, seconds = 0;
     bool all_counted = true, all_timed = true;
     for (std::size_t i = 0; i < rows.size(); ++i) {
         auto& r = rows[i];
-        auto const rate = rates.find({r.run.method, device});
+        auto const rate = rates.find({r.run.method, rate_device});
         if (r.figures.tokens && rate != rates.end()) r.figures.seconds = double(*r.figures.tokens) / rate->second;
         auto const& f = r.figures;
         std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", i + 1, r.model.c_str(), r.run.name.c_str(),
@@ -249,22 +250,23 @@ inline int print_plan(StudyFile const& s, std::string const& backend, std::strin
 /// sentence naming the run, both figures and what would make it fit. Decoding is planned for the study's longest
 /// test prompt (its files must exist). Returns the predicted peaks by base model (preset) and method.
 inline std::map<std::string, std::map<std::string, std::size_t>> require_fit(StudyFile const& s,
-                                                                            std::string const& backend,
-                                                                            std::string const& attention) {
+                                                                            PlanDevice const& device) {
+    auto const& backend = device.backend;
     auto const available = plan_detail::available_memory(backend);
     std::map<std::string, std::map<std::string, std::size_t>> peaks;
     for (auto const& one : split_by_base_model(s)) {
         auto const inputs = plan_detail::read_plan_inputs(one);
         int const prompt = plan_detail::longest_test_prompt(one, inputs);
         for (auto const& method : one.methods) {
-            auto const m = plan_memory(one, method, backend, attention, prompt);
+            auto const m = plan_memory(one, method, device, prompt);
             peaks[one.preset][method] = m.peak;
             if (!available || m.peak <= *available) continue;
             std::string first;
             for (auto const& r : plan_runs(one))
                 if (r.method == method && first.empty()) first = r.name;
             auto const& h = one.hyperparameters.at(method);
-            std::size_t const state = m.weights + m.bf16_copies + m.gradients + m.optimizer + m.workspace;
+            std::size_t const state =
+                m.weights + m.frozen_bf16 + m.bf16_copies + m.gradients + m.optimizer + m.workspace;
             using plan_detail::gib;
             std::string const remedy =
                 state >= *available

@@ -10,12 +10,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <type_traits>
+#include <variant>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "polyalpaca/backend/cuda/kernel_choice.hpp"
 #include "polyalpaca/backend/sizing.hpp"
+#include "polyalpaca/backend/sizing/frozen_bf16.hpp"
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
@@ -68,6 +72,9 @@ struct MemoryPlanOptions {
     int beams = 4;                  ///< beams per prompt (1: greedy or sampling)
     int prompt_tokens = 256;        ///< tokens of the longest prompt
     int new_tokens = 256;           ///< tokens generated per prompt
+    /// Cuda: the frozen weight matrices kept in bf16 only (cuda::FrozenInBf16), as a LoRA network loaded for good
+    /// keeps them. Ignored for a model without frozen weights and on the CPU.
+    bool frozen_in_bf16 = false;
 };
 
 /// Bytes a run holds, by what they are for, and its peaks. The peaks are of the dry run's ledger, allocation by
@@ -78,7 +85,8 @@ struct MemoryPlan {
     Index attention_state_cols = 0;    ///< floats attention keeps per (batch, head, query) row for backward
     Index parameters = 0;              ///< every weight
     Index trainable_parameters = 0;    ///< those that train (LoRA: the adapters)
-    std::size_t weights = 0;           ///< fp32 values of every weight
+    std::size_t weights = 0;           ///< fp32 values of the weights (all but those kept in bf16 only)
+    std::size_t frozen_bf16 = 0;       ///< Cuda: the frozen matrices kept in bf16 only
     std::size_t trainable = 0;         ///< of which trainable
     std::size_t gradients = 0;         ///< the gradient arena (trainable weights only)
     std::size_t optimizer = 0;         ///< AdamW's two moments
@@ -114,6 +122,7 @@ struct MemoryPlan {
         out += "  parameters " + std::to_string(parameters) + ", trainable " + std::to_string(trainable_parameters) +
                "\n";
         line("weights (fp32)", weights);
+        line("frozen weights (bf16 only)", frozen_bf16);
         line("gradients", gradients);
         line("AdamW moments", optimizer);
         line("bf16 working copies", bf16_copies);
@@ -219,7 +228,17 @@ MemoryPlan plan_on(Device const& device, MemoryPlanOptions const& o) {
     auto& store = net->parameters();
     plan.parameters = store.total_count();
     plan.trainable_parameters = store.trainable_count();
-    plan.weights = std::size_t(store.total_count()) * sizeof(float);
+    using Frozen = std::conditional_t<Target::cuda, sizing::FrozenInBf16<Target>, std::monostate>;
+    std::optional<Frozen> frozen;  // after the net: it goes first, as the engine's does
+    std::size_t moved = 0;
+    if constexpr (Target::cuda) {
+        if (o.frozen_in_bf16 && store.frozen_count() > 0) {
+            frozen.emplace(ctx, store, std::string(Model::embedding_name) + ".weight");
+            moved = frozen->values();
+            plan.frozen_bf16 = frozen->bytes();
+        }
+    }
+    plan.weights = (std::size_t(store.total_count()) - moved) * sizeof(float);
     plan.trainable = std::size_t(store.trainable_count()) * sizeof(float);
     plan.gradients = plan.trainable;
     std::size_t const before_optimizer = ledger.current();

@@ -64,6 +64,12 @@ void download(Context& ctx, T const* device, T* host, std::size_t n) {
     POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(host, device, n * sizeof(T), cudaMemcpyDeviceToHost, ctx.stream()));
     ctx.synchronize();
 }
+/// Copies n elements device -> device, queued on the stream; tells ctx the destination was written, like upload.
+template <class T>
+void copy(Context& ctx, T const* src, T* dst, std::size_t n) {
+    ctx.parameters_written(dst, n * sizeof(T));
+    POLYALPACA_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToDevice, ctx.stream()));
+}
 /// Sets n elements to zero, queued on the stream; tells ctx the memory was written, like upload.
 template <class T>
 void fill_zero(Context& ctx, T* device, std::size_t n) {

@@ -69,14 +69,16 @@ inline std::atomic<std::uint64_t>& device_frees() {
 /// its own allocation when the weight was written after the copy was made.
 struct Bf16Copies {
     struct Copy {
-        void* data = nullptr;  // count bf16 values
-        bool current = false;  // holds the weight's present values
-        bool used = false;     // looked up since the last sweep after a device free
+        void* data = nullptr;   // count bf16 values
+        bool current = false;   // holds the weight's present values
+        bool used = false;      // looked up since the last sweep after a device free
+        bool resident = false;  // the weight's only storage (frozen_bf16.cuh): never stale, never swept, not owned
     };
     std::mutex mutex;
     std::map<std::pair<std::uintptr_t, std::size_t>, Copy> copies;
     std::uint64_t frees_seen = 0;
     std::uint64_t parameter_version = 0;
+    std::size_t residents = 0;  // copies that are a weight's only storage
 };
 }  // namespace detail
 
@@ -210,9 +212,44 @@ public:
         ++bf16_->parameter_version;
         auto const begin = reinterpret_cast<std::uintptr_t>(data), end = begin + bytes;
         for (auto& [key, copy] : bf16_->copies) {
-            std::uintptr_t const copy_end = key.first + key.second * sizeof(float);
-            if (key.first < end && begin < copy_end) copy.current = false;
+            bool const overlaps = key.first < end && begin < weight_end(key);
+            require(!(overlaps && copy.resident), "a write into a frozen weight kept in bf16 only "
+                                                  "(cuda/frozen_bf16.cuh): load the weights before keeping them so");
+            if (overlaps) copy.current = false;
         }
+    }
+
+    /// Makes `data` (count bf16 values, owned by the caller) the only storage of the weight whose fp32 address is
+    /// `key`: GEMMs read it as the weight's bf16 working copy, and nothing may write the weight (key is not device
+    /// memory). frozen_bf16.cuh registers a network's frozen matrices so, and forgets them before they are freed.
+    void add_resident_weight(float const* key, std::size_t count, void* data) {
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        auto& copy = bf16_->copies[{reinterpret_cast<std::uintptr_t>(key), count}];
+        require(copy.data == nullptr, "add_resident_weight: the weight already has a bf16 copy");
+        copy = {data, true, true, true};
+        ++bf16_->residents;
+    }
+    void forget_resident_weight(float const* key, std::size_t count) {
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        bf16_->residents -= bf16_->copies.erase({reinterpret_cast<std::uintptr_t>(key), count});
+    }
+    /// True when the weight of `count` values at p is kept in bf16 only (a lookup, for every weight GEMM).
+    bool is_resident_weight(void const* p, std::size_t count) const {
+        if (!bf16_) return false;
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        if (bf16_->residents == 0) return false;
+        auto const it = bf16_->copies.find({reinterpret_cast<std::uintptr_t>(p), count});
+        return it != bf16_->copies.end() && it->second.resident;
+    }
+    /// True when [p, p + bytes) overlaps a weight kept in bf16 only.
+    bool touches_resident_weight(void const* p, std::size_t bytes) const {
+        if (!bf16_) return false;
+        std::lock_guard<std::mutex> lock(bf16_->mutex);
+        if (bf16_->residents == 0) return false;
+        auto const begin = reinterpret_cast<std::uintptr_t>(p), end = begin + std::max<std::size_t>(bytes, 1);
+        for (auto const& [key, copy] : bf16_->copies)
+            if (copy.resident && key.first < end && begin < key.first + key.second * sizeof(float)) return true;
+        return false;
     }
     /// How many parameter writes this context has been told of (parameters_written calls).
     std::uint64_t parameter_version() const { return bf16_ ? bf16_->parameter_version : 0; }
@@ -228,7 +265,9 @@ public:
         if (frees != bf16_->frees_seen) {
             bf16_->frees_seen = frees;
             for (auto it = bf16_->copies.begin(); it != bf16_->copies.end();) {
-                if (!it->second.used) {
+                if (it->second.resident) {
+                    ++it;
+                } else if (!it->second.used) {
                     POLYALPACA_CUDA_CHECK(cudaFreeAsync(it->second.data, stream_));
                     it = bf16_->copies.erase(it);
                 } else {
@@ -238,7 +277,16 @@ public:
                 }
             }
         }
-        auto& copy = bf16_->copies[{reinterpret_cast<std::uintptr_t>(weight), count}];
+        auto const key = std::pair{reinterpret_cast<std::uintptr_t>(weight), count};
+        if (bf16_->residents > 0) {
+            if (auto const it = bf16_->copies.find(key); it != bf16_->copies.end() && it->second.resident)
+                return {it->second.data, false};
+            for (auto const& [other, copy] : bf16_->copies)
+                require(!copy.resident || weight_end(key) <= other.first || weight_end(other) <= key.first,
+                        "bf16_copy: part of a frozen weight kept in bf16 only (cuda/frozen_bf16.cuh) was asked for; "
+                        "only the whole weight is kept");
+        }
+        auto& copy = bf16_->copies[key];
         if (!copy.data)
             POLYALPACA_CUDA_CHECK(cudaMallocAsync(&copy.data, cuda::bf16_weight_copy_bytes(count), stream_));
         bool const stale = !copy.current;
@@ -256,7 +304,8 @@ public:
         if (!bf16_) return 0;
         std::lock_guard<std::mutex> lock(bf16_->mutex);
         std::size_t bytes = 0;
-        for (auto const& [key, copy] : bf16_->copies) bytes += cuda::bf16_weight_copy_bytes(key.second);
+        for (auto const& [key, copy] : bf16_->copies)
+            if (!copy.resident) bytes += cuda::bf16_weight_copy_bytes(key.second);
         return bytes;
     }
 
@@ -271,10 +320,14 @@ public:
     void synchronize() const { POLYALPACA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 private:
+    static std::uintptr_t weight_end(std::pair<std::uintptr_t, std::size_t> const& key) {
+        return key.first + key.second * sizeof(float);
+    }
+
     void release() noexcept {
         if (bf16_) {
             for (auto& [key, copy] : bf16_->copies)
-                if (copy.data) (void)cudaFree(copy.data);
+                if (copy.data && !copy.resident) (void)cudaFree(copy.data);
             bf16_->copies.clear();
         }
         for (auto& s : scratch_) {

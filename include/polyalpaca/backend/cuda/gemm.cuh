@@ -99,13 +99,19 @@ inline Operand bf16_operand(Context& ctx, Operand const& o, int batch, int slot,
 /// Runs `call` in ctx.gemm_math(); returns false, running nothing, when cuBLASLt has no algorithm for it. In Bf16
 /// the fp32 operands are converted to bf16 first (b is a layer weight when `b_is_weight`); when cuBLASLt has no
 /// algorithm for the bf16 operands and both were fp32, the fp32 operands run with CUBLAS_COMPUTE_32F_FAST_16BF.
+/// A weight kept in bf16 only (frozen_bf16.cuh) has no fp32 values: it multiplies in Bf16 from its bf16 copy, never
+/// on the fp32 path.
 inline bool try_gemm(Context& ctx, MatmulCall const& call, bool b_is_weight) {
+    bool const bf16_only =
+        b_is_weight && ctx.is_resident_weight(call.b.data, std::size_t(operand_extent(call.b, call.batch)));
+    require(!bf16_only || ctx.gemm_math() == GemmMath::Bf16, "a weight kept in bf16 only (cuda/frozen_bf16.cuh) "
+            "multiplies in GemmMath::Bf16 alone, but the context is set to ", to_string(ctx.gemm_math()));
     if (ctx.gemm_math() != GemmMath::Bf16) return try_matmul(ctx, call);
     MatmulCall bf16 = call;
     bf16.a = bf16_operand(ctx, call.a, call.batch, bf16_scratch_first, false);
     bf16.b = bf16_operand(ctx, call.b, call.batch, bf16_scratch_second, b_is_weight);
     if (try_matmul(ctx, bf16)) return true;
-    return call.a.type == CUDA_R_32F && call.b.type == CUDA_R_32F && try_matmul(ctx, call);
+    return !bf16_only && call.a.type == CUDA_R_32F && call.b.type == CUDA_R_32F && try_matmul(ctx, call);
 }
 
 inline void gemm_or_fail(Context& ctx, MatmulCall const& call, bool b_is_weight, char const* what) {

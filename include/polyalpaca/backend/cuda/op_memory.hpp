@@ -1,7 +1,7 @@
 /// @file backend/cuda/op_memory.hpp
 /// @brief The device memory the CUDA backend holds besides the layers' buffers, as plain C++: the scratch slot
-///        each op takes and how many bytes it asks for, the cuBLASLt workspace, the bf16 working copies and the LM
-///        head's chunk. The CUDA ops call these functions for their requests, and the memory plan's dry run
+///        each op takes and how many bytes it asks for, the cuBLASLt workspace, the bf16 working copies, the LM
+///        head's chunk and the frozen weights kept in bf16 only. The CUDA ops call these functions for their requests, and the memory plan's dry run
 ///        (backend/sizing.hpp) calls the same ones, so the two cannot drift apart.
 #pragma once
 
@@ -9,9 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "polyalpaca/backend/op_types.hpp"
+#include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/tensor.hpp"
 
 namespace polyalpaca::cuda {
@@ -129,5 +131,34 @@ inline std::size_t kv_gather_bytes(Index rows, Index cols) {
 inline std::size_t bias_grad_bytes(Index out_features) { return std::size_t(out_features) * sizeof(float); }
 /// linear_gelu_backward's dpre, (rows, out) floats.
 inline std::size_t gelu_grad_bytes(Index values) { return std::size_t(values) * sizeof(float); }
+
+/// FrozenInBf16 (frozen_bf16.cuh): the weights it keeps in bf16 only, the frozen matrices but `keep_fp32` (the one
+/// another op reads in fp32), each starting on a 256-byte boundary of its bf16 buffer.
+inline bool kept_in_bf16_only(Parameter<float> const& p, std::string_view keep_fp32) {
+    return !p.trainable() && p.rows > 1 && p.cols > 1 && p.name != keep_fp32;
+}
+inline std::size_t frozen_bf16_padded(std::size_t values) { return (values + 127) / 128 * 128; }
+
+/// The bf16 values (each weight padded) that FrozenInBf16 keeps for `store` (a ParameterStore).
+template <class Store>
+std::size_t frozen_bf16_values(Store const& store, std::string_view keep_fp32) {
+    std::size_t total = 0;
+    for (auto const* p : store.parameters())
+        if (kept_in_bf16_only(*p, keep_fp32)) total += frozen_bf16_padded(std::size_t(p->size()));
+    return total;
+}
+
+/// FrozenInBf16's move, shared with its dry-run twin (backend/sizing/frozen_bf16.hpp): the store's frozen arena is
+/// repacked without the weights kept in bf16 only, and place(p, at) is called for each while its fp32 values are
+/// still there, `at` its first value in the bf16 buffer; place points p.value at the weight's key.
+template <class Context, class Store, class Place>
+void move_frozen_to_bf16(Context& ctx, Store& store, std::string_view keep_fp32, Place&& place) {
+    std::size_t at = 0;
+    store.repack_frozen(ctx, [&](Parameter<float> const& p) { return !kept_in_bf16_only(p, keep_fp32); },
+                        [&](Parameter<float>& p) {
+                            place(p, at);
+                            at += frozen_bf16_padded(std::size_t(p.size()));
+                        });
+}
 
 }  // namespace polyalpaca::cuda

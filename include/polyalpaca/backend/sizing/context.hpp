@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "polyalpaca/backend/cpu_eigen.hpp"
@@ -85,9 +86,17 @@ public:
     /// Held for good: in a steady training loop no device memory is freed, so no copy is swept.
     void bf16_copy(float const* weight, std::size_t count) {
         auto const key = std::pair{reinterpret_cast<std::uintptr_t>(weight), count};
-        if (bf16_copies_.count(key)) return;
+        if (bf16_copies_.count(key) || residents_.count(key)) return;
         bf16_copies_.emplace(key, ledger_->allocate(cuda::bf16_weight_copy_bytes(count), Pool::Bf16Copies));
         bf16_copy_bytes_ += cuda::bf16_weight_copy_bytes(count);
+    }
+    /// cuda::Context::add_resident_weight / forget_resident_weight: a weight whose bf16 storage is its own (held
+    /// by FrozenInBf16), which a GEMM reads without making a working copy.
+    void add_resident_weight(float const* key, std::size_t count) {
+        residents_.insert({reinterpret_cast<std::uintptr_t>(key), count});
+    }
+    void forget_resident_weight(float const* key, std::size_t count) {
+        residents_.erase({reinterpret_cast<std::uintptr_t>(key), count});
     }
     /// Host memory an op allocates and frees within one call (the CPU's staging buffers).
     void transient(std::size_t bytes) { ledger_->release(ledger_->allocate(bytes, Pool::OpScratch)); }
@@ -111,6 +120,7 @@ private:
     void* workspace_ = nullptr;
     std::array<Slot, cuda::scratch_slots> slots_{};
     std::map<std::pair<std::uintptr_t, std::size_t>, void*> bf16_copies_;
+    std::set<std::pair<std::uintptr_t, std::size_t>> residents_;
     std::size_t bf16_copy_bytes_ = 0;
 };
 

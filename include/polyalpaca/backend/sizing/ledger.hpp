@@ -78,6 +78,14 @@ public:
         live_.erase(it);
     }
 
+    /// `bytes` of fake address space with nothing recorded behind it: keys that stand for memory kept elsewhere
+    /// (the CUDA backend's frozen weights kept in bf16 only, backend/cuda/frozen_bf16.cuh).
+    void* reserve_addresses(std::size_t bytes) {
+        auto const address = next_;
+        next_ += (bytes + 255) / 256 * 256 + 256;
+        return reinterpret_cast<void*>(address);
+    }
+
     /// Starts a phase: its peak is measured from the bytes held now.
     void start_phase() {
         phase_peak_ = current_;
