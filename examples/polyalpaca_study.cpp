@@ -108,8 +108,12 @@ int main(int argc, char** argv) try {
     if (!device.empty()) s.device = device;
     pa::require(frozen_weights == "bf16" || frozen_weights == "fp32", "--frozen-weights must be bf16 or fp32, not '",
                 frozen_weights, "'");
+    pa::require(attention == "auto" || attention == "gemm" || attention == "flash",
+                "--attention must be auto, gemm or flash, not '", attention, "'");
     // A plan for a GPU needs no GPU here (plan on a login node, run on the cluster).
     auto const backend = plan && s.device == "cuda" ? std::string("cuda") : backend_for(s.device);
+    pa::require(backend == "cuda" || attention == "auto", "--attention ", attention,
+                ": the CPU has one attention path; leave --attention at auto");
     pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16"};
     if (plan) return pa::study::print_plan(s, plan_device);
 

@@ -5,7 +5,7 @@
 #   the missing files by key and path, exit 2, nothing written; the same for --device cuda (a GPU plan needs no GPU);
 # - a study naming a preset this runner has no engine for: the error names POLYALPACA_STUDY_PRESETS, nothing written;
 # - a study whose run would not fit this machine's memory: refused before any work, naming the run and the remedy;
-# - a bad --device value: refused before any work.
+# - a bad --device or --attention value, and flash attention on the CPU: refused before any work.
 # usage: study_devices_plan.sh POLYALPACA_STUDY SOURCE_DIR WORK_DIR
 set -euo pipefail
 study=$1 source=$2 work=$3
@@ -78,6 +78,15 @@ cat too_big.log
 grep -Eq '^polyalpaca_study: run full-monolingual-en-records-160 \(bloom-study, full\) is predicted to need [0-9.]+ GiB on cpu but [0-9.]+ GiB are available; lower hyperparameters.full.micro_batch \(now 20000\)' \
     too_big.log || fail "the oversized study's refusal does not name the run, the figures and the remedy"
 [[ ! -e too_big_out ]] || fail "the oversized study wrote its output directory"
+
+# A bad attention choice, and one the CPU cannot honour: refused before any work.
+if "$study" --quick --attention fast --plan > attention.log 2>&1; then fail "--attention fast was accepted"; fi
+grep -q "attention must be auto, gemm or flash" attention.log || fail "--attention fast: no clear error"
+if "$study" --quick --device cpu --attention flash --output "$work/flash" > cpu_flash.log 2>&1; then
+    fail "--attention flash ran on the CPU"
+fi
+grep -q "the CPU has one attention path" cpu_flash.log || fail "--attention flash on the CPU: no clear error"
+[[ ! -e "$work/flash" ]] || fail "--attention flash on the CPU wrote its output directory"
 
 # A bad device.
 if "$study" --quick --device tpu --output "$work/tpu" > tpu.log 2>&1; then fail "--device tpu was accepted"; fi

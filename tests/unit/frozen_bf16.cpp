@@ -42,7 +42,6 @@ TEMPLATE_TEST_CASE("repack_frozen keeps the chosen frozen weights and hands over
     pa::Index moved = 0;
     for (auto const* p : store.parameters())
         if (pa::cuda::kept_in_bf16_only(*p, table)) expected.insert(p->name), moved += p->size();
-    std::vector<float> elsewhere_values;  // stands in for the bf16 buffer: the values as they were
     auto const kept = store.repack_frozen(
         ctx, [&](pa::Parameter<float> const& p) { return !pa::cuda::kept_in_bf16_only(p, table); },
         [&](pa::Parameter<float>& p) {

@@ -157,8 +157,9 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
                     ProgressLine::format_duration(since(start)).c_str(), rate / 60,
                     ProgressLine::format_duration(rate * double(left)).c_str());
         auto const predicted = predicted_peaks.find(run.method);
-        std::printf("%s memory: peak so far %s GiB measured%s\n", label.c_str(),
+        std::printf("%s memory: peak so far %s GiB measured (%s)%s\n", label.c_str(),
                     eval::report_detail::fixed(double(engine.measured_peak_bytes()) / double(1 << 30), 2).c_str(),
+                    engine.device().peak_measure.c_str(),
                     predicted == predicted_peaks.end()
                         ? ""
                         : (", " + eval::report_detail::fixed(double(predicted->second) / double(1 << 30), 2) +

@@ -33,6 +33,9 @@ struct DeviceDescription {
     std::string gemm_math;  ///< "fp32" on the CPU; "bf16", "tf32" or "fp32" on CUDA
     std::string attention;  ///< the attention kernels that run for this model: "cpu", "flash" or "gemm"
     std::string frozen_weights = "fp32";  ///< how LoRA networks keep their frozen weights: "fp32", or "bf16" only
+    /// What measured_peak_bytes() measures: the GPU's allocations, or the process's whole resident set on the CPU
+    /// (data and program included, so it reads above the plan, which counts the network's memory).
+    std::string peak_measure = "process peak resident set";
 
     nlohmann::json to_json() const {
         return {{"device", info.device}, {"device_name", info.name}, {"backend", backend},

@@ -88,6 +88,7 @@ public:
         device_.attention = attention_that_runs<Backend>(*ctx_, head_dim);
         device_.frozen_weights =
             engine_detail::FrozenStorage<Backend>::exists && options_.frozen_in_bf16 ? "bf16" : "fp32";
+        if constexpr (ChoosesKernels<Context>) device_.peak_measure = "GPU allocations";
     }
 
     DeviceDescription const& device() const override { return device_; }

@@ -57,9 +57,15 @@ inline void cap(eval::TestSet& set, std::size_t max_prompts) {
 
 }  // namespace study_data_detail
 
-/// Builds or reads the study's data. With a suite, its files are also written under <output>/suite/ unless
-/// `write_suite` is false (a plan writes nothing).
-inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite_template, bool write_suite = true) {
+/// What load_study_data reads or writes besides the test sets.
+struct StudyDataParts {
+    bool training = true;     ///< the tuning data files (a suite is generated whole either way)
+    bool write_suite = true;  ///< a suite's files under <output>/suite/ (a plan writes nothing)
+};
+
+/// Builds or reads the study's data. With a suite, its files are also written under <output>/suite/.
+inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite_template,
+                                 StudyDataParts parts = {}) {
     StudyData d;
     if (s.suite) {
         synthetic::SyntheticSuiteConfig config;
@@ -70,7 +76,7 @@ inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite
         config.pretrain_sentences_per_language = s.suite->pretrain_sentences_per_language;
         config.seed = s.suite->seed;
         auto const suite = synthetic::build_synthetic_suite(config);
-        if (write_suite) synthetic::write_suite(s.output / "suite", suite, suite_template);
+        if (parts.write_suite) synthetic::write_suite(s.output / "suite", suite, suite_template);
         for (auto const& lang : suite.languages) {
             std::string const code(lang.pack->code);
             for (auto const& item : lang.train) d.train[code].push_back(item.record);
@@ -90,7 +96,7 @@ inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite
         return d;
     }
     for (auto const& lang : s.languages)
-        d.train[lang] = read_alpaca(s.data.at(lang), {.lang = lang, .policy = BadRecordPolicy::Skip}, d.report);
+        if (parts.training) d.train[lang] = read_alpaca(s.data.at(lang), {.lang = lang, .policy = BadRecordPolicy::Skip}, d.report);
     for (auto const& lang : s.test_languages()) {
         auto const& file = s.test_sets.at(lang);
         auto set = eval::read_test_set(file, BadRecordPolicy::Skip, d.report);

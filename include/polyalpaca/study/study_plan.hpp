@@ -93,8 +93,8 @@ inline std::map<std::pair<std::string, std::string>, double> measured_rates(std:
     return out;
 }
 
-/// What a plan reads of a study's files, when they are all there: its tokenizer and its data (nothing is written;
-/// a suite is generated in memory).
+/// What a plan reads of a study's files, when they are all there: its tokenizer and its data, or only the test
+/// sets (nothing is written; a suite is generated in memory).
 struct PlanInputs {
     Tokenizer tokenizer;
     StudyData data;
@@ -105,7 +105,7 @@ inline PromptTemplate method_template(Hyperparameters const& h) {
                                           : PromptTemplate::from_name_or_file(h.prompt_template);
 }
 
-inline PlanInputs read_plan_inputs(StudyFile const& s) {
+inline PlanInputs read_plan_inputs(StudyFile const& s, bool training = true) {
     auto tokenizer = s.tokenizer.empty() && s.checkpoint.empty() ? byte_tokenizer() : [&] {
         auto path = s.tokenizer;
         if (path.empty())
@@ -114,8 +114,8 @@ inline PlanInputs read_plan_inputs(StudyFile const& s) {
         require(!path.empty(), s.checkpoint.string(), ": no tokenizer.json or tokenizer.model to count tokens with");
         return path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path);
     }();
-    std::fprintf(stderr, "plan: reading the data of %zu languages\n", s.languages.size());
-    auto data = load_study_data(s, method_template(s.hyperparameters.begin()->second), /*write_suite*/ false);
+    auto data = load_study_data(s, method_template(s.hyperparameters.begin()->second),
+                                {.training = training, .write_suite = false});
     return {std::move(tokenizer), std::move(data)};
 }
 
@@ -133,19 +133,11 @@ inline int longest_test_prompt(StudyFile const& s, PlanInputs const& in) {
 }
 
 /// Records, tokens, FLOPs and steps of each run, counted by the trainer's own plan over the study's real data
-/// (tokenised as the runs tokenise it); without the data only a records budget's records and steps.
+/// (tokenised as the runs tokenise it); nothing without the data.
 inline std::vector<RunFigures> count_runs(StudyFile const& s, std::vector<PlannedRun> const& runs,
                                           FlopCostOf const& cost_of, PlanInputs* in) {
     std::vector<RunFigures> out(runs.size());
-    if (!in) {
-        for (std::size_t i = 0; i < runs.size(); ++i)
-            if (runs[i].budget.unit == "records") {
-                auto const& h = s.hyperparameters.at(runs[i].method);
-                out[i].records = std::int64_t(runs[i].budget.value);
-                out[i].steps = (*out[i].records + std::int64_t(h.global_batch) - 1) / std::int64_t(h.global_batch);
-            }
-        return out;
-    }
+    if (!in) return out;
     std::map<std::string, TuningExamples> examples;
     for (std::size_t i = 0; i < runs.size(); ++i) {
         auto const& run = runs[i];
@@ -190,7 +182,10 @@ inline int print_plan(StudyFile const& s, PlanDevice const& device) {
     for (auto const& one : split_by_base_model(s)) {
         auto const runs = plan_runs(one);
         std::optional<PlanInputs> inputs;
-        if (missing.empty()) inputs = read_plan_inputs(one);
+        if (missing.empty()) {
+            std::fprintf(stderr, "plan: reading the data of %zu languages\n", one.languages.size());
+            inputs = read_plan_inputs(one);
+        }
         std::optional<int> const prompt = inputs ? std::optional<int>(longest_test_prompt(one, *inputs)) : std::nullopt;
         std::map<std::string, std::size_t> peaks;
         for (auto const& method : one.methods) {
@@ -255,7 +250,7 @@ inline std::map<std::string, std::map<std::string, std::size_t>> require_fit(Stu
     auto const available = plan_detail::available_memory(backend);
     std::map<std::string, std::map<std::string, std::size_t>> peaks;
     for (auto const& one : split_by_base_model(s)) {
-        auto const inputs = plan_detail::read_plan_inputs(one);
+        auto const inputs = plan_detail::read_plan_inputs(one, /*training*/ false);  // the run reads it once
         int const prompt = plan_detail::longest_test_prompt(one, inputs);
         for (auto const& method : one.methods) {
             auto const m = plan_memory(one, method, device, prompt);
