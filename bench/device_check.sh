@@ -143,7 +143,7 @@ stage configure 120 "$build_log" \
     -DCMAKE_PREFIX_PATH="$kit" \
     -DCMAKE_CXX_FLAGS="-isystem $kit/include" -DCMAKE_CUDA_FLAGS="-isystem $kit/include" \
     -DPOLYALPACA_EVAL=OFF -DPOLYALPACA_BUILD_EXAMPLES=OFF -DPOLYALPACA_USE_OPENBLAS=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES=90
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DPOLYALPACA_CUDA_TEST_BUILD=full
 
 targets=(polyalpaca_bench_cuda_kernels polyalpaca_bench_cuda_train_step)
 for source in "$root"/tests/cuda/*.cu; do

@@ -46,29 +46,51 @@ endif()
 set(POLYALPACA_WITH_CUDA ON)
 message(STATUS "polyalpaca: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
 
-# polyalpaca_cuda_settings(TARGET): TARGET's .cu sources compile as C++20 on polyalpaca::cuda, linked (PUBLIC, so
-# a program made of such objects links it too) to the shared CUDA runtime polyalpaca::cuda links.
-function(polyalpaca_cuda_settings target)
-  target_link_libraries(${target} PUBLIC polyalpaca::cuda)
-  set_target_properties(${target} PROPERTIES CUDA_RUNTIME_LIBRARY Shared)
-  if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
-    set_target_properties(${target} PROPERTIES CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF)
-  else()
-    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)  # CMake < 3.26 lacks nvcc's flag
+# polyalpaca_cuda_settings(), polyalpaca_add_cuda_executable(), polyalpaca_flash_head_dims(): cmake/PolyalpacaCudaPrograms.cmake.
+include(${CMAKE_CURRENT_LIST_DIR}/PolyalpacaCudaPrograms.cmake)
+
+# What the test build (cmake/PolyalpacaTestBuild.cmake) does with the CUDA programs. "full": compiles them for every
+# architecture of CMAKE_CUDA_ARCHITECTURES and runs their tests. "front-end": compiles them front end only (every
+# template instantiated, no code) and their tests report themselves skipped, as they would without a GPU; the
+# embedded study runner the tests run gets no CUDA engine. "auto" (the default): full when `nvidia-smi -L` lists a
+# GPU at configure time, else front-end. `cmake --build` without a target (all) always builds every program in full;
+# bench/device_check.sh configures with full.
+set(POLYALPACA_CUDA_TEST_BUILD auto CACHE STRING
+    "CUDA programs in the test build: full, front-end, or auto (full when a GPU is visible at configure time)")
+set_property(CACHE POLYALPACA_CUDA_TEST_BUILD PROPERTY STRINGS auto full front-end)
+if(POLYALPACA_CUDA_TEST_BUILD STREQUAL "auto")
+  set(POLYALPACA_CUDA_TESTS_RUN OFF)
+  find_program(POLYALPACA_NVIDIA_SMI nvidia-smi)
+  if(POLYALPACA_NVIDIA_SMI)
+    execute_process(COMMAND ${POLYALPACA_NVIDIA_SMI} -L RESULT_VARIABLE smi_status OUTPUT_VARIABLE smi_gpus
+                    ERROR_QUIET TIMEOUT 30)
+    if(smi_status EQUAL 0 AND smi_gpus MATCHES "GPU [0-9]")
+      set(POLYALPACA_CUDA_TESTS_RUN ON)
+    endif()
   endif()
-endfunction()
+elseif(POLYALPACA_CUDA_TEST_BUILD STREQUAL "full")
+  set(POLYALPACA_CUDA_TESTS_RUN ON)
+elseif(POLYALPACA_CUDA_TEST_BUILD STREQUAL "front-end")
+  set(POLYALPACA_CUDA_TESTS_RUN OFF)
+else()
+  message(FATAL_ERROR "POLYALPACA_CUDA_TEST_BUILD must be auto, full or front-end, not '${POLYALPACA_CUDA_TEST_BUILD}'")
+endif()
+if(POLYALPACA_CUDA_TESTS_RUN)
+  message(STATUS "polyalpaca: the test build compiles the CUDA programs in full and runs their tests")
+else()
+  message(STATUS "polyalpaca: no GPU at configure time: the test build compiles the CUDA programs front end only and "
+                 "their tests report skipped (-DPOLYALPACA_CUDA_TEST_BUILD=full to build and run them)")
+endif()
 
-# polyalpaca_add_cuda_executable(TARGET SOURCE): a .cu program on polyalpaca::cuda (polyalpaca_cuda_settings), for
-# this project's tests and benchmarks.
-function(polyalpaca_add_cuda_executable target source)
-  add_executable(${target} ${source})
-  polyalpaca_cuda_settings(${target})
-endfunction()
-
-# polyalpaca_flash_head_dims(TARGET [DIM...]): compile TARGET's flash attention kernels for these head dims only
-# (none when no DIM is given; all five by default, backend/cuda/flash_attention_tile.hpp). Each head dim costs a
-# translation unit about 3 s of nvcc time.
-function(polyalpaca_flash_head_dims target)
-  list(JOIN ARGN "\\," dims)  # nvcc splits -D values at unescaped commas
-  target_compile_definitions(${target} PRIVATE "POLYALPACA_FLASH_HEAD_DIMS=${dims}")
+# polyalpaca_add_cuda_test(NAME name COMMAND command...): a CTest test that runs a CUDA program (label cuda, skipped
+# on exit status 77). When the test build compiles the CUDA programs front end only it reports itself skipped.
+function(polyalpaca_add_cuda_test)
+  cmake_parse_arguments(PARSE_ARGV 0 ARG "" "NAME" "COMMAND")
+  if(POLYALPACA_CUDA_TESTS_RUN)
+    add_test(NAME ${ARG_NAME} COMMAND ${ARG_COMMAND})
+  else()
+    add_test(NAME ${ARG_NAME} COMMAND sh -c "echo 'skipped: the test build compiled the CUDA programs front end only \
+(no GPU at configure time; -DPOLYALPACA_CUDA_TEST_BUILD=full builds and runs them)'; exit 77")
+  endif()
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
 endfunction()

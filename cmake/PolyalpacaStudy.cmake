@@ -75,10 +75,10 @@ function(polyalpaca_study_engine preset backend out)
   endif()
 endfunction()
 
-# polyalpaca_add_study_runner(NAME PRESETS preset...): the study runner NAME with an engine per preset on the CPU
-# and, when the CUDA backend is on, on CUDA; its engine table is generated.
+# polyalpaca_add_study_runner(NAME [CPU_ONLY] PRESETS preset...): the study runner NAME with an engine per preset on
+# the CPU and, when the CUDA backend is on and CPU_ONLY is not given, on CUDA; its engine table is generated.
 function(polyalpaca_add_study_runner name)
-  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "" "PRESETS")
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "CPU_ONLY" "" "PRESETS")
   foreach(backend IN LISTS POLYALPACA_STUDY_BACKENDS)
     if(NOT backend MATCHES "^(cpu|cuda)$")
       message(FATAL_ERROR "POLYALPACA_STUDY_BACKENDS names '${backend}': cpu, cuda or both")
@@ -89,7 +89,7 @@ function(polyalpaca_add_study_runner name)
   if("cpu" IN_LIST POLYALPACA_STUDY_BACKENDS)
     list(APPEND backends cpu)
   endif()
-  if("cuda" IN_LIST POLYALPACA_STUDY_BACKENDS AND POLYALPACA_WITH_CUDA)
+  if("cuda" IN_LIST POLYALPACA_STUDY_BACKENDS AND POLYALPACA_WITH_CUDA AND NOT ARG_CPU_ONLY)
     list(APPEND backends cuda)
     set(cuda 1)
   endif()

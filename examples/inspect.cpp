@@ -1,8 +1,10 @@
 // polyalpaca-inspect DIR: what an HF model directory (or a PEFT adapter directory) holds, before training on it:
 // architecture, the matching preset (or the nearest one and what differs), parameter count, weight dtypes, shards,
-// and the tokenizer found.
+// and the tokenizer found. polyalpaca-inspect DIR --cpp [NAME]: the C++ Size struct of DIR's config.json (the header
+// polyalpaca_add_trainer(HF_CONFIG) generates), so a checkpoint that is no preset gets a model type without guessing.
 #include <polyalpaca/io/hf_config.hpp>
 #include <polyalpaca/io/hf_weights.hpp>
+#include <polyalpaca/io/model_source.hpp>
 #include <polyalpaca/io/peft.hpp>
 #include <polyalpaca/io/safetensors.hpp>
 
@@ -98,13 +100,24 @@ std::string tokenizer_kind(fs::path const& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-        std::cerr << "usage: polyalpaca-inspect DIR\n"
+    bool const cpp = argc >= 3 && std::string(argv[2]) == "--cpp";
+    if ((argc != 2 && !(cpp && argc <= 4)) || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+        std::cerr << "usage: polyalpaca-inspect DIR [--cpp [NAME]]\n"
                      "  DIR: an HF model directory (config.json, model.safetensors or an index and shards,\n"
-                     "       tokenizer.json / tokenizer.model) or a PEFT adapter directory\n";
+                     "       tokenizer.json / tokenizer.model) or a PEFT adapter directory\n"
+                     "  --cpp: print the C++ Size struct (named NAME, default ModelSize) of DIR's config.json\n";
         return argc == 2 ? 0 : 2;
     }
     fs::path const dir = argv[1];
+    if (cpp) try {
+        auto const file = fs::is_directory(dir) ? dir / "config.json" : dir;
+        std::cout << io::model_source(io::read_hf_config(file), argc == 4 ? argv[3] : "ModelSize", file.string())
+                         .header();
+        return 0;
+    } catch (std::exception const& e) {
+        std::cerr << "polyalpaca-inspect: " << e.what() << "\n";
+        return 1;
+    }
     try {
         if (!fs::is_directory(dir)) throw polyalpaca::Error("'" + dir.string() + "' is not a directory");
         std::cout << "directory: " << dir.string() << "\n";

@@ -3,7 +3,8 @@
 # - the monolingual, multilingual and downsampled strategies spend exactly the matched budgets they are given;
 # - the same seed gives the same weights (determinism);
 # - a run killed with SIGKILL resumes from its last checkpoint and ends exactly as the uninterrupted run;
-# - validation loss falls in every language; the LoRA trainer writes a PEFT adapter, and the profile of the step
+# - validation loss falls in every language; the LoRA trainer writes a PEFT adapter naming its base by absolute path,
+#   with --merge the merged HF model, and the profile of the step
 #   --profile-step names; run_config.json records the attention asked for and the one that ran (the CPU's);
 #   --attention other than auto is refused on the CPU.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
@@ -80,11 +81,24 @@ for lang in en fr; do
     echo "$lang validation loss: $first -> $best"
 done
 
-# LoRA writes a PEFT adapter.
-"$lora" "${common[@]}" --budget-records 32 --profile-step 2 --output-dir "$work/lora" > /dev/null
+# LoRA on the full run's model, given as a relative --model-dir, writes a PEFT adapter whose base_model_name_or_path
+# is absolute (PEFT then finds the base from any directory), and with --merge the merged model beside it.
+( cd "$work" && "$lora" "${common[@]}" --model-dir straight/model --merge --budget-records 32 --profile-step 2 \
+    --output-dir "$work/lora" > /dev/null )
 jq -e '.peft_type == "LORA" and .r == 8 and .lora_alpha == 16' "$work/lora/adapter/adapter_config.json" > /dev/null ||
     fail "bad adapter_config.json"
+base=$(jq -r .base_model_name_or_path "$work/lora/adapter/adapter_config.json")
+[ "$base" = "$(cd "$work/straight/model" && pwd)" ] || fail "base_model_name_or_path is '$base', not the absolute --model-dir"
 [ -s "$work/lora/adapter/adapter_model.safetensors" ] || fail "no adapter_model.safetensors"
+[ -s "$work/lora/merged/model.safetensors" ] || fail "--merge wrote no merged/model.safetensors"
+jq -e '.model_type == "bloom" and .n_layer == 2' "$work/lora/merged/config.json" > /dev/null ||
+    fail "the merged config.json is not the base model's: $(cat "$work/lora/merged/config.json")"
+cmp -s "$tokenizer" "$work/lora/merged/tokenizer.json" || fail "the merged model has not the run's tokenizer.json"
+! cmp -s "$work/straight/model/model.safetensors" "$work/lora/merged/model.safetensors" ||
+    fail "the merged model equals the base: the adapter was not merged"
+if "$full" "${common[@]}" --merge --output-dir "$work/full_merge" > /dev/null 2> "$work/full_merge.err"; then
+    fail "a full-parameter trainer took --merge"
+fi
 grep -q "^lora branches " "$work/lora/profile.txt" || fail "profile.txt has no LoRA row: $(cat "$work/lora/profile.txt")"
 jq -se 'map(select(.type == "profile")) | length == 1 and .[0].step == 2 and .[0].regions.lora.backward_ms > 0' \
     "$work/lora/metrics.jsonl" > /dev/null || fail "metrics.jsonl lacks the profile of step 2"

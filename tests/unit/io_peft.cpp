@@ -143,6 +143,16 @@ TEMPLATE_TEST_CASE("merging then saving as an HF checkpoint keeps the LoRA model
     pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> reloaded(ctx, {.seed = 9});
     CHECK(io::load_hf_checkpoint(ctx, reloaded, dir).empty());
     CHECK(logits_of(ctx, reloaded) == logits_of(ctx, merged));
+
+    // save_merged_hf_checkpoint (a trainer's --merge) writes the same checkpoint from the LoRA network alone, and
+    // leaves that network as it was.
+    auto const direct = scratch_dir("merged_direct");
+    io::save_merged_hf_checkpoint(ctx, lora, direct);
+    CHECK(logits_of(ctx, lora) == want);
+    pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> direct_reloaded(ctx, {.seed = 10});
+    CHECK(io::load_hf_checkpoint(ctx, direct_reloaded, direct).empty());
+    CHECK(logits_of(ctx, direct_reloaded) == logits_of(ctx, merged));  // the same product on the same values
+    CHECK(io::read_hf_config(direct) == io::read_hf_config(dir));
 }
 
 TEST_CASE("adapters that do not fit the compiled LoRA are refused with every reason", "[io][peft]") {

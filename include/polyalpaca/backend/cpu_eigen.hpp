@@ -46,8 +46,9 @@ struct CpuEigen {
     using Context = cpu::Context;
     static constexpr char const* name = "cpu-eigen";
     /// The LM head scores at most this many logits at once (256 MiB of fp32; the gradient overwrites them): 267
-    /// rows of BLOOM's 250,880-entry vocabulary. Each chunk reads the whole 1 GB head twice (logits, then dX): with
-    /// 2^24 (66 rows) BLOOM-560m's LoRA step at 1 x 256 spent 2.33 s in the head and its loss, with 2^26 1.49 s.
+    /// rows of BLOOM's 250,880-entry vocabulary. Each chunk reads the whole 1 GB head twice (logits, then dX), so
+    /// fewer, larger chunks read it fewer times (measured against 2^24: docs/performance.md, "Where a step's time
+    /// goes").
     static constexpr std::int64_t lm_head_chunk_logits = std::int64_t(1) << 26;
 
     /// Owning storage for T; zero-initialised, 64-byte aligned.

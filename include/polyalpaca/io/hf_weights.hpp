@@ -110,30 +110,41 @@ std::string load_hf_weights(typename Backend::Context& ctx, ParameterStore<Backe
     return load_hf_weights(ctx, store, SafetensorsCheckpoint::open(dir));
 }
 
-/// Writes `store`'s weights as `dir`/model.safetensors (HF names and shapes, `dtype`) and `config` as
-/// `dir`/config.json, each atomically. A store with LoRA weights is refused: merge it first (io/peft.hpp).
-template <class Backend, class T>
-void save_hf_checkpoint(typename Backend::Context& ctx, ParameterStore<Backend, T> const& store,
-                        std::filesystem::path const& dir, nlohmann::json config, DType dtype = DType::F32) {
+namespace detail {
+
+/// Writes `tensors` as `dir`/model.safetensors and `config` (with its dtype keys set) as `dir`/config.json, each
+/// atomically.
+inline void write_hf_checkpoint(std::filesystem::path const& dir, std::vector<TensorToWrite> const& tensors,
+                                nlohmann::json config, DType dtype) {
     std::string const where = "cannot save a checkpoint in '" + dir.string() + "': ";
     require(config.is_object(), where, "config is not a JSON object");
     std::filesystem::create_directories(dir);
     require(!std::filesystem::exists(dir / SafetensorsCheckpoint::index_file_name), where, "it holds ",
             SafetensorsCheckpoint::index_file_name, ", which would shadow model.safetensors");
-    std::vector<std::vector<float>> values;
-    values.reserve(store.parameters().size());
-    std::vector<TensorToWrite> tensors;
-    for (auto const* p : store.parameters()) {
-        require(!is_lora_name(p->name), where, p->name,
-                " is a LoRA weight: merge the adapter into a model without "
-                "one first (merge_lora), or save it with save_peft_adapter");
-        values.push_back(download_as_float<Backend>(ctx, *p));
-        tensors.push_back({p->name, dtype, hf_shape(*p), values.back()});
-    }
     write_safetensors(dir / SafetensorsCheckpoint::single_file_name, tensors, {{"format", "pt"}});
     config["torch_dtype"] = std::string(torch_dtype_name(dtype));
     config["dtype"] = config["torch_dtype"];
     write_file_atomically(dir / "config.json", config.dump(2) + "\n");
+}
+
+}  // namespace detail
+
+/// Writes `store`'s weights as `dir`/model.safetensors (HF names and shapes, `dtype`) and `config` as
+/// `dir`/config.json, each atomically. A store with LoRA weights is refused: merge it first (io/lora_merge.hpp).
+template <class Backend, class T>
+void save_hf_checkpoint(typename Backend::Context& ctx, ParameterStore<Backend, T> const& store,
+                        std::filesystem::path const& dir, nlohmann::json config, DType dtype = DType::F32) {
+    std::vector<std::vector<float>> values;
+    values.reserve(store.parameters().size());
+    std::vector<TensorToWrite> tensors;
+    for (auto const* p : store.parameters()) {
+        require(!is_lora_name(p->name), "cannot save a checkpoint in '", dir.string(), "': ", p->name,
+                " is a LoRA weight: merge the adapter into a model without "
+                "one first (save_merged_hf_checkpoint, merge_lora), or save it with save_peft_adapter");
+        values.push_back(download_as_float<Backend>(ctx, *p));
+        tensors.push_back({p->name, dtype, hf_shape(*p), values.back()});
+    }
+    detail::write_hf_checkpoint(dir, tensors, std::move(config), dtype);
 }
 
 /// Loads an HF checkpoint directory into `net` after checking its config.json against Model; returns the warning.

@@ -24,7 +24,7 @@ class LmHeadLoss {
 public:
     /// At most this many logits (rows x Vocab) are held at once: the backend's `lm_head_chunk_logits` when it
     /// names one, else 2^24 (64 MiB of fp32). A GPU wants larger chunks: a GEMM of a few dozen rows against
-    /// BLOOM's 250,880-row head runs at a twentieth of the rate of one with a few hundred.
+    /// BLOOM's 250,880-row head runs far below the rate of one with a few hundred (measured: bench/README.md).
     static constexpr Index max_chunk_logits = [] {
         if constexpr (requires { Backend::lm_head_chunk_logits; }) return Index(Backend::lm_head_chunk_logits);
         else return Index(1) << 24;

@@ -34,7 +34,7 @@ struct TrainerCommandLine {
     std::size_t micro_batch = 4, global_batch = 128, cutoff = 512, val_size = 1000;
     std::uint64_t val_seed = 42, seed = 42;
     int keep_last = 2;
-    bool group_by_length = false, train_on_inputs = false, no_resume = false, quiet = false;
+    bool group_by_length = false, train_on_inputs = false, no_resume = false, quiet = false, merge = false;
 };
 
 /// Parses argv; returns nothing after printing --help. The defaults are the paper's for the trainer's method:
@@ -101,6 +101,10 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
         "fail (stop at the first bad record, naming it) or skip (skip and list each in data_report.txt)");
     add("lora-dropout", po::value(&c.lora_dropout)->default_value(c.lora_dropout), "dropout on the adapter input");
     add("save-dtype", po::value(&c.save_dtype)->default_value(c.save_dtype), "f32, bf16 or f16 for saved weights");
+    if (d.lora)
+        add("merge", po::bool_switch(&c.merge),
+            "also write output-dir/merged: the base with the adapter merged in (PEFT's merge_and_unload), an HF "
+            "checkpoint that transformers loads without PEFT");
     add("attention", po::value(&c.attention)->default_value(c.attention),
         "CUDA attention: auto (fused flash kernels in bf16 up to head_dim 64, else GEMMs), gemm, or flash (the "
         "memory-lean choice for long sequences); the CPU has one path");

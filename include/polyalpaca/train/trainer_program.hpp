@@ -16,7 +16,9 @@
 #include "polyalpaca/data/mixture.hpp"
 #include "polyalpaca/data/mixture_split.hpp"
 #include "polyalpaca/io/hf_weights.hpp"
+#include "polyalpaca/io/lora_merge.hpp"
 #include "polyalpaca/io/peft.hpp"
+#include "polyalpaca/tokenizer/file_bytes.hpp"
 #include "polyalpaca/tokenizer/tokenizer.hpp"
 #include "polyalpaca/train/flops.hpp"
 #include "polyalpaca/train/kernel_record.hpp"
@@ -78,6 +80,25 @@ inline std::optional<Budget> budget_of(TrainerCommandLine const& c) {
     if (c.budget_tokens > 0) return Budget::tokens(c.budget_tokens);
     if (c.budget_flops > 0) return Budget::flops(c.budget_flops);
     return std::nullopt;
+}
+
+/// The base model an adapter names in adapter_config.json: --model-dir as an absolute path, so PEFT finds it from
+/// any working directory (a relative path would send AutoPeftModelForCausalLM to the Hub); "" without one.
+inline std::string base_model_path(std::filesystem::path const& model_dir) {
+    return model_dir.empty() ? "" : std::filesystem::absolute(model_dir).lexically_normal().string();
+}
+
+/// Copies the run's tokenizer next to a merged model, so that AutoTokenizer loads from there too: --model-dir's
+/// tokenizer files, then --tokenizer (the one the run used) as tokenizer.json or tokenizer.model.
+inline void copy_tokenizer_files(TrainerCommandLine const& c, std::filesystem::path const& dir) {
+    namespace fs = std::filesystem;
+    auto const copy = [&](fs::path const& from, fs::path const& name) {
+        io::write_file_atomically(dir / name, tokenizer::read_file_bytes(from));
+    };
+    if (!c.model_dir.empty())
+        for (char const* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
+            if (fs::exists(c.model_dir / name)) copy(c.model_dir / name, name);
+    if (!c.tokenizer.empty()) copy(c.tokenizer, c.tokenizer.extension() == ".json" ? "tokenizer.json" : "tokenizer.model");
 }
 
 inline io::DType dtype_of(std::string const& s) {
@@ -200,7 +221,12 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     std::filesystem::path saved;
     if constexpr (Model::adapter::is_lora) {
         saved = c.output_dir / "adapter";
-        io::save_peft_adapter(ctx, net, saved, c.model_dir.string(), c.lora_dropout);
+        io::save_peft_adapter(ctx, net, saved, base_model_path(c.model_dir), c.lora_dropout);
+        if (c.merge) {
+            io::save_merged_hf_checkpoint(ctx, net, c.output_dir / "merged", dtype);
+            copy_tokenizer_files(c, c.output_dir / "merged");
+            saved += " and " + (c.output_dir / "merged").string();
+        }
     } else {
         saved = c.output_dir / "model";
         io::save_hf_checkpoint(ctx, net, saved, dtype);

@@ -13,7 +13,8 @@ extern "C" char* openblas_get_corename(void);
 namespace polyalpaca::cpu {
 
 /// OpenBLAS picks its GEMM kernel from the CPU model at load time. A release older than the CPU falls back to
-/// a generic SSE kernel ("Prescott") that runs 5x slower on AVX-512 hardware; OPENBLAS_CORETYPE overrides it.
+/// a generic SSE kernel ("Prescott") that runs GEMMs several times slower on AVX-512 hardware (docs/performance.md,
+/// "Two settings that decide CPU speed"); OPENBLAS_CORETYPE overrides it.
 /// Returns the advice to print, or "" when the kernel fits the CPU (or OpenBLAS is not in use).
 inline std::string blas_kernel_advice() {
 #ifdef POLYALPACA_OPENBLAS

@@ -30,9 +30,9 @@
 
 namespace polyalpaca::cuda::flash {
 
-/// The head dims the kernels are compiled for. Each costs a translation unit about 3 s of nvcc time (two
-/// architectures, both kernel sets), so a program that knows its models may name only theirs, e.g.
-/// -DPOLYALPACA_FLASH_HEAD_DIMS=64\,128 (nvcc splits -D values at unescaped commas), or none with
+/// The head dims the kernels are compiled for. Each adds nvcc time to every translation unit that includes the
+/// kernels (two architectures, both kernel sets; docs/backend_ops.md), so a program that knows its models may name
+/// only theirs, e.g. -DPOLYALPACA_FLASH_HEAD_DIMS=64\,128 (nvcc splits -D values at unescaped commas), or none with
 /// -DPOLYALPACA_FLASH_HEAD_DIMS= . Every translation unit of one program must see the same list. Each must be a
 /// multiple of 16 (the tensor-core tiles, a static_assert) whose tiles fit shared memory (flash::fits_shared, a
 /// static_assert); 128 is the largest tested.

@@ -46,11 +46,10 @@ inline char const* to_string(AttentionKernel kernel) {
     return "?";
 }
 
-/// The largest head_dim AttentionKernel::Auto runs on the flash kernels (in GemmMath::Bf16). Measured on an H100
-/// at 4 x 512 (bench/README.md): at head_dim 64 (BLOOM-560m) the tensor-core flash kernels beat the GEMM path
-/// forward (0.075 vs 0.264 ms per layer) and backward (0.362 vs 0.402 ms), 1.22x the tokens/s of a LoRA step with
-/// 1.6 GiB less memory; at 128 (LLaMA-7B) their 32 x 32 tiles lose the backward (1.905 vs 0.967 ms; 0.94x the
-/// step's tokens/s). Select Flash by hand there when the (seq x seq) probabilities do not fit.
+/// The largest head_dim AttentionKernel::Auto runs on the flash kernels (in GemmMath::Bf16). At head_dim 64
+/// (BLOOM-560m) the tensor-core flash kernels beat the GEMM path forward and backward, with less memory; at 128
+/// (LLaMA-7B) the 32 x 32 tiles that shared memory allows lose the backward, and the step is slower (H100
+/// measurements: bench/README.md). Select Flash by hand there when the (seq x seq) probabilities do not fit.
 inline constexpr int auto_flash_max_head_dim = 64;
 
 /// True when attention of this head_dim runs on the flash kernels: instantiated for it (this translation unit's
