@@ -1,6 +1,8 @@
 // generate() takes the Context of the network's backend.
+#include <polyalpaca/backend/cpu_eigen.hpp>
 #include <polyalpaca/generate/generate.hpp>
-#include <polyalpaca/polyalpaca.hpp>
+#include <polyalpaca/models/causal_lm.hpp>
+#include <polyalpaca/models/llama.hpp>
 
 #include <cstdint>
 #include <vector>

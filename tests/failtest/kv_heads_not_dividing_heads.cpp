@@ -1,5 +1,5 @@
 // Grouped-query attention: the number of kv heads must divide the number of attention heads.
-#include <polyalpaca/polyalpaca.hpp>
+#include <polyalpaca/models/llama.hpp>  // only what the check needs: the compile-fail tests parse fast
 
 namespace pa = polyalpaca;
 struct OddLlama : pa::llama::Defaults {

@@ -1,5 +1,5 @@
 // A LoRA site must be a projection the family has: LLaMA has no fused query_key_value.
-#include <polyalpaca/polyalpaca.hpp>
+#include <polyalpaca/models/llama.hpp>  // only what the check needs: the compile-fail tests parse fast
 
 namespace pa = polyalpaca;
 #ifdef POLYALPACA_FAILTEST_OK

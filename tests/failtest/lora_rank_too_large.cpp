@@ -1,5 +1,7 @@
 // LoRA's rank may not exceed min(in_features, out_features) of an adapted projection (tiny BLOOM: 32).
-#include <polyalpaca/polyalpaca.hpp>
+#include <polyalpaca/backend/cpu_eigen.hpp>
+#include <polyalpaca/models/bloom.hpp>
+#include <polyalpaca/models/causal_lm.hpp>
 
 namespace pa = polyalpaca;
 #ifdef POLYALPACA_FAILTEST_OK
