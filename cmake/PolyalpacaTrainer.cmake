@@ -27,9 +27,6 @@
 #   polyalpaca_add_trainer(NAME train_mine HF_CONFIG ${CMAKE_CURRENT_SOURCE_DIR}/my-model/config.json ADAPTER lora)
 include_guard(GLOBAL)
 
-# The headers the configure-time config reader compiles against: polyalpaca's and Eigen's (POLYALPACA_INCLUDE_DIRS,
-# set by polyalpaca's CMakeLists.txt or its package configuration).
-
 # Next to this file when installed; examples/ in the source tree.
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/trainer.cpp.in)
   set(POLYALPACA_TRAINER_TEMPLATE ${CMAKE_CURRENT_LIST_DIR}/trainer.cpp.in CACHE INTERNAL "")
@@ -41,7 +38,8 @@ include(${CMAKE_CURRENT_LIST_DIR}/PolyalpacaCudaPrograms.cmake)
 
 # polyalpaca_model_from_hf_config(NAME CONFIG OUT_MODEL_VAR OUT_HEADER_VAR OUT_HEAD_DIM_VAR ADAPTER RANK ALPHA SITES):
 # generates NAME_model.hpp from CONFIG by compiling and running cmake/polyalpaca_model_header.cpp (once per content
-# of CONFIG), and sets the model type, the header and the model's head dim.
+# of CONFIG) against POLYALPACA_INCLUDE_DIRS (polyalpaca's and Eigen's headers, set by polyalpaca's CMakeLists.txt
+# or its package configuration), and sets the model type, the header and the model's head dim.
 function(polyalpaca_model_from_hf_config name config out_model out_header out_head_dim adapter rank alpha sites)
   get_filename_component(config ${config} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
   if(NOT EXISTS ${config})

@@ -71,3 +71,23 @@ TEST_CASE("a config no model type expresses is refused with every reason and the
 
     CHECK_THROWS_WITH(io::model_source({{"model_type", "mistral"}}, "S", "m.json"), Contains("\"mistral\" is not one of"));
 }
+
+TEST_CASE("a config.json nested deeper than any HF file is refused while it is read", "[io][model_source]") {
+    // Copying, comparing or printing such a value would recurse once per level: it must never get that far.
+    std::string text = R"({"model_type": "llama", "vocab_size": )";
+    for (int i = 0; i < 100'000; ++i) text += '[';
+    for (int i = 0; i < 100'000; ++i) text += ']';
+    text += "}";
+    CHECK_THROWS_WITH(io::parse_json_text(text, "deep/config.json"),
+                      Contains("'deep/config.json' nests deeper than 64 levels"));
+    auto const shallow = io::parse_json_text(R"({"model_type": "llama", "vocab_size": [[1, 2]]})", "shallow.json");
+    CHECK_THROWS_WITH(io::model_source(shallow, "S", "shallow.json"),
+                      Contains("\"vocab_size\" is array of 1 elements, not a count"));
+}
+
+TEST_CASE("the Size struct's name must be a C++ identifier", "[io][model_source]") {
+    auto const config = io::hf_config_json<pa::Llama<pa::llama::SizeTiny>>();
+    CHECK_NOTHROW(io::model_source(config, "my_size_2"));
+    for (std::string bad : {"", "2size", "my size", "a-b"})
+        CHECK_THROWS_WITH(io::model_source(config, bad), Contains("must be a C++ identifier"));
+}

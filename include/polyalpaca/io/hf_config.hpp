@@ -16,8 +16,17 @@
 #include "polyalpaca/io/dtype.hpp"
 #include "polyalpaca/io/model_spec.hpp"
 #include "polyalpaca/io/safetensors_checkpoint.hpp"
+#include "polyalpaca/io/safetensors_header.hpp"
 
 namespace polyalpaca::io {
+
+/// A value of an untrusted config.json in a message: a scalar as JSON (cut after 60 characters), a container by
+/// its type and size only, since serialising it would recurse as deep as its nesting.
+inline std::string config_value_text(nlohmann::json const& v) {
+    if (v.is_structured()) return detail::describe(v);
+    std::string const text = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return text.size() > 60 ? text.substr(0, 60) + "..." : text;
+}
 
 /// One field of config.json next to the value a model type needs. `key` is the key read (the first of its
 /// spellings the file has); an absent key takes transformers' default for that model_type.
@@ -36,7 +45,7 @@ struct ConfigField {
         return expected == found;
     }
     std::string describe() const {
-        return key + ": expected " + expected.dump() + ", found " + found.dump() +
+        return key + ": expected " + expected.dump() + ", found " + config_value_text(found) +
                (present ? "" : " (absent: transformers' default)");
     }
 };
@@ -144,7 +153,7 @@ inline std::vector<ConfigField> config_fields(ModelSpec const& s, nlohmann::json
 inline std::vector<std::string> config_differences(ModelSpec const& spec, nlohmann::json const& config) {
     auto const type = config.is_object() ? config.find("model_type") : config.end();
     nlohmann::json const model_type = config.is_object() && type != config.end() ? *type : nlohmann::json();
-    if (model_type != spec.family) return {"model_type: expected \"" + spec.family + "\", found " + model_type.dump()};
+    if (model_type != spec.family) return {"model_type: expected \"" + spec.family + "\", found " + config_value_text(model_type)};
     std::vector<std::string> out;
     for (auto const& f : config_fields(spec, config))
         if (!f.matches()) out.push_back(f.describe());
@@ -187,9 +196,12 @@ inline ModelSpec spec_from_config(nlohmann::json const& config, std::string cons
     s.rope_rotate_half = true;
     s.kv_heads = s.heads;
     for (auto const& f : config_fields(s, config)) {
-        auto const where = [&] { return "'" + source + "': \"" + f.key + "\" is " + f.found.dump(); };
+        auto const where = [&] { return "'" + source + "': \"" + f.key + "\" is " + config_value_text(f.found); };
         auto integer = [&] {
             require(f.found.is_number_integer() && f.found.get<std::int64_t>() >= 0, where(), ", not a count");
+            // Far above any published checkpoint, and low enough that parameter_count cannot overflow.
+            std::int64_t const most = f.id == "layers" ? 4096 : std::int64_t(1) << 22;
+            require(f.found.get<std::int64_t>() <= most, where(), ", more than any model here takes (", most, ")");
             return f.found.get<std::int64_t>();
         };
         auto number = [&] {

@@ -1,9 +1,12 @@
 /// @file io/lora_merge.hpp
-/// @brief Merging a LoRA model into plain base weights: copy_base_weights by name, then W += (alpha / r) B A; and
-///        saving a LoRA network as the merged HF checkpoint.
+/// @brief Merging a LoRA model into plain base weights, W + (alpha / r) B A: into a network without adapter, or
+///        saved as an HF checkpoint.
 #pragma once
 
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/io/hf_config.hpp"
@@ -13,48 +16,49 @@
 
 namespace polyalpaca::io {
 
-/// Copies every parameter of `dst` from the parameter of the same name and shape in `src`. LoRA weights of `src`
-/// are left out; any other weight of `src` that `dst` lacks (or the reverse) is an Error.
+/// Host copies of `lora`'s base weights (every parameter but the LoRA ones, in store order), each adapted
+/// projection with scale * B A added, scale = alpha / r: the weights PEFT's merge_and_unload() produces.
 template <class Backend, class T>
-void copy_base_weights(typename Backend::Context& ctx, ParameterStore<Backend, T> const& src,
-                       ParameterStore<Backend, T>& dst) {
-    for (auto* d : dst.parameters()) {
-        auto const* s = src.find(d->name);
-        require(s != nullptr, "copy_base_weights: the source model has no ", d->name);
-        require(s->rows == d->rows && s->cols == d->cols, "copy_base_weights: ", d->name, " is (", s->rows, ", ",
-                s->cols, ") in the source but (", d->rows, ", ", d->cols, ") in the destination");
-        auto const host = download<Backend>(ctx, *s);
-        Backend::upload(ctx, host.data(), d->value, host.size());
-    }
-    for (auto const* s : src.parameters())
-        require(is_lora_name(s->name) || dst.find(s->name) != nullptr, "copy_base_weights: ", s->name,
-                " of the source model has no place in the destination model");
-}
-
-/// Fills `merged` (a model type without adapter) with `lora`'s base weights plus scale * B A for every adapted
-/// projection, scale = alpha / r: the weights PEFT's merge_and_unload() produces.
-template <class Backend, class T>
-void merge_lora(typename Backend::Context& ctx, ParameterStore<Backend, T> const& lora,
-                ParameterStore<Backend, T>& merged, double scale) {
-    copy_base_weights(ctx, lora, merged);
+std::vector<std::pair<Parameter<T> const*, std::vector<T>>> merged_base_weights(typename Backend::Context& ctx,
+                                                                                ParameterStore<Backend, T> const& lora,
+                                                                                double scale) {
+    std::vector<std::pair<Parameter<T> const*, std::vector<T>>> weights;
+    for (auto const* p : lora.parameters())
+        if (!is_lora_name(p->name)) weights.emplace_back(p, download<Backend>(ctx, *p));
     for (auto const* a : lora.parameters()) {
         if (!a->name.ends_with(lora_a_suffix)) continue;
         std::string const module = lora_module(a->name);
         auto const* b = lora.find(module + std::string(lora_b_suffix));
-        auto* w = merged.find(module + ".weight");
         require(b != nullptr, "merge_lora: ", a->name, " has no lora_B partner");
-        require(w != nullptr, "merge_lora: the merged model has no ", module, ".weight for ", a->name);
-        require(b->cols == a->rows && w->rows == b->rows && w->cols == a->cols, "merge_lora: ", module, ": B (",
-                b->rows, ", ", b->cols, ") A (", a->rows, ", ", a->cols, ") does not fit W (", w->rows, ", ", w->cols,
-                ")");
+        auto w = weights.begin();
+        while (w != weights.end() && w->first->name != module + ".weight") ++w;
+        require(w != weights.end(), "merge_lora: the model has no ", module, ".weight for ", a->name);
+        auto const& wp = *w->first;
+        require(b->cols == a->rows && wp.rows == b->rows && wp.cols == a->cols, "merge_lora: ", module, ": B (", b->rows,
+                ", ", b->cols, ") A (", a->rows, ", ", a->cols, ") does not fit W (", wp.rows, ", ", wp.cols, ")");
         auto const host_a = download<Backend>(ctx, *a);
         auto const host_b = download<Backend>(ctx, *b);
-        auto host_w = download<Backend>(ctx, *w);
         Eigen::Map<Matrix<T> const> const ma(host_a.data(), a->rows, a->cols);  // (r, in)
         Eigen::Map<Matrix<T> const> const mb(host_b.data(), b->rows, b->cols);  // (out, r)
-        Eigen::Map<Matrix<T>> mw(host_w.data(), w->rows, w->cols);              // (out, in)
+        Eigen::Map<Matrix<T>> mw(w->second.data(), wp.rows, wp.cols);          // (out, in)
         mw.noalias() += (T(scale) * mb) * ma;
-        Backend::upload(ctx, host_w.data(), w->value, host_w.size());
+    }
+    return weights;
+}
+
+/// Fills `merged` (a model type without adapter) with merged_base_weights of `lora`, parameter by name. A weight of
+/// either model that the other lacks, or of another shape, is an Error.
+template <class Backend, class T>
+void merge_lora(typename Backend::Context& ctx, ParameterStore<Backend, T> const& lora,
+                ParameterStore<Backend, T>& merged, double scale) {
+    for (auto const* d : merged.parameters())
+        require(lora.find(d->name) != nullptr, "merge_lora: the source model has no ", d->name);
+    for (auto const& [s, values] : merged_base_weights<Backend>(ctx, lora, scale)) {
+        auto* d = merged.find(s->name);
+        require(d != nullptr, "merge_lora: ", s->name, " of the source model has no place in the destination model");
+        require(s->rows == d->rows && s->cols == d->cols, "merge_lora: ", d->name, " is (", s->rows, ", ", s->cols,
+                ") in the source but (", d->rows, ", ", d->cols, ") in the destination");
+        Backend::upload(ctx, values.data(), d->value, values.size());
     }
 }
 
@@ -76,35 +80,18 @@ template <class Model, class Backend, class T>
 void save_merged_hf_checkpoint(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net,
                                std::filesystem::path const& dir, DType dtype = DType::F32) {
     static_assert(Model::adapter::is_lora, "save_merged_hf_checkpoint: the model has no LoRA adapter to merge");
-    auto const& store = net.parameters();
-    std::vector<Parameter<T> const*> base;
-    std::vector<std::vector<float>> values;
-    values.reserve(store.parameters().size());
-    for (auto const* p : store.parameters()) {
-        if (is_lora_name(p->name)) continue;
-        base.push_back(p);
-        values.push_back(download_as_float<Backend>(ctx, *p));
-    }
-    for (auto const* a : store.parameters()) {
-        if (!a->name.ends_with(lora_a_suffix)) continue;
-        std::string const module = lora_module(a->name);
-        auto const* b = store.find(module + std::string(lora_b_suffix));
-        require(b != nullptr, "save_merged_hf_checkpoint: ", a->name, " has no lora_B partner");
-        std::size_t w = 0;
-        while (w < base.size() && base[w]->name != module + ".weight") ++w;
-        require(w < base.size(), "save_merged_hf_checkpoint: the model has no ", module, ".weight for ", a->name);
-        require(b->cols == a->rows && base[w]->rows == b->rows && base[w]->cols == a->cols, "save_merged_hf_checkpoint: ",
-                module, ": B (", b->rows, ", ", b->cols, ") A (", a->rows, ", ", a->cols, ") does not fit W (",
-                base[w]->rows, ", ", base[w]->cols, ")");
-        auto const host_a = download_as_float<Backend>(ctx, *a);
-        auto const host_b = download_as_float<Backend>(ctx, *b);
-        Eigen::Map<Matrix<float> const> const ma(host_a.data(), a->rows, a->cols);  // (r, in)
-        Eigen::Map<Matrix<float> const> const mb(host_b.data(), b->rows, b->cols);  // (out, r)
-        Eigen::Map<Matrix<float>> mw(values[w].data(), base[w]->rows, base[w]->cols);  // (out, in)
-        mw.noalias() += (float(Model::adapter::scale) * mb) * ma;
-    }
+    auto const weights = merged_base_weights<Backend>(ctx, net.parameters(), Model::adapter::scale);
+    std::vector<std::vector<float>> as_float;  // T = double only: the writer takes float values
+    as_float.reserve(weights.size());
     std::vector<TensorToWrite> tensors;
-    for (std::size_t i = 0; i < base.size(); ++i) tensors.push_back({base[i]->name, dtype, hf_shape(*base[i]), values[i]});
+    for (auto const& [p, host] : weights) {
+        if constexpr (std::is_same_v<T, float>) {
+            tensors.push_back({p->name, dtype, hf_shape(*p), host});
+        } else {
+            as_float.emplace_back(host.begin(), host.end());
+            tensors.push_back({p->name, dtype, hf_shape(*p), as_float.back()});
+        }
+    }
     detail::write_hf_checkpoint(dir, tensors, hf_config_json<Model>(dtype), dtype);
 }
 

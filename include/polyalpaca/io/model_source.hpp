@@ -5,6 +5,7 @@
 #pragma once
 
 #include <charconv>
+#include <cctype>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -52,6 +53,9 @@ inline std::string cpp_double(double v) {
 /// 4 x hidden, an untied BLOOM head, rope scaling), so a generated type always loads its checkpoint.
 inline ModelSource model_source(nlohmann::json const& config, std::string const& size_name,
                                 std::string const& source = "config.json") {
+    bool identifier = !size_name.empty() && !std::isdigit(static_cast<unsigned char>(size_name[0]));
+    for (char c : size_name) identifier = identifier && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    require(identifier, "the name of the Size struct must be a C++ identifier, got '", size_name, "'");
     auto const spec = spec_from_config(config, source);
     auto differences = config_differences(spec, config);
     auto const count = [](std::int64_t v) { return std::to_string(v); };

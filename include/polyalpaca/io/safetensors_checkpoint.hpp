@@ -29,13 +29,24 @@ inline std::string read_text_file(std::filesystem::path const& path) {
 }
 
 /// Parses a JSON file; Error naming the file and the parser's position when it is not JSON.
-inline nlohmann::json read_json_file(std::filesystem::path const& path) {
-    std::string const text = read_text_file(path);
+/// The deepest nesting parse_json_text accepts. HF and PEFT files nest a few levels; a deeper document is refused
+/// while it is parsed, before a copy, a comparison or a message recurses through it.
+inline constexpr int max_json_depth = 64;
+
+/// Parses `text` (from `origin`, named in errors) as JSON; Error when it is not JSON or nests too deep.
+inline nlohmann::json parse_json_text(std::string_view text, std::string const& origin) {
     try {
-        return nlohmann::json::parse(text);
+        return nlohmann::json::parse(text, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+            require(depth <= max_json_depth, "'", origin, "' nests deeper than ", max_json_depth, " levels");
+            return true;
+        });
     } catch (nlohmann::json::exception const& e) {
-        fail("'", path.string(), "' is not valid JSON: ", e.what());
+        fail("'", origin, "' is not valid JSON: ", e.what());
     }
+}
+
+inline nlohmann::json read_json_file(std::filesystem::path const& path) {
+    return parse_json_text(read_text_file(path), path.string());
 }
 
 /// The weights of an HF checkpoint directory: `model.safetensors`, or `model.safetensors.index.json` with the
