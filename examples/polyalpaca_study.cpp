@@ -7,7 +7,6 @@
 #include <polyalpaca/study/embedded_default.hpp>
 #include <polyalpaca/study/engine_registry.hpp>
 #include <polyalpaca/study/presets.hpp>
-#include <polyalpaca/study/study_plan.hpp>
 
 #include <boost/program_options.hpp>
 
@@ -17,6 +16,8 @@
 #include <string>
 
 #include <unistd.h>
+
+#include "study_runner_plan.hpp"
 
 namespace pa = polyalpaca;
 namespace po = boost::program_options;
@@ -115,7 +116,7 @@ int main(int argc, char** argv) try {
     pa::require(backend == "cuda" || attention == "auto", "--attention ", attention,
                 ": the CPU has one attention path; leave --attention at auto");
     pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16"};
-    if (plan) return pa::study::print_plan(s, plan_device);
+    if (plan) return pa::study::runner::print_plan(s, plan_device);
 
     auto const missing = pa::study::missing_files(s);
     if (!missing.empty()) {
@@ -124,7 +125,7 @@ int main(int argc, char** argv) try {
         throw pa::Error(message);
     }
     require_engines(s, backend);
-    auto const predicted_peaks = pa::study::require_fit(s, plan_device);
+    auto const predicted_peaks = pa::study::runner::require_fit(s, plan_device);
 
     pa::study::EngineOptions options;
     options.seed = s.seed;

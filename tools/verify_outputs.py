@@ -7,7 +7,7 @@ Pinned versions (checked at runtime): torch==2.15.0, transformers==5.24.0, peft=
 
     /opt/pa-venv/bin/pip install torch==2.15.0 transformers==5.24.0 accelerate==1.15.0 peft==0.21.2 safetensors==0.8.0
     # polyalpaca writes, for each tiny family, EXPORT/<family>/{base,adapter,merged,logits.safetensors}:
-    POLYALPACA_EXPORT_DIR=/tmp/pa_export build/tests/unit_io_peft "[.export]"
+    POLYALPACA_EXPORT_DIR=/tmp/pa_export build/tests/unit_tests_0 "[.export]"   # unit_io_peft with POLYALPACA_TEST_UNITY=0
     /opt/pa-venv/bin/python tools/verify_outputs.py /tmp/pa_export/*
     # or one set of outputs named one by one:
     /opt/pa-venv/bin/python tools/verify_outputs.py --base B --adapter A --merged M --logits L

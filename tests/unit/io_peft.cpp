@@ -197,7 +197,8 @@ TEST_CASE("adapters that do not fit the compiled LoRA are refused with every rea
                       Contains("has rank 4 but the settings say r = 8"));
 }
 
-// Run by hand: POLYALPACA_EXPORT_DIR=/tmp/pa_export ./unit_io_peft "[.export]", then tools/verify_outputs.py.
+// Run by hand: POLYALPACA_EXPORT_DIR=/tmp/pa_export build/tests/unit_tests_0 "[.export]" (unit_io_peft when built
+// with -DPOLYALPACA_TEST_UNITY=0), then tools/verify_outputs.py.
 TEMPLATE_TEST_CASE("export an adapter, a merged checkpoint and their logits for tools/verify_outputs.py", "[.export]",
                    BloomLora, NeoxLora, LlamaLora, LlamaTiedLora) {
     char const* root = std::getenv("POLYALPACA_EXPORT_DIR");
