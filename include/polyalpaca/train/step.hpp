@@ -2,12 +2,15 @@
 /// @brief One optimizer step: accumulate gradients over micro-batches, clip, check, update.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstdint>
 #include <span>
 
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/step_profile.hpp"
+#include "polyalpaca/distributed/communicator.hpp"
 #include "polyalpaca/optim/clip.hpp"
 
 namespace polyalpaca {
@@ -22,9 +25,17 @@ struct StepResult {
 /// Gradient accumulation as HF Trainer does it: each micro-batch's mean loss is scaled by
 /// 1 / micro_batches.size(), so the step's gradient is the mean of the micro-batch gradients.
 /// Throws (naming the step) when the loss or the gradient norm is not finite; the weights are then untouched.
-template <class Net, class Optimizer, class Context>
+///
+/// Data parallel, with a communicator of several ranks (distributed/communicator.hpp): each rank passes its own
+/// micro-batches of one global step, the same number on every rank (checked: an Error on every rank otherwise).
+/// The gradient is the mean over all ranks' micro-batches, summed over the ranks before clipping, so every rank
+/// clips by the global norm and makes the same update; loss, tokens and scored are the global figures. It equals the
+/// one-rank step over all the micro-batches up to the order of the sums. With one rank (SingleProcess, or an MPI
+/// run of one) nothing is exchanged and the step is the one-rank step bit for bit.
+template <class Net, class Optimizer, class Context, class Communicator>
+    requires distributed::CommunicatorFor<Communicator, Context>
 StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<TokenBatch const> micro_batches,
-                      double lr, double max_grad_norm, long step_number) {
+                      double lr, double max_grad_norm, long step_number, Communicator& communicator) {
     require(!micro_batches.empty(), "a training step needs at least one micro-batch");
     auto& params = net.parameters();
     set_profile_phase(ctx, Phase::Update);
@@ -34,16 +45,31 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     }
     StepResult result;
     double loss_sum = 0;
-    double const scale = 1.0 / double(micro_batches.size());
+    int const ranks = communicator.size();
+    double const scale = 1.0 / (double(micro_batches.size()) * double(ranks));
     for (auto const& mb : micro_batches) {
         auto const loss = net.forward_backward(ctx, mb, scale);
         loss_sum += loss.sum;
         result.scored += loss.count;
         result.tokens += mb.tokens();
     }
-    result.loss = result.scored > 0 ? loss_sum / double(result.scored) : 0.0;
     set_profile_phase(ctx, Phase::Update);
     ProfileRegion region(ctx, Region::Optimizer);
+    if (ranks > 1) {
+        // One sum of the figures first, the same on every rank: equal micro-batch counts hold exactly when
+        // ranks * sum(n^2) == sum(n)^2, so every rank reaches the same verdict before the gradients are summed.
+        double const n = double(micro_batches.size());
+        std::array<double, 5> figures{loss_sum, double(result.scored), double(result.tokens), n, n * n};
+        communicator.all_reduce_sum(std::span<double>(figures));
+        require(double(ranks) * figures[4] == figures[3] * figures[3], "step ", step_number,
+                ": the ranks passed different numbers of micro-batches (", figures[3], " in all over ", ranks,
+                " ranks, ", n, " on rank ", communicator.rank(), "); every rank must pass the same number");
+        loss_sum = figures[0];
+        result.scored = std::int64_t(figures[1]);
+        result.tokens = std::int64_t(figures[2]);
+        communicator.all_reduce_sum(ctx, params.gradients(), params.trainable_count());
+    }
+    result.loss = result.scored > 0 ? loss_sum / double(result.scored) : 0.0;
     require(std::isfinite(result.loss), "step ", step_number, ": the loss is not finite (", result.loss,
             "); weights were not updated");
     result.grad_norm = max_grad_norm > 0
@@ -53,6 +79,14 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
             result.grad_norm, "); weights were not updated");
     optimizer.step(ctx, params.trainable_values(), params.gradients(), lr);
     return result;
+}
+
+/// The one-rank step (SingleProcess).
+template <class Net, class Optimizer, class Context>
+StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<TokenBatch const> micro_batches,
+                      double lr, double max_grad_norm, long step_number) {
+    distributed::SingleProcess one;
+    return train_step(ctx, net, optimizer, micro_batches, lr, max_grad_norm, step_number, one);
 }
 
 }  // namespace polyalpaca
