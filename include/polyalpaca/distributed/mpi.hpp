@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <limits>
 #include <span>
 #include <string>
@@ -106,5 +107,16 @@ private:
     int size_ = 1;
     bool owns_ = false;
 };
+
+/// Runs f() and returns what it returns; an exception on this rank ends every rank of the run with this rank's
+/// message (Mpi::abort) instead of leaving the others waiting in a collective.
+template <class F>
+decltype(auto) abort_all_on_error(Mpi& world, F&& f) {
+    try {
+        return f();
+    } catch (std::exception const& e) {
+        world.abort(e.what());
+    }
+}
 
 }  // namespace polyalpaca::distributed
