@@ -1,5 +1,6 @@
 // Data parallel on the CPU (label distributed): run by `mpiexec -np 2` (tests/distributed/CMakeLists.txt), and
-// correct with any number of ranks, one included. Every rank also computes the one-rank reference in-process.
+// correct with 1, 2 or 4 ranks (the 4 micro-batches of a step split evenly). Every rank also computes the one-rank
+// reference in-process.
 //
 // Tolerance: the models are double. Two ranks sum the same micro-batch gradients as one rank, in another order
 // (per rank, then over the ranks), which moves each gradient element by a few ulps of the terms summed, ~1e-16

@@ -92,7 +92,7 @@ public:
                           "MPI_Allreduce");
     }
 
-    /// Ends every rank of the run: prints "rank R: message" on this rank's stderr and calls MPI_Abort, which the
+    /// Ends every rank of the run: prints "rank R of N: message" on this rank's stderr and calls MPI_Abort, which the
     /// launcher turns into the end of all ranks. For an error one rank meets alone (a file it reads, memory), so
     /// that no other rank waits in a collective for it.
     [[noreturn]] void abort(std::string const& message, int code = 1) {
