@@ -5,7 +5,11 @@
 #                          MODEL <C++ model type>                       # e.g. "pa::Bloom<pa::bloom::Size560m>"
 #                        | HF_CONFIG <config.json> [ADAPTER lora|full]  # the type generated from an HF config
 #                                      [LORA_RANK r] [LORA_ALPHA a] [LORA_SITES <site types>]
-#                          [STRATEGY <default of --strategy>] [BACKEND cpu|cuda] [HEAD_DIMS <dim>... | NONE])
+#                          [STRATEGY <default of --strategy>] [BACKEND cpu|cuda] [HEAD_DIMS <dim>... | NONE]
+#                          [DISTRIBUTED])
+#
+# DISTRIBUTED (BACKEND cpu, with polyalpaca::mpi: MPI found in this build): the trainer runs data parallel over the
+# ranks `mpirun -np N` or `srun` starts, and as one rank without them (docs/distributed.md).
 #
 # The model type and the backend are fixed at compile time; the strategy (monolingual, multilingual, downsampled,
 # temperature, weighted) is chosen at run time with --strategy, whose default STRATEGY sets (multilingual).
@@ -105,7 +109,7 @@ macro(polyalpaca_trainer_choice var default pattern what)
 endmacro()
 
 function(polyalpaca_add_trainer)
-  cmake_parse_arguments(PARSE_ARGV 0 ARG ""
+  cmake_parse_arguments(PARSE_ARGV 0 ARG "DISTRIBUTED"
                         "NAME;MODEL;HF_CONFIG;ADAPTER;LORA_RANK;LORA_ALPHA;LORA_SITES;STRATEGY;BACKEND" "HEAD_DIMS")
   if(ARG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): unknown arguments ${ARG_UNPARSED_ARGUMENTS}")
@@ -151,6 +155,17 @@ function(polyalpaca_add_trainer)
         set(ARG_HEAD_DIMS NONE)
       endif()
     endif()
+  endif()
+  # DISTRIBUTED: data parallel over the ranks mpirun or srun starts (distributed::Mpi; CPU backend, polyalpaca::mpi).
+  set(POLYALPACA_COMMUNICATOR "pa::distributed::SingleProcess")
+  set(POLYALPACA_COMMUNICATOR_INCLUDE "")
+  if(ARG_DISTRIBUTED)
+    if(NOT ARG_BACKEND STREQUAL "cpu" OR NOT TARGET polyalpaca::mpi)
+      message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): DISTRIBUTED needs BACKEND cpu and polyalpaca::mpi "
+                          "(MPI found: apt-get install libopenmpi-dev openmpi-bin)")
+    endif()
+    set(POLYALPACA_COMMUNICATOR "pa::distributed::Mpi")
+    set(POLYALPACA_COMMUNICATOR_INCLUDE "#include <polyalpaca/distributed/mpi.hpp>\n")
   endif()
   set(POLYALPACA_TRAINER_NAME ${ARG_NAME})
   set(POLYALPACA_MODEL "${ARG_MODEL}")
@@ -198,4 +213,7 @@ function(polyalpaca_add_trainer)
     find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
   endif()
   target_link_libraries(${ARG_NAME} PRIVATE polyalpaca::polyalpaca Boost::program_options)
+  if(ARG_DISTRIBUTED)
+    target_link_libraries(${ARG_NAME} PRIVATE polyalpaca::mpi)
+  endif()
 endfunction()

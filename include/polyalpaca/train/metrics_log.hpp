@@ -35,7 +35,11 @@ public:
         require(bool(out_), "cannot open the metrics log '", path_.string(), "' for writing");
     }
 
+    /// A log that writes nothing: the ranks other than 0 of a data-parallel run.
+    MetricsLog() = default;
+
     void write(nlohmann::json const& record) {
+        if (path_.empty()) return;
         out_ << record.dump() << "\n";
         out_.flush();
         require(bool(out_), "cannot write the metrics log '", path_.string(), "'");

@@ -1,10 +1,14 @@
 /// @file train/trainer.hpp
-/// @brief Trainer<Model, Backend, T>: runs a mixture to its budget with accumulation, schedule, clipping,
-///        per-language evaluation, best/last-k checkpoints, exact resume, metrics.jsonl and a progress line.
+/// @brief Trainer<Model, Backend, T, Communicator>: runs a mixture to its budget with accumulation, schedule, clipping,
+///        per-language evaluation, best/last-k checkpoints, exact resume, metrics.jsonl and a progress line; data
+///        parallel over the ranks of a communicator (distributed/communicator.hpp).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <concepts>
+#include <span>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -86,15 +90,28 @@ inline TrainingPlan plan_training(Mixture const& mixture, TrainerOptions const& 
     return {budget, target, steps};
 }
 
-template <class Model, class Backend, class T = float>
+/// Data parallel: with a communicator of several ranks, options.batching still describes the global step (its
+/// micro-batch and accumulation: the step's micro-batches over all ranks), and the plan, budget, schedule and
+/// figures are the one-rank run's. Rank r trains on micro-batches r, r + ranks, ... of each step (train_step sums
+/// the gradients), so each record is consumed once per epoch across the ranks and a resume at another number of
+/// ranks continues the same global order. Every rank evaluates (the weights are the same on all); rank 0 alone
+/// writes metrics.jsonl, the progress line, checkpoints, profile.txt and run_summary.json, and every rank reads the
+/// checkpoint it resumes from.
+template <class Model, class Backend, class T = float, class Communicator = distributed::SingleProcess>
 class Trainer {
 public:
     using Net = CausalLm<Model, Backend, T>;
     using Context = typename Backend::Context;
 
+    /// One rank.
     Trainer(Context& ctx, Net& net, TrainerOptions options)
+        requires std::same_as<Communicator, distributed::SingleProcess>
+        : Trainer(ctx, net, std::move(options), single_process_) {}
+
+    /// The ranks of `communicator`, which must outlive the trainer.
+    Trainer(Context& ctx, Net& net, TrainerOptions options, Communicator& communicator)
         : ctx_(ctx), net_(net), options_(std::move(options)),
-          adamw_(net.parameters().trainable_count(), options_.adamw) {
+          adamw_(net.parameters().trainable_count(), options_.adamw), communicator_(communicator) {
         require(!options_.output_dir.empty(), "the trainer needs an output directory");
     }
 
@@ -129,7 +146,10 @@ public:
             net_.dropout_rng().set_state(state.dropout_rng);
             result.resumed = true;
         }
-        MetricsLog metrics(options_.output_dir / "metrics.jsonl", result.resumed ? state.step : -1);
+        bool const writes = communicator_.rank() == 0;
+        MetricsLog metrics = writes ? MetricsLog(options_.output_dir / "metrics.jsonl", result.resumed ? state.step : -1)
+                                    : MetricsLog();
+        bool const show_progress = options_.show_progress && writes;
         ProgressLine progress(total_steps, stderr, std::max(1L, total_steps / 20), state.step);
         Spend spent = spent_before(pools, order_of, state);
         std::int64_t const tokens_at_start = spent.tokens;
@@ -147,24 +167,24 @@ public:
             std::size_t const from = e == std::uint64_t(state.epoch) ? std::size_t(state.position) : 0;
             if (from >= limit) continue;
             for (auto const& plan : epoch_steps(limit, options_.batching, from)) {
-                auto const batches = step_batches(order, plan, get, options_.batching.pad_id);
+                auto const batches = rank_share(step_batches(order, plan, get, options_.batching.pad_id));
                 double const lr = schedule.lr_at(state.step);
                 StepResult r;
                 try {
                     auto step = [&] {
                         return train_step(ctx_, net_, adamw_, std::span<TokenBatch const>(batches), lr,
-                                          options_.max_grad_norm, state.step);
+                                          options_.max_grad_norm, state.step, communicator_);
                     };
                     if (state.step + 1 == options_.profile_step) {
                         auto [result, regions] = profiled(ctx_, step);
                         r = result;
-                        write_profile(regions, state.step + 1, metrics);
+                        if (writes) write_profile(regions, state.step + 1, metrics);
                     } else {
                         r = step();
                     }
                 } catch (Error const& err) {
                     metrics.write({{"type", "error"}, {"step", state.step}, {"message", err.what()}});
-                    progress.finish();
+                    if (show_progress) progress.finish();
                     auto const last = list_checkpoints(checkpoints_dir);
                     fail(err.what(), "; the run stopped, the last good checkpoint is ",
                          last.empty() ? std::string("none") : last.back().second.string());
@@ -177,7 +197,7 @@ public:
                 metrics.write({{"type", "step"}, {"step", state.step}, {"epoch", double(e) + double(plan.records.end) / double(order.size())},
                                {"loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm}, {"records", spent.records},
                                {"tokens", spent.tokens}, {"tokens_per_second", double(spent.tokens) / elapsed()}});
-                if (options_.show_progress) progress.update(state.step, r.loss, lr, spent.tokens - tokens_at_start);
+                if (show_progress) progress.update(state.step, r.loss, lr, spent.tokens - tokens_at_start);
                 bool const last_step = state.step == total_steps;
                 if (last_step || (options_.eval_every > 0 && state.step % options_.eval_every == 0)) {
                     if (plan.records.end == order.size()) {  // the checkpoint resumes at the next epoch's start
@@ -191,7 +211,7 @@ public:
             state.epoch = long(e) + 1;
             state.position = 0;
         }
-        if (options_.show_progress) progress.finish();
+        if (show_progress) progress.finish();
         if (last_eval != state.step) evaluate_and_checkpoint(validation, state, metrics, elapsed(), checkpoints_dir);
 
         result.steps = state.step;
@@ -202,7 +222,7 @@ public:
         result.best_step = state.best_step;
         result.best_language_losses = state.extra.value("best_language_losses", std::map<std::string, double>{});
         result.best_checkpoint = checkpoints_dir / detail::checkpoint_name(state.best_step);
-        write_summary(result, budget);
+        if (writes) write_summary(result, budget);
         return result;
     }
 
@@ -306,8 +326,24 @@ private:
         metrics.write(record);
         state.dropout_rng = net_.dropout_rng().state();
         state.extra["seconds"] = seconds;
-        save_checkpoint(ctx_, checkpoints_dir, net_.parameters(), adamw_, state);
-        prune_checkpoints(checkpoints_dir, options_.keep_last, state.best_step);
+        if (communicator_.rank() == 0) {
+            save_checkpoint(ctx_, checkpoints_dir, net_.parameters(), adamw_, state);
+            prune_checkpoints(checkpoints_dir, options_.keep_last, state.best_step);
+        }
+        if (communicator_.size() > 1) {  // no rank goes on (to load_best, say) before the checkpoint is there
+            std::array<double, 1> barrier{0.0};
+            communicator_.all_reduce_sum(std::span<double>(barrier));
+        }
+    }
+
+    /// This rank's micro-batches of a global step: r, r + ranks, ...
+    std::vector<TokenBatch> rank_share(std::vector<TokenBatch> step) const {
+        int const ranks = communicator_.size();
+        if (ranks == 1) return step;
+        std::vector<TokenBatch> mine;
+        for (std::size_t j = std::size_t(communicator_.rank()); j < step.size(); j += std::size_t(ranks))
+            mine.push_back(std::move(step[j]));
+        return mine;
     }
 
     void write_summary(TrainResult const& r, Budget const& budget) const {
@@ -330,6 +366,8 @@ private:
     Net& net_;
     TrainerOptions options_;
     AdamW<Backend, T> adamw_;
+    distributed::SingleProcess single_process_;
+    Communicator& communicator_;
 };
 
 }  // namespace polyalpaca

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "polyalpaca/backend/cpu_eigen.hpp"
@@ -110,14 +112,15 @@ inline io::DType dtype_of(std::string const& s) {
 
 }  // namespace program_detail
 
-/// Runs a trainer for Model (a family type with its adapter) on Backend (CpuEigen, or Cuda from a .cu program that
-/// includes backend/cuda.cuh). Returns the process exit status.
-template <class Model, class Backend = CpuEigen>
-int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) try {
-    using namespace program_detail;
+namespace program_detail {
+
+/// The trainer program on one rank of `world` (run_trainer_program).
+template <class Model, class Backend, class Communicator>
+int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& world) {
     auto const parsed = parse_trainer_command_line(argc, argv, defaults);
     if (!parsed) return 0;
     auto const& c = *parsed;
+    bool const writes = world.rank() == 0;  // rank 0 alone writes files and prints
     typename Backend::Context ctx;  // first: a missing GPU stops the program before any data is read
     constexpr int head_dim = attention_head_dim<Model>;
     select_attention_kernel<Backend>(ctx, c.attention);
@@ -151,7 +154,7 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     }
     for (auto const& lang : c.languages)
         require(by_language.count(lang), "--languages names '", lang, "' but no --data file is given for it");
-    {
+    if (writes) {
         std::ofstream log(c.output_dir / "data_report.txt");
         report.write(log);
     }
@@ -173,7 +176,8 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
                               {"attention", attention_that_runs<Backend>(ctx, head_dim)},
                               {"gemm_math", gemm_math_name<Backend>(ctx)}};
     for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
-    io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
+    run_config["ranks"] = world.size();
+    if (writes) io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;
     for (auto const& pool : mixture.pools()) examples.push_back(by_language[pool.lang]);
     std::vector<std::pair<std::string, std::vector<Example>>> validation;
@@ -186,8 +190,8 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     CausalLm<Model, Backend, float> net(ctx, {.seed = c.seed, .adapter_dropout = Model::adapter::is_lora ? c.lora_dropout : 0.0});
     if (!c.model_dir.empty()) {
         auto const warning = io::load_hf_checkpoint(ctx, net, c.model_dir);
-        if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
-    } else {
+        if (!warning.empty() && writes) std::fprintf(stderr, "%s\n", warning.c_str());
+    } else if (writes) {
         std::fprintf(stderr, "no --model-dir: training from random weights (seed %llu)\n", (unsigned long long)c.seed);
     }
 
@@ -210,13 +214,19 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     o.cost = flop_cost<Model>();
     o.show_progress = !c.quiet;
     o.profile_step = c.profile_step;
+    require(o.batching.accumulation % world.size() == 0 || world.size() == 1, "--global-batch ", c.global_batch,
+            " is ", o.batching.accumulation, " micro-batches of ", c.micro_batch,
+            ", which do not split evenly over ", world.size(), " ranks");
 
-    std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters, on %s\n", defaults.name.c_str(),
-                mixture.name().c_str(), mixture.pools().size(), (long long)net.parameters().trainable_count(),
-                (long long)net.parameters().total_count(), Backend::name);
-    Trainer<Model, Backend, float> trainer(ctx, net, o);
+    if (writes)
+        std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters, on %s%s\n", defaults.name.c_str(),
+                    mixture.name().c_str(), mixture.pools().size(), (long long)net.parameters().trainable_count(),
+                    (long long)net.parameters().total_count(), Backend::name,
+                    world.size() > 1 ? (", " + std::to_string(world.size()) + " ranks").c_str() : "");
+    Trainer<Model, Backend, float, Communicator> trainer(ctx, net, o, world);
     auto const result = trainer.fit(mixture, examples, validation);
     trainer.load_best(result);
+    if (!writes) return 0;
     auto const dtype = dtype_of(c.save_dtype);
     std::filesystem::path saved;
     if constexpr (Model::adapter::is_lora) {
@@ -246,6 +256,26 @@ int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) 
     std::printf("\nsaved %s; data report %s; metrics %s\n", saved.string().c_str(),
                 (c.output_dir / "data_report.txt").string().c_str(), (c.output_dir / "metrics.jsonl").string().c_str());
     return 0;
+}
+
+}  // namespace program_detail
+
+/// Runs a trainer for Model (a family type with its adapter) on Backend (CpuEigen, or Cuda from a .cu program that
+/// includes backend/cuda.cuh), data parallel over the ranks of Communicator (distributed/communicator.hpp; e.g.
+/// distributed::Mpi from a program that includes distributed/mpi.hpp: every rank reads the data and trains its share
+/// of each global step; rank 0 alone writes and prints). Returns the process exit status. An error one rank meets
+/// alone ends every rank (Mpi::abort) instead of leaving them waiting.
+template <class Model, class Backend = CpuEigen, class Communicator = distributed::SingleProcess>
+int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) try {
+    Communicator world;
+    try {
+        return program_detail::train<Model, Backend>(argc, argv, defaults, world);
+    } catch (std::exception const& e) {
+        if constexpr (!std::is_same_v<Communicator, distributed::SingleProcess>) {
+            if (world.size() > 1) world.abort(defaults.name + ": " + e.what(), 2);
+        }
+        throw;
+    }
 } catch (std::exception const& e) {
     std::fprintf(stderr, "%s: %s\n", defaults.name.c_str(), e.what());
     return 2;
