@@ -8,10 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <concepts>
-#include <span>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
