@@ -196,7 +196,8 @@ public:
                 state.tokens = spent.tokens;
                 metrics.write({{"type", "step"}, {"step", state.step}, {"epoch", double(e) + double(plan.records.end) / double(order.size())},
                                {"loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm}, {"records", spent.records},
-                               {"tokens", spent.tokens}, {"tokens_per_second", double(spent.tokens) / elapsed()}});
+                               {"tokens", spent.tokens}, {"tokens_per_second", double(spent.tokens) / elapsed()},
+                               {"batch_tokens", r.tokens}});  // the step's micro-batches, padding included, all ranks
                 if (show_progress) progress.update(state.step, r.loss, lr, spent.tokens - tokens_at_start);
                 bool const last_step = state.step == total_steps;
                 if (last_step || (options_.eval_every > 0 && state.step % options_.eval_every == 0)) {
