@@ -3,10 +3,10 @@
 # spend the same budget (records, tokens and FLOPs of run_summary.json, exactly), take the same steps, and follow the
 # same loss curve: every step's training loss and every validation loss within 1e-6 relative. The tolerance: the two
 # runs sum the same float gradients in another order (~1e-7 relative of the summed terms, far less on a loss that
-# averages thousands of token losses); about 4e-10 measured over 13 steps (the script prints the largest). Adapter dropout
-# is off: each rank draws its masks from its own generator (docs/distributed.md), so with dropout two ranks match one
-# in distribution, not value. Rank 0 alone writes: one metrics.jsonl line per step, one adapter. Then a run stopped
-# at a checkpoint on two ranks is resumed on one.
+# averages thousands of token losses); about 4e-10 measured over 14 steps (the script prints the largest). Adapter
+# dropout is off: each rank draws its masks from its own generator (docs/distributed.md), so with dropout two ranks
+# match one in distribution, not value. Rank 0 alone writes: one metrics.jsonl line per step, one adapter. Then a
+# run stopped at a checkpoint on two ranks is resumed on one.
 # usage: distributed_trainer.sh LORA_TRAINER TOKENIZER_JSON WORK_DIR LAUNCH...  (LAUNCH: the launcher up to the count)
 set -euo pipefail
 lora=$1 tokenizer=$2 work=$3
@@ -24,9 +24,9 @@ for lang in en de; do
         echo "{\"id\": \"t$i\", \"instruction\": \"Write $a in words ($lang).\", \"input\": \"\", \"output\": \"${words[$a]}\"}" >> "$work/$lang.jsonl"
     done
 done
-# A global batch of 8 = 4 micro-batches of 2: 2 on each of 2 ranks. 104 training records: the epoch's last step is
-# short (one micro-batch, which rank 0 takes alone).
-args=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" "de=$work/de.jsonl" --val-size 12 --global-batch 8
+# A global batch of 8 = 4 micro-batches of 2: 2 on each of 2 ranks. 106 training records (11 of each language's 64
+# held out): the epoch's last step is short, one micro-batch of 2 records, which rank 0 takes alone.
+args=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" "de=$work/de.jsonl" --val-size 11 --global-batch 8
       --micro-batch 2 --cutoff 64 --lr 3e-3 --warmup-steps 2 --eval-every 5 --seed 3 --quiet --lora-dropout 0)
 
 "$lora" "${args[@]}" --epochs 1 --output-dir "$work/one" > "$work/one.log" 2>&1 || { cat "$work/one.log"; fail "one rank"; }
