@@ -167,7 +167,7 @@ public:
             std::size_t const from = e == std::uint64_t(state.epoch) ? std::size_t(state.position) : 0;
             if (from >= limit) continue;
             for (auto const& plan : epoch_steps(limit, options_.batching, from)) {
-                auto const batches = rank_share(step_batches(order, plan, get, options_.batching.pad_id));
+                auto const batches = step_batches(order, rank_share(plan), get, options_.batching.pad_id);
                 double const lr = schedule.lr_at(state.step);
                 StepResult r;
                 try {
@@ -337,13 +337,13 @@ private:
         }
     }
 
-    /// This rank's micro-batches of a global step: r, r + ranks, ...
-    std::vector<TokenBatch> rank_share(std::vector<TokenBatch> step) const {
+    /// This rank's micro-batches of a global step: r, r + ranks, ... (the others' are never collated here).
+    StepPlan rank_share(StepPlan const& step) const {
         int const ranks = communicator_.size();
         if (ranks == 1) return step;
-        std::vector<TokenBatch> mine;
-        for (std::size_t j = std::size_t(communicator_.rank()); j < step.size(); j += std::size_t(ranks))
-            mine.push_back(std::move(step[j]));
+        StepPlan mine{step.records, {}};
+        for (std::size_t j = std::size_t(communicator_.rank()); j < step.micro_batches.size(); j += std::size_t(ranks))
+            mine.micro_batches.push_back(step.micro_batches[j]);
         return mine;
     }
 

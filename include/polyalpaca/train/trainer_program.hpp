@@ -121,6 +121,9 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     if (!parsed) return 0;
     auto const& c = *parsed;
     bool const writes = world.rank() == 0;  // rank 0 alone writes files and prints
+    std::size_t const micro_batches = batching_for_global(c.global_batch, c.micro_batch).accumulation;
+    require(micro_batches % std::size_t(world.size()) == 0, "--global-batch ", c.global_batch, " is ", micro_batches,
+            " micro-batches of ", c.micro_batch, ", which do not split evenly over ", world.size(), " ranks");
     typename Backend::Context ctx;  // first: a missing GPU stops the program before any data is read
     constexpr int head_dim = attention_head_dim<Model>;
     select_attention_kernel<Backend>(ctx, c.attention);
@@ -214,9 +217,6 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     o.cost = flop_cost<Model>();
     o.show_progress = !c.quiet;
     o.profile_step = c.profile_step;
-    require(o.batching.accumulation % world.size() == 0 || world.size() == 1, "--global-batch ", c.global_batch,
-            " is ", o.batching.accumulation, " micro-batches of ", c.micro_batch,
-            ", which do not split evenly over ", world.size(), " ranks");
 
     if (writes)
         std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters, on %s%s\n", defaults.name.c_str(),
