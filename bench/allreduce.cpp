@@ -55,28 +55,37 @@ void bandwidth_table(pa::distributed::Mpi& world, std::size_t max_bytes, int ite
 }
 
 /// A full-parameter GPT-NeoX 70m step of one micro-batch (1 x 64 tokens) on each rank, with the gradient sum over
-/// the ranks and without it (the same local work), alternated; the best of `repeat` each.
+/// the ranks, under ZeRO-1 (reduce-scatter, a shard's update, all-gather) and without any exchange (the same local
+/// work), alternated; the best of `repeat` each.
 void step_overhead(pa::distributed::Mpi& world, int repeat) {
     using Model = pa::GptNeoX<pa::gpt_neox::Size70m>;
     pa::cpu::Context ctx;
     pa::CausalLm<Model, pa::CpuEigen, float> net(ctx, {.seed = 1});
     pa::AdamW<pa::CpuEigen, float> adamw(net.parameters().trainable_count(), {});
+    auto const shard = pa::distributed::shard_of(net.parameters().trainable_count(), world.size(), world.rank());
+    pa::AdamW<pa::CpuEigen, float> adamw_shard(shard.count, {});
     pa::Rng rng(7 + std::uint64_t(world.rank()));
     xt::xtensor<std::int32_t, 2> ids = xt::xtensor<std::int32_t, 2>::from_shape({1, 64});
     for (auto& id : ids) id = std::int32_t(rng.next_u64() % Model::config::vocab);
     std::vector<pa::TokenBatch> micro{pa::make_lm_batch(ids)};
     std::span<pa::TokenBatch const> const batches(micro);
     pa::distributed::SingleProcess alone;
-    double with = 1e30, without = 1e30;
+    auto const zero1 = pa::distributed::OptimizerSharding::Zero1;
+    double with = 1e30, sharded = 1e30, without = 1e30;
     for (int r = 0; r < repeat; ++r) {
         with = std::min(with, timed(world, [&] { pa::train_step(ctx, net, adamw, batches, 1e-5, 1.0, r, world); }));
+        sharded = std::min(sharded, timed(world, [&] {
+            pa::train_step(ctx, net, adamw_shard, batches, 1e-5, 1.0, r, world, zero1);
+        }));
         without = std::min(without, timed(world, [&] { pa::train_step(ctx, net, adamw, batches, 1e-5, 1.0, r, alone); }));
     }
     if (world.rank() == 0)
         std::printf("\nGPT-NeoX 70m full-parameter step (1 x 64 tokens a rank, %.1f MB of gradients) over %d ranks, "
-                    "best of %d:\n  with the gradient sum %.3f s, without %.3f s: overhead %.3f s (%.1f%%)\n",
-                    double(net.parameters().trainable_count()) * 4 / 1e6, world.size(), repeat, with, without,
-                    with - without, 100.0 * (with - without) / without);
+                    "best of %d:\n  without exchange %.3f s\n  with the gradient sum %.3f s: overhead %.3f s (%.1f%%)\n"
+                    "  ZeRO-1 %.3f s: overhead %.3f s (%.1f%%)\n",
+                    double(net.parameters().trainable_count()) * 4 / 1e6, world.size(), repeat, without, with,
+                    with - without, 100.0 * (with - without) / without, sharded, sharded - without,
+                    100.0 * (sharded - without) / without);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan] [--output DIR] [--quick]: runs a whole study
-// (docs/study.md) and writes its report. Without a study file it runs the embedded study: the synthetic suite, a
+// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan [--ranks N]] [--output DIR] [--quick]: runs a
+// whole study (docs/study.md) and writes its report. Without a study file it runs the embedded study: the synthetic suite, a
 // byte-level BLOOM pretrained here, every strategy tuned and evaluated. Each base model trains on an engine
 // compiled for its preset and the chosen backend (study/engine_registry.hpp); --plan needs no engine and no data.
 #include <polyalpaca/polyalpaca.hpp>
@@ -72,6 +72,7 @@ int main(int argc, char** argv) try {
     restart_with_cpu_env(argv);
     std::string file, output, device, attention = "auto", frozen_weights = "bf16";
     bool quick = false, quiet = false, print_default = false, plan = false;
+    int ranks = 1;
     po::options_description desc("polyalpaca_study [STUDY.json] [options]");
     desc.add_options()("help,h", "this help")("output", po::value(&output), "output directory (overrides the study file's)")(
         "device", po::value(&device),
@@ -82,6 +83,8 @@ int main(int argc, char** argv) try {
         "fp32")(
         "plan", po::bool_switch(&plan),
         "print every run with its budget, optimizer steps and predicted peak memory on the device, then exit")(
+        "ranks", po::value(&ranks)->default_value(1),
+        "with --plan: memory per rank of this many data-parallel ranks, with and without ZeRO-1")(
         "quick", po::bool_switch(&quick), "the embedded study's shortened form (CI)")(
         "quiet", po::bool_switch(&quiet), "no progress lines")(
         "print-default", po::bool_switch(&print_default), "print the embedded study file and exit");
@@ -115,7 +118,10 @@ int main(int argc, char** argv) try {
     auto const backend = plan && s.device == "cuda" ? std::string("cuda") : backend_for(s.device);
     pa::require(backend == "cuda" || attention == "auto", "--attention ", attention,
                 ": the CPU has one attention path; leave --attention at auto");
-    pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16"};
+    pa::require(ranks >= 1, "--ranks must be at least 1, got ", ranks);
+    pa::require(ranks == 1 || plan, "--ranks ", ranks, " plans memory per rank (with --plan); the study runner itself "
+                "trains on one device, the generated trainers train data parallel (docs/distributed.md)");
+    pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16", ranks};
     if (plan) return pa::study::runner::print_plan(s, plan_device);
 
     auto const missing = pa::study::missing_files(s);

@@ -5,8 +5,9 @@
 # runs sum the same float gradients in another order (~1e-7 relative of the summed terms, far less on a loss that
 # averages thousands of token losses); about 4e-10 measured over 14 steps (the script prints the largest). Adapter
 # dropout is off: each rank draws its masks from its own generator (docs/distributed.md), so with dropout two ranks
-# match one in distribution, not value. Rank 0 alone writes: one metrics.jsonl line per step, one adapter. Then a
-# run stopped at a checkpoint on two ranks is resumed on one.
+# match one in distribution, not value. Rank 0 alone writes: one metrics.jsonl line per step, one adapter. The same
+# with ZeRO-1 (--zero1: each rank holds and saves its shard of AdamW's moments). Then runs stopped at a checkpoint
+# are resumed at another number of ranks: two to one, two with ZeRO-1 to one, one to two with ZeRO-1.
 # usage: distributed_trainer.sh LORA_TRAINER TOKENIZER_JSON WORK_DIR LAUNCH...  (LAUNCH: the launcher up to the count)
 set -euo pipefail
 lora=$1 tokenizer=$2 work=$3
@@ -33,10 +34,24 @@ args=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" "de=$work/de.jsonl" --
 "${launch[@]}" 2 "$lora" "${args[@]}" --epochs 1 --output-dir "$work/two" > "$work/two.log" 2>&1 ||
     { cat "$work/two.log"; fail "two ranks"; }
 
-for field in .steps .spent.records .spent.tokens .spent.flops .spent.languages.en.records .spent.languages.de.tokens; do
-    one=$(jq -r "$field" "$work/one/run_summary.json") two=$(jq -r "$field" "$work/two/run_summary.json")
-    [ "$one" = "$two" ] || fail "run_summary.json $field: $one on one rank, $two on two"
-done
+# same_run REFERENCE RUN WHAT: RUN spent REFERENCE's budget (exactly) and followed its loss curve (the training loss
+# of every step, then the validation loss of every evaluation, in order) within 1e-6 relative; prints the largest.
+curve() { jq -r 'select(.type == "step" or .type == "eval") | .loss' "$1/metrics.jsonl"; }
+same_run() {
+    local ref=$1 run=$2 what=$3 field a b worst
+    for field in .steps .spent.records .spent.tokens .spent.flops .spent.languages.en.records .spent.languages.de.tokens; do
+        a=$(jq -r "$field" "$ref/run_summary.json") b=$(jq -r "$field" "$run/run_summary.json")
+        [ "$a" = "$b" ] || fail "$what: run_summary.json $field is $b, the one-rank run's $a"
+    done
+    [ "$(curve "$ref" | wc -l)" = "$(curve "$run" | wc -l)" ] || fail "$what: the loss curves differ in length"
+    worst=$(paste <(curve "$ref") <(curve "$run") |
+            awk 'BEGIN { w = 0 } { d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1); if (r > w) w = r }
+                 END { printf "%.3e", w }')
+    awk -v w="$worst" 'BEGIN { exit !(w <= 1e-6) }' || fail "$what: the loss curves differ by $worst relative (> 1e-6)"
+    echo "$what: $(jq -r .steps "$run/run_summary.json") steps, the one-rank run's budget; losses within $worst relative"
+}
+
+same_run "$work/one" "$work/two" "two ranks against one"
 [ "$(jq -r .ranks "$work/two/run_config.json")" = 2 ] || fail "run_config.json does not record 2 ranks"
 steps=$(jq -r .steps "$work/one/run_summary.json")
 [ "$(grep -c '"type":"step"' "$work/two/metrics.jsonl")" = "$steps" ] || fail "two ranks logged other than $steps steps"
@@ -47,34 +62,41 @@ batch_tokens() { jq -r 'select(.type == "step") | .batch_tokens' "$1/metrics.jso
 [ "$(batch_tokens "$work/one")" = "$(batch_tokens "$work/two")" ] ||
     fail "the ranks' steps trained other tokens than the one-rank run's (batch_tokens in metrics.jsonl)"
 
-# The loss curves: training loss of every step, then validation loss of every evaluation, in order.
-curve() { jq -r 'select(.type == "step" or .type == "eval") | .loss' "$1/metrics.jsonl"; }
-worst=$(paste <(curve "$work/one") <(curve "$work/two") |
-        awk 'BEGIN { w = 0 } { d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1); if (r > w) w = r }
-             END { printf "%.3e", w }')
-[ "$(curve "$work/one" | wc -l)" = "$(curve "$work/two" | wc -l)" ] || fail "the loss curves differ in length"
-awk -v w="$worst" 'BEGIN { exit !(w <= 1e-6) }' || fail "the loss curves differ by $worst relative (> 1e-6)"
-echo "two ranks against one: $steps steps, the same budget spent; losses within $worst relative"
+# ZeRO-1: each rank holds and saves its half of AdamW's moments; the run is the one-rank run, to rounding.
+"${launch[@]}" 2 "$lora" "${args[@]}" --epochs 1 --zero1 --output-dir "$work/zero1" > "$work/zero1.log" 2>&1 ||
+    { cat "$work/zero1.log"; fail "two ranks, ZeRO-1"; }
+same_run "$work/one" "$work/zero1" "two ranks with ZeRO-1 against one"
+[ "$(jq -r .optimizer_sharding "$work/zero1/run_config.json")" = zero1 ] || fail "run_config.json: not zero1"
+last=$(ls -d "$work"/zero1/checkpoints/checkpoint-* | sort -t- -k2 -n | tail -1)
+[ "$(jq -r .optimizer_shards "$last/state.json")" = 2 ] || fail "$last/state.json does not record 2 shards"
+for shard in 00000 00001; do
+    [ -f "$last/optimizer-shard-$shard-of-00002.safetensors" ] || fail "$last holds no optimizer shard $shard"
+done
 
-# Resume at another number of ranks: a two-rank run that stops at a checkpoint (its budget, 40 records, spent: 5
-# steps), resumed on one rank with the whole budget (2 epochs), ends as the uninterrupted one-rank run: the same
-# budget, and the loss curve within the same tolerance. The schedule is constant, so the learning rate of a step does
-# not depend on the budget the run started with.
+# Resume at another number of ranks: a run that stops at a checkpoint (its budget, 40 records, spent: 5 steps),
+# resumed with the whole budget (2 epochs), ends as the uninterrupted one-rank run: the same budget, and the loss
+# curve within the same tolerance. The schedule is constant, so the learning rate of a step does not depend on the
+# budget the run started with. Two ranks to one, two ranks with ZeRO-1 to one (the shards read back as one
+# optimizer), and one rank to two with ZeRO-1 (one optimizer re-sharded).
 long=("${args[@]}" --epochs 2 --schedule constant)
 "$lora" "${long[@]}" --output-dir "$work/long_one" > /dev/null 2>&1 || fail "the one-rank run of 2 epochs"
-"${launch[@]}" 2 "$lora" "${long[@]}" --budget-records 40 --output-dir "$work/moved" > "$work/moved.log" 2>&1 ||
-    { cat "$work/moved.log"; fail "the two-rank run of 40 records"; }
-[ "$(jq -r .steps "$work/moved/run_summary.json")" = 5 ] || fail "the two-rank run of 40 records took other than 5 steps"
-rm "$work/moved/run_summary.json"
-"$lora" "${long[@]}" --output-dir "$work/moved" > "$work/moved.log" 2>&1 || { cat "$work/moved.log"; fail "resume"; }
-[ "$(jq -r .resumed "$work/moved/run_summary.json")" = true ] || fail "the one-rank rerun did not resume"
-for field in .steps .spent.records .spent.tokens .spent.flops; do
-    one=$(jq -r "$field" "$work/long_one/run_summary.json") moved=$(jq -r "$field" "$work/moved/run_summary.json")
-    [ "$one" = "$moved" ] || fail "resumed at one rank: run_summary.json $field is $moved, the one-rank run's $one"
-done
-[ "$(curve "$work/long_one" | wc -l)" = "$(curve "$work/moved" | wc -l)" ] || fail "the resumed loss curve's length"
-worst=$(paste <(curve "$work/long_one") <(curve "$work/moved") |
-        awk 'BEGIN { w = 0 } { d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1); if (r > w) w = r }
-             END { printf "%.3e", w }')
-awk -v w="$worst" 'BEGIN { exit !(w <= 1e-6) }' || fail "resumed at one rank: losses differ by $worst (> 1e-6)"
-echo "two ranks to a checkpoint, resumed on one: the one-rank run's budget; losses within $worst relative"
+two_ranks=("${launch[@]}" 2) one_rank=()
+# resume_check DIR WHAT FIRST-LAUNCHER FIRST-FLAGS SECOND-LAUNCHER SECOND-FLAGS (launchers: names of arrays): the
+# first run spends 40 records, the second resumes it to the end.
+resume_check() {
+    local dir="$work/$1" what=$2 first_flags=$4 second_flags=$6
+    local -n first_launch=$3 second_launch=$5
+    # shellcheck disable=SC2086  # the flags are a word or none
+    "${first_launch[@]}" "$lora" "${long[@]}" $first_flags --budget-records 40 --output-dir "$dir" > "$dir.log" 2>&1 ||
+        { cat "$dir.log"; fail "$what: the run of 40 records"; }
+    [ "$(jq -r .steps "$dir/run_summary.json")" = 5 ] || fail "$what: the run of 40 records took other than 5 steps"
+    rm "$dir/run_summary.json"
+    # shellcheck disable=SC2086
+    "${second_launch[@]}" "$lora" "${long[@]}" $second_flags --output-dir "$dir" > "$dir.log" 2>&1 ||
+        { cat "$dir.log"; fail "$what: resume"; }
+    [ "$(jq -r .resumed "$dir/run_summary.json")" = true ] || fail "$what: the rerun did not resume"
+    same_run "$work/long_one" "$dir" "$what"
+}
+resume_check moved "two ranks to a checkpoint, resumed on one" two_ranks "" one_rank ""
+resume_check moved_zero1 "two ranks with ZeRO-1 to a checkpoint, resumed on one" two_ranks --zero1 one_rank ""
+resume_check moved_back "one rank to a checkpoint, resumed on two with ZeRO-1" one_rank "" two_ranks --zero1

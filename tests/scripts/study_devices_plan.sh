@@ -3,6 +3,7 @@
 # - --device cuda with no GPU visible: one sentence on stderr, a non-zero exit, nothing written;
 # - --plan of the paper's study file (placeholder paths): 5 models x 2 methods of memory, 5 x 22 runs, and then
 #   the missing files by key and path, exit 2, nothing written; the same for --device cuda (a GPU plan needs no GPU);
+# - --plan --ranks 4: memory per rank with and without ZeRO-1; --ranks without --plan is refused;
 # - a study naming a preset this runner has no engine for: the error names POLYALPACA_STUDY_PRESETS, nothing written;
 # - a study whose run would not fit this machine's memory: refused before any work, naming the run and the remedy;
 # - a bad --device or --attention value, and flash attention on the CPU: refused before any work.
@@ -56,6 +57,21 @@ grep -q ' on cuda' plan_cuda.log || fail "the --device cuda plan does not say it
 cpu_peak=$(grep -E '^\| bloom-560m \| full \|' plan_cpu.log | awk -F'|' '{print $12}')
 cuda_peak=$(grep -E '^\| bloom-560m \| full \|' plan_cuda.log | awk -F'|' '{print $12}')
 [[ "$cpu_peak" != "$cuda_peak" ]] || fail "the cpu and cuda plans of bloom-560m full predict the same peak"
+
+# Per rank of 4 data-parallel ranks: the ZeRO-1 columns, a smaller peak for every full-parameter run (a quarter of
+# AdamW's moments), the replicated peak unchanged; --ranks without --plan is refused.
+"$study" "$source/docs/paper_study.json" --plan --device cuda --ranks 4 > plan_ranks.log 2> /dev/null || true
+grep -q '^Per rank of 4 data-parallel ranks' plan_ranks.log || fail "--ranks 4: no per-rank note"
+for model in bloom-560m bloom-1b1 bloom-1b7 bloom-3b bloom-7b1; do
+    row=$(grep -E "^\| $model \| full \|" plan_ranks.log) || fail "--ranks 4: no row for $model full"
+    peak=$(awk -F'|' '{print $12}' <<< "$row") zero1=$(awk -F'|' '{print $15}' <<< "$row")
+    [[ "$peak" = "$(grep -E "^\| $model \| full \|" plan_cuda.log | awk -F'|' '{print $12}')" ]] ||
+        fail "--ranks 4: $model full's replicated peak differs from the one-rank plan's"
+    awk -v p="$peak" -v z="$zero1" 'BEGIN { exit !(z + 0 > 0 && z + 0 < p + 0) }' ||
+        fail "--ranks 4: $model full's ZeRO-1 peak ($zero1) is not below its peak ($peak)"
+done
+if "$study" --quick --ranks 2 --output "$work/ranks_out" > ranks.log 2>&1; then fail "--ranks 2 without --plan ran"; fi
+grep -q -- '--ranks 2 plans memory per rank (with --plan)' ranks.log || fail "--ranks without --plan: no reason given"
 
 # A preset without an engine here: the error names the option that adds one.
 cat > no_engine.json <<'EOF'

@@ -138,6 +138,29 @@ TEST_CASE("the CPU plan holds what a real CpuEigen step holds", "[memory_plan]")
     check_against_cpu<LlamaTinyLora>("llama-tiny lora");
 }
 
+TEST_CASE("a rank's plan under ZeRO-1 holds its shard of AdamW's moments, and the rest as one rank", "[memory_plan]") {
+    auto const o = training_only();
+    auto const one = pa::plan_memory<BloomMini>(pa::Device::cpu(), o);
+    auto replicated_options = o;
+    replicated_options.ranks = 3;
+    auto const replicated = pa::plan_memory<BloomMini>(pa::Device::cpu(), replicated_options);
+    auto zero1_options = replicated_options;
+    zero1_options.sharding = pa::distributed::OptimizerSharding::Zero1;
+    auto const zero1 = pa::plan_memory<BloomMini>(pa::Device::cpu(), zero1_options);
+
+    CHECK(replicated.optimizer == one.optimizer);
+    CHECK(replicated.peak == one.peak);
+    CHECK(replicated.ranks == "rank 0 of 3, replicated");
+    CHECK(zero1.ranks == "rank 0 of 3, ZeRO-1");
+    auto const shard = pa::distributed::shard_of(one.trainable_parameters, 3, 0);  // rank 0's, the largest
+    CHECK(zero1.optimizer == 2 * std::size_t(shard.count) * sizeof(float));
+    CHECK(zero1.weights == one.weights);
+    CHECK(zero1.gradients == one.gradients);  // ZeRO-1 keeps the whole gradient arena
+    CHECK(zero1.activations == one.activations);
+    CHECK(zero1.peak < one.peak);
+    CHECK(zero1.peak >= one.peak - (one.optimizer - zero1.optimizer));
+}
+
 TEST_CASE("on Cuda, Auto runs flash at head_dim 64 in Bf16 and keeps 2 floats per query row", "[memory_plan]") {
     auto const o = training_only();
     auto const flash = pa::plan_memory<Pythia70mLora>(pa::Device::gpu(), o);

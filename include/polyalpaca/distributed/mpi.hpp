@@ -1,8 +1,8 @@
 /// @file distributed/mpi.hpp
 /// @brief Mpi: the communicator of the CPU backend (distributed/communicator.hpp), on MPI (Open MPI's
 ///        libopenmpi-dev): ranks started by `mpirun -np N` or Slurm's `srun`, which sum host memory with
-///        MPI_Allreduce. A program that includes this header links MPI (CMake: polyalpaca::mpi); run without a
-///        launcher it is one rank (MPI's singleton start).
+///        MPI_Allreduce (ZeRO-1: MPI_Reduce_scatter and MPI_Allgatherv). A program that includes this header
+///        links MPI (CMake: polyalpaca::mpi); run without a launcher it is one rank (MPI's singleton start).
 #pragma once
 
 #include <mpi.h>
@@ -10,15 +10,19 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
+#include "polyalpaca/distributed/communicator.hpp"
 
 namespace polyalpaca::distributed {
 
@@ -84,6 +88,30 @@ public:
         }
     }
 
+    /// ZeRO-1's gradient sum: this rank's shard (shard_of(n, size(), rank())) of the n values ends as the sum over
+    /// the ranks (one MPI_Reduce_scatter); the values outside it are left unspecified.
+    template <class Context, class T>
+    void reduce_scatter_sum(Context&, T* data, Index n) {
+        static_assert(std::is_same_v<Context, cpu::Context>, "distributed::Mpi shares out host memory only");
+        auto const counts = shard_layout(n).first;
+        // In place, MPI leaves this rank's sum at the start of the buffer: move it to where the shard is.
+        mpi_detail::check(MPI_Reduce_scatter(MPI_IN_PLACE, data, counts.data(), mpi_detail::datatype<T>(), MPI_SUM,
+                                             MPI_COMM_WORLD),
+                          "MPI_Reduce_scatter");
+        Shard const mine = shard_of(n, size_, rank_);
+        if (mine.begin > 0) std::memmove(data + mine.begin, data, std::size_t(mine.count) * sizeof(T));
+    }
+
+    /// ZeRO-1's weight exchange: every rank's shard of the n values goes to every rank (one MPI_Allgatherv).
+    template <class Context, class T>
+    void all_gather(Context&, T* data, Index n) {
+        static_assert(std::is_same_v<Context, cpu::Context>, "distributed::Mpi shares out host memory only");
+        auto const [counts, offsets] = shard_layout(n);
+        mpi_detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), offsets.data(),
+                                         mpi_detail::datatype<T>(), MPI_COMM_WORLD),
+                          "MPI_Allgatherv");
+    }
+
     /// Sums host figures over all ranks, in place.
     void all_reduce_sum(std::span<double> figures) {
         require(figures.size() <= std::size_t(std::numeric_limits<int>::max()), "Mpi: too many figures to sum");
@@ -103,6 +131,19 @@ public:
     }
 
 private:
+    /// Every rank's shard of n values as MPI counts and offsets, which are ints.
+    std::pair<std::vector<int>, std::vector<int>> shard_layout(Index n) const {
+        require(n <= Index(std::numeric_limits<int>::max()), "ZeRO-1 over MPI shares out at most 2^31 - 1 values (",
+                "MPI counts are ints), but the arena holds ", n);
+        std::vector<int> counts, offsets;
+        for (int r = 0; r < size_; ++r) {
+            Shard const s = shard_of(n, size_, r);
+            counts.push_back(int(s.count));
+            offsets.push_back(int(s.begin));
+        }
+        return {counts, offsets};
+    }
+
     int rank_ = 0;
     int size_ = 1;
     bool owns_ = false;

@@ -2,6 +2,7 @@
 /// @brief Gradient clipping by global L2 norm, as torch.nn.utils.clip_grad_norm_.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "polyalpaca/backend/cpu/optim_ops.hpp"
@@ -9,6 +10,10 @@
 #include "polyalpaca/core/tensor.hpp"
 
 namespace polyalpaca {
+
+/// What clip_grad_norm scales the gradients by when their norm is `total`: max_norm / (total + 1e-6), or 1 when
+/// that is not below 1 (torch's clip_coef_clamped).
+inline double clip_coefficient(double total, double max_norm) { return std::min(1.0, max_norm / (total + 1e-6)); }
 
 /// Scales grads (n values) in place so their L2 norm is at most max_norm, as clip_grad_norm_ with
 /// norm_type 2: total = sqrt(sum g^2); clip_coef = max_norm / (total + 1e-6); grads *= clip_coef when it is
@@ -24,7 +29,7 @@ double clip_grad_norm(Context& ctx, T* grads, Index n, double max_norm) {
     if (n == 0) return 0.0;
     double const total = std::sqrt(squared_norm(ctx, static_cast<T const*>(grads), n));
     if (!std::isfinite(total)) return total;
-    double const clip_coef = max_norm / (total + 1e-6);
+    double const clip_coef = clip_coefficient(total, max_norm);
     if (clip_coef < 1.0) scale(ctx, grads, n, T(clip_coef));
     return total;
 }

@@ -27,6 +27,7 @@ struct PlanDevice {
     std::string backend = "cpu";
     std::string attention = "auto";
     bool frozen_in_bf16 = true;
+    int ranks = 1;  ///< data-parallel ranks a run is spread over (memory is planned per rank)
 };
 
 namespace memory_table_detail {
@@ -76,12 +77,15 @@ inline MemoryPlanOptions memory_plan_options(StudyFile const& s, std::string con
 }
 
 /// The predicted memory of a run of `method` of study `s` (its base model's preset) on `device`, decoding prompts of
-/// `prompt_tokens` (see above).
+/// `prompt_tokens` (see above); over several ranks, of one rank, holding AdamW's state as `sharding` says.
 inline MemoryPlan plan_memory(StudyFile const& s, std::string const& method, PlanDevice const& device,
-                              std::optional<int> prompt_tokens = std::nullopt) {
+                              std::optional<int> prompt_tokens = std::nullopt,
+                              distributed::OptimizerSharding sharding = distributed::OptimizerSharding::Replicated) {
     return memory_table_detail::with_model(s.preset, method, [&]<class Model>() {
         auto options = memory_plan_options(s, method, Model::config::max_positions, prompt_tokens);
         options.frozen_in_bf16 = device.frozen_in_bf16;
+        options.ranks = device.ranks;
+        options.sharding = sharding;
         return polyalpaca::plan_memory<Model>(memory_table_detail::device_of(device), options);
     });
 }

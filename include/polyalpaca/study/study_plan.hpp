@@ -176,9 +176,15 @@ inline int print_plan(StudyFile const& s, PlanDevice const& device) {
                 "buffers still held (%s); the peak is the most held at once.\n",
                 missing.empty() ? "prompts as long as the longest test prompt"
                                 : "prompts as long as the cutoff, until the test sets are there");
+    bool const ranks = device.ranks > 1;  // then a rank's peak under ZeRO-1 as well
+    if (ranks)
+        std::printf("\nPer rank of %d data-parallel ranks: every rank holds the weights, gradients and activations; "
+                    "AdamW's moments are whole on every rank, or with ZeRO-1 a 1/%d shard on each.\n",
+                    device.ranks, device.ranks);
     std::printf("\n| model | method | micro-batch x cutoff | attention | fp32 weights | bf16 weights | gradients + AdamW | "
-                "activations | temporaries + scratch | decoding | peak GiB | fits |\n"
-                "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+                "activations | temporaries + scratch | decoding | peak GiB | fits |%s\n"
+                "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|%s\n",
+                ranks ? " ZeRO-1: gradients + AdamW | ZeRO-1: peak GiB | fits |" : "", ranks ? "---:|---:|---|" : "");
     for (auto const& one : split_by_base_model(s)) {
         auto const runs = plan_runs(one);
         std::optional<PlanInputs> inputs;
@@ -192,12 +198,19 @@ inline int print_plan(StudyFile const& s, PlanDevice const& device) {
             auto const m = plan_memory(one, method, device, prompt);
             peaks[method] = m.peak;
             auto const& h = one.hyperparameters.at(method);
-            std::printf("| %s | %s | %zu x %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", one.preset.c_str(),
+            auto const fits = [&](std::size_t peak) { return !available ? "?" : peak <= *available ? "yes" : "**no**"; };
+            std::string zero1;
+            if (ranks) {
+                auto const z = plan_memory(one, method, device, prompt, distributed::OptimizerSharding::Zero1);
+                zero1 = " " + gib(double(z.gradients + z.optimizer)) + " | " + gib(double(z.peak)) + " | " +
+                        fits(z.peak) + " |";
+            }
+            std::printf("| %s | %s | %zu x %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s\n", one.preset.c_str(),
                         method.c_str(), h.micro_batch, h.cutoff, m.attention.c_str(), gib(double(m.weights)).c_str(),
                         gib(double(m.bf16_copies + m.frozen_bf16)).c_str(), gib(double(m.gradients + m.optimizer)).c_str(),
                         gib(double(m.activations)).c_str(), gib(double(m.temporaries + m.op_scratch)).c_str(),
-                        gib(double(m.kv_cache + m.decode_logits)).c_str(), gib(double(m.peak)).c_str(),
-                        !available ? "?" : m.peak <= *available ? "yes" : "**no**");
+                        gib(double(m.kv_cache + m.decode_logits)).c_str(), gib(double(m.peak)).c_str(), fits(m.peak),
+                        zero1.c_str());
         }
         auto const figures = count_runs(one, runs, [&](std::string const& method) { return flop_cost_of(one, method); },
                                         inputs ? &*inputs : nullptr);
@@ -267,8 +280,8 @@ inline std::map<std::string, std::map<std::string, std::size_t>> require_fit(Stu
                 state >= *available
                     ? "its weights" + std::string(method == "full" ? ", gradients and AdamW state" : "") +
                           " alone take " + gib(double(state)) + " GiB: " +
-                          (method == "full" ? "tune with \"lora\" instead, or shard the optimizer state over ranks "
-                                              "once data parallelism exists"
+                          (method == "full" ? "tune with \"lora\" instead, or shard AdamW's state over data-parallel "
+                                              "ranks with ZeRO-1 (--plan --ranks N shows the memory per rank)"
                                             : "it needs a device with more memory")
                     : "lower hyperparameters." + method + ".micro_batch (now " + std::to_string(h.micro_batch) +
                           ") or cutoff (now " + std::to_string(h.cutoff) + "), or decoding.batch (now " +

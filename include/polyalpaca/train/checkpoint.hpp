@@ -1,10 +1,12 @@
 /// @file train/checkpoint.hpp
-/// @brief Training checkpoints: trainable weights, optimizer moments and run state, written atomically and
-///        read back exactly, so a killed run resumes where it stopped.
+/// @brief Training checkpoints: trainable weights, optimizer moments (whole, or in the shards of a ZeRO-1 run) and
+///        run state, written atomically and read back exactly, so a killed run resumes where it stopped, at the same
+///        or another number of ranks.
 #pragma once
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/rng.hpp"
+#include "polyalpaca/distributed/communicator.hpp"
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/safetensors_checkpoint.hpp"
@@ -60,6 +63,67 @@ inline void sync_directory(std::filesystem::path const& dir) {
 }
 }  // namespace detail
 
+namespace detail {
+
+inline std::filesystem::path temp_checkpoint_dir(std::filesystem::path const& run_dir, long step) {
+    return run_dir / ("." + checkpoint_name(step) + ".tmp");
+}
+
+/// The file of ZeRO-1 shard `rank` of `ranks` in a checkpoint.
+inline std::string optimizer_shard_name(int rank, int ranks) {
+    char name[64];
+    std::snprintf(name, sizeof name, "optimizer-shard-%05d-of-%05d.safetensors", rank, ranks);
+    return name;
+}
+
+/// An empty temp directory for the checkpoint of `step`.
+inline std::filesystem::path begin_checkpoint(std::filesystem::path const& run_dir, long step) {
+    auto const temp_dir = temp_checkpoint_dir(run_dir, step);
+    std::filesystem::create_directories(run_dir);
+    std::filesystem::remove_all(temp_dir);
+    std::filesystem::create_directories(temp_dir);
+    return temp_dir;
+}
+
+/// Writes trainable.safetensors and state.json into the temp directory, then renames it into place.
+/// `optimizer_shards`: the number of ZeRO-1 shard files the directory holds (0: optimizer.safetensors).
+template <class Backend, class T>
+std::filesystem::path finish_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& run_dir,
+                                        ParameterStore<Backend, T>& store, long optimizer_steps, int optimizer_shards,
+                                        RunState const& state) {
+    namespace fs = std::filesystem;
+    auto const temp_dir = temp_checkpoint_dir(run_dir, state.step);
+    auto const final_dir = run_dir / checkpoint_name(state.step);
+    Index const n = store.trainable_count();
+    std::vector<T> values(static_cast<std::size_t>(n));
+    Backend::download(ctx, store.trainable_values(), values.data(), values.size());
+    std::vector<float> const values_f(values.begin(), values.end());
+    std::vector<io::TensorToWrite> weights;
+    for (auto* p : store.parameters()) {
+        if (!p->trainable()) continue;
+        Index const offset = p->value - store.trainable_values();
+        weights.push_back({p->name, io::DType::F32, {p->rows, p->cols},
+                           std::span<float const>(values_f.data() + offset, std::size_t(p->size()))});
+    }
+    io::write_safetensors(temp_dir / "trainable.safetensors", weights);
+
+    nlohmann::json j{{"step", state.step},           {"epoch", state.epoch},
+                     {"position", state.position},   {"tokens", state.tokens},
+                     {"best_loss", state.best_loss}, {"best_step", state.best_step},
+                     {"optimizer_steps", optimizer_steps}, {"trainable_values", n},
+                     {"extra", state.extra}};
+    if (optimizer_shards > 0) j["optimizer_shards"] = optimizer_shards;
+    for (auto w : state.dropout_rng) j["dropout_rng"].push_back(to_hex(w));
+    io::write_file_atomically(temp_dir / "state.json", j.dump(2));
+
+    fs::remove_all(final_dir);
+    fs::rename(temp_dir, final_dir);
+    sync_directory(run_dir);
+    return final_dir;
+}
+
+}  // namespace detail
+
 /// Writes <run_dir>/checkpoint-<step>/ {trainable.safetensors, optimizer.safetensors, state.json}. The files go
 /// into a hidden temp directory that is renamed into place only when all of them are complete and synced, so a
 /// kill at any moment leaves either the previous checkpoints alone or the new one whole.
@@ -67,45 +131,59 @@ template <class Backend, class T, class Optimizer>
 std::filesystem::path save_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& run_dir,
                                       ParameterStore<Backend, T>& store, Optimizer const& optimizer,
                                       RunState const& state) {
-    namespace fs = std::filesystem;
-    fs::create_directories(run_dir);
-    auto const final_dir = run_dir / detail::checkpoint_name(state.step);
-    auto const temp_dir = run_dir / ("." + detail::checkpoint_name(state.step) + ".tmp");
-    fs::remove_all(temp_dir);
-    fs::create_directories(temp_dir);
-
+    auto const temp_dir = detail::begin_checkpoint(run_dir, state.step);
     Index const n = store.trainable_count();
-    std::vector<T> values(static_cast<std::size_t>(n)), moments(static_cast<std::size_t>(2 * n));
-    Backend::download(ctx, store.trainable_values(), values.data(), values.size());
+    require(optimizer.size() == n, "save_checkpoint: the optimizer holds ", optimizer.size(), " values, the model ",
+            n, " trainable ones (a ZeRO-1 shard is saved by save_sharded_checkpoint)");
+    std::vector<T> moments(static_cast<std::size_t>(2 * n));
     Backend::download(ctx, optimizer.moments().data(), moments.data(), moments.size());
-    std::vector<float> values_f(values.begin(), values.end()), moments_f(moments.begin(), moments.end());
-    std::vector<io::TensorToWrite> weights, optim;
+    std::vector<float> const moments_f(moments.begin(), moments.end());
+    std::vector<io::TensorToWrite> optim;
     for (auto* p : store.parameters()) {
         if (!p->trainable()) continue;
         Index const offset = p->value - store.trainable_values();
         std::vector<std::int64_t> const shape{p->rows, p->cols};
-        std::span<float const> const slot(values_f.data() + offset, std::size_t(p->size()));
-        weights.push_back({p->name, io::DType::F32, shape, slot});
         optim.push_back({"exp_avg." + p->name, io::DType::F32, shape,
                          std::span<float const>(moments_f.data() + offset, std::size_t(p->size()))});
         optim.push_back({"exp_avg_sq." + p->name, io::DType::F32, shape,
                          std::span<float const>(moments_f.data() + n + offset, std::size_t(p->size()))});
     }
-    io::write_safetensors(temp_dir / "trainable.safetensors", weights);
     io::write_safetensors(temp_dir / "optimizer.safetensors", optim);
+    return detail::finish_checkpoint(ctx, run_dir, store, optimizer.step_count(), 0, state);
+}
 
-    nlohmann::json j{{"step", state.step},           {"epoch", state.epoch},
-                     {"position", state.position},   {"tokens", state.tokens},
-                     {"best_loss", state.best_loss}, {"best_step", state.best_step},
-                     {"optimizer_steps", optimizer.step_count()}, {"trainable_values", n},
-                     {"extra", state.extra}};
-    for (auto w : state.dropout_rng) j["dropout_rng"].push_back(detail::to_hex(w));
-    io::write_file_atomically(temp_dir / "state.json", j.dump(2));
+/// The checkpoint of a ZeRO-1 run, written by all its ranks together (every rank calls this): each rank writes its
+/// shard of AdamW's moments (optimizer-shard-RRRRR-of-NNNNN.safetensors: exp_avg and exp_avg_sq of the shard's
+/// values, its place in the arena in the metadata), rank 0 the weights and state.json (which records the number of
+/// shards). Atomic as save_checkpoint: the directory appears whole once every shard is written. `run_dir` must be
+/// on a filesystem every rank sees. Returns the checkpoint's directory.
+template <class Backend, class T, class Optimizer, class Communicator>
+std::filesystem::path save_sharded_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& run_dir,
+                                              ParameterStore<Backend, T>& store, Optimizer const& optimizer,
+                                              RunState const& state, Communicator& communicator) {
+    int const rank = communicator.rank(), ranks = communicator.size();
+    Index const n = store.trainable_count();
+    distributed::Shard const shard = distributed::shard_of(n, ranks, rank);
+    require(optimizer.size() == shard.count, "save_sharded_checkpoint: the optimizer holds ", optimizer.size(),
+            " values, but shard ", rank, " of ", ranks, " of ", n, " trainable values has ", shard.count);
+    auto const temp_dir = detail::temp_checkpoint_dir(run_dir, state.step);
+    if (rank == 0) detail::begin_checkpoint(run_dir, state.step);
+    distributed::barrier(communicator);
 
-    fs::remove_all(final_dir);
-    fs::rename(temp_dir, final_dir);
-    detail::sync_directory(run_dir);
-    return final_dir;
+    std::vector<T> moments(static_cast<std::size_t>(2 * shard.count));
+    Backend::download(ctx, optimizer.moments().data(), moments.data(), moments.size());
+    std::vector<float> const moments_f(moments.begin(), moments.end());
+    std::vector<std::int64_t> const shape{shard.count};
+    auto const half = std::size_t(shard.count);
+    io::write_safetensors(temp_dir / detail::optimizer_shard_name(rank, ranks),
+                          {{"exp_avg", io::DType::F32, shape, std::span<float const>(moments_f.data(), half)},
+                           {"exp_avg_sq", io::DType::F32, shape, std::span<float const>(moments_f.data() + half, half)}},
+                          {{"shard", std::to_string(rank)}, {"shards", std::to_string(ranks)},
+                           {"begin", std::to_string(shard.begin)}, {"count", std::to_string(shard.count)},
+                           {"trainable_values", std::to_string(n)}});
+    distributed::barrier(communicator);
+    if (rank != 0) return run_dir / detail::checkpoint_name(state.step);
+    return detail::finish_checkpoint(ctx, run_dir, store, optimizer.step_count(), ranks, state);
 }
 
 namespace detail {
@@ -147,19 +225,80 @@ void load_checkpoint_weights(typename Backend::Context& ctx, std::filesystem::pa
     Backend::upload(ctx, values.data(), store.trainable_values(), values.size());
 }
 
-/// Reads a checkpoint written by save_checkpoint into the store and the optimizer; returns its run state.
-/// Every trainable parameter must be present with its shape; a mismatch names the file and the tensor.
+namespace detail {
+
+/// Copies the values [from.begin, from.end()) of an arena, held in `values`, that fall in `into` to their place in
+/// `out`, which holds the arena's values [into.begin, into.end()).
+template <class T>
+void copy_overlap(std::span<T const> values, distributed::Shard from, distributed::Shard into, T* out) {
+    Index const begin = std::max(from.begin, into.begin), end = std::min(from.end(), into.end());
+    for (Index i = begin; i < end; ++i) out[i - into.begin] = values[std::size_t(i - from.begin)];
+}
+
+/// AdamW's moments of the arena values in `shard`, from checkpoint `dir` however it was written (one
+/// optimizer.safetensors, or ZeRO-1 shard files of any number of ranks): exp_avg into out[0, count), exp_avg_sq into
+/// out[count, 2 count). A missing file or tensor, or a size that does not match, names the file.
+template <class Backend, class T>
+void read_moments(std::filesystem::path const& dir, nlohmann::json const& state, ParameterStore<Backend, T>& store,
+                  distributed::Shard shard, T* out) {
+    Index const n = store.trainable_count();
+    std::vector<T> values;
+    if (auto const shards = state.value("optimizer_shards", 0); shards > 0) {  // written by a ZeRO-1 run
+        for (int k = 0; k < shards; ++k) {
+            distributed::Shard const from = distributed::shard_of(n, shards, k);
+            if (std::max(from.begin, shard.begin) >= std::min(from.end(), shard.end())) continue;
+            auto const file = io::SafetensorsFile::open(dir / optimizer_shard_name(k, shards));
+            values.resize(std::size_t(from.count));
+            for (int moment = 0; moment < 2; ++moment) {
+                char const* name = moment == 0 ? "exp_avg" : "exp_avg_sq";
+                auto const* t = file.find(name);
+                require(t != nullptr, "checkpoint file '", file.path().string(), "' has no tensor '", name, "'");
+                require(t->element_count() == from.count, "checkpoint file '", file.path().string(), "': tensor '",
+                        name, "' has ", t->element_count(), " values, but shard ", k, " of ", shards, " of ", n,
+                        " trainable values has ", from.count);
+                file.read(name, std::span<T>(values));
+                copy_overlap(std::span<T const>(values), from, shard, out + moment * shard.count);
+            }
+        }
+        return;
+    }
+    auto const file = io::SafetensorsFile::open(dir / "optimizer.safetensors");  // per parameter
+    for (auto* p : store.parameters()) {
+        if (!p->trainable()) continue;
+        distributed::Shard const from{Index(p->value - store.trainable_values()), p->size()};
+        if (std::max(from.begin, shard.begin) >= std::min(from.end(), shard.end())) continue;
+        values.resize(std::size_t(from.count));
+        for (int moment = 0; moment < 2; ++moment) {
+            auto const name = (moment == 0 ? "exp_avg." : "exp_avg_sq.") + p->name;
+            auto const* t = file.find(name);
+            require(t != nullptr, "checkpoint file '", file.path().string(), "' has no tensor '", name, "'");
+            require(t->element_count() == p->size(), "checkpoint file '", file.path().string(), "': tensor '", name,
+                    "' has ", t->element_count(), " values, the model's has ", p->size());
+            file.read(name, std::span<T>(values));
+            copy_overlap(std::span<T const>(values), from, shard, out + moment * shard.count);
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Reads a checkpoint written by save_checkpoint or save_sharded_checkpoint into the store and the optimizer, which
+/// holds the moments of `shard` of the trainable values (all of them by default; a ZeRO-1 rank's shard otherwise, at
+/// any number of ranks: the moments are re-sharded as they are read); returns its run state. Every trainable
+/// parameter must be present with its shape; a mismatch names the file and the tensor.
 template <class Backend, class T, class Optimizer>
 RunState load_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& dir,
-                         ParameterStore<Backend, T>& store, Optimizer& optimizer) {
+                         ParameterStore<Backend, T>& store, Optimizer& optimizer,
+                         std::optional<distributed::Shard> shard = std::nullopt) {
     auto const state_path = dir / "state.json";
     Index const n = store.trainable_count();
     auto const j = detail::read_checkpoint_state(dir, n);
-    std::vector<T> values(static_cast<std::size_t>(n)), moments(static_cast<std::size_t>(2 * n));
+    distributed::Shard const mine = shard.value_or(distributed::Shard{0, n});
+    require(mine.begin >= 0 && mine.end() <= n && optimizer.size() == mine.count, "load_checkpoint: the optimizer ",
+            "holds ", optimizer.size(), " values for trainable values [", mine.begin, ", ", mine.end(), ") of ", n);
+    std::vector<T> values(static_cast<std::size_t>(n)), moments(static_cast<std::size_t>(2 * mine.count));
     detail::read_trainable(io::SafetensorsFile::open(dir / "trainable.safetensors"), "", store, values.data());
-    auto const optim = io::SafetensorsFile::open(dir / "optimizer.safetensors");
-    detail::read_trainable(optim, "exp_avg.", store, moments.data());
-    detail::read_trainable(optim, "exp_avg_sq.", store, moments.data() + n);
+    detail::read_moments(dir, j, store, mine, moments.data());
     Backend::upload(ctx, values.data(), store.trainable_values(), values.size());
     Backend::upload(ctx, moments.data(), optimizer.moments().data(), moments.size());
     optimizer.set_step_count(j.at("optimizer_steps").get<long>());

@@ -21,6 +21,7 @@
 #include "polyalpaca/backend/sizing.hpp"
 #include "polyalpaca/backend/sizing/frozen_bf16.hpp"
 #include "polyalpaca/core/batch.hpp"
+#include "polyalpaca/distributed/communicator.hpp"
 #include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
 #include "polyalpaca/optim/adamw.hpp"
@@ -75,12 +76,17 @@ struct MemoryPlanOptions {
     /// Cuda: the frozen weight matrices kept in bf16 only (cuda::FrozenInBf16), as a LoRA network loaded for good
     /// keeps them. Ignored for a model without frozen weights and on the CPU.
     bool frozen_in_bf16 = false;
+    /// Data parallel: the plan is of one rank of `ranks`, which holds AdamW's moments of every trainable value
+    /// (Replicated: the one-rank plan) or of its ZeRO-1 shard (the largest, rank 0's).
+    int ranks = 1;
+    distributed::OptimizerSharding sharding = distributed::OptimizerSharding::Replicated;
 };
 
 /// Bytes a run holds, by what they are for, and its peaks. The peaks are of the dry run's ledger, allocation by
 /// allocation; the parts are what each holds at its largest.
 struct MemoryPlan {
     std::string device;                ///< Device::name()
+    std::string ranks;                 ///< "" for one rank, else e.g. "rank 0 of 8, ZeRO-1"
     std::string attention;             ///< the attention that runs: "cpu", or on Cuda "flash" or "gemm"
     Index attention_state_cols = 0;    ///< floats attention keeps per (batch, head, query) row for backward
     Index parameters = 0;              ///< every weight
@@ -89,7 +95,7 @@ struct MemoryPlan {
     std::size_t frozen_bf16 = 0;       ///< Cuda: the frozen matrices kept in bf16 only
     std::size_t trainable = 0;         ///< of which trainable
     std::size_t gradients = 0;         ///< the gradient arena (trainable weights only)
-    std::size_t optimizer = 0;         ///< AdamW's two moments
+    std::size_t optimizer = 0;         ///< AdamW's two moments (under ZeRO-1, of this rank's shard)
     std::size_t bf16_copies = 0;       ///< Cuda, Bf16: the bf16 working copy of every weight a GEMM reads
     std::size_t activations = 0;       ///< what layers keep between forward and backward (activation_bytes_held)
     std::size_t temporaries = 0;       ///< the peak of the temporaries stack (ScratchStack::peak_bytes)
@@ -107,8 +113,8 @@ struct MemoryPlan {
 
     /// One line per part, MiB; the peaks in GiB.
     std::string table() const {
-        std::string out = "memory plan on " + device + ", attention " + attention + " (" +
-                          std::to_string(attention_state_cols) + " floats kept per query row)\n";
+        std::string out = "memory plan on " + device + (ranks.empty() ? "" : ", " + ranks) + ", attention " +
+                          attention + " (" + std::to_string(attention_state_cols) + " floats kept per query row)\n";
         auto line = [&](char const* what, std::size_t bytes) {
             char buffer[96];
             std::snprintf(buffer, sizeof buffer, "  %-28s %12.1f MiB\n", what, double(bytes) / double(1 << 20));
@@ -153,6 +159,21 @@ inline TokenBatch worst_case_batch(int vocab, int batch, int seq) {
 }
 
 namespace detail {
+
+/// Rank 0 of `ranks` in a dry run: the communicator train_step sees, whose collectives move nothing. (They allocate
+/// nothing on the CPU backend; NCCL's own buffers on a GPU are not counted.)
+struct PlannedRank {
+    int ranks = 1;
+    int rank() const { return 0; }
+    int size() const { return ranks; }
+    template <class Context, class T>
+    void all_reduce_sum(Context&, T*, Index) {}
+    template <class Context, class T>
+    void reduce_scatter_sum(Context&, T*, Index) {}
+    template <class Context, class T>
+    void all_gather(Context&, T*, Index) {}
+    void all_reduce_sum(std::span<double>) {}
+};
 
 /// Decoding as generate() runs it (generate/generate.hpp): a cache slot per beam, the prompts' prefill, every beam
 /// copied from its prompt, then the last decoding step, after a reorder that moves every beam, at full length.
@@ -241,8 +262,13 @@ MemoryPlan plan_on(Device const& device, MemoryPlanOptions const& o) {
     plan.weights = (std::size_t(store.total_count()) - moved) * sizeof(float);
     plan.trainable = std::size_t(store.trainable_count()) * sizeof(float);
     plan.gradients = plan.trainable;
+    PlannedRank rank{o.ranks};
+    bool const zero1 = o.sharding == distributed::OptimizerSharding::Zero1;
+    if (o.ranks > 1) plan.ranks = "rank 0 of " + std::to_string(o.ranks) + (zero1 ? ", ZeRO-1" : ", replicated");
+    Index const moments_of =
+        zero1 ? distributed::shard_of(store.trainable_count(), o.ranks, 0).count : store.trainable_count();
     std::size_t const before_optimizer = ledger.current();
-    AdamW<Backend, float> optimizer(store.trainable_count());
+    AdamW<Backend, float> optimizer(moments_of);
     plan.optimizer = ledger.current() - before_optimizer;
 
     // The first step grows every buffer (and the temporaries stack block by block, so it holds more than its
@@ -251,10 +277,10 @@ MemoryPlan plan_on(Device const& device, MemoryPlanOptions const& o) {
     auto const batch = worst_case_batch(Config::vocab, o.micro_batch, o.seq);
     std::span<TokenBatch const> const micro(&batch, 1);
     std::size_t const buffers_before_steps = ledger.held()[sizing::Pool::Buffers];  // arenas and moments
-    train_step(ctx, *net, optimizer, micro, 1e-4, 1.0, 1);
+    train_step(ctx, *net, optimizer, micro, 1e-4, 1.0, 1, rank, o.sharding);
     (void)net->evaluate(ctx, batch);
     ledger.start_phase();
-    train_step(ctx, *net, optimizer, micro, 1e-4, 1.0, 2);
+    train_step(ctx, *net, optimizer, micro, 1e-4, 1.0, 2, rank, o.sharding);
     plan.steady_peak = ledger.phase_peak();
     plan.training_peak = ledger.peak();
     plan.activations = ledger.held()[sizing::Pool::Buffers] - buffers_before_steps;  // the ActivationBuffers
@@ -279,6 +305,7 @@ MemoryPlan plan_memory(Device const& device, MemoryPlanOptions const& options = 
     require(options.micro_batch >= 1 && options.seq >= 1, "plan_memory: micro-batch (", options.micro_batch,
             ") and sequence length (", options.seq, ") must be positive");
     require(options.decode_batch >= 0, "plan_memory: decode_batch must not be negative, got ", options.decode_batch);
+    require(options.ranks >= 1, "plan_memory: ranks must be at least 1, got ", options.ranks);
     require(options.decode_batch == 0 || (options.beams >= 1 && options.prompt_tokens >= 1 && options.new_tokens >= 1),
             "plan_memory: decoding needs at least one beam, one prompt token and one new token; got ", options.beams,
             ", ", options.prompt_tokens, ", ", options.new_tokens);

@@ -35,6 +35,7 @@ struct TrainerCommandLine {
     std::uint64_t val_seed = 42, seed = 42;
     int keep_last = 2;
     bool group_by_length = false, train_on_inputs = false, no_resume = false, quiet = false, merge = false;
+    bool zero1 = false;
 };
 
 /// Parses argv; returns nothing after printing --help. The defaults are the paper's for the trainer's method:
@@ -108,6 +109,8 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     add("attention", po::value(&c.attention)->default_value(c.attention),
         "CUDA attention: auto (fused flash kernels in bf16 up to head_dim 64, else GEMMs), gemm, or flash (the "
         "memory-lean choice for long sequences); the CPU has one path");
+    add("zero1", po::bool_switch(&c.zero1),
+        "data parallel: shard AdamW's moments over the ranks (ZeRO-1), each rank keeping and saving its shard");
     add("quiet", po::bool_switch(&c.quiet), "no progress line");
     add("profile-step", po::value(&c.profile_step)->default_value(c.profile_step),
         "time this optimizer step (1, 2, ...) region by region into profile.txt and metrics.jsonl (0: none)");

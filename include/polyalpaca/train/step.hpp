@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/error.hpp"
@@ -32,11 +33,24 @@ struct StepResult {
 /// before clipping, so every rank clips by the global norm and makes the same update, that of one rank passing all
 /// the step's micro-batches, up to the order of the sums; loss, tokens and scored are the global figures. With one
 /// rank (SingleProcess, or an MPI run of one) nothing is exchanged and the step is the one-rank step bit for bit.
+///
+/// `sharding` Zero1: the optimizer holds this rank's shard of the trainable values only (its size() is
+/// shard_of(trainable, ranks, rank).count); the ranks sum the gradients shard by shard, the global norm is the root of
+/// the shards' summed squares, and each rank updates its shard and sends it to the others. The update is the
+/// Replicated one, up to the order of the sums.
 template <class Net, class Optimizer, class Context, class Communicator>
     requires distributed::CommunicatorFor<Communicator, Context>
 StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<TokenBatch const> micro_batches,
-                      double lr, double max_grad_norm, long step_number, Communicator& communicator) {
+                      double lr, double max_grad_norm, long step_number, Communicator& communicator,
+                      distributed::OptimizerSharding sharding = distributed::OptimizerSharding::Replicated) {
     int const ranks = communicator.size();
+    auto& params = net.parameters();
+    Index const trainable = params.trainable_count();
+    bool const zero1 = sharding == distributed::OptimizerSharding::Zero1;
+    distributed::Shard const shard =
+        zero1 ? distributed::shard_of(trainable, ranks, communicator.rank()) : distributed::Shard{0, trainable};
+    require(optimizer.size() == shard.count, "the optimizer holds ", optimizer.size(), " values but ",
+            zero1 ? "this rank's ZeRO-1 shard" : "the network", " has ", shard.count);
     double micro_batch_count = double(micro_batches.size());
     if (ranks > 1) {
         std::array<double, 1> count{micro_batch_count};
@@ -45,7 +59,6 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     }
     require(micro_batch_count > 0, "a training step needs at least one micro-batch",
             ranks > 1 ? " on some rank" : "");
-    auto& params = net.parameters();
     set_profile_phase(ctx, Phase::Update);
     {
         ProfileRegion region(ctx, Region::Optimizer);
@@ -53,32 +66,45 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     }
     StepResult result;
     double loss_sum = 0;
-    double const scale = 1.0 / micro_batch_count;
+    double const loss_scale = 1.0 / micro_batch_count;
     for (auto const& mb : micro_batches) {
-        auto const loss = net.forward_backward(ctx, mb, scale);
+        auto const loss = net.forward_backward(ctx, mb, loss_scale);
         loss_sum += loss.sum;
         result.scored += loss.count;
         result.tokens += mb.tokens();
     }
     set_profile_phase(ctx, Phase::Update);
     ProfileRegion region(ctx, Region::Optimizer);
+    using Value = std::remove_pointer_t<decltype(params.gradients())>;
+    Value* const grads = params.gradients() + shard.begin;  // the gradients this rank clips and applies
     if (ranks > 1) {
-        std::array<double, 3> figures{loss_sum, double(result.scored), double(result.tokens)};
+        if (zero1)
+            communicator.reduce_scatter_sum(ctx, params.gradients(), trainable);
+        else
+            communicator.all_reduce_sum(ctx, params.gradients(), trainable);
+    }
+    double squared_grad_norm = squared_norm(ctx, static_cast<Value const*>(grads), shard.count);
+    if (ranks > 1) {  // the global figures; under ZeRO-1 the squared norm is the sum of the shards'
+        std::array<double, 4> figures{loss_sum, double(result.scored), double(result.tokens),
+                                      zero1 ? squared_grad_norm : 0.0};
         communicator.all_reduce_sum(std::span<double>(figures));
         loss_sum = figures[0];
         result.scored = std::int64_t(figures[1]);
         result.tokens = std::int64_t(figures[2]);
-        communicator.all_reduce_sum(ctx, params.gradients(), params.trainable_count());
+        if (zero1) squared_grad_norm = figures[3];
     }
     result.loss = result.scored > 0 ? loss_sum / double(result.scored) : 0.0;
     require(std::isfinite(result.loss), "step ", step_number, ": the loss is not finite (", result.loss,
             "); weights were not updated");
-    result.grad_norm = max_grad_norm > 0
-                           ? clip_grad_norm(ctx, params.gradients(), params.trainable_count(), max_grad_norm)
-                           : std::sqrt(squared_norm(ctx, params.gradients(), params.trainable_count()));
+    result.grad_norm = std::sqrt(squared_grad_norm);
     require(std::isfinite(result.grad_norm), "step ", step_number, ": the gradient norm is not finite (",
             result.grad_norm, "); weights were not updated");
-    optimizer.step(ctx, params.trainable_values(), params.gradients(), lr);
+    if (max_grad_norm > 0) {  // clip_grad_norm's scaling, with the global norm
+        double const coefficient = clip_coefficient(result.grad_norm, max_grad_norm);
+        if (coefficient < 1.0) scale(ctx, grads, shard.count, Value(coefficient));
+    }
+    optimizer.step(ctx, params.trainable_values() + shard.begin, grads, lr);
+    if (zero1 && ranks > 1) communicator.all_gather(ctx, params.trainable_values(), trainable);
     return result;
 }
 

@@ -47,6 +47,8 @@ struct TrainerOptions {
     FlopCost cost;                        ///< training FLOPs per sequence, for the budget and the summary
     bool show_progress = true;
     long profile_step = 0;                ///< time this step (1-based) by region: profile.txt, metrics.jsonl (0: none)
+    /// Data parallel: Replicated (every rank holds all of AdamW's moments) or Zero1 (each rank its shard of them).
+    distributed::OptimizerSharding sharding = distributed::OptimizerSharding::Replicated;
 };
 
 /// Validation loss of one language: the mean token loss over its held-out examples.
@@ -96,7 +98,8 @@ inline TrainingPlan plan_training(Mixture const& mixture, TrainerOptions const& 
 /// the gradients), so each record is consumed once per epoch across the ranks and a resume at another number of
 /// ranks continues the same global order. Every rank evaluates (the weights are the same on all); rank 0 alone
 /// writes metrics.jsonl, the progress line, checkpoints, profile.txt and run_summary.json, and every rank reads the
-/// checkpoint it resumes from.
+/// checkpoint it resumes from. Under ZeRO-1 (options.sharding) each rank holds and saves its shard of AdamW's
+/// moments; a checkpoint of any number of ranks, sharded or not, resumes at any other.
 template <class Model, class Backend, class T = float, class Communicator = distributed::SingleProcess>
 class Trainer {
 public:
@@ -111,7 +114,8 @@ public:
     /// The ranks of `communicator`, which must outlive the trainer.
     Trainer(Context& ctx, Net& net, TrainerOptions options, Communicator& communicator)
         : ctx_(ctx), net_(net), options_(std::move(options)),
-          adamw_(net.parameters().trainable_count(), options_.adamw), communicator_(communicator) {
+          shard_(optimizer_shard(net.parameters().trainable_count(), options_.sharding, communicator)),
+          adamw_(shard_.count, options_.adamw), communicator_(communicator) {
         require(!options_.output_dir.empty(), "the trainer needs an output directory");
     }
 
@@ -142,7 +146,7 @@ public:
         RunState state;
         TrainResult result;
         if (auto const found = list_checkpoints(checkpoints_dir); options_.resume && !found.empty()) {
-            state = load_checkpoint(ctx_, found.back().second, net_.parameters(), adamw_);
+            state = load_checkpoint(ctx_, found.back().second, net_.parameters(), adamw_, shard_);
             net_.dropout_rng().set_state(state.dropout_rng);
             result.resumed = true;
         }
@@ -173,7 +177,7 @@ public:
                 try {
                     auto step = [&] {
                         return train_step(ctx_, net_, adamw_, std::span<TokenBatch const>(batches), lr,
-                                          options_.max_grad_norm, state.step, communicator_);
+                                          options_.max_grad_norm, state.step, communicator_, options_.sharding);
                     };
                     if (state.step + 1 == options_.profile_step) {
                         auto [result, regions] = profiled(ctx_, step);
@@ -327,14 +331,21 @@ private:
         metrics.write(record);
         state.dropout_rng = net_.dropout_rng().state();
         state.extra["seconds"] = seconds;
-        if (communicator_.rank() == 0) {
+        if (options_.sharding == distributed::OptimizerSharding::Zero1)
+            save_sharded_checkpoint(ctx_, checkpoints_dir, net_.parameters(), adamw_, state, communicator_);
+        else if (communicator_.rank() == 0)
             save_checkpoint(ctx_, checkpoints_dir, net_.parameters(), adamw_, state);
-            prune_checkpoints(checkpoints_dir, options_.keep_last, state.best_step);
-        }
-        if (communicator_.size() > 1) {  // no rank goes on (to load_best, say) before the checkpoint is there
-            std::array<double, 1> barrier{0.0};
-            communicator_.all_reduce_sum(std::span<double>(barrier));
-        }
+        if (communicator_.rank() == 0) prune_checkpoints(checkpoints_dir, options_.keep_last, state.best_step);
+        distributed::barrier(communicator_);  // no rank goes on (to load_best, say) before the checkpoint is there
+    }
+
+    /// The trainable values whose AdamW moments this rank holds: all of them, or under ZeRO-1 its shard.
+    static distributed::Shard optimizer_shard(Index trainable, distributed::OptimizerSharding sharding,
+                                              Communicator const& communicator) {
+        if (sharding == distributed::OptimizerSharding::Replicated) return {0, trainable};
+        require(trainable >= communicator.size(), "ZeRO-1 over ", communicator.size(), " ranks needs at least one ",
+                "trainable value a rank; the model has ", trainable);
+        return distributed::shard_of(trainable, communicator.size(), communicator.rank());
     }
 
     /// This rank's micro-batches of a global step: r, r + ranks, ... (the others' are never collated here).
@@ -366,8 +377,9 @@ private:
     Context& ctx_;
     Net& net_;
     TrainerOptions options_;
+    distributed::SingleProcess single_process_;  ///< the communicator of the one-rank constructor
+    distributed::Shard shard_;                   ///< the trainable values whose moments adamw_ holds
     AdamW<Backend, T> adamw_;
-    distributed::SingleProcess single_process_;
     Communicator& communicator_;
 };
 

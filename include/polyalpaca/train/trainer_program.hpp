@@ -180,6 +180,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
                               {"gemm_math", gemm_math_name<Backend>(ctx)}};
     for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
     run_config["ranks"] = world.size();
+    run_config["optimizer_sharding"] = c.zero1 ? "zero1" : "replicated";
     if (writes) io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;
     for (auto const& pool : mixture.pools()) examples.push_back(by_language[pool.lang]);
@@ -217,12 +218,14 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     o.cost = flop_cost<Model>();
     o.show_progress = !c.quiet;
     o.profile_step = c.profile_step;
+    o.sharding = c.zero1 ? distributed::OptimizerSharding::Zero1 : distributed::OptimizerSharding::Replicated;
 
+    std::string ranks;
+    if (world.size() > 1) ranks = ", " + std::to_string(world.size()) + " ranks" + (c.zero1 ? ", ZeRO-1" : "");
     if (writes)
         std::printf("%s: %s, %zu language(s), %lld trainable of %lld parameters, on %s%s\n", defaults.name.c_str(),
                     mixture.name().c_str(), mixture.pools().size(), (long long)net.parameters().trainable_count(),
-                    (long long)net.parameters().total_count(), Backend::name,
-                    world.size() > 1 ? (", " + std::to_string(world.size()) + " ranks").c_str() : "");
+                    (long long)net.parameters().total_count(), Backend::name, ranks.c_str());
     Trainer<Model, Backend, float, Communicator> trainer(ctx, net, o, world);
     auto const result = trainer.fit(mixture, examples, validation);
     trainer.load_best(result);
