@@ -2,8 +2,9 @@
 # The one-call GPU check: configure and build the CUDA targets offline, run the CUDA parity suite (ctest -L cuda),
 # the end-to-end training-step benchmark, the PyTorch + transformers + PEFT peer step, the BLOOM-560m LoRA and full
 # steps again with the flash attention kernels (--attention flash), the bf16-weights PEFT peer, the kernel
-# benchmarks and PEFT's full-parameter step, then print a summary table last (parity, kernel rates, our tokens/s / MFU / peak memory against PEFT's, and
-# each target met or not). Meant for one H100 in under 8 minutes, with nothing fetched from outside.
+# benchmarks, PEFT's full-parameter step and NCCL data parallel as one rank (where MPI and NCCL are found), then
+# print a summary table last (parity, kernel rates, our tokens/s / MFU / peak memory against PEFT's, and each target
+# met or not). Meant for one H100 in under 8 minutes, with nothing fetched from outside.
 #
 # Before: on a machine with the dependencies installed, run bench/make_device_kit.sh; it writes .devkit/ (Eigen,
 # xtensor, xtl, Catch2, nlohmann json, oniguruma), which must travel with the tree. Logs go to $OUT when it is set
@@ -149,6 +150,13 @@ targets=(polyalpaca_bench_cuda_kernels polyalpaca_bench_cuda_train_step)
 for source in "$root"/tests/cuda/*.cu; do
   targets+=("cuda_$(basename "$source" .cu)")
 done
+# Data parallel on NCCL: configured only where MPI and NCCL are found on the device machine.
+data_parallel=0
+if [[ "${status[configure]}" == PASS ]] &&
+   ninja -C "$build" -t targets all 2>/dev/null | grep -q '^polyalpaca_bench_cuda_data_parallel:'; then
+  data_parallel=1
+  targets+=(polyalpaca_bench_cuda_data_parallel)
+fi
 if [[ "${status[configure]}" == PASS ]]; then
   stage build 300 "$build_log" ninja -C "$build" -j "$jobs" -k 0 "${targets[@]}"
 else
@@ -187,6 +195,16 @@ grep -E "^\| bloom-560m-full(-flash)?-acc32" "$train_log" || true
 optional peft_lora_bf16 90 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode lora --precision bf16
 optional kernels 120 "$kernels_log" "$bench_dir/polyalpaca_bench_cuda_kernels" --repeat 10
 optional peft_full 100 "$peft_log" "$python" "$root/tools/peft_train_step.py" --mode full --precision autocast
+# NCCL on this GPU as one rank: the all-reduce by size, replicated and ZeRO-1 steps against no communicator (bit for
+# bit), and the step time of each (bench/cuda/data_parallel.cu).
+dp_log="$logs/data_parallel.log"
+: >"$dp_log"
+if (( data_parallel )); then
+  optional data_parallel 90 "$dp_log" "$bench_dir/polyalpaca_bench_cuda_data_parallel" --max-bytes 268435456 --steps 5
+  grep -E "^parity|^\||^ +[0-9]+ " "$dp_log" || true
+else
+  stages+=(data_parallel); status[data_parallel]="SKIPPED (MPI or NCCL not found on this machine at configure)"
+fi
 study_stages
 
 # The summary: parsed from the logs by Python (present wherever PyTorch is).

@@ -8,8 +8,9 @@
 #                          [STRATEGY <default of --strategy>] [BACKEND cpu|cuda] [HEAD_DIMS <dim>... | NONE]
 #                          [DISTRIBUTED])
 #
-# DISTRIBUTED (BACKEND cpu, with polyalpaca::mpi: MPI found in this build): the trainer runs data parallel over the
-# ranks `mpirun -np N` or `srun` starts, and as one rank without them (docs/distributed.md).
+# DISTRIBUTED: the trainer runs data parallel over the ranks `mpirun -np N` or `srun` starts, and as one rank without
+# them (docs/distributed.md): BACKEND cpu over MPI (polyalpaca::mpi: MPI found in this build), BACKEND cuda over NCCL,
+# one rank per GPU (polyalpaca::nccl: MPI and NCCL found).
 #
 # The model type and the backend are fixed at compile time; the strategy (monolingual, multilingual, downsampled,
 # temperature, weighted) is chosen at run time with --strategy, whose default STRATEGY sets (multilingual).
@@ -156,16 +157,26 @@ function(polyalpaca_add_trainer)
       endif()
     endif()
   endif()
-  # DISTRIBUTED: data parallel over the ranks mpirun or srun starts (distributed::Mpi; CPU backend, polyalpaca::mpi).
+  # DISTRIBUTED: data parallel over the ranks mpirun or srun starts (distributed::Mpi on the CPU, polyalpaca::mpi;
+  # distributed::Nccl on GPUs, polyalpaca::nccl).
   set(POLYALPACA_COMMUNICATOR "pa::distributed::SingleProcess")
   set(POLYALPACA_COMMUNICATOR_INCLUDE "")
+  set(communicator_library)
   if(ARG_DISTRIBUTED)
-    if(NOT ARG_BACKEND STREQUAL "cpu" OR NOT TARGET polyalpaca::mpi)
-      message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): DISTRIBUTED needs BACKEND cpu and polyalpaca::mpi "
-                          "(MPI found: apt-get install libopenmpi-dev openmpi-bin)")
+    if(ARG_BACKEND STREQUAL "cuda")
+      set(POLYALPACA_COMMUNICATOR "pa::distributed::Nccl")
+      set(POLYALPACA_COMMUNICATOR_INCLUDE "#include <polyalpaca/distributed/nccl.cuh>\n")
+      set(communicator_library polyalpaca::nccl)
+      set(needs "NCCL and MPI (polyalpaca::nccl: the CUDA toolkit's NCCL, apt-get install libopenmpi-dev openmpi-bin)")
+    else()
+      set(POLYALPACA_COMMUNICATOR "pa::distributed::Mpi")
+      set(POLYALPACA_COMMUNICATOR_INCLUDE "#include <polyalpaca/distributed/mpi.hpp>\n")
+      set(communicator_library polyalpaca::mpi)
+      set(needs "MPI (polyalpaca::mpi: apt-get install libopenmpi-dev openmpi-bin)")
     endif()
-    set(POLYALPACA_COMMUNICATOR "pa::distributed::Mpi")
-    set(POLYALPACA_COMMUNICATOR_INCLUDE "#include <polyalpaca/distributed/mpi.hpp>\n")
+    if(NOT TARGET ${communicator_library})
+      message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): DISTRIBUTED with BACKEND ${ARG_BACKEND} needs ${needs}")
+    endif()
   endif()
   set(POLYALPACA_TRAINER_NAME ${ARG_NAME})
   set(POLYALPACA_MODEL "${ARG_MODEL}")
@@ -214,6 +225,6 @@ function(polyalpaca_add_trainer)
   endif()
   target_link_libraries(${ARG_NAME} PRIVATE polyalpaca::polyalpaca Boost::program_options)
   if(ARG_DISTRIBUTED)
-    target_link_libraries(${ARG_NAME} PRIVATE polyalpaca::mpi)
+    target_link_libraries(${ARG_NAME} PRIVATE ${communicator_library})
   endif()
 endfunction()

@@ -4,9 +4,15 @@
 # the CUDA run records its backend and the attention kernels that ran, and writes a PEFT adapter. Tolerance: 3e-2
 # relative per logged loss, 15x the 2e-3 per step of tests/cuda/model_parity.cu, as these curves run through warmup
 # and evaluation on real prompts. Exits 77 (skipped) when no GPU is present.
-# usage: cuda_trainer.sh CPU_TRAINER CUDA_TRAINER TOKENIZER_JSON WORK_DIR
+# With LAUNCH (the MPI launcher up to the rank count; the CUDA trainer is then DISTRIBUTED, on NCCL), the CUDA
+# trainer also runs under it as one rank with ZeRO-1: every sum over one rank is of one term, so its losses must equal
+# the plain run's (bit for bit unless a kernel sums in a varying order; 1e-5 relative is asked), and its checkpoint
+# holds one optimizer shard.
+# usage: cuda_trainer.sh CPU_TRAINER CUDA_TRAINER TOKENIZER_JSON WORK_DIR [LAUNCH...]
 set -euo pipefail
 cpu=$1 gpu=$2 tokenizer=$3 work=$4
+shift 4
+launch=("$@")
 if ! nvidia-smi -L > /dev/null 2>&1; then
     echo "cuda_trainer: no GPU (nvidia-smi -L failed); skipped"
     exit 77
@@ -52,3 +58,18 @@ worst = max(abs(gpu[k] - cpu[k]) / abs(cpu[k]) for k in cpu)
 print(f"cuda_trainer: {len(cpu)} losses, worst relative difference {worst:.2e} (tolerance 3e-2)")
 assert worst <= 3e-2, f"the CUDA trainer's losses drift from the CPU trainer's: {worst:.2e}"
 PY
+
+if [ ${#launch[@]} -gt 0 ]; then
+    "${launch[@]}" 1 "$gpu" "${common[@]}" --zero1 --output-dir "$work/nccl" > "$work/nccl.log" 2>&1 ||
+        { cat "$work/nccl.log"; fail "the CUDA trainer under the launcher, one rank, ZeRO-1"; }
+    curve() { jq -r 'select(.type == "step" or .type == "eval") | .loss' "$1/metrics.jsonl"; }
+    [ "$(curve "$work/gpu" | wc -l)" = "$(curve "$work/nccl" | wc -l)" ] || fail "NCCL, ZeRO-1: another number of losses"
+    worst=$(paste <(curve "$work/gpu") <(curve "$work/nccl") |
+            awk 'BEGIN { w = 0 } { d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1); if (r > w) w = r }
+                 END { printf "%.3e", w }')
+    awk -v w="$worst" 'BEGIN { exit !(w <= 1e-5) }' || fail "NCCL, one rank, ZeRO-1: losses differ by $worst (> 1e-5)"
+    [ "$(jq -r .optimizer_sharding "$work/nccl/run_config.json")" = zero1 ] || fail "run_config.json: not zero1"
+    ls "$work"/nccl/checkpoints/checkpoint-*/optimizer-shard-00000-of-00001.safetensors > /dev/null ||
+        fail "the ZeRO-1 checkpoint holds no optimizer shard"
+    echo "cuda_trainer: NCCL, one rank, ZeRO-1: losses within $worst relative of the plain CUDA run's"
+fi

@@ -32,7 +32,8 @@ struct StepResult {
 /// mean loss is scaled by 1 / (the step's micro-batches over all ranks) and the gradients are summed over the ranks
 /// before clipping, so every rank clips by the global norm and makes the same update, that of one rank passing all
 /// the step's micro-batches, up to the order of the sums; loss, tokens and scored are the global figures. With one
-/// rank (SingleProcess, or an MPI run of one) nothing is exchanged and the step is the one-rank step bit for bit.
+/// rank (SingleProcess, or an MPI or NCCL run of one) every sum is of one term and the step is the one-rank step bit
+/// for bit.
 ///
 /// `sharding` Zero1: the optimizer holds this rank's shard of the trainable values only (its size() is
 /// shard_of(trainable, ranks, rank).count); the ranks sum the gradients shard by shard, the global norm is the root of
@@ -51,12 +52,11 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
         zero1 ? distributed::shard_of(trainable, ranks, communicator.rank()) : distributed::Shard{0, trainable};
     require(optimizer.size() == shard.count, "the optimizer holds ", optimizer.size(), " values but ",
             zero1 ? "this rank's ZeRO-1 shard" : "the network", " has ", shard.count);
-    double micro_batch_count = double(micro_batches.size());
-    if (ranks > 1) {
-        std::array<double, 1> count{micro_batch_count};
-        communicator.all_reduce_sum(std::span<double>(count));
-        micro_batch_count = count[0];
-    }
+    // Every collective is made whatever the number of ranks: over one rank each leaves the values as they are (a sum
+    // of one term), and a communicator's one-rank path (NCCL's on one GPU, say) is the path it takes over many.
+    std::array<double, 1> count{double(micro_batches.size())};
+    communicator.all_reduce_sum(std::span<double>(count));
+    double const micro_batch_count = count[0];
     require(micro_batch_count > 0, "a training step needs at least one micro-batch",
             ranks > 1 ? " on some rank" : "");
     set_profile_phase(ctx, Phase::Update);
@@ -77,22 +77,19 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     ProfileRegion region(ctx, Region::Optimizer);
     using Value = std::remove_pointer_t<decltype(params.gradients())>;
     Value* const grads = params.gradients() + shard.begin;  // the gradients this rank clips and applies
-    if (ranks > 1) {
-        if (zero1)
-            communicator.reduce_scatter_sum(ctx, params.gradients(), trainable);
-        else
-            communicator.all_reduce_sum(ctx, params.gradients(), trainable);
-    }
+    if (zero1)
+        communicator.reduce_scatter_sum(ctx, params.gradients(), trainable);
+    else
+        communicator.all_reduce_sum(ctx, params.gradients(), trainable);
     double squared_grad_norm = squared_norm(ctx, static_cast<Value const*>(grads), shard.count);
-    if (ranks > 1) {  // the global figures; under ZeRO-1 the squared norm is the sum of the shards'
-        std::array<double, 4> figures{loss_sum, double(result.scored), double(result.tokens),
-                                      zero1 ? squared_grad_norm : 0.0};
-        communicator.all_reduce_sum(std::span<double>(figures));
-        loss_sum = figures[0];
-        result.scored = std::int64_t(figures[1]);
-        result.tokens = std::int64_t(figures[2]);
-        if (zero1) squared_grad_norm = figures[3];
-    }
+    // The global figures; under ZeRO-1 the squared norm is the sum of the shards'.
+    std::array<double, 4> figures{loss_sum, double(result.scored), double(result.tokens),
+                                  zero1 ? squared_grad_norm : 0.0};
+    communicator.all_reduce_sum(std::span<double>(figures));
+    loss_sum = figures[0];
+    result.scored = std::int64_t(figures[1]);
+    result.tokens = std::int64_t(figures[2]);
+    if (zero1) squared_grad_norm = figures[3];
     result.loss = result.scored > 0 ? loss_sum / double(result.scored) : 0.0;
     require(std::isfinite(result.loss), "step ", step_number, ": the loss is not finite (", result.loss,
             "); weights were not updated");
@@ -104,7 +101,7 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
         if (coefficient < 1.0) scale(ctx, grads, shard.count, Value(coefficient));
     }
     optimizer.step(ctx, params.trainable_values() + shard.begin, grads, lr);
-    if (zero1 && ranks > 1) communicator.all_gather(ctx, params.trainable_values(), trainable);
+    if (zero1) communicator.all_gather(ctx, params.trainable_values(), trainable);
     return result;
 }
 

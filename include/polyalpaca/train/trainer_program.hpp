@@ -114,6 +114,15 @@ inline io::DType dtype_of(std::string const& s) {
 
 namespace program_detail {
 
+/// The backend's context, on this rank's device when the communicator gives each rank one.
+template <class Backend, class Communicator>
+typename Backend::Context make_context(Communicator const& world) {
+    if constexpr (requires { world.device(); })
+        return typename Backend::Context(world.device());
+    else
+        return typename Backend::Context();
+}
+
 /// The trainer program on one rank of `world` (run_trainer_program).
 template <class Model, class Backend, class Communicator>
 int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& world) {
@@ -124,7 +133,9 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     std::size_t const micro_batches = batching_for_global(c.global_batch, c.micro_batch).accumulation;
     require(micro_batches % std::size_t(world.size()) == 0, "--global-batch ", c.global_batch, " is ", micro_batches,
             " micro-batches of ", c.micro_batch, ", which do not split evenly over ", world.size(), " ranks");
-    typename Backend::Context ctx;  // first: a missing GPU stops the program before any data is read
+    // First: a missing GPU stops the program before any data is read. A communicator of GPUs (distributed::Nccl)
+    // names this rank's.
+    typename Backend::Context ctx = make_context<Backend>(world);
     constexpr int head_dim = attention_head_dim<Model>;
     select_attention_kernel<Backend>(ctx, c.attention);
     require_attention_compiled<Backend>(ctx, head_dim);  // before anything is written
@@ -265,8 +276,9 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
 
 /// Runs a trainer for Model (a family type with its adapter) on Backend (CpuEigen, or Cuda from a .cu program that
 /// includes backend/cuda.cuh), data parallel over the ranks of Communicator (distributed/communicator.hpp; e.g.
-/// distributed::Mpi from a program that includes distributed/mpi.hpp: every rank reads the data and trains its share
-/// of each global step; rank 0 alone writes and prints). Returns the process exit status. An error one rank meets
+/// distributed::Mpi from a program that includes distributed/mpi.hpp, distributed::Nccl on GPUs from one that
+/// includes distributed/nccl.cuh: every rank reads the data and trains its share of each global step; rank 0 alone
+/// writes and prints). Returns the process exit status. An error one rank meets
 /// alone ends every rank (Mpi::abort) instead of leaving them waiting.
 template <class Model, class Backend = CpuEigen, class Communicator = distributed::SingleProcess>
 int run_trainer_program(int argc, char** argv, TrainerDefaults const& defaults) try {
