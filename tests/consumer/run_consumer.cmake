@@ -3,7 +3,8 @@
 #   MODE=add_subdirectory   add_subdirectory(SOURCE_DIR) from the consumer
 #   MODE=trainer            install, then tests/consumer_trainer: a trainer generated from a config.json written
 #                           here (a LLaMA shape that is no preset) trains 2 steps and its adapter loads back; the
-#                           README's quick-start snippet compiles; a config no model type expresses is refused
+#                           README's quick-start snippet compiles; a config no model type expresses is refused;
+#                           with EXPECT_MPI the package gives polyalpaca::mpi and the trainer is DISTRIBUTED
 # plus SOURCE_DIR, BUILD_DIR, WORK_DIR, GENERATOR, MAKE_PROGRAM, CXX_COMPILER. Any failing step fails the test.
 foreach(var MODE SOURCE_DIR BUILD_DIR WORK_DIR GENERATOR CXX_COMPILER)
   if(NOT DEFINED ${var})
@@ -70,6 +71,9 @@ if(MODE STREQUAL "trainer")
   endif()
 
   run_step(configure ${CMAKE_COMMAND} ${trainer_args} -B ${consumer_build} -DMODEL_CONFIG=${config})
+  if(EXPECT_MPI AND NOT step_output MATCHES "consumer: the trainer is DISTRIBUTED")
+    message(FATAL_ERROR "[${MODE}] this build found MPI but the installed package gave no polyalpaca::mpi:\n${step_output}")
+  endif()
   string(REGEX MATCH "consumer: polyalpaca [^\n]* from ([^\n]*)" found "${step_output}")
   string(FIND "${CMAKE_MATCH_1}" "${prefix}/" at)
   if(NOT at EQUAL 0)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include <xtensor/xtensor.hpp>
 
@@ -18,6 +19,11 @@ inline constexpr std::int32_t ignore_index = -100;
 struct TokenBatch {
     xt::xtensor<std::int32_t, 2> ids;     // (B, T)
     xt::xtensor<std::int32_t, 2> labels;  // (B, T)
+    /// When set, the network's adapter dropout on this micro-batch draws from a generator keyed by it and the
+    /// network's seed (CausalLm::key_dropout), so its masks depend on which records it holds, not on the rank that
+    /// trains it or on what was trained before. Trainer sets it (epoch and first record); unset, the network's
+    /// running generator draws.
+    std::optional<std::uint64_t> dropout_key;
 
     int batch() const { return int(ids.shape()[0]); }
     int seq() const { return int(ids.shape()[1]); }

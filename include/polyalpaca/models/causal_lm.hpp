@@ -67,7 +67,7 @@ public:
           final_norm_(Model::final_norm_name, Config::norm_eps),
           head_(std::string(Model::head_name) + ".weight", vocab, hidden, base_role<typename Model::adapter>,
                 Init::normal(Config::init_std)),
-          dropout_rng_(dropout_seed(options.seed)) {
+          dropout_rng_(dropout_seed(options.seed)), seed_(options.seed) {
         std::vector<Parameter<T>*> params;
         visit_parameters([&](Parameter<T>& p) { params.push_back(&p); });
         store_.bind(std::move(params));
@@ -100,7 +100,13 @@ public:
         restart_dropout(seed);
     }
     /// The dropout generator as construction with `seed` left it.
-    void restart_dropout(std::uint64_t seed) { dropout_rng_ = Rng(dropout_seed(seed)); }
+    void restart_dropout(std::uint64_t seed) {
+        seed_ = seed;
+        dropout_rng_ = Rng(dropout_seed(seed));
+    }
+    /// The dropout generator of the stream `key` of this network's seed (TokenBatch::dropout_key): distinct keys give
+    /// independent streams, and the same key the same masks in any process.
+    void key_dropout(std::uint64_t key) { dropout_rng_ = Rng(dropout_seed(seed_) ^ (key * 0x9E3779B97F4A7C15ull)); }
     bool training() const { return training_; }
 
     /// Forward and backward on one micro-batch: adds d(mean loss * loss_scale)/d(weights) into the gradient
@@ -229,6 +235,7 @@ private:
     LmHeadLoss<Backend, T, vocab, hidden> head_loss_;
     ParameterStore<Backend, T> store_;
     Rng dropout_rng_;
+    std::uint64_t seed_;  ///< of the weights and the dropout streams
     bool training_ = true;
     ActivationBuffer<Backend, T> last_hidden_;  // forward_cached
     std::vector<CachedSequence> cached_seqs_;   // forward_cached

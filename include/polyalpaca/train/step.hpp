@@ -68,6 +68,7 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     double loss_sum = 0;
     double const loss_scale = 1.0 / micro_batch_count;
     for (auto const& mb : micro_batches) {
+        if (mb.dropout_key) net.key_dropout(*mb.dropout_key);
         auto const loss = net.forward_backward(ctx, mb, loss_scale);
         loss_sum += loss.sum;
         result.scored += loss.count;

@@ -171,7 +171,10 @@ public:
             std::size_t const from = e == std::uint64_t(state.epoch) ? std::size_t(state.position) : 0;
             if (from >= limit) continue;
             for (auto const& plan : epoch_steps(limit, options_.batching, from)) {
-                auto const batches = step_batches(order, rank_share(plan), get, options_.batching.pad_id);
+                auto const mine = rank_share(plan);
+                auto batches = step_batches(order, mine, get, options_.batching.pad_id);
+                for (std::size_t i = 0; i < batches.size(); ++i)  // dropout keyed by the records, not the rank
+                    batches[i].dropout_key = (std::uint64_t(e) << 40) | std::uint64_t(mine.micro_batches[i].begin);
                 double const lr = schedule.lr_at(state.step);
                 StepResult r;
                 try {
