@@ -1,7 +1,8 @@
-// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan [--ranks N]] [--output DIR] [--quick]: runs a
-// whole study (docs/study.md) and writes its report. Without a study file it runs the embedded study: the synthetic suite, a
-// byte-level BLOOM pretrained here, every strategy tuned and evaluated. Each base model trains on an engine
-// compiled for its preset and the chosen backend (study/engine_registry.hpp); --plan needs no engine and no data.
+// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan [--ranks N]] [--output DIR] [--quick] [--zero1]:
+// runs a whole study (docs/study.md) and writes its report. Without a study file it runs the embedded study: the
+// synthetic suite, a byte-level BLOOM pretrained here, every strategy tuned and evaluated. Each base model trains on
+// an engine compiled for its preset and the chosen backend (study/engine_registry.hpp); --plan needs no engine and no
+// data. Under mpirun or srun every run trains data parallel over the ranks (docs/distributed.md).
 #include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/study/driver.hpp>
 #include <polyalpaca/study/embedded_default.hpp>
@@ -13,11 +14,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <unistd.h>
 
 #include "study_runner_plan.hpp"
+
+#if defined(POLYALPACA_STUDY_MPI)  // data parallel under mpirun or srun (cmake/PolyalpacaStudy.cmake)
+#include <polyalpaca/distributed/mpi.hpp>
+#endif
 
 namespace pa = polyalpaca;
 namespace po = boost::program_options;
@@ -68,11 +74,43 @@ void require_engines(pa::study::StudyFile const& s, std::string const& backend) 
     }
 }
 
-int main(int argc, char** argv) try {
+int study_main(int argc, char** argv, int rank, int ranks);
+
+#if defined(POLYALPACA_STUDY_MPI)
+using World = std::optional<pa::distributed::Mpi>;
+#else
+using World = std::optional<pa::distributed::SingleProcess>;
+#endif
+
+int main(int argc, char** argv) {
     restart_with_cpu_env(argv);
+    // Under a launcher every rank runs this program: rank 0 leads the study and alone prints and writes; the others
+    // train each run with it (study/driver.hpp follow_study) and print nothing but their errors.
+    World world;
+    try {
+        if (pa::distributed::launched_as_rank()) {
+#if defined(POLYALPACA_STUDY_MPI)
+            world.emplace();
+            if (world->rank() != 0) (void)std::freopen("/dev/null", "w", stdout);
+#else
+            throw pa::Error("started by a launcher (mpirun, srun), but this polyalpaca_study was built without MPI: "
+                            "apt-get install libopenmpi-dev openmpi-bin, then configure and build again");
+#endif
+        }
+        return study_main(argc, argv, world ? world->rank() : 0, world ? world->size() : 1);
+    } catch (std::exception const& e) {
+#if defined(POLYALPACA_STUDY_MPI)
+        if (world && world->size() > 1) world->abort(std::string("polyalpaca_study: ") + e.what(), 2);
+#endif
+        std::fprintf(stderr, "polyalpaca_study: %s\n", e.what());
+        return 2;
+    }
+}
+
+int study_main(int argc, char** argv, int rank, int ranks) {
     std::string file, output, device, attention = "auto", frozen_weights = "bf16";
-    bool quick = false, quiet = false, print_default = false, plan = false;
-    int ranks = 1;
+    bool quick = false, quiet = false, print_default = false, plan = false, zero1 = false;
+    int plan_ranks = 1;
     po::options_description desc("polyalpaca_study [STUDY.json] [options]");
     desc.add_options()("help,h", "this help")("output", po::value(&output), "output directory (overrides the study file's)")(
         "device", po::value(&device),
@@ -83,8 +121,10 @@ int main(int argc, char** argv) try {
         "fp32")(
         "plan", po::bool_switch(&plan),
         "print every run with its budget, optimizer steps and predicted peak memory on the device, then exit")(
-        "ranks", po::value(&ranks)->default_value(1),
+        "ranks", po::value(&plan_ranks)->default_value(1),
         "with --plan: memory per rank of this many data-parallel ranks, with and without ZeRO-1")(
+        "zero1", po::bool_switch(&zero1),
+        "under mpirun or srun (data parallel): shard AdamW's state over the ranks (ZeRO-1)")(
         "quick", po::bool_switch(&quick), "the embedded study's shortened form (CI)")(
         "quiet", po::bool_switch(&quiet), "no progress lines")(
         "print-default", po::bool_switch(&print_default), "print the embedded study file and exit");
@@ -118,10 +158,11 @@ int main(int argc, char** argv) try {
     auto const backend = plan && s.device == "cuda" ? std::string("cuda") : backend_for(s.device);
     pa::require(backend == "cuda" || attention == "auto", "--attention ", attention,
                 ": the CPU has one attention path; leave --attention at auto");
-    pa::require(ranks >= 1, "--ranks must be at least 1, got ", ranks);
-    pa::require(ranks == 1 || plan, "--ranks ", ranks, " plans memory per rank (with --plan); the study runner itself "
-                "trains on one device, the generated trainers train data parallel (docs/distributed.md)");
-    pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16", ranks};
+    pa::require(plan_ranks >= 1, "--ranks must be at least 1, got ", plan_ranks);
+    pa::require(plan_ranks == 1 || plan, "--ranks ", plan_ranks, " plans memory per rank (with --plan); to train over ",
+                "ranks, start the runner under mpirun or srun (docs/distributed.md)");
+    pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16", plan ? plan_ranks : ranks,
+                                            zero1};
     if (plan) return pa::study::runner::print_plan(s, plan_device);
 
     auto const missing = pa::study::missing_files(s);
@@ -139,8 +180,18 @@ int main(int argc, char** argv) try {
     if (s.hyperparameters.count("lora")) options.lora_dropout = s.hyperparameters.at("lora").lora_dropout;
     options.attention = attention;
     options.frozen_in_bf16 = frozen_weights == "bf16";
+    options.data_parallel = pa::distributed::launched_as_rank();
+    options.zero1 = zero1;
+    pa::require(!zero1 || options.data_parallel, "--zero1 shards AdamW's state over the ranks of mpirun or srun; "
+                "this runner was started alone");
     for (auto const& one : pa::study::split_by_base_model(s)) {
         auto engine = pa::study::find_engine(one.preset, backend)->make(options);
+        if (rank != 0) {
+            pa::study::follow_study(one, *engine);
+            continue;
+        }
+        if (ranks > 1 || options.data_parallel)
+            std::printf("data parallel over %d rank(s)%s\n", ranks, zero1 ? ", ZeRO-1" : "");
         auto const outcome = pa::study::run_study(one, *engine, quiet, predicted_peaks.at(one.preset));
         std::printf("\n%s\nruns trained %zu, skipped as finished %zu; base checkpoint read %d time(s); wall time %s\n"
                     "report %s\n",
@@ -148,7 +199,4 @@ int main(int argc, char** argv) try {
                     pa::ProgressLine::format_duration(outcome.seconds).c_str(), outcome.report.string().c_str());
     }
     return 0;
-} catch (std::exception const& e) {
-    std::fprintf(stderr, "polyalpaca_study: %s\n", e.what());
-    return 2;
 }

@@ -100,8 +100,9 @@ Replica make_replica(cu::Context& ctx, Communicator const& communicator, Optimiz
     Replica r;
     r.net = std::make_unique<Net>(ctx, pa::NetworkOptions{.seed = 1});
     auto const n = r.net->parameters().trainable_count();
-    r.shard = sharding == OptimizerSharding::Zero1 ? pa::distributed::shard_of(n, communicator.size(), communicator.rank())
-                                                   : pa::distributed::Shard{0, n};
+    r.shard = sharding == OptimizerSharding::Zero1
+                  ? pa::distributed::shard_of(n, communicator.size(), communicator.rank())
+                  : pa::distributed::Shard{0, n};
     r.adamw = std::make_unique<pa::AdamW<pa::Cuda, float>>(r.shard.count, pa::AdamWConfig{.lr = 1e-4});
     return r;
 }

@@ -262,7 +262,8 @@ TEST_CASE("a checkpoint resumes at another number of ranks, sharded or not", "[d
         Replica<Model> first(*world, OptimizerSharding::Zero1);
         Run run;
         first.train(*world, 0, saved_at, per_step, run);
-        auto const saved = pa::save_sharded_checkpoint(first.ctx, dir, first.net.parameters(), first.adamw, state, *world);
+        auto const saved =
+            pa::save_sharded_checkpoint(first.ctx, dir, first.net.parameters(), first.adamw, state, *world);
         pa::distributed::barrier(*world);
         CHECK(fs::exists(saved / ("optimizer-shard-00000-of-0000" + std::to_string(world->size()) + ".safetensors")));
         CHECK(!fs::exists(saved / "optimizer.safetensors"));
@@ -295,7 +296,8 @@ TEST_CASE("a checkpoint resumes at another number of ranks, sharded or not", "[d
         Replica<Model> first(*world, OptimizerSharding::Zero1);
         Run run;
         first.train(*world, 0, saved_at, per_step, run);
-        auto const saved = pa::save_sharded_checkpoint(first.ctx, dir, first.net.parameters(), first.adamw, state, *world);
+        auto const saved =
+            pa::save_sharded_checkpoint(first.ctx, dir, first.net.parameters(), first.adamw, state, *world);
         pa::distributed::barrier(*world);
         Replica<Model> resumed(one, OptimizerSharding::Zero1);
         pa::load_checkpoint(resumed.ctx, saved, resumed.net.parameters(), resumed.adamw, resumed.shard);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <concepts>
+#include <cstdlib>
 #include <span>
 
 #include "polyalpaca/core/error.hpp"
@@ -64,6 +65,23 @@ void barrier(Communicator& c) {
     if (c.size() == 1) return;
     std::array<double, 1> nothing{0.0};
     c.all_reduce_sum(std::span<double>(nothing));
+}
+
+/// Whether a launcher started this process as a rank of a parallel job: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE),
+/// MPICH's or Slurm's PMI (PMI_SIZE), PMIx (PMIX_RANK, srun --mpi=pmix). A program then joins the ranks; without one
+/// it runs alone and needs no MPI at run time.
+inline bool launched_as_rank() {
+    for (char const* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+        if (std::getenv(name) != nullptr) return true;
+    return false;
+}
+
+/// Rank 0's `value`, on every rank (each passes its own; only rank 0's counts). Exact up to 2^53 in magnitude.
+template <class Communicator>
+long long from_rank0(Communicator& c, long long value) {
+    std::array<double, 1> shared{c.rank() == 0 ? double(value) : 0.0};
+    c.all_reduce_sum(std::span<double>(shared));
+    return static_cast<long long>(shared[0]);
 }
 
 /// One rank: every collective leaves the values as they are. No MPI is involved, linked or needed.

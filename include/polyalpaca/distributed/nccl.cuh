@@ -68,8 +68,9 @@ public:
             if (world_.rank() == 0) nccl_detail::check(ncclGetUniqueId(&id), "ncclGetUniqueId");
             mpi_detail::check(MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
             if (auto const status = ncclCommInitRank(&comm_, world_.size(), id, world_.rank()); status != ncclSuccess)
-                fail("NCCL: ncclCommInitRank failed: ", ncclGetErrorString(status), " (", local_ranks, " ranks on this ",
-                     "node, ", visible, " GPU(s) visible to each; NCCL needs a GPU of its own for every rank)");
+                fail("NCCL: ncclCommInitRank failed: ", ncclGetErrorString(status), " (", local_ranks,
+                     " ranks on this node, ", visible, " GPU(s) visible to each; NCCL needs a GPU of its own for "
+                     "every rank)");
         } catch (std::exception const& e) {  // the other ranks would wait for this one in ncclCommInitRank
             if (world_.size() > 1) world_.abort(e.what());
             throw;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,27 +38,31 @@ using Clock = std::chrono::steady_clock;
 inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 /// The study's tokenizer: the study file's, else the checkpoint's tokenizer.json / tokenizer.model, else bytes
-/// (written to <output>/tokenizer.json).
-inline Tokenizer study_tokenizer(StudyFile const& s) {
+/// (written to <output>/tokenizer.json when `write`).
+inline Tokenizer study_tokenizer(StudyFile const& s, bool write = true) {
     namespace fs = std::filesystem;
     fs::path path = s.tokenizer;
     if (path.empty() && !s.checkpoint.empty())
         for (char const* name : {"tokenizer.json", "tokenizer.model"})
             if (fs::exists(s.checkpoint / name)) path = s.checkpoint / name;
     if (path.empty()) {
-        io::write_file_atomically(s.output / "tokenizer.json", byte_tokenizer_json());
+        if (write) io::write_file_atomically(s.output / "tokenizer.json", byte_tokenizer_json());
         return byte_tokenizer();
     }
     return path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path);
 }
 
-/// A method's template as a name or file: "compact" is written to <output>/compact_template.json.
-inline std::string template_name(StudyFile const& s, std::string const& name) {
+/// A method's template as a name or file: "compact" is written to <output>/compact_template.json (when `write`).
+inline std::string template_name(StudyFile const& s, std::string const& name, bool write = true) {
     if (name != "compact") return name;
     auto const path = s.output / "compact_template.json";
-    io::write_file_atomically(path, compact_template_json());
+    if (write) io::write_file_atomically(path, compact_template_json());
     return path.string();
 }
+
+/// What rank 0 of a data-parallel study tells the other ranks next (StudyEngine::from_rank0): the study is done,
+/// pretraining starts, or run i's training starts (run_first + i).
+enum StudyStep : long long { study_done = 0, study_pretrain = 1, study_run_first = 2 };
 
 }  // namespace driver_detail
 
@@ -73,6 +78,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
             " tokens but the model's vocabulary holds ", engine.vocab());
     require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template);
+    engine.from_rank0(0);  // data parallel: the other ranks read the templates next (follow_study)
     auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
     StudyData data = load_study_data(s, first_template);
     auto const runs = plan_runs(s);
@@ -93,6 +99,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
             auto const t = Clock::now();
             std::printf("pretraining %s on %zu languages, %zu steps\n", s.preset.c_str(), data.pretrain.size(),
                         s.pretrain.steps);
+            engine.from_rank0(study_pretrain);
             pretrain(engine, s, data, tokenizer, dir, quiet);
             std::printf("pretraining took %s\n", ProgressLine::format_duration(since(t)).c_str());
         }
@@ -135,6 +142,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
             write_study_state(s, runs, run.name, since(start));
             std::printf("%s training: %s, %s\n", label.c_str(), run.label.c_str(), run.budget.describe().c_str());
             std::fflush(stdout);
+            engine.from_rank0(study_run_first + (long long)i);
             auto const r = train_run(engine, s, run, examples.at(run.method), h, base, h.prompt_template, quiet);
             std::printf("%s trained: %ld steps, %lld records, %lld tokens, %.0f tokens/s, best validation loss %.4f%s\n",
                         label.c_str(), r.steps, (long long)r.spent.records, (long long)r.spent.tokens,
@@ -167,6 +175,8 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
         std::fflush(stdout);
         write_study_state(s, runs, "", since(start));
     }
+
+    engine.from_rank0(study_done);
 
     // The report over every run's evaluation.json.
     eval::Study study;
@@ -221,6 +231,46 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
     outcome.seconds = since(start);
     write_study_state(s, runs, "", outcome.seconds);
     return outcome;
+}
+
+/// A rank other than 0 of a data-parallel study (engine.ranks() > 1): it trains each run with rank 0 and does
+/// nothing else. Rank 0 runs run_study: it decides what runs, evaluates and writes; before each training it tells
+/// the others which (StudyStep), and they build the same job from the same study file and data, so every rank's
+/// Trainer takes its share of the same global steps. Nothing here writes a file.
+inline void follow_study(StudyFile s, StudyEngine& engine) {
+    using namespace driver_detail;
+    require(engine.rank() != 0, "follow_study: rank 0 runs the study (run_study)");
+    auto const tokenizer = study_tokenizer(s, /*write*/ false);
+    for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template, false);
+    engine.from_rank0(0);  // rank 0 has written the templates
+    auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
+    StudyData data = load_study_data(s, first_template, {.write_suite = false});
+    auto const runs = plan_runs(s);
+    std::filesystem::path base = s.checkpoint;
+    engine.set_base(base);
+    std::map<std::string, TuningExamples> examples;
+    for (;;) {
+        long long const step = engine.from_rank0(0);
+        if (step == study_done) return;
+        if (step == study_pretrain) {
+            pretrain(engine, s, data, tokenizer, s.output / "pretrain", /*quiet*/ true);
+            continue;
+        }
+        auto const i = std::size_t(step - study_run_first);
+        require(step >= study_run_first && i < runs.size(), "rank ", engine.rank(), ": rank 0 announced step ", step,
+                " of a study of ", runs.size(), " runs");
+        if (s.pretrain.steps > 0 && base != s.output / "pretrain" / "model") {  // rank 0 tunes the pretrained model
+            base = s.output / "pretrain" / "model";
+            engine.set_base(base);
+        }
+        auto const& run = runs[i];
+        auto const& h = s.hyperparameters.at(run.method);
+        if (!examples.count(run.method)) {
+            auto const prompt_template = PromptTemplate::from_name_or_file(h.prompt_template);
+            examples[run.method] = tuning_examples(s, data, tokenizer, prompt_template, h);
+        }
+        train_run(engine, s, run, examples.at(run.method), h, base, h.prompt_template, /*quiet*/ true);
+    }
 }
 
 }  // namespace polyalpaca::study

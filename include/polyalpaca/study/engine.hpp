@@ -98,6 +98,13 @@ public:
     /// How many times the base checkpoint was read from disk: once per study, unless no host copy is kept and
     /// the methods alternate.
     virtual int base_reads() const = 0;
+
+    /// Data parallel (EngineOptions::data_parallel): this process's rank and the number of ranks that train
+    /// together; 0 and 1 otherwise. Rank 0 alone writes what train() and pretrain() save.
+    virtual int rank() const = 0;
+    virtual int ranks() const = 0;
+    /// Rank 0's `value` on every rank: how rank 0 tells the others what the study does next (study/driver.hpp).
+    virtual long long from_rank0(long long value) = 0;
 };
 
 /// What every engine of a runner is built with.
@@ -112,6 +119,11 @@ struct EngineOptions {
     /// CUDA: a LoRA network keeps its frozen weight matrices in bf16 only (cuda::FrozenInBf16), a third of fp32 and
     /// its working copy; the results are the same.
     bool frozen_in_bf16 = true;
+    /// Train data parallel over the ranks of the launcher that started this process (mpirun, srun): MPI on the CPU,
+    /// NCCL on GPUs, one rank per GPU (cuda_device is then the rank's). Needs a runner built with MPI.
+    bool data_parallel = false;
+    /// With data_parallel: AdamW's state sharded over the ranks (ZeRO-1).
+    bool zero1 = false;
 };
 
 }  // namespace polyalpaca::study

@@ -28,6 +28,7 @@ struct PlanDevice {
     std::string attention = "auto";
     bool frozen_in_bf16 = true;
     int ranks = 1;  ///< data-parallel ranks a run is spread over (memory is planned per rank)
+    bool zero1 = false;  ///< the runs shard AdamW's state over the ranks (the fit check plans that way)
 };
 
 namespace memory_table_detail {

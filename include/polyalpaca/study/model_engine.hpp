@@ -17,6 +17,13 @@
 #include <vector>
 
 #include "polyalpaca/backend/cpu_eigen.hpp"
+#include "polyalpaca/distributed/any_communicator.hpp"
+#if defined(POLYALPACA_STUDY_MPI)  // the runner's build found MPI (cmake/PolyalpacaStudy.cmake)
+#include "polyalpaca/distributed/mpi.hpp"
+#endif
+#if defined(POLYALPACA_STUDY_NCCL)  // and NCCL, in a CUDA engine's translation unit
+#include "polyalpaca/distributed/nccl.cuh"
+#endif
 #include "polyalpaca/io/hf_weights.hpp"
 #include "polyalpaca/io/peft.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
@@ -35,6 +42,29 @@ template <class Backend>
 DeviceInfo device_of(typename Backend::Context& ctx) {
     if constexpr (requires { device_info(ctx); }) return device_info(ctx);
     else return cpu::host_device_info();
+}
+
+/// The ranks an engine trains with: one (SingleProcess), or with EngineOptions::data_parallel the launcher's, over
+/// MPI on the CPU and NCCL on GPUs.
+template <class Backend>
+std::unique_ptr<distributed::AnyCommunicator<typename Backend::Context>> make_communicator(EngineOptions const& o) {
+    using Any = distributed::AnyCommunicator<typename Backend::Context>;
+    if (!o.data_parallel) return std::make_unique<Any>(std::make_unique<distributed::SingleProcess>());
+    if constexpr (ChoosesKernels<typename Backend::Context>) {
+#if defined(POLYALPACA_STUDY_NCCL)
+        return std::make_unique<Any>(std::make_unique<distributed::Nccl>());
+#else
+        fail("data parallel on GPUs needs NCCL, which this polyalpaca_study was built without (cmake finds it in "
+             "the CUDA toolkit, with MPI: apt-get install libopenmpi-dev openmpi-bin)");
+#endif
+    } else {
+#if defined(POLYALPACA_STUDY_MPI)
+        return std::make_unique<Any>(std::make_unique<distributed::Mpi>());
+#else
+        fail("data parallel needs MPI, which this polyalpaca_study was built without (apt-get install "
+             "libopenmpi-dev openmpi-bin, then configure again)");
+#endif
+    }
 }
 
 /// The context of a backend: CpuEigen's default, Cuda's on `cuda_device` with the attention kernels asked for
@@ -80,7 +110,8 @@ public:
 
     explicit ModelEngine(EngineOptions options)
         : options_(std::move(options)),
-          meter_(options_.cuda_device),
+          world_(engine_detail::make_communicator<Backend>(options_)),
+          meter_(device_of_rank()),
           ctx_(engine_detail::make_context<Backend>(options_, head_dim)) {
         device_.info = engine_detail::device_of<Backend>(*ctx_);
         device_.backend = Backend::name;
@@ -96,6 +127,9 @@ public:
     int max_positions() const override { return Full::config::max_positions; }
 
     int base_reads() const override { return base_reads_; }
+    int rank() const override { return world_->rank(); }
+    int ranks() const override { return world_->size(); }
+    long long from_rank0(long long value) override { return distributed::from_rank0(*world_, value); }
     std::size_t measured_peak_bytes() override {
         meter_.sample();
         return meter_.peak();
@@ -119,7 +153,8 @@ public:
         current_ = nullptr;
         auto net = std::make_unique<FullNet>(*ctx_, NetworkOptions{.seed = options_.seed});  // random, not the base
         auto result = fit(*net, job, /*load_best*/ false);  // the last weights, as a pretraining run ends
-        io::save_hf_checkpoint(*ctx_, *net, job.weights_dir, io::DType::F32);
+        if (rank() == 0) io::save_hf_checkpoint(*ctx_, *net, job.weights_dir, io::DType::F32);
+        distributed::barrier(*world_);  // the others may read the weights next
         return result;
     }
 
@@ -232,10 +267,13 @@ private:
     template <class Model>
     TrainResult train_net(Held<Model>& held, TrainJob const& job) {
         auto result = fit(held.net, job, /*load_best*/ true);
-        if constexpr (Model::adapter::is_lora)
-            io::save_peft_adapter(*ctx_, held.net, job.weights_dir, job.base_model_name, options_.lora_dropout);
-        else
-            io::save_hf_checkpoint(*ctx_, held.net, job.weights_dir, io::DType::F32);
+        if (rank() == 0) {
+            if constexpr (Model::adapter::is_lora)
+                io::save_peft_adapter(*ctx_, held.net, job.weights_dir, job.base_model_name, options_.lora_dropout);
+            else
+                io::save_hf_checkpoint(*ctx_, held.net, job.weights_dir, io::DType::F32);
+        }
+        distributed::barrier(*world_);
         held.changed = true;
         current_ = &held;
         return result;
@@ -245,14 +283,22 @@ private:
     TrainResult fit(CausalLm<Model, Backend, float>& net, TrainJob const& job, bool load_best) {
         auto options = job.options;
         options.cost = flop_cost<Model>();
-        Trainer<Model, Backend, float> trainer(*ctx_, net, options);
+        if (options_.zero1) options.sharding = distributed::OptimizerSharding::Zero1;
+        Trainer<Model, Backend, float, distributed::AnyCommunicator<Context>> trainer(*ctx_, net, options, *world_);
         auto const result = trainer.fit(job.mixture, job.examples, job.validation);
         meter_.sample();  // the network's and the optimizer's memory are both still held
         if (load_best) trainer.load_best(result);
         return result;
     }
 
+    /// The GPU this engine runs on: the one NCCL gives this rank, else the options'.
+    int device_of_rank() {
+        if (world_->device() >= 0) options_.cuda_device = world_->device();
+        return options_.cuda_device;
+    }
+
     EngineOptions options_;
+    std::unique_ptr<distributed::AnyCommunicator<Context>> world_;  // before the context: NCCL picks the GPU
     typename Backend::MemoryMeter meter_;  // made before the context, so the measure counts what it allocates
     std::unique_ptr<Context> ctx_;
     DeviceDescription device_;

@@ -96,7 +96,8 @@ inline TrainResult train_run(StudyEngine& engine, StudyFile const& s, PlannedRun
                           {"model_dir", base.string()},    {"seed", s.seed},             {"cutoff", h.cutoff},
                           {"train_on_inputs", h.train_on_inputs}, {"eos", "alpaca-lora"},  {"budget", run.budget.describe()}};
     config.update(engine.device().to_json());
-    io::write_file_atomically(run.dir / "run_config.json", config.dump(2) + "\n");
+    config["ranks"] = engine.ranks();
+    if (engine.rank() == 0) io::write_file_atomically(run.dir / "run_config.json", config.dump(2) + "\n");
     std::vector<std::vector<Example>> examples;
     for (auto const& pool : mixture.pools()) examples.push_back(t.by_language.at(pool.lang));
     std::vector<std::pair<std::string, std::vector<Example>>> validation;

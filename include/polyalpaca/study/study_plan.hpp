@@ -198,7 +198,9 @@ inline int print_plan(StudyFile const& s, PlanDevice const& device) {
             auto const m = plan_memory(one, method, device, prompt);
             peaks[method] = m.peak;
             auto const& h = one.hyperparameters.at(method);
-            auto const fits = [&](std::size_t peak) { return !available ? "?" : peak <= *available ? "yes" : "**no**"; };
+            auto const fits = [&](std::size_t peak) {
+                return !available ? "?" : peak <= *available ? "yes" : "**no**";
+            };
             std::string zero1;
             if (ranks) {
                 auto const z = plan_memory(one, method, device, prompt, distributed::OptimizerSharding::Zero1);
@@ -266,7 +268,9 @@ inline std::map<std::string, std::map<std::string, std::size_t>> require_fit(Stu
         auto const inputs = plan_detail::read_plan_inputs(one, /*training*/ false);  // the run reads it once
         int const prompt = plan_detail::longest_test_prompt(one, inputs);
         for (auto const& method : one.methods) {
-            auto const m = plan_memory(one, method, device, prompt);
+            auto const m = plan_memory(one, method, device, prompt,
+                                       device.zero1 ? distributed::OptimizerSharding::Zero1
+                                                    : distributed::OptimizerSharding::Replicated);
             peaks[one.preset][method] = m.peak;
             if (!available || m.peak <= *available) continue;
             std::string first;
@@ -280,8 +284,9 @@ inline std::map<std::string, std::map<std::string, std::size_t>> require_fit(Stu
                 state >= *available
                     ? "its weights" + std::string(method == "full" ? ", gradients and AdamW state" : "") +
                           " alone take " + gib(double(state)) + " GiB: " +
-                          (method == "full" ? "tune with \"lora\" instead, or shard AdamW's state over data-parallel "
-                                              "ranks with ZeRO-1 (--plan --ranks N shows the memory per rank)"
+                          (method == "full" ? "tune with \"lora\" instead, or run the study under mpirun with --zero1, "
+                                              "which shards AdamW's state over the ranks (--plan --ranks N shows the "
+                                              "memory per rank)"
                                             : "it needs a device with more memory")
                     : "lower hyperparameters." + method + ".micro_batch (now " + std::to_string(h.micro_batch) +
                           ") or cutoff (now " + std::to_string(h.cutoff) + "), or decoding.batch (now " +

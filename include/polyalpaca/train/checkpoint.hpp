@@ -61,9 +61,6 @@ inline void sync_directory(std::filesystem::path const& dir) {
     ::fsync(fd);
     ::close(fd);
 }
-}  // namespace detail
-
-namespace detail {
 
 inline std::filesystem::path temp_checkpoint_dir(std::filesystem::path const& run_dir, long step) {
     return run_dir / ("." + checkpoint_name(step) + ".tmp");
@@ -175,9 +172,10 @@ std::filesystem::path save_sharded_checkpoint(typename Backend::Context& ctx, st
     std::vector<float> const moments_f(moments.begin(), moments.end());
     std::vector<std::int64_t> const shape{shard.count};
     auto const half = std::size_t(shard.count);
+    std::span<float const> const exp_avg(moments_f.data(), half), exp_avg_sq(moments_f.data() + half, half);
     io::write_safetensors(temp_dir / detail::optimizer_shard_name(rank, ranks),
-                          {{"exp_avg", io::DType::F32, shape, std::span<float const>(moments_f.data(), half)},
-                           {"exp_avg_sq", io::DType::F32, shape, std::span<float const>(moments_f.data() + half, half)}},
+                          {{"exp_avg", io::DType::F32, shape, exp_avg},
+                           {"exp_avg_sq", io::DType::F32, shape, exp_avg_sq}},
                           {{"shard", std::to_string(rank)}, {"shards", std::to_string(ranks)},
                            {"begin", std::to_string(shard.begin)}, {"count", std::to_string(shard.count)},
                            {"trainable_values", std::to_string(n)}});
