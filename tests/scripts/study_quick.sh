@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the embedded study's quick form and checks:
-# - report.md, results.csv (with an exact_match column), study_state.json and the plots are written;
+# - report.md, results.csv (with an exact_match column and 95% intervals around it and fidelity), study_state.json
+#   and the plots are written;
 # - every run's run_config.json names the device, backend, attention kernels and GEMM math that ran, and the
 #   report the device; the base checkpoint is read once;
 # - the printed summary table has a row per strategy with a parsable accuracy for every test language, the
@@ -20,11 +21,16 @@ for f in report.md results.csv study_state.json plots/score_by_language.svg plot
          tokenizer.json suite/suite.json pretrain/model/config.json; do
     [[ -s "$work/out/$f" ]] || fail "$f was not written"
 done
-head -1 "$work/out/results.csv" | grep -q ',exact_match$' || fail "results.csv has no exact_match column"
+head -1 "$work/out/results.csv" | grep -q ',exact_match,exact_match_low,exact_match_high,fidelity_low,fidelity_high$' ||
+    fail "results.csv lacks the exact_match column and the intervals"
 rows=$(tail -n +2 "$work/out/results.csv" | wc -l)
 [[ $rows -eq 9 ]] || fail "results.csv has $rows rows, expected 3 runs x 3 languages"
-tail -n +2 "$work/out/results.csv" | awk -F, '$NF !~ /^[0-9]+\.[0-9]+$/ { bad = 1 } END { exit bad }' \
-    || fail "an exact_match cell of results.csv is not a number"
+# Exact match and fidelity each lie inside their 95% bootstrap interval (columns counted from the end).
+tail -n +2 "$work/out/results.csv" | awk -F, '
+    { em = $(NF - 4); el = $(NF - 3); eh = $(NF - 2); fl = $(NF - 1); fh = $NF }
+    em !~ /^[0-9]+\.[0-9]+$/ || el !~ /^[0-9]+\.[0-9]+$/ || fl !~ /^[0-9]+\.[0-9]+$/ { bad = 1 }
+    el + 0 > em + 0 || em + 0 > eh + 0 || fl + 0 > fh + 0 { bad = 1 }
+    END { exit bad }' || fail "an exact_match or interval cell of results.csv is not a number, or not around its value"
 grep -q '"state": "evaluated"' "$work/out/study_state.json" || fail "study_state.json lists no evaluated run"
 grep -q '"state": "pending"\|"state": "training"' "$work/out/study_state.json" && fail "study_state.json has unfinished runs"
 

@@ -15,6 +15,7 @@
 
 #include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/eval/evaluate_program.hpp"
+#include "polyalpaca/eval/intervals.hpp"
 #include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/study_data.hpp"
@@ -26,7 +27,33 @@ struct LanguageOutcome {
     std::size_t responses = 0, correct = 0, answered = 0;  ///< answered: responses with a known answer
     std::optional<double> exact_match, fidelity, loss;
     std::map<std::string, double> tasks;  ///< exact match per task
+    /// 95% bootstrap intervals over the prompts (eval/intervals.hpp), seeded by the study's seed.
+    std::optional<eval::Interval> exact_match_interval, fidelity_interval;
+    /// Per prompt id, 1 or 0: answered exactly, and answered in the prompt's language (for paired comparisons).
+    std::map<std::string, double> exact_by_prompt, fidelity_by_prompt;
 };
+
+namespace evaluation_detail {
+
+inline nlohmann::json interval_json(std::optional<eval::Interval> const& i) {
+    return i ? nlohmann::json::array({i->low, i->high}) : nlohmann::json();
+}
+
+inline std::optional<eval::Interval> interval_from(nlohmann::json const& l, char const* key, std::optional<double> v) {
+    auto const it = l.find(key);
+    if (it == l.end() || !it->is_array() || it->size() != 2 || !v) return std::nullopt;
+    return eval::Interval{*v, (*it)[0].get<double>(), (*it)[1].get<double>()};
+}
+
+/// The seeded 95% interval of the mean of a prompt -> 0/1 map (none when it is empty).
+inline std::optional<eval::Interval> interval_of(std::map<std::string, double> const& by_prompt, std::uint64_t seed) {
+    if (by_prompt.empty()) return std::nullopt;
+    std::vector<double> values;
+    for (auto const& [id, v] : by_prompt) values.push_back(v);
+    return eval::bootstrap_mean(values, {.resamples = 10000, .level = 0.95, .seed = seed});
+}
+
+}  // namespace evaluation_detail
 
 /// One run's evaluation as evaluation.json holds it.
 struct RunEvaluation {
@@ -50,6 +77,9 @@ inline nlohmann::json to_json(RunEvaluation const& e) {
         l["exact_match"] = o.exact_match ? nlohmann::json(*o.exact_match) : nlohmann::json();
         l["fidelity"] = o.fidelity ? nlohmann::json(*o.fidelity) : nlohmann::json();
         l["loss"] = o.loss ? nlohmann::json(*o.loss) : nlohmann::json();
+        l["exact_match_interval"] = evaluation_detail::interval_json(o.exact_match_interval);
+        l["fidelity_interval"] = evaluation_detail::interval_json(o.fidelity_interval);
+        l["per_prompt"] = {{"exact_match", o.exact_by_prompt}, {"fidelity", o.fidelity_by_prompt}};
     }
     return j;
 }
@@ -67,6 +97,13 @@ inline RunEvaluation read_evaluation(std::filesystem::path const& path) {
             o.responses = l.at("responses"), o.correct = l.at("correct"), o.answered = l.at("answered");
             o.tasks = l.at("tasks").get<std::map<std::string, double>>();
             o.exact_match = opt(l.at("exact_match")), o.fidelity = opt(l.at("fidelity")), o.loss = opt(l.at("loss"));
+            // Written before intervals were: none.
+            o.exact_match_interval = evaluation_detail::interval_from(l, "exact_match_interval", o.exact_match);
+            o.fidelity_interval = evaluation_detail::interval_from(l, "fidelity_interval", o.fidelity);
+            if (auto const p = l.find("per_prompt"); p != l.end()) {
+                o.exact_by_prompt = p->value("exact_match", std::map<std::string, double>{});
+                o.fidelity_by_prompt = p->value("fidelity", std::map<std::string, double>{});
+            }
             e.by_language[lang] = o;
         }
     } catch (nlohmann::json::exception const& err) {
@@ -103,10 +140,13 @@ inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, S
     eval::Fidelity fidelity;
     fidelity.add_all(responses);
     synthetic::ExactMatchTally tally;
+    std::map<std::string, std::map<std::string, double>> exact_by_prompt, fidelity_by_prompt;  // by language
     for (auto const& r : responses) {
         auto const& answers = d.answers[r.language];
         if (auto const it = answers.find(r.id); it != answers.end())
-            tally.add(r.language, it->second.task, r.response, it->second.answer);
+            exact_by_prompt[r.language][r.id] = tally.add(r.language, it->second.task, r.response, it->second.answer);
+        fidelity_by_prompt[r.language][r.id] =
+            eval::same_language(r.language, eval::identify_language(r.response).code) ? 1.0 : 0.0;
     }
     for (auto const& set : d.test_sets) {
         auto& o = e.by_language[set.lang];
@@ -115,6 +155,10 @@ inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, S
         auto const count = tally.of_language(set.lang);
         o.correct = count.correct, o.answered = count.total;
         if (count.total > 0) o.exact_match = count.accuracy();
+        o.exact_by_prompt = exact_by_prompt[set.lang];
+        o.fidelity_by_prompt = fidelity_by_prompt[set.lang];
+        o.exact_match_interval = evaluation_detail::interval_of(o.exact_by_prompt, s.seed);
+        o.fidelity_interval = evaluation_detail::interval_of(o.fidelity_by_prompt, s.seed);
         for (auto const& t : tally.per_task())
             if (t.group.starts_with(set.lang + "/")) o.tasks[t.group.substr(set.lang.size() + 1)] = t.accuracy();
         if (auto const it = d.test_records.find(set.lang); it != d.test_records.end() && !it->second.empty())

@@ -159,7 +159,8 @@ inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std:
 }
 
 /// report.md (with the summary and an exact-match section per run before eval/report.hpp's sections), results.csv
-/// (with an exact_match column), plots/, written atomically under `dir`.
+/// (with exact_match and the 95% bootstrap intervals of exact match and fidelity), plots/, written atomically under
+/// `dir`.
 inline void write_study_report(std::filesystem::path const& dir, eval::Study const& study,
                                std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
                                std::optional<RunEvaluation> const& baseline, std::string const& header) {
@@ -182,21 +183,27 @@ inline void write_study_report(std::filesystem::path const& dir, eval::Study con
     md << "\n# Evaluation\n" << report;
     io::write_file_atomically(dir / "report.md", md.str());
 
-    std::map<std::pair<std::string, std::string>, std::optional<double>> em;
+    std::map<std::pair<std::string, std::string>, LanguageOutcome const*> outcome;
     for (auto const& r : runs)
-        for (auto const& [l, o] : r.by_language) em[{r.name, l}] = o.exact_match;
+        for (auto const& [l, o] : r.by_language) outcome[{r.name, l}] = &o;
+    auto number = [](std::optional<double> v) { return v ? eval::report_detail::fixed(*v, 6) : std::string(); };
     std::istringstream csv(eval::results_csv(study));
     std::ostringstream with;
     std::string line;
     std::getline(csv, line);
-    with << line << ",exact_match\n";
+    with << line << ",exact_match,exact_match_low,exact_match_high,fidelity_low,fidelity_high\n";
     // Rows are in the order of results_csv: runs, then test languages with a result.
     for (auto const& run : study.runs)
         for (auto const& l : eval::test_languages(study)) {
             if (!eval::find_result(study, run.name, l)) continue;
             if (!std::getline(csv, line)) break;
-            auto const v = em[{run.name, l}];
-            with << line << ',' << (v ? eval::report_detail::fixed(*v, 6) : std::string()) << '\n';
+            auto const* o = outcome[{run.name, l}];
+            auto const em = o ? o->exact_match_interval : std::nullopt, fi = o ? o->fidelity_interval : std::nullopt;
+            with << line << ',' << number(o ? o->exact_match : std::nullopt) << ','
+                 << number(em ? std::optional(em->low) : std::nullopt) << ','
+                 << number(em ? std::optional(em->high) : std::nullopt) << ','
+                 << number(fi ? std::optional(fi->low) : std::nullopt) << ','
+                 << number(fi ? std::optional(fi->high) : std::nullopt) << '\n';
         }
     io::write_file_atomically(dir / "results.csv", with.str());
 }

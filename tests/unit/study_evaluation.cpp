@@ -1,0 +1,81 @@
+/// @file tests/unit/study_evaluation.cpp
+/// @brief A run's evaluation.json keeps the per-prompt outcomes and the 95% intervals of exact match and fidelity,
+///        reads back what it wrote, and reads an evaluation written before intervals existed.
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "polyalpaca/study/run_evaluation.hpp"
+
+namespace ps = polyalpaca::study;
+
+namespace {
+
+std::filesystem::path temp_file(char const* name) {
+    return std::filesystem::temp_directory_path() /
+           ("polyalpaca_test_" + std::string(name) + "_" + std::to_string(::getpid()) + ".json");
+}
+
+}  // namespace
+
+TEST_CASE("the intervals of a language's outcomes are seeded bootstrap intervals around their means",
+          "[study_evaluation]") {
+    std::map<std::string, double> by_prompt;
+    for (int i = 0; i < 40; ++i) by_prompt["p" + std::to_string(i)] = i % 4 == 0 ? 1.0 : 0.0;  // 10 of 40
+    auto const a = ps::evaluation_detail::interval_of(by_prompt, 42);
+    auto const b = ps::evaluation_detail::interval_of(by_prompt, 42);
+    REQUIRE(a.has_value());
+    CHECK(a->estimate == Approx(0.25));
+    CHECK(a->low < 0.25);
+    CHECK(a->high > 0.25);
+    CHECK(a->low == b->low);
+    CHECK(a->high == b->high);
+    CHECK(!ps::evaluation_detail::interval_of({}, 42).has_value());
+}
+
+TEST_CASE("evaluation.json keeps the intervals and per-prompt outcomes", "[study_evaluation]") {
+    ps::RunEvaluation e{"run-a", "multilingual", "lora", "records 160", {"en"}, {}, 1.5};
+    ps::LanguageOutcome o;
+    o.responses = 4, o.correct = 1, o.answered = 4;
+    o.exact_match = 0.25, o.fidelity = 0.75, o.loss = 2.5;
+    o.exact_by_prompt = {{"a", 1}, {"b", 0}, {"c", 0}, {"d", 0}};
+    o.fidelity_by_prompt = {{"a", 1}, {"b", 1}, {"c", 1}, {"d", 0}};
+    o.exact_match_interval = polyalpaca::eval::Interval{0.25, 0.0, 0.75};
+    o.fidelity_interval = polyalpaca::eval::Interval{0.75, 0.25, 1.0};
+    e.by_language["en"] = o;
+    auto const path = temp_file("evaluation");
+    {
+        std::ofstream(path) << ps::to_json(e).dump(2);
+    }
+    auto const back = ps::read_evaluation(path);
+    auto const& l = back.by_language.at("en");
+    REQUIRE(l.exact_match_interval.has_value());
+    CHECK(l.exact_match_interval->estimate == 0.25);
+    CHECK(l.exact_match_interval->low == 0.0);
+    CHECK(l.exact_match_interval->high == 0.75);
+    REQUIRE(l.fidelity_interval.has_value());
+    CHECK(l.fidelity_interval->low == 0.25);
+    CHECK(l.exact_by_prompt == o.exact_by_prompt);
+    CHECK(l.fidelity_by_prompt == o.fidelity_by_prompt);
+
+    // Written before intervals existed: the figures read, no interval, no per-prompt outcomes.
+    auto older = ps::to_json(e);
+    for (auto& [lang, r] : older["results"].items()) {
+        r.erase("exact_match_interval");
+        r.erase("fidelity_interval");
+        r.erase("per_prompt");
+    }
+    {
+        std::ofstream(path) << older.dump(2);
+    }
+    auto const old = ps::read_evaluation(path);
+    CHECK(old.by_language.at("en").exact_match == 0.25);
+    CHECK(!old.by_language.at("en").exact_match_interval.has_value());
+    CHECK(old.by_language.at("en").exact_by_prompt.empty());
+    std::filesystem::remove(path);
+}
