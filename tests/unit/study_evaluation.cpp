@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "polyalpaca/study/run_evaluation.hpp"
+#include "polyalpaca/study/summary.hpp"
 
 namespace ps = polyalpaca::study;
 
@@ -78,4 +79,53 @@ TEST_CASE("evaluation.json keeps the intervals and per-prompt outcomes", "[study
     CHECK(!old.by_language.at("en").exact_match_interval.has_value());
     CHECK(old.by_language.at("en").exact_by_prompt.empty());
     std::filesystem::remove(path);
+}
+
+namespace {
+
+/// A run of `label` whose prompts p0.. of language `lang` are right where `right(i)` says.
+template <class Right>
+ps::RunEvaluation run_with(std::string const& label, std::string const& lang, int prompts, Right right) {
+    ps::RunEvaluation e{label, label, "lora", "records 160", {lang}, {}, 0};
+    ps::LanguageOutcome o;
+    for (int i = 0; i < prompts; ++i) {
+        double const x = right(i) ? 1.0 : 0.0;
+        o.exact_by_prompt["p" + std::to_string(i)] = x;
+        o.fidelity_by_prompt["p" + std::to_string(i)] = 1.0;
+        o.correct += std::size_t(x);
+    }
+    o.responses = o.answered = std::size_t(prompts);
+    o.exact_match = double(o.correct) / prompts, o.fidelity = 1.0;
+    e.by_language[lang] = o;
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("the best-strategy line says whether the lead is significant, prompt by prompt", "[study_evaluation]") {
+    std::vector<std::string> const langs{"en"};
+    // 200 prompts: multilingual right on 120, temperature on the same 120 and 8 more; monolingual on 60 of them.
+    auto const multi = run_with("multilingual", "en", 200, [](int i) { return i < 120; });
+    auto const close = run_with("temperature:0.5", "en", 200, [](int i) { return i < 128; });
+    auto const mono = run_with("monolingual en", "en", 200, [](int i) { return i < 60; });
+    auto const clear = ps::summary_markdown({mono, multi}, langs, std::nullopt);
+    INFO(clear);
+    // 60 prompts only multilingual got right, none the other way: McNemar p = 2 / 2^60.
+    CHECK_THAT(clear, Catch::Contains("overall **multilingual** (60.0%), ahead of **monolingual** by +30.0 points"));
+    CHECK_THAT(clear, Catch::Contains("McNemar p = 1.73e-18: significant"));
+    auto const near = ps::summary_markdown({multi, close}, langs, std::nullopt);
+    INFO(near);
+    // 8 discordant prompts, all one way: p = 2 / 2^8 = 0.0078 (significant); with 4 more the other way it would not
+    // be. A lead of 4 points that McNemar calls significant: the same prompts, answered better.
+    CHECK_THAT(near, Catch::Contains("overall **temperature:0.5** (64.0%), ahead of **multilingual** by +4.0 points"));
+    CHECK_THAT(near, Catch::Contains("McNemar p = 0.00781: significant"));
+    auto const mixed = run_with("temperature:0.5", "en", 200, [](int i) { return (i < 116) || (i >= 190); });
+    auto const level = ps::summary_markdown({multi, mixed}, langs, std::nullopt);
+    INFO(level);
+    // 10 prompts only temperature got right, 4 only multilingual: p = 0.18, not significant.
+    CHECK_THAT(level, Catch::Contains("ahead of **multilingual** by +3.0 points"));
+    CHECK_THAT(level, Catch::Contains("McNemar p = 0.18: not significant"));
+    auto const same = run_with("temperature:0.5", "en", 200, [](int i) { return i < 120; });
+    auto const tie = ps::summary_markdown({multi, same}, langs, std::nullopt);
+    CHECK_THAT(tie, Catch::Contains("overall **multilingual** (60.0%), tied with **temperature:0.5**"));
 }

@@ -5,6 +5,7 @@
 ///        best at which budget. Monolingual runs count as one strategy: each language's own model.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "polyalpaca/eval/intervals.hpp"
 #include "polyalpaca/eval/report.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"
 
@@ -22,6 +24,9 @@ struct SummaryRow {
     std::string method, budget, strategy;
     std::map<std::string, std::optional<double>> value;  ///< exact match (or fidelity when no answers are known)
     std::map<std::string, bool> zero_shot;
+    /// Per test language, each prompt's outcome behind `value` (0/1; for the monolingual row's zero-shot cells the
+    /// mean over the monolingual models): what the best-strategy lines compare strategies on, prompt by prompt.
+    std::map<std::string, std::map<std::string, double>> per_prompt;
 };
 
 namespace summary_detail {
@@ -46,6 +51,51 @@ inline std::optional<double> mean(SummaryRow const& r, std::vector<std::string> 
     return n > 0 ? std::optional<double>(sum / n) : std::nullopt;
 }
 
+/// Two rows' outcomes on the prompts both have, over the languages `which` selects (as mean() does), each prompt
+/// weighted so that every language counts equally, as in the rows' means (with as many prompts in every language
+/// the weights are 1 and 0/1 outcomes stay 0/1).
+inline std::pair<std::vector<double>, std::vector<double>> paired_outcomes(SummaryRow const& a, SummaryRow const& b,
+                                                                           std::vector<std::string> const& langs,
+                                                                           int which) {
+    std::vector<std::vector<std::pair<double, double>>> by_language;
+    std::size_t total = 0;
+    for (auto const& l : langs) {
+        auto const za = a.zero_shot.find(l);
+        auto const pa = a.per_prompt.find(l), pb = b.per_prompt.find(l);
+        if (za == a.zero_shot.end() || pa == a.per_prompt.end() || pb == b.per_prompt.end()) continue;
+        if ((which == 1 && za->second) || (which == 2 && !za->second)) continue;
+        std::vector<std::pair<double, double>> pairs;
+        for (auto const& [id, x] : pa->second)
+            if (auto const it = pb->second.find(id); it != pb->second.end()) pairs.emplace_back(x, it->second);
+        if (pairs.empty()) continue;
+        total += pairs.size();
+        by_language.push_back(std::move(pairs));
+    }
+    std::vector<double> xa, xb;
+    for (auto const& pairs : by_language) {
+        double const weight = double(total) / (double(by_language.size()) * double(pairs.size()));
+        for (auto const& [x, y] : pairs) xa.push_back(x * weight), xb.push_back(y * weight);
+    }
+    return {xa, xb};
+}
+
+/// ", ahead of **b** by +d points (95% CI [lo, hi]; McNemar p = 0.03: significant)": the winner's lead over the
+/// runner-up, prompt by prompt (eval/intervals.hpp: McNemar for 0/1 outcomes, else a paired bootstrap); ", tied with
+/// **b**" when they are level, "" without per-prompt outcomes.
+inline std::string lead(SummaryRow const& winner, SummaryRow const& second, std::vector<std::string> const& langs,
+                        int which) {
+    auto const [a, b] = paired_outcomes(winner, second, langs, which);
+    if (a.empty()) return "";
+    auto const c = eval::compare_paired(a, b, {.resamples = 10000, .level = 0.95, .seed = 0});
+    if (std::abs(c.difference.estimate) < 1e-12) return ", tied with **" + second.strategy + "**";
+    char buf[256];
+    std::snprintf(buf, sizeof buf, ", ahead of **%s** by %+.1f points (95%% CI [%+.1f, %+.1f]; %s p = %.3g: %s)",
+                  second.strategy.c_str(), 100 * c.difference.estimate, 100 * c.difference.low,
+                  100 * c.difference.high, c.binary ? "McNemar" : "paired bootstrap", c.p(),
+                  c.significant() ? "significant" : "not significant");
+    return buf;
+}
+
 }  // namespace summary_detail
 
 /// Whether the study has exact-match numbers (else the summary ranks by fidelity).
@@ -61,6 +111,7 @@ inline bool has_exact_match(std::vector<RunEvaluation> const& runs) {
 inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs) {
     bool const em = has_exact_match(runs);
     auto value = [em](LanguageOutcome const& o) { return em ? o.exact_match : o.fidelity; };
+    auto outcomes = [em](LanguageOutcome const& o) -> auto const& { return em ? o.exact_by_prompt : o.fidelity_by_prompt; };
     std::vector<SummaryRow> rows;
     auto row_for = [&](RunEvaluation const& r, std::string const& strategy) -> SummaryRow& {
         for (auto& row : rows)
@@ -76,8 +127,10 @@ inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& ru
             if (it == r.by_language.end()) continue;
             if (!mono) {
                 row.value[l] = value(it->second), row.zero_shot[l] = r.zero_shot(l);
+                row.per_prompt[l] = outcomes(it->second);
             } else if (!r.zero_shot(l)) {
                 row.value[l] = value(it->second), row.zero_shot[l] = false;
+                row.per_prompt[l] = outcomes(it->second);
             }
         }
     }
@@ -88,11 +141,20 @@ inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& ru
             if (row.value.count(l)) continue;
             double sum = 0;
             int n = 0;
+            std::map<std::string, std::pair<double, int>> prompt_sums;
             for (auto const& r : runs)
                 if (r.method == row.method && r.budget == row.budget && r.label.starts_with("monolingual "))
                     if (auto const it = r.by_language.find(l); it != r.by_language.end())
-                        if (auto const v = value(it->second)) sum += *v, ++n;
+                        if (auto const v = value(it->second)) {
+                            sum += *v, ++n;
+                            for (auto const& [id, x] : outcomes(it->second)) {
+                                prompt_sums[id].first += x;
+                                ++prompt_sums[id].second;
+                            }
+                        }
             if (n > 0) row.value[l] = sum / n;
+            for (auto const& [id, s] : prompt_sums)
+                if (s.second == n) row.per_prompt[l][id] = s.first / n;
             row.zero_shot[l] = true;
         }
     }
@@ -141,16 +203,24 @@ inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std:
         out << "Best at " << method << ", " << budget << ":";
         char const* sep = " ";
         for (int which : {0, 1, 2}) {
-            std::optional<double> best;
-            std::string winner;
+            std::optional<double> best, second_best;
+            SummaryRow const* winner = nullptr;
+            SummaryRow const* second = nullptr;
             for (auto const& r : rows) {
                 if (r.method != method || r.budget != budget) continue;
                 auto const m = summary_detail::mean(r, langs, which);
-                if (m && (!best || *m > *best + 1e-12)) best = m, winner = r.strategy;
+                if (!m) continue;
+                if (!best || *m > *best + 1e-12) {
+                    second_best = best, second = winner;
+                    best = m, winner = &r;
+                } else if (!second_best || *m > *second_best + 1e-12) {
+                    second_best = m, second = &r;
+                }
             }
             if (!best) continue;
             out << sep << (which == 0 ? "overall" : which == 1 ? "on tuned languages" : "on zero-shot languages")
-                << " **" << winner << "** (" << percent(best) << "%)";
+                << " **" << winner->strategy << "** (" << percent(best) << "%)"
+                << (second ? summary_detail::lead(*winner, *second, langs, which) : std::string());
             sep = "; ";
         }
         out << ".\n";
