@@ -32,6 +32,8 @@
 #include "polyalpaca/optim/adamw.hpp"
 #include "polyalpaca/train/step.hpp"
 
+#include "bench_common.cuh"
+
 namespace pa = polyalpaca;
 namespace cu = polyalpaca::cuda;
 namespace po = boost::program_options;
@@ -52,21 +54,10 @@ pa::TokenBatch random_batch(int batch, int seq, std::uint64_t seed) {
 /// The slowest rank's CUDA-event milliseconds of `calls` calls of f, on the context's stream.
 template <class F>
 double slowest_ms(pa::distributed::Nccl& world, cu::Context& ctx, int calls, F&& f) {
-    cudaEvent_t start = nullptr, stop = nullptr;
-    POLYALPACA_CUDA_CHECK(cudaEventCreate(&start));
-    POLYALPACA_CUDA_CHECK(cudaEventCreate(&stop));
-    POLYALPACA_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
-    for (int i = 0; i < calls; ++i) f();
-    POLYALPACA_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
-    POLYALPACA_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    POLYALPACA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
     std::vector<double> all(std::size_t(world.size()), 0.0);  // each rank's time in its own slot, summed: gathered
-    all[std::size_t(world.rank())] = ms;
+    all[std::size_t(world.rank())] = pa::bench::time_ms(ctx, 0, calls, f);
     world.all_reduce_sum(std::span<double>(all));
-    return *std::max_element(all.begin(), all.end()) / calls;
+    return *std::max_element(all.begin(), all.end());
 }
 
 void bandwidth_table(pa::distributed::Nccl& world, cu::Context& ctx, std::size_t max_bytes, int iterations) {

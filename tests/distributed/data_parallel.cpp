@@ -257,14 +257,20 @@ TEST_CASE("a checkpoint resumes at another number of ranks, sharded or not", "[d
         resumed.train(one, saved_at, steps, per_step, reference);
     }
 
-    SECTION("ZeRO-1 over the ranks, resumed on one rank without sharding") {
-        auto const dir = shared_dir("zero1");
+    // The first steps under ZeRO-1 over the ranks, saved: the checkpoint's directory.
+    auto zero1_checkpoint = [&](char const* name, Run& run) {
         Replica<Model> first(*world, OptimizerSharding::Zero1);
-        Run run;
         first.train(*world, 0, saved_at, per_step, run);
-        auto const saved =
-            pa::save_sharded_checkpoint(first.ctx, dir, first.net.parameters(), first.adamw, state, *world);
+        auto const dir = shared_dir(name);
+        auto& store = first.net.parameters();
+        auto const saved = pa::save_sharded_checkpoint(first.ctx, dir, store, first.adamw, state, *world);
         pa::distributed::barrier(*world);
+        return saved;
+    };
+
+    SECTION("ZeRO-1 over the ranks, resumed on one rank without sharding") {
+        Run run;
+        auto const saved = zero1_checkpoint("zero1", run);
         CHECK(fs::exists(saved / ("optimizer-shard-00000-of-0000" + std::to_string(world->size()) + ".safetensors")));
         CHECK(!fs::exists(saved / "optimizer.safetensors"));
         CHECK(pa::io::read_json_file(saved / "state.json").at("optimizer_shards") == world->size());
@@ -292,13 +298,8 @@ TEST_CASE("a checkpoint resumes at another number of ranks, sharded or not", "[d
                         world->size(), worst);
     }
     SECTION("ZeRO-1 over the ranks, resumed under ZeRO-1 over one rank (re-sharded)") {
-        auto const dir = shared_dir("reshard");
-        Replica<Model> first(*world, OptimizerSharding::Zero1);
         Run run;
-        first.train(*world, 0, saved_at, per_step, run);
-        auto const saved =
-            pa::save_sharded_checkpoint(first.ctx, dir, first.net.parameters(), first.adamw, state, *world);
-        pa::distributed::barrier(*world);
+        auto const saved = zero1_checkpoint("reshard", run);
         Replica<Model> resumed(one, OptimizerSharding::Zero1);
         pa::load_checkpoint(resumed.ctx, saved, resumed.net.parameters(), resumed.adamw, resumed.shard);
         resumed.train(one, saved_at, steps, per_step, run);
@@ -320,6 +321,16 @@ TEST_CASE("a sharded checkpoint with a shard missing names the file", "[distribu
     Replica<Model> resumed(one, OptimizerSharding::Replicated);
     CHECK_THROWS_WITH(pa::load_checkpoint(resumed.ctx, saved, resumed.net.parameters(), resumed.adamw),
                       Catch::Contains(shard_file));
+    // A shard count that is not one names state.json.
+    pa::distributed::barrier(*world);
+    if (world->rank() == 0) {
+        auto j = pa::io::read_json_file(saved / "state.json");
+        j["optimizer_shards"] = "two";
+        pa::io::write_file_atomically(saved / "state.json", j.dump());
+    }
+    pa::distributed::barrier(*world);
+    CHECK_THROWS_WITH(pa::load_checkpoint(resumed.ctx, saved, resumed.net.parameters(), resumed.adamw),
+                      Catch::Contains("state.json': optimizer_shards must be a whole number of shard files"));
 }
 
 TEST_CASE("a step without a micro-batch on any rank is refused on every rank", "[distributed]") {

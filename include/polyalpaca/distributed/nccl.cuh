@@ -100,28 +100,22 @@ public:
     /// to its rank (one ncclReduce per rank, in one group, which NCCL runs as one operation).
     template <class T>
     void reduce_scatter_sum(cuda::Context& ctx, T* data, Index n) {
-        nccl_detail::check(ncclGroupStart(), "ncclGroupStart");
-        for (int r = 0; r < size(); ++r) {
-            Shard const s = shard_of(n, size(), r);
-            nccl_detail::check(ncclReduce(data + s.begin, data + s.begin, std::size_t(s.count),
-                                          nccl_detail::datatype<T>(), ncclSum, r, comm_, ctx.stream()),
+        for_each_shard_in_group(n, [&](int owner, T* shard, std::size_t count) {
+            nccl_detail::check(ncclReduce(shard, shard, count, nccl_detail::datatype<T>(), ncclSum, owner, comm_,
+                                          ctx.stream()),
                                "ncclReduce");
-        }
-        nccl_detail::check(ncclGroupEnd(), "ncclGroupEnd");
+        }, data);
     }
 
     /// ZeRO-1's weight exchange: every rank's shard of the n values goes to every rank (one ncclBroadcast per shard,
     /// in one group).
     template <class T>
     void all_gather(cuda::Context& ctx, T* data, Index n) {
-        nccl_detail::check(ncclGroupStart(), "ncclGroupStart");
-        for (int r = 0; r < size(); ++r) {
-            Shard const s = shard_of(n, size(), r);
-            nccl_detail::check(ncclBroadcast(data + s.begin, data + s.begin, std::size_t(s.count),
-                                             nccl_detail::datatype<T>(), r, comm_, ctx.stream()),
+        for_each_shard_in_group(n, [&](int owner, T* shard, std::size_t count) {
+            nccl_detail::check(ncclBroadcast(shard, shard, count, nccl_detail::datatype<T>(), owner, comm_,
+                                             ctx.stream()),
                                "ncclBroadcast");
-        }
-        nccl_detail::check(ncclGroupEnd(), "ncclGroupEnd");
+        }, data);
     }
 
     /// Sums host figures over all ranks, in place (over MPI: they are on the host).
@@ -136,6 +130,17 @@ public:
     }
 
 private:
+    /// Calls f(owner rank, shard start, count) for every rank's shard of the n values at data, inside one NCCL group.
+    template <class T, class F>
+    void for_each_shard_in_group(Index n, F&& f, T* data) {
+        nccl_detail::check(ncclGroupStart(), "ncclGroupStart");
+        for (int r = 0; r < size(); ++r) {
+            Shard const s = shard_of(n, size(), r);
+            f(r, data + s.begin, std::size_t(s.count));
+        }
+        nccl_detail::check(ncclGroupEnd(), "ncclGroupEnd");
+    }
+
     Mpi world_;  // first: MPI starts before NCCL and ends after it
     int device_ = 0;
     ncclComm_t comm_ = nullptr;

@@ -138,15 +138,15 @@ inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, S
     eval::write_responses(dir / "responses.jsonl", responses);
 
     eval::Fidelity fidelity;
-    fidelity.add_all(responses);
     synthetic::ExactMatchTally tally;
     std::map<std::string, std::map<std::string, double>> exact_by_prompt, fidelity_by_prompt;  // by language
     for (auto const& r : responses) {
         auto const& answers = d.answers[r.language];
         if (auto const it = answers.find(r.id); it != answers.end())
             exact_by_prompt[r.language][r.id] = tally.add(r.language, it->second.task, r.response, it->second.answer);
-        fidelity_by_prompt[r.language][r.id] =
-            eval::same_language(r.language, eval::identify_language(r.response).code) ? 1.0 : 0.0;
+        auto const detected = eval::identify_language(r.response).code;  // as Fidelity::add_all identifies it
+        fidelity.add(r.language, detected);
+        fidelity_by_prompt[r.language][r.id] = eval::same_language(r.language, detected) ? 1.0 : 0.0;
     }
     for (auto const& set : d.test_sets) {
         auto& o = e.by_language[set.lang];

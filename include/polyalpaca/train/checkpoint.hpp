@@ -241,7 +241,14 @@ void read_moments(std::filesystem::path const& dir, nlohmann::json const& state,
                   distributed::Shard shard, T* out) {
     Index const n = store.trainable_count();
     std::vector<T> values;
-    if (auto const shards = state.value("optimizer_shards", 0); shards > 0) {  // written by a ZeRO-1 run
+    int shards = 0;  // written by a ZeRO-1 run: its number of shard files
+    if (auto const it = state.find("optimizer_shards"); it != state.end()) {
+        require(it->is_number_integer() && it->get<long long>() >= 1 && it->get<long long>() <= 1 << 20, "checkpoint '",
+                (dir / "state.json").string(), "': optimizer_shards must be a whole number of shard files, got ",
+                it->dump());
+        shards = it->get<int>();
+    }
+    if (shards > 0) {
         for (int k = 0; k < shards; ++k) {
             distributed::Shard const from = distributed::shard_of(n, shards, k);
             if (std::max(from.begin, shard.begin) >= std::min(from.end(), shard.end())) continue;

@@ -160,19 +160,12 @@ inline TokenBatch worst_case_batch(int vocab, int batch, int seq) {
 
 namespace detail {
 
-/// Rank 0 of `ranks` in a dry run: the communicator train_step sees, whose collectives move nothing. (They allocate
-/// nothing on the CPU backend; NCCL's own buffers on a GPU are not counted.)
-struct PlannedRank {
+/// Rank 0 of `ranks` in a dry run: the communicator train_step sees, whose collectives move nothing, as
+/// SingleProcess's. (They allocate nothing on the CPU backend; NCCL's own buffers on a GPU are not counted.)
+struct PlannedRank : distributed::SingleProcess {
     int ranks = 1;
-    int rank() const { return 0; }
+    explicit PlannedRank(int r) : ranks(r) {}
     int size() const { return ranks; }
-    template <class Context, class T>
-    void all_reduce_sum(Context&, T*, Index) {}
-    template <class Context, class T>
-    void reduce_scatter_sum(Context&, T*, Index) {}
-    template <class Context, class T>
-    void all_gather(Context&, T*, Index) {}
-    void all_reduce_sum(std::span<double>) {}
 };
 
 /// Decoding as generate() runs it (generate/generate.hpp): a cache slot per beam, the prompts' prefill, every beam
