@@ -4,8 +4,8 @@
 #   and the plots are written;
 # - every run's run_config.json names the device, backend, attention kernels and GEMM math that ran, and the
 #   report the device; the base checkpoint is read once;
-# - the printed summary table has a row per strategy with a parsable accuracy for every test language, the
-#   base-model baseline, a "Best at" line, and the report's path last;
+# - the printed summary table has a row per strategy with a parsable accuracy and its interval for every test
+#   language, the base-model baseline, a "Best at" line, a fidelity table, and the report's path last;
 # - a second invocation on the same output directory trains nothing (every run is skipped as finished) and prints
 #   the same summary.
 # usage: study_quick.sh POLYALPACA_STUDY WORK_DIR
@@ -17,10 +17,13 @@ fail() { echo "FAILED: $*" >&2; exit 1; }
 
 "$study" --quick --quiet --output "$work/out" > "$work/first.log" 2>&1 || { cat "$work/first.log"; fail "first run"; }
 cat "$work/first.log"
-for f in report.md results.csv study_state.json plots/score_by_language.svg plots/budget_vs_score.svg \
-         tokenizer.json suite/suite.json pretrain/model/config.json; do
+for f in report.md results.csv tasks.csv study_state.json plots/score_by_language.svg plots/budget_vs_score.svg \
+         plots/exact_match_by_language.svg plots/fidelity_by_language.svg tokenizer.json suite/suite.json \
+         pretrain/model/config.json; do
     [[ -s "$work/out/$f" ]] || fail "$f was not written"
 done
+# The summary's bars carry their 95% intervals as error bars.
+grep -q '<path d="M' "$work/out/plots/exact_match_by_language.svg" || fail "the exact-match plot has no interval bars"
 head -1 "$work/out/results.csv" | grep -q ',exact_match,exact_match_low,exact_match_high,fidelity_low,fidelity_high$' ||
     fail "results.csv lacks the exact_match column and the intervals"
 rows=$(tail -n +2 "$work/out/results.csv" | wc -l)
@@ -37,12 +40,17 @@ grep -q '"state": "pending"\|"state": "training"' "$work/out/study_state.json" &
 # The summary table: header, baseline, one row per strategy; every language cell a number (zero-shot marked).
 grep -q '^| method | budget | strategy | en | ru | bg | mean tuned | mean zero-shot | mean |$' "$work/first.log" \
     || fail "no summary table header"
-grep -Eq '^\| – \| – \| no tuning \(base model\) \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \|' "$work/first.log" \
+# A cell: the percentage and its 95% interval, "12.5 [3.1, 25.0]".
+cell='[0-9]+\.[0-9] \[[0-9]+\.[0-9], [0-9]+\.[0-9]\]'
+grep -Eq "^\| – \| – \| no tuning \(base model\) \| $cell \| $cell \| $cell \|" "$work/first.log" \
     || fail "no baseline row"
 for strategy in monolingual multilingual; do
-    grep -Eq "^\| full \| records 160 \| $strategy \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] † \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \| [0-9]+\.[0-9] \|$" \
+    grep -Eq "^\| full \| records 160 \| $strategy \| $cell \| $cell \| $cell † \| $cell \| $cell \| $cell \|$" \
         "$work/first.log" || fail "no parsable summary row for $strategy"
 done
+# Language fidelity, measured on the sentence tasks, has a table of its own.
+grep -q "^Language fidelity (%) per test language (the share of responses CLD2 identified" "$work/first.log" \
+    || fail "no fidelity table"
 grep -Eq '^Best at full, records 160: overall \*\*(monolingual|multilingual)\*\*' "$work/first.log" || fail "no best-strategy line"
 grep -q 'runs trained 3, skipped as finished 0; base checkpoint read 1 time(s);' "$work/first.log" \
     || fail "the first run did not train 3 runs from a base read once"
@@ -56,6 +64,8 @@ grep -q '^- device: cpu' "$work/out/report.md" || fail "report.md does not name 
 [[ "$(tail -1 "$work/first.log")" == "report $work/out/report.md" ]] || fail "the output does not end with the report's path"
 grep -q '^## Summary' "$work/out/report.md" && grep -q '^## Exact match per task' "$work/out/report.md" \
     || fail "report.md lacks its summary or exact-match sections"
+head -1 "$work/out/tasks.csv" | grep -q '^run,method,strategy,budget,language,zero_shot,task,exact_match$' \
+    && [[ $(wc -l < "$work/out/tasks.csv") -gt 13 ]] || fail "tasks.csv lacks its header or the tasks"
 
 # Resume: nothing is trained again.
 "$study" --quick --quiet --output "$work/out" > "$work/second.log" 2>&1 || { cat "$work/second.log"; fail "second run"; }

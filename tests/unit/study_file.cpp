@@ -5,6 +5,7 @@
 #include <polyalpaca/study/byte_tokenizer.hpp>
 #include <polyalpaca/study/embedded_default.hpp>
 #include <polyalpaca/study/planner.hpp>
+#include <polyalpaca/study/study_tokenizer.hpp>
 
 #include "support/fixtures.hpp"
 
@@ -87,7 +88,8 @@ TEST_CASE("the embedded study and its quick form", "[study]") {
     CHECK(std::find(langs.begin(), langs.end(), "ru") != langs.end());
     CHECK(std::find(langs.begin(), langs.end(), "zh") != langs.end());
     auto const runs = ps::plan_runs(s);
-    CHECK(runs.size() == s.languages.size() + s.strategies.size() - 1);
+    CHECK(s.methods == std::vector<std::string>{"lora", "full"});  // both of the paper's methods
+    CHECK(runs.size() == s.methods.size() * (s.languages.size() + s.strategies.size() - 1));
     auto const quick = ps::embedded_study(true);
     CHECK(ps::plan_runs(quick).size() == 3);
 }
@@ -140,4 +142,42 @@ TEST_CASE("the byte tokenizer encodes every script as its UTF-8 bytes and back",
     }
     auto const compact = pa::PromptTemplate::from_json_text(ps::compact_template_json(), "compact");
     CHECK(compact.response_split() == "### Response:");
+}
+
+TEST_CASE("a byte-level BPE learns the most frequent pairs first and stops below the minimum frequency", "[study]") {
+    // Words (letters, spaces and other runs apart): "ab" 3 times, "abc" twice, " " 4 times. (a, b) is seen 5 times,
+    // then (ab, c) twice; nothing else twice.
+    std::vector<std::string> const texts{"ab ab ab", "abc abc"};
+    auto const split = ps::suite_bpe_pre_tokenizer();
+    auto const merges = pa::tokenizer::train_byte_level_bpe(texts, split, {.new_tokens = 10});
+    REQUIRE(merges.size() == 2);
+    CHECK(merges[0] == std::pair<std::string, std::string>{"a", "b"});
+    CHECK(merges[1] == std::pair<std::string, std::string>{"ab", "c"});
+    CHECK(pa::tokenizer::train_byte_level_bpe(texts, split, {.new_tokens = 1}).size() == 1);
+    auto const t = pa::Tokenizer::from_hf_json_text(ps::byte_level_bpe_json(merges), "bpe");
+    CHECK(t.vocab_size() == ps::byte_vocab_size + 2);
+    int const ab = ps::byte_vocab_size, abc = ps::byte_vocab_size + 1, space = ps::byte_offset + ' ';
+    // A word is the same ids after a space or not.
+    CHECK(t.encode("abc ab, ab", false) == std::vector<std::int32_t>{abc, space, ab, ps::byte_offset + ',', space, ab});
+}
+
+TEST_CASE("the embedded study's BPE, learned from the suite, round-trips every language and shortens it", "[study]") {
+    auto const s = ps::embedded_study(/*quick*/ true);
+    REQUIRE(s.suite);
+    auto const compact = pa::PromptTemplate::from_json_text(ps::compact_template_json(), "compact");
+    auto const data = ps::load_study_data(s, compact, {.write_suite = false});
+    auto const made = ps::study_tokenizer(s, data, compact);
+    auto const again = ps::study_tokenizer(s, data, compact);
+    CHECK(made.made_here == again.made_here);  // deterministic
+    CHECK(made.tokenizer.vocab_size() <= std::int32_t(s.suite->bpe_vocab));
+    CHECK(*made.tokenizer.eos_id() == ps::byte_eos_id);
+    std::size_t bytes = 0, tokens = 0;
+    for (auto const& set : data.test_sets)
+        for (auto const& p : set.prompts) {
+            auto const text = compact.generate_prompt(p.prompt, p.input);
+            auto const ids = made.tokenizer.encode(text, false);
+            CHECK(made.tokenizer.decode(ids) == text);
+            bytes += text.size(), tokens += ids.size();
+        }
+    CHECK(tokens * 3 < bytes);  // the prompts' words are whole tokens
 }

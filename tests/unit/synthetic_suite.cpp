@@ -19,6 +19,7 @@
 #include "polyalpaca/data/bad_records.hpp"
 #include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/data/synthetic/suite_files.hpp"
+#include "polyalpaca/eval/language_id.hpp"
 #include "polyalpaca/eval/test_set.hpp"
 #include "polyalpaca/tokenizer/utf8.hpp"
 
@@ -83,6 +84,13 @@ long to_number(std::string const& s) {
     return std::stol(s);
 }
 
+/// Replaces the one `placeholder` of `text` by `value`.
+void substitute(std::string& text, std::string const& placeholder, std::string const& value) {
+    auto const at = text.find(placeholder);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, placeholder.size(), value);
+}
+
 bool in_vocabulary(LanguagePack const& pack, std::string const& word) {
     for (std::size_t i = 0; i < vocabulary_size; ++i)
         if (pack.vocabulary_word(i) == word) return true;
@@ -135,7 +143,37 @@ void check_answer(SuiteItem const& item, LanguagePack const& pack) {
             CHECK(r.output == pack.number_words[std::size_t(n - 1)]);
             break;
         }
+        case TaskKind::SentenceFirst:
+        case TaskKind::SentenceLast: {
+            bool const first = item.task == TaskKind::SentenceFirst;
+            auto expected = std::string(pack.sentence(first ? SentenceKind::First : SentenceKind::Last));
+            substitute(expected, "{list}", r.input);
+            substitute(expected, "{word}", first ? items.front() : items.back());
+            CHECK(r.output == expected);
+            break;
+        }
+        case TaskKind::SentenceLonger: {
+            REQUIRE(items.size() == 2);
+            bool const first_longer = code_points(items[0]).size() > code_points(items[1]).size();
+            auto expected = std::string(pack.sentence(SentenceKind::Longer));
+            substitute(expected, "{a}", first_longer ? items[0] : items[1]);
+            substitute(expected, "{b}", first_longer ? items[1] : items[0]);
+            CHECK(r.output == expected);
+            break;
+        }
+        case TaskKind::SentenceNumber: {
+            auto const n = to_number(r.input);
+            REQUIRE(n >= 1);
+            REQUIRE(n <= 10);
+            auto expected = std::string(pack.sentence(SentenceKind::NumberWord));
+            substitute(expected, "{n}", r.input);
+            substitute(expected, "{word}", std::string(pack.number_words[std::size_t(n - 1)]));
+            CHECK(r.output == expected);
+            break;
+        }
     }
+    // Sentence answers, and only they, end as sentences do (no word, number or list of the suite does).
+    CHECK(answer_is_sentence(item.task) == (r.output.ends_with(".") || r.output.ends_with("。")));
     if (answer_is_word(item.task)) {
         bool const known = in_vocabulary(pack, r.output) ||
                            std::find(pack.number_words.begin(), pack.number_words.end(), r.output) !=
@@ -152,7 +190,7 @@ void check_answer(SuiteItem const& item, LanguagePack const& pack) {
 SyntheticSuiteConfig small_config(std::uint64_t seed = 7) {
     SyntheticSuiteConfig config;
     config.train_per_language = 300;
-    config.test_per_language = 120;
+    config.test_per_language = 160;
     config.pretrain_sentences_per_language = 240;
     config.seed = seed;
     return config;
@@ -275,6 +313,20 @@ TEST_CASE("test and tuning splits share no prompt, and zero-shot languages are n
             CHECK(number_word_prompts >= distinct_prompt_count(*lang.pack, TaskKind::NumberWord) / 2);
         }
         CHECK(lang.pretrain.size() == config.pretrain_sentences_per_language);
+        // Every third pretraining line asks and answers a task, never one of the test prompts.
+        std::set<std::string> const lines(lang.pretrain.begin(), lang.pretrain.end());
+        std::size_t questions = 0;
+        auto const qa = std::string(lang.pack->sentence(SentenceKind::QuestionAnswer));
+        auto const opening = qa.substr(0, qa.find('{'));  // "Question: "
+        for (auto const& line : lang.pretrain) questions += line.starts_with(opening) ? 1 : 0;
+        CHECK(questions == config.pretrain_sentences_per_language / 3);
+        for (auto const& item : lang.test) {
+            auto line = qa;
+            substitute(line, "{question}", item.record.instruction);
+            substitute(line, "{input}", item.record.input);
+            substitute(line, "{answer}", item.record.output);
+            CHECK(lines.count(line) == 0);
+        }
     }
     auto const dir = fresh_dir("zero_shot");
     write_suite(dir, suite, PromptTemplate::alpaca());
@@ -434,7 +486,27 @@ TEST_CASE("exact match normalises space, a final period, case and digits, and no
     auto const suite = build_synthetic_suite(small_config());
     for (auto const& lang : suite.languages)
         for (auto const& item : lang.test) {
-            CHECK(exact_match(" " + item.record.output + ".\n", item.record.output));
+            // A sentence answer has its period already (a second is not dropped); a word or number may gain one.
+            auto const period = answer_is_sentence(item.task) ? "" : ".";
+            CHECK(exact_match(" " + item.record.output + period + "\n", item.record.output));
             if (item.task == TaskKind::Count) CHECK_FALSE(exact_match(item.record.output + "0", item.record.output));
         }
+}
+
+TEST_CASE("CLD2 identifies the sentence answers as their language, so fidelity is measurable on them") {
+    auto config = small_config();
+    config.zero_shot = {};
+    config.train_per_language = 1300;  // 100 of each task
+    auto const suite = build_synthetic_suite(config);
+    for (auto const& lang : suite.languages) {
+        std::size_t sentences = 0, identified = 0;
+        for (auto const& item : lang.train) {
+            if (!answer_is_sentence(item.task)) continue;
+            ++sentences;
+            identified += polyalpaca::eval::identify_language(item.record.output).code == lang.pack->code ? 1 : 0;
+        }
+        INFO(lang.pack->code << ": " << identified << " of " << sentences);
+        CHECK(sentences >= 400);
+        CHECK(identified >= sentences * 9 / 10);  // measured: 93% (es) to 100% (en, de)
+    }
 }

@@ -41,6 +41,14 @@ struct Study {
 
 namespace report_detail {
 
+/// A CSV field: as it is, or quoted (quotes doubled) when it holds a comma, a quote or a newline.
+inline std::string csv_field(std::string const& v) {
+    if (v.find_first_of(",\"\n") == std::string::npos) return v;
+    std::string out = "\"";
+    for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+}
+
 inline std::string fixed(double v, int digits) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -202,14 +210,16 @@ inline std::string answer_paragraph(Study const& s) {
     return out.str();
 }
 
-/// report.md: the answer, one table per (model, method) (rows strategies, columns test languages, cells
-/// "fidelity / score / loss", zero-shot cells marked), the runs, lost prompts, confusion tables and the plots.
-inline std::string report_markdown(Study const& s) {
+/// report.md: the answer (unless `with_answer` is false: a caller that states its own), one table per (model, method)
+/// (rows strategies, columns test languages, cells "fidelity / score / loss", zero-shot cells marked), the runs, lost
+/// prompts, confusion tables and the plots.
+inline std::string report_markdown(Study const& s, bool with_answer = true) {
     using report_detail::fixed;
     auto const langs = test_languages(s);
     std::ostringstream out;
-    out << "# Evaluation report\n\n## Answer\n\n"
-        << answer_paragraph(s) << "\n## Results\n\n"
+    out << "# Evaluation report\n\n";
+    if (with_answer) out << "## Answer\n\n" << answer_paragraph(s) << '\n';
+    out << "## Results\n\n"
         << "Cells: language fidelity (share of responses in the prompt's language) / mean judge score / validation "
            "loss (nats per token). `–`: not measured. † zero-shot: the run did not train on that language.\n";
     for (auto const& group : groups_of(s)) {
@@ -270,12 +280,7 @@ inline std::string report_markdown(Study const& s) {
 
 /// results.csv: one row per (run, test language).
 inline std::string results_csv(Study const& s) {
-    auto quote = [](std::string const& v) {
-        if (v.find_first_of(",\"\n") == std::string::npos) return v;
-        std::string out = "\"";
-        for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-        return out + "\"";
-    };
+    auto const quote = report_detail::csv_field;
     auto num = [](std::optional<double> v) { return v ? report_detail::fixed(*v, 6) : std::string(); };
     std::ostringstream out;
     out << "run,model,method,strategy,language,zero_shot,responses,fidelity,judge_score,judged,validation_loss,"

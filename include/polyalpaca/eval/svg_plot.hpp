@@ -18,6 +18,8 @@ namespace polyalpaca::eval {
 struct BarSeries {
     std::string name;
     std::vector<std::optional<double>> values;  ///< one per group; nullopt draws no bar
+    /// Optional, one per group: an interval (low, high) drawn as an error bar on the bar.
+    std::vector<std::optional<std::pair<double, double>>> intervals = {};
 };
 
 struct BarChart {
@@ -136,13 +138,17 @@ inline std::pair<double, double> y_range(std::vector<double> const& values) {
 
 }  // namespace svg_detail
 
-/// Grouped bars: one group per `groups` entry, one bar per series inside it, the value printed above the bar.
+/// Grouped bars: one group per `groups` entry, one bar per series inside it, the value printed above the bar (and
+/// above its error bar, when the series gives an interval).
 inline std::string bar_chart_svg(BarChart const& c) {
     using namespace svg_detail;
     std::vector<double> all;
-    for (auto const& s : c.series)
+    for (auto const& s : c.series) {
         for (auto const& v : s.values)
             if (v) all.push_back(*v);
+        for (auto const& i : s.intervals)
+            if (i) all.push_back(i->first), all.push_back(i->second);
+    }
     auto const [lo, hi] = y_range(all);
     auto y = [lo = lo, hi = hi](double v) { return top + (height - top - bottom) * (hi - v) / (hi - lo); };
     std::ostringstream out;
@@ -161,7 +167,16 @@ inline std::string bar_chart_svg(BarChart const& c) {
             out << "<rect x=\"" << x << "\" y=\"" << y_top << "\" width=\"" << bar_w * 0.95 << "\" height=\"" << h
                 << "\" fill=\"" << palette[s % std::size(palette)] << "\"><title>" << escape(c.series[s].name) << ", "
                 << escape(c.groups[g]) << ": " << number(v) << "</title></rect>\n";
-            out << "<text x=\"" << x + bar_w * 0.475 << "\" y=\"" << y_top - 3
+            double label_y = y_top - 3;
+            if (g < c.series[s].intervals.size() && c.series[s].intervals[g]) {  // the error bar, with caps
+                auto const [low, high] = *c.series[s].intervals[g];
+                double const mid = x + bar_w * 0.475, cap = bar_w * 0.2;
+                out << "<path d=\"M" << mid << ' ' << y(low) << "V" << y(high) << "M" << mid - cap << ' ' << y(low)
+                    << "h" << 2 * cap << "M" << mid - cap << ' ' << y(high) << "h" << 2 * cap
+                    << "\" stroke=\"black\" fill=\"none\"/>\n";
+                label_y = std::min(label_y, y(high) - 3);
+            }
+            out << "<text x=\"" << x + bar_w * 0.475 << "\" y=\"" << label_y
                 << "\" text-anchor=\"middle\" font-size=\"9\">" << number(v) << "</text>\n";
         }
     }

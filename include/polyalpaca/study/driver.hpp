@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "polyalpaca/study/byte_tokenizer.hpp"
+#include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"
@@ -37,21 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-/// The study's tokenizer: the study file's, else the checkpoint's tokenizer.json / tokenizer.model, else bytes
-/// (written to <output>/tokenizer.json when `write`).
-inline Tokenizer study_tokenizer(StudyFile const& s, bool write = true) {
-    namespace fs = std::filesystem;
-    fs::path path = s.tokenizer;
-    if (path.empty() && !s.checkpoint.empty())
-        for (char const* name : {"tokenizer.json", "tokenizer.model"})
-            if (fs::exists(s.checkpoint / name)) path = s.checkpoint / name;
-    if (path.empty()) {
-        if (write) io::write_file_atomically(s.output / "tokenizer.json", byte_tokenizer_json());
-        return byte_tokenizer();
-    }
-    return path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path);
-}
-
 /// A method's template as a name or file: "compact" is written to <output>/compact_template.json (when `write`).
 inline std::string template_name(StudyFile const& s, std::string const& name, bool write = true) {
     if (name != "compact") return name;
@@ -73,14 +59,15 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
     using namespace driver_detail;
     auto const start = Clock::now();
     std::filesystem::create_directories(s.output);
-    auto const tokenizer = study_tokenizer(s);
-    require(tokenizer.vocab_size() <= engine.vocab(), "the tokenizer has ", tokenizer.vocab_size(),
-            " tokens but the model's vocabulary holds ", engine.vocab());
-    require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template);
     engine.from_rank0(0);  // data parallel: the other ranks read the templates next (follow_study)
     auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
     StudyData data = load_study_data(s, first_template);
+    auto const [tokenizer, made_here] = study_tokenizer(s, data, first_template);
+    if (!made_here.empty()) io::write_file_atomically(s.output / "tokenizer.json", made_here);
+    require(tokenizer.vocab_size() <= engine.vocab(), "the tokenizer has ", tokenizer.vocab_size(),
+            " tokens but the model's vocabulary holds ", engine.vocab());
+    require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
     auto const runs = plan_runs(s);
     std::printf("study %s: %zu runs (%zu methods x %zu budgets), %zu test languages, output %s\non %s\n",
                 s.name.c_str(), runs.size(), s.methods.size(), s.budgets.size(), data.test_sets.size(),
@@ -200,8 +187,9 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
             }
             study.results.push_back(r);
         }
-        eval::Fidelity fidelity;
-        fidelity.add_all(responses);
+        eval::Fidelity fidelity;  // over the responses fidelity counts, as the run's figures are
+        for (auto const& r : responses)
+            if (counts_for_fidelity(data, r)) fidelity.add(r.language, eval::identify_language(r.response).code);
         study.confusion[run.name] = fidelity.confusion_markdown();
         study.runs.push_back(std::move(info));
         evaluations.push_back(e);
@@ -240,11 +228,11 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
 inline void follow_study(StudyFile s, StudyEngine& engine) {
     using namespace driver_detail;
     require(engine.rank() != 0, "follow_study: rank 0 runs the study (run_study)");
-    auto const tokenizer = study_tokenizer(s, /*write*/ false);
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template, false);
     engine.from_rank0(0);  // rank 0 has written the templates
     auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
     StudyData data = load_study_data(s, first_template, {.write_suite = false});
+    auto const tokenizer = study_tokenizer(s, data, first_template).tokenizer;
     auto const runs = plan_runs(s);
     std::filesystem::path base = s.checkpoint;
     engine.set_base(base);

@@ -1,8 +1,8 @@
 /// @file study/embedded_default.hpp
 /// @brief The study polyalpaca_study runs with no study file: the synthetic suite (en, ru, zh tuned: three scripts;
-///        es, fr, bg zero-shot), a byte-level BLOOM pretrained here on the suite's text, full-parameter
-///        tuning per strategy under matched record budgets, greedy decoding, exact match. --quick is its shortened
-///        form for CI. The model's size is bloom::SizeStudy below.
+///        es, fr, bg zero-shot), its byte-level BPE, a small BLOOM pretrained here on the suite's text, LoRA and
+///        full-parameter tuning per strategy under matched record budgets, greedy decoding, exact match and language
+///        fidelity. --quick is its shortened form for CI. The model's size is bloom::SizeStudy below.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -13,8 +13,8 @@
 
 namespace polyalpaca {
 namespace bloom {
-/// The embedded study's BLOOM: the byte tokenizer's 259 ids (padded to 264), 3 layers of width 128.
-struct SizeStudy : Defaults { static constexpr int vocab = 264, hidden = 128, layers = 3, heads = 4; };
+/// The embedded study's BLOOM: the suite's byte-level BPE of 1024 tokens, 3 layers of width 128.
+struct SizeStudy : Defaults { static constexpr int vocab = 1024, hidden = 128, layers = 3, heads = 4; };
 }  // namespace bloom
 }  // namespace polyalpaca
 
@@ -22,20 +22,27 @@ namespace polyalpaca::study {
 
 static_assert(bloom::SizeStudy::vocab >= byte_vocab_size, "the study model's vocabulary must hold the byte tokenizer");
 
+/// Tokens of the embedded study's BPE: the model's vocabulary.
+inline constexpr std::size_t embedded_bpe_vocab = bloom::SizeStudy::vocab;
+
 /// The embedded study as a study file (JSON); `quick` shortens it for CI.
 inline nlohmann::json embedded_study_json(bool quick) {
     nlohmann::json j = {
         {"name", quick ? "embedded-quick" : "embedded"},
         {"base_model", {{"preset", "bloom-study"}}},
-        {"methods", {"full"}},
+        {"methods", {"lora", "full"}},
         {"languages", {"en", "ru", "zh"}},
         {"zero_shot", {"es", "fr", "bg"}},
-        {"suite", {{"train_per_language", 1000}, {"test_per_language", 45}, {"pretrain_sentences_per_language", 1200}, {"seed", 0}}},
-        {"pretrain", {{"steps", 500}, {"sequence", 128}, {"micro_batch", 8}, {"accumulation", 1}, {"lr", 3e-3}}},
+        {"suite", {{"train_per_language", 3000}, {"test_per_language", 200}, {"pretrain_sentences_per_language", 4000},
+                   {"seed", 0}, {"bpe_vocab", embedded_bpe_vocab}}},
+        {"pretrain", {{"steps", 1000}, {"sequence", 128}, {"micro_batch", 8}, {"accumulation", 1}, {"lr", 3e-3}}},
         {"strategies", {"monolingual", "multilingual", "downsampled"}},
-        {"budgets", {{{"records", 4000}}}},
+        {"budgets", {{{"records", 6000}}}},
         {"hyperparameters",
-         {{"full", {{"lr", 2e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.03}, {"micro_batch", 4}, {"global_batch", 4},
+         {{"lora", {{"lr", 5e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.03}, {"micro_batch", 4}, {"global_batch", 4},
+                    {"cutoff", 256}, {"val_size", 20}, {"eval_every", 250}, {"train_on_inputs", false},
+                    {"group_by_length", true}, {"template", "compact"}, {"sample_ids", "disjoint"}}},
+          {"full", {{"lr", 2e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.03}, {"micro_batch", 4}, {"global_batch", 4},
                     {"cutoff", 256}, {"val_size", 20}, {"eval_every", 250}, {"train_on_inputs", false},
                     {"group_by_length", true}, {"template", "compact"}, {"sample_ids", "disjoint"}}}}},
         {"decoding", {{"preset", "greedy"}, {"max_new_tokens", 32}, {"batch", 16}}},
@@ -44,10 +51,13 @@ inline nlohmann::json embedded_study_json(bool quick) {
     if (quick) {
         j["languages"] = {"en", "ru"};
         j["zero_shot"] = {"bg"};
-        j["suite"] = {{"train_per_language", 200}, {"test_per_language", 18}, {"pretrain_sentences_per_language", 300}, {"seed", 0}};
+        j["suite"] = {{"train_per_language", 200}, {"test_per_language", 18}, {"pretrain_sentences_per_language", 300},
+                      {"seed", 0}, {"bpe_vocab", embedded_bpe_vocab}};
         j["pretrain"]["steps"] = 40;
         j["strategies"] = {"monolingual", "multilingual"};
         j["budgets"] = {{{"records", 160}}};
+        j["methods"] = {"full"};
+        j["hyperparameters"].erase("lora");
         j["hyperparameters"]["full"]["eval_every"] = 4;
         j["output"] = "polyalpaca-study-quick";
     }

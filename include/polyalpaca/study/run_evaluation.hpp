@@ -55,6 +55,15 @@ inline std::optional<eval::Interval> interval_of(std::map<std::string, double> c
 
 }  // namespace evaluation_detail
 
+/// Whether a response counts in language fidelity: unless its prompt's known answer has no language to identify
+/// (Answer::counts_for_fidelity).
+inline bool counts_for_fidelity(StudyData const& d, eval::Response const& r) {
+    auto const lang = d.answers.find(r.language);
+    if (lang == d.answers.end()) return true;
+    auto const it = lang->second.find(r.id);
+    return it == lang->second.end() || it->second.counts_for_fidelity;
+}
+
 /// One run's evaluation as evaluation.json holds it.
 struct RunEvaluation {
     std::string name, label, method, budget;
@@ -113,7 +122,8 @@ inline RunEvaluation read_evaluation(std::filesystem::path const& path) {
 }
 
 /// Decodes, scores and writes the evaluation of the engine's current network (already holding the run's weights)
-/// into `dir`.
+/// into `dir`. Fidelity counts the responses whose answers can carry a language (Answer::counts_for_fidelity) and
+/// those with no known answer.
 inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, StudyData& d, Tokenizer const& tokenizer,
                                       eval::RunInfo const& info, RunEvaluation e, std::filesystem::path const& dir,
                                       std::string const& progress_label, bool quiet) {
@@ -140,18 +150,21 @@ inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, S
     eval::Fidelity fidelity;
     synthetic::ExactMatchTally tally;
     std::map<std::string, std::map<std::string, double>> exact_by_prompt, fidelity_by_prompt;  // by language
+    std::map<std::string, std::size_t> responses_by_language;
     for (auto const& r : responses) {
+        ++responses_by_language[r.language];
         auto const& answers = d.answers[r.language];
         if (auto const it = answers.find(r.id); it != answers.end())
             exact_by_prompt[r.language][r.id] = tally.add(r.language, it->second.task, r.response, it->second.answer);
+        if (!counts_for_fidelity(d, r)) continue;
         auto const detected = eval::identify_language(r.response).code;  // as Fidelity::add_all identifies it
         fidelity.add(r.language, detected);
         fidelity_by_prompt[r.language][r.id] = eval::same_language(r.language, detected) ? 1.0 : 0.0;
     }
     for (auto const& set : d.test_sets) {
         auto& o = e.by_language[set.lang];
-        o.responses = fidelity.total(set.lang);
-        if (o.responses > 0) o.fidelity = fidelity.share(set.lang);
+        o.responses = responses_by_language[set.lang];
+        if (fidelity.total(set.lang) > 0) o.fidelity = fidelity.share(set.lang);
         auto const count = tally.of_language(set.lang);
         o.correct = count.correct, o.answered = count.total;
         if (count.total > 0) o.exact_match = count.accuracy();

@@ -19,9 +19,12 @@
 
 namespace polyalpaca::study {
 
-/// A test prompt's reference answer and task (from the suite, or from "answer"/"task" keys of a test file).
+/// A test prompt's reference answer and task (from the suite, or from "answer"/"task" keys of a test file), and
+/// whether its response counts in language fidelity: not when the answer is digits, a list or one word, whose
+/// language cannot be identified (the suite's exact-answer tasks; a test line's `"fidelity": false`).
 struct Answer {
     std::string answer, task;
+    bool counts_for_fidelity = true;
 };
 
 struct StudyData {
@@ -46,7 +49,9 @@ inline std::map<std::string, Answer> answers_in(std::filesystem::path const& fil
         auto const id = j.find("id"), answer = j.find("answer");
         if (id == j.end() || answer == j.end() || !answer->is_string()) continue;
         auto const key = id->is_string() ? id->get<std::string>() : id->dump();
-        out[key] = {answer->get<std::string>(), j.value("task", std::string("all"))};
+        auto const fidelity = j.find("fidelity");
+        out[key] = {answer->get<std::string>(), j.value("task", std::string("all")),
+                    fidelity == j.end() || !fidelity->is_boolean() || fidelity->get<bool>()};
     }
     return out;
 }
@@ -84,7 +89,8 @@ inline StudyData load_study_data(StudyFile const& s, PromptTemplate const& suite
             for (auto const& item : lang.test) {
                 auto const& r = item.record;
                 set.prompts.push_back({code, r.id, r.instruction, r.input, r.source});
-                d.answers[code][r.id] = {r.output, std::string(synthetic::task_name(item.task))};
+                d.answers[code][r.id] = {r.output, std::string(synthetic::task_name(item.task)),
+                                         synthetic::answer_is_sentence(item.task)};
                 d.test_records[code].push_back(r);
             }
             study_data_detail::cap(set, s.decoding.max_prompts);

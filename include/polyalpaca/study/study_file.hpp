@@ -86,6 +86,9 @@ struct PretrainSpec {
 struct SuiteSpec {
     std::size_t train_per_language = 1000, test_per_language = 200, pretrain_sentences_per_language = 2000;
     std::uint64_t seed = 0;
+    /// The study's tokenizer when it names none: 0, bytes; else a byte-level BPE of at most this many tokens learned
+    /// from the suite's tuning and pretraining text (study/suite_tokenizer.hpp).
+    std::size_t bpe_vocab = 0;
 };
 
 /// A base model: the compiled preset it must match, its HF checkpoint directory and tokenizer.
@@ -263,6 +266,9 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
         Reader q(r.raw("suite"), r.at("suite"));
         q.get("train_per_language", suite.train_per_language), q.get("test_per_language", suite.test_per_language);
         q.get("pretrain_sentences_per_language", suite.pretrain_sentences_per_language), q.get("seed", suite.seed);
+        q.get("bpe_vocab", suite.bpe_vocab);
+        require(suite.bpe_vocab == 0 || suite.bpe_vocab >= 256 + 3, q.at("bpe_vocab"),
+                ": a byte-level BPE holds at least the 256 bytes and <pad>, <s>, </s> (0: bytes alone)");
         q.done();
         s.suite = suite;
     }

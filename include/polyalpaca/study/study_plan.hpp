@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "polyalpaca/study/byte_tokenizer.hpp"
+#include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/study/gpus.hpp"
 #include "polyalpaca/study/memory_table.hpp"
 #include "polyalpaca/study/planner.hpp"
@@ -106,16 +106,9 @@ inline PromptTemplate method_template(Hyperparameters const& h) {
 }
 
 inline PlanInputs read_plan_inputs(StudyFile const& s, bool training = true) {
-    auto tokenizer = s.tokenizer.empty() && s.checkpoint.empty() ? byte_tokenizer() : [&] {
-        auto path = s.tokenizer;
-        if (path.empty())
-            for (char const* name : {"tokenizer.json", "tokenizer.model"})
-                if (std::filesystem::exists(s.checkpoint / name)) path = s.checkpoint / name;
-        require(!path.empty(), s.checkpoint.string(), ": no tokenizer.json or tokenizer.model to count tokens with");
-        return path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path);
-    }();
-    auto data = load_study_data(s, method_template(s.hyperparameters.begin()->second),
-                                {.training = training, .write_suite = false});
+    auto const first_template = method_template(s.hyperparameters.begin()->second);
+    auto data = load_study_data(s, first_template, {.training = training, .write_suite = false});
+    auto tokenizer = study_tokenizer(s, data, first_template).tokenizer;
     return {std::move(tokenizer), std::move(data)};
 }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,10 +20,14 @@
 
 namespace polyalpaca::study {
 
+/// What a summary table shows: exact-match accuracy, or language fidelity (the share of responses CLD2 identified
+/// as the prompt's language).
+enum class Measure { ExactMatch, Fidelity };
+
 /// One row of the summary: a strategy of one (method, budget), its value per test language.
 struct SummaryRow {
     std::string method, budget, strategy;
-    std::map<std::string, std::optional<double>> value;  ///< exact match (or fidelity when no answers are known)
+    std::map<std::string, std::optional<double>> value;  ///< the table's measure
     std::map<std::string, bool> zero_shot;
     /// Per test language, each prompt's outcome behind `value` (0/1; for the monolingual row's zero-shot cells the
     /// mean over the monolingual models): what the best-strategy lines compare strategies on, prompt by prompt.
@@ -35,6 +40,14 @@ inline std::string percent(std::optional<double> v) {
     if (!v) return "–";
     char buf[16];
     std::snprintf(buf, sizeof buf, "%.1f", *v * 100);
+    return buf;
+}
+
+/// "62.5 [55.0, 69.5]": a percentage with its 95% interval (the value alone without one).
+inline std::string percent_with(std::optional<double> v, std::optional<eval::Interval> const& i) {
+    if (!v || !i) return percent(v);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.1f [%.1f, %.1f]", *v * 100, i->low * 100, i->high * 100);
     return buf;
 }
 
@@ -79,6 +92,24 @@ inline std::pair<std::vector<double>, std::vector<double>> paired_outcomes(Summa
     return {xa, xb};
 }
 
+/// The seeded 95% bootstrap interval of a row's mean over the languages `which` selects (as mean() does), resampling
+/// its prompts with every language weighted equally (paired_outcomes' weights); none without per-prompt outcomes.
+inline std::optional<eval::Interval> mean_interval(SummaryRow const& r, std::vector<std::string> const& langs,
+                                                   int which) {
+    auto const outcomes = paired_outcomes(r, r, langs, which).first;
+    if (outcomes.empty()) return std::nullopt;
+    return eval::bootstrap_mean(outcomes, {.resamples = 10000, .level = 0.95, .seed = 0});
+}
+
+/// The interval of one cell: the row's prompts of language `lang`.
+inline std::optional<eval::Interval> cell_interval(SummaryRow const& r, std::string const& lang) {
+    auto const it = r.per_prompt.find(lang);
+    if (it == r.per_prompt.end() || it->second.empty()) return std::nullopt;
+    std::vector<double> outcomes;
+    for (auto const& [id, x] : it->second) outcomes.push_back(x);
+    return eval::bootstrap_mean(outcomes, {.resamples = 10000, .level = 0.95, .seed = 0});
+}
+
 /// ", ahead of **b** by +d points (95% CI [lo, hi]; McNemar p = 0.03: significant)": the winner's lead over the
 /// runner-up, prompt by prompt (eval/intervals.hpp: McNemar for 0/1 outcomes, else a paired bootstrap); ", tied with
 /// **b**" when they are level, "" without per-prompt outcomes.
@@ -106,10 +137,19 @@ inline bool has_exact_match(std::vector<RunEvaluation> const& runs) {
     return false;
 }
 
-/// The summary rows: per (budget, method), "monolingual" (language l from the model tuned on l; a zero-shot
-/// language from the mean of the monolingual models), then every other strategy in study order.
-inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs) {
-    bool const em = has_exact_match(runs);
+/// Whether any response counted in language fidelity.
+inline bool has_fidelity(std::vector<RunEvaluation> const& runs) {
+    for (auto const& r : runs)
+        for (auto const& [l, o] : r.by_language)
+            if (o.fidelity) return true;
+    return false;
+}
+
+/// The summary rows of `measure`: per (budget, method), "monolingual" (language l from the model tuned on l; a
+/// zero-shot language from the mean of the monolingual models), then every other strategy in study order.
+inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
+                                            Measure measure) {
+    bool const em = measure == Measure::ExactMatch;
     auto value = [em](LanguageOutcome const& o) { return em ? o.exact_match : o.fidelity; };
     auto outcomes = [em](LanguageOutcome const& o) -> auto const& { return em ? o.exact_by_prompt : o.fidelity_by_prompt; };
     std::vector<SummaryRow> rows;
@@ -161,15 +201,20 @@ inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& ru
     return rows;
 }
 
-/// The summary table (markdown) and the sentence per (method, budget) naming the best strategy.
-inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
-                                    std::optional<RunEvaluation> const& baseline) {
+/// One summary table of `measure` (markdown), every cell with its 95% bootstrap interval over the prompts, and the
+/// sentence per (method, budget) naming the best strategy and its lead over the runner-up.
+inline std::string summary_table(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
+                                 std::optional<RunEvaluation> const& baseline, Measure measure) {
     using summary_detail::percent;
-    bool const em = has_exact_match(runs);
-    auto const rows = summary_rows(runs, langs);
+    using summary_detail::percent_with;
+    bool const em = measure == Measure::ExactMatch;
+    auto const rows = summary_rows(runs, langs, measure);
     std::ostringstream out;
-    out << (em ? "Exact-match accuracy (%)" : "Language fidelity (%)")
-        << " per test language; † zero-shot (not tuned on).\n\n| method | budget | strategy |";
+    out << (em ? "Exact-match accuracy (%) per test language"
+               : "Language fidelity (%) per test language (the share of responses CLD2 identified as the prompt's "
+                 "language, over the prompts whose answers carry a language)")
+        << ", with 95% bootstrap intervals over the prompts; † zero-shot (not tuned on).\n\n"
+        << "| method | budget | strategy |";
     for (auto const& l : langs) out << ' ' << l << " |";
     out << " mean tuned | mean zero-shot | mean |\n|---|---|---|";
     for (std::size_t i = 0; i < langs.size() + 3; ++i) out << "---:|";
@@ -181,18 +226,25 @@ inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std:
             auto const it = baseline->by_language.find(l);
             b.value[l] = it == baseline->by_language.end() ? std::nullopt : (em ? it->second.exact_match : it->second.fidelity);
             b.zero_shot[l] = false;
-            out << ' ' << percent(b.value[l]) << " |";
+            if (it != baseline->by_language.end())
+                b.per_prompt[l] = em ? it->second.exact_by_prompt : it->second.fidelity_by_prompt;
+            out << ' ' << percent_with(b.value[l], summary_detail::cell_interval(b, l)) << " |";
         }
-        out << " – | – | " << percent(summary_detail::mean(b, langs, 0)) << " |\n";
+        out << " – | – | " << percent_with(summary_detail::mean(b, langs, 0), summary_detail::mean_interval(b, langs, 0))
+            << " |\n";
     }
     for (auto const& r : rows) {
         out << "| " << r.method << " | " << r.budget << " | " << r.strategy << " |";
         for (auto const& l : langs) {
             auto const it = r.value.find(l);
-            out << ' ' << (it == r.value.end() ? "–" : percent(it->second)) << (r.zero_shot.count(l) && r.zero_shot.at(l) ? " †" : "") << " |";
+            out << ' ' << (it == r.value.end() ? "–" : percent_with(it->second, summary_detail::cell_interval(r, l)))
+                << (r.zero_shot.count(l) && r.zero_shot.at(l) ? " †" : "") << " |";
         }
-        out << ' ' << percent(summary_detail::mean(r, langs, 1)) << " | " << percent(summary_detail::mean(r, langs, 2))
-            << " | " << percent(summary_detail::mean(r, langs, 0)) << " |\n";
+        for (int which : {1, 2, 0})
+            out << ' '
+                << percent_with(summary_detail::mean(r, langs, which), summary_detail::mean_interval(r, langs, which))
+                << " |";
+        out << '\n';
     }
     out << '\n';
     std::vector<std::pair<std::string, std::string>> groups;
@@ -228,6 +280,97 @@ inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std:
     return out.str();
 }
 
+/// The summary's bars of `measure` (%): per test language (zero-shot marked †) one bar per strategy of each (method,
+/// budget), with its 95% interval.
+inline eval::BarChart summary_chart(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
+                                    Measure measure) {
+    bool const em = measure == Measure::ExactMatch;
+    auto const rows = summary_rows(runs, langs, measure);
+    std::set<std::string> budgets;
+    for (auto const& r : rows) budgets.insert(r.budget);
+    eval::BarChart c;
+    c.title = em ? "Exact match by test language and strategy (95% intervals)"
+                 : "Language fidelity by test language and strategy (95% intervals)";
+    c.y_label = em ? "exact match (%)" : "answered in the prompt's language (%)";
+    for (auto const& l : langs) {
+        bool zero_shot = false;
+        for (auto const& r : rows)
+            if (auto const it = r.zero_shot.find(l); it != r.zero_shot.end()) zero_shot = it->second;
+        c.groups.push_back(l + (zero_shot ? " †" : ""));
+    }
+    for (auto const& r : rows) {
+        eval::BarSeries series{r.method + " " + r.strategy + (budgets.size() > 1 ? " " + r.budget : ""), {}, {}};
+        for (auto const& l : langs) {
+            auto const it = r.value.find(l);
+            auto const v = it == r.value.end() ? std::nullopt : it->second;
+            series.values.push_back(v ? std::optional<double>(*v * 100) : std::nullopt);
+            auto const i = summary_detail::cell_interval(r, l);
+            series.intervals.push_back(i ? std::optional(std::pair{i->low * 100, i->high * 100}) : std::nullopt);
+        }
+        c.series.push_back(std::move(series));
+    }
+    return c;
+}
+
+/// The summary: exact match (when the test sets give answers), then language fidelity (when any response counted),
+/// each a table with its best-strategy sentences.
+inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
+                                    std::optional<RunEvaluation> const& baseline) {
+    if (!has_exact_match(runs)) return summary_table(runs, langs, baseline, Measure::Fidelity);
+    auto out = summary_table(runs, langs, baseline, Measure::ExactMatch);
+    if (has_fidelity(runs)) out += "\n" + summary_table(runs, langs, baseline, Measure::Fidelity);
+    return out;
+}
+
+/// "full monolingual en": a run's column label in the per-task table (with its budget when the study has several).
+inline std::string run_column(RunEvaluation const& r, bool several_budgets) {
+    return r.method + " " + r.label + (several_budgets ? " " + r.budget : "");
+}
+
+/// The per-task section of report.md: one row per task, one column per run, each cell the run's exact match on the
+/// task over its tuned languages (each language weighted equally); tasks.csv has every language.
+inline std::string per_task_markdown(std::vector<RunEvaluation> const& runs) {
+    std::set<std::string> tasks, budgets;
+    for (auto const& r : runs) {
+        budgets.insert(r.budget);
+        for (auto const& [l, o] : r.by_language)
+            for (auto const& [task, acc] : o.tasks) tasks.insert(task);
+    }
+    std::ostringstream out;
+    out << "## Exact match per task\n\nAccuracy (%) of each run on each task over the languages it was tuned on; "
+           "every test language in tasks.csv.\n\n| task |";
+    for (auto const& r : runs) out << ' ' << run_column(r, budgets.size() > 1) << " |";
+    out << "\n|---|";
+    for (std::size_t i = 0; i < runs.size(); ++i) out << "---:|";
+    out << '\n';
+    for (auto const& task : tasks) {
+        out << "| " << task << " |";
+        for (auto const& r : runs) {
+            double sum = 0;
+            int n = 0;
+            for (auto const& l : r.languages)
+                if (auto const it = r.by_language.find(l); it != r.by_language.end())
+                    if (auto const t = it->second.tasks.find(task); t != it->second.tasks.end()) sum += t->second, ++n;
+            out << ' ' << (n > 0 ? summary_detail::percent(sum / n) : "–") << " |";
+        }
+        out << '\n';
+    }
+    return out.str();
+}
+
+/// tasks.csv: exact match per run, test language and task.
+inline std::string tasks_csv(std::vector<RunEvaluation> const& runs) {
+    std::ostringstream out;
+    out << "run,method,strategy,budget,language,zero_shot,task,exact_match\n";
+    for (auto const& r : runs)
+        for (auto const& [l, o] : r.by_language)
+            for (auto const& [task, acc] : o.tasks)
+                out << r.name << ',' << r.method << ',' << eval::report_detail::csv_field(r.label) << ','
+                    << eval::report_detail::csv_field(r.budget) << ',' << l << ',' << (r.zero_shot(l) ? 1 : 0) << ','
+                    << task << ',' << eval::report_detail::fixed(acc, 6) << '\n';
+    return out.str();
+}
+
 /// report.md (with the summary and an exact-match section per run before eval/report.hpp's sections), results.csv
 /// (with exact_match and the 95% bootstrap intervals of exact match and fidelity), plots/, written atomically under
 /// `dir`.
@@ -237,18 +380,16 @@ inline void write_study_report(std::filesystem::path const& dir, eval::Study con
     eval::write_report(dir, study);
     std::ostringstream md;
     md << "# Study report\n\n" << header << "\n## Summary\n\n" << summary_markdown(runs, langs, baseline);
-    if (has_exact_match(runs)) {
-        md << "\n## Exact match per task\n\nAccuracy (%) per run, test language and task.\n";
-        for (auto const& r : runs) {
-            md << "\n### " << r.name << "\n\n| language | task | accuracy |\n|---|---|---:|\n";
-            for (auto const& l : langs)
-                if (auto const it = r.by_language.find(l); it != r.by_language.end())
-                    for (auto const& [task, acc] : it->second.tasks)
-                        md << "| " << l << (r.zero_shot(l) ? " †" : "") << " | " << task << " | "
-                           << summary_detail::percent(acc) << " |\n";
-        }
+    md << '\n';
+    for (auto const measure : {Measure::ExactMatch, Measure::Fidelity}) {
+        if (measure == Measure::ExactMatch ? !has_exact_match(runs) : !has_fidelity(runs)) continue;
+        auto const name = measure == Measure::ExactMatch ? "exact_match_by_language" : "fidelity_by_language";
+        io::write_file_atomically(dir / "plots" / (std::string(name) + ".svg"),
+                                  eval::bar_chart_svg(summary_chart(runs, langs, measure)));
+        md << "![" << name << "](plots/" << name << ".svg)\n";
     }
-    auto report = eval::report_markdown(study);
+    if (has_exact_match(runs)) md << "\n" << per_task_markdown(runs);
+    auto report = eval::report_markdown(study, /*with_answer*/ false);  // the summary's lines, tested, answer
     report.erase(0, report.find('\n') + 1);  // its "# Evaluation report" title
     md << "\n# Evaluation\n" << report;
     io::write_file_atomically(dir / "report.md", md.str());
@@ -276,6 +417,7 @@ inline void write_study_report(std::filesystem::path const& dir, eval::Study con
                  << number(fi ? std::optional(fi->high) : std::nullopt) << '\n';
         }
     io::write_file_atomically(dir / "results.csv", with.str());
+    if (has_exact_match(runs)) io::write_file_atomically(dir / "tasks.csv", tasks_csv(runs));
 }
 
 }  // namespace polyalpaca::study

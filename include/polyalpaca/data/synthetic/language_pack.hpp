@@ -20,13 +20,21 @@ enum class TaskKind {
     LastWord,     ///< the last item of a list of words; answer a word
     LongerWord,   ///< the longer (more characters) of two words; answer a word
     NumberWord,   ///< a number 1..10 written as a word; answer a word
+    // Sentence answers: the language's pretraining sentence of the kind, filled from the input, so the answer is a
+    // full sentence in the prompt's language (language fidelity can be measured on it) and still checkable.
+    SentenceFirst,   ///< "The first word in the list "{list}" is {word}."
+    SentenceLast,    ///< "The last word in the list "{list}" is {word}."
+    SentenceLonger,  ///< "The word {a} is longer than the word {b}."
+    SentenceNumber,  ///< "The number {n} is written as {word}."
 };
 
-inline constexpr std::size_t task_count = 9;
+inline constexpr std::size_t task_count = 13;
 
 inline constexpr std::array<TaskKind, task_count> all_tasks = {
-    TaskKind::Add,       TaskKind::Subtract, TaskKind::Count,      TaskKind::SortNumbers, TaskKind::Copy,
-    TaskKind::FirstWord, TaskKind::LastWord, TaskKind::LongerWord, TaskKind::NumberWord,
+    TaskKind::Add,           TaskKind::Subtract,     TaskKind::Count,          TaskKind::SortNumbers,
+    TaskKind::Copy,          TaskKind::FirstWord,    TaskKind::LastWord,       TaskKind::LongerWord,
+    TaskKind::NumberWord,    TaskKind::SentenceFirst, TaskKind::SentenceLast, TaskKind::SentenceLonger,
+    TaskKind::SentenceNumber,
 };
 
 /// The task's name as written in files ("add", "sort_numbers", ...).
@@ -41,6 +49,10 @@ inline std::string_view task_name(TaskKind task) {
         case TaskKind::LastWord: return "last_word";
         case TaskKind::LongerWord: return "longer_word";
         case TaskKind::NumberWord: return "number_word";
+        case TaskKind::SentenceFirst: return "sentence_first";
+        case TaskKind::SentenceLast: return "sentence_last";
+        case TaskKind::SentenceLonger: return "sentence_longer";
+        case TaskKind::SentenceNumber: return "sentence_number";
     }
     return "unknown";
 }
@@ -49,6 +61,13 @@ inline std::string_view task_name(TaskKind task) {
 inline bool answer_is_word(TaskKind task) {
     return task == TaskKind::FirstWord || task == TaskKind::LastWord || task == TaskKind::LongerWord ||
            task == TaskKind::NumberWord;
+}
+
+/// Whether the task's answer is a full sentence in the prompt's language: the answers whose language can be
+/// identified (digits, a list or one word cannot be told apart by language).
+inline bool answer_is_sentence(TaskKind task) {
+    return task == TaskKind::SentenceFirst || task == TaskKind::SentenceLast || task == TaskKind::SentenceLonger ||
+           task == TaskKind::SentenceNumber;
 }
 
 /// The kinds of pretraining sentence; each has one template per language.
@@ -65,9 +84,10 @@ enum class SentenceKind {
     First,       ///< "The first word in the list "{list}" is {word}."
     Last,        ///< "The last word in the list "{list}" is {word}."
     Longer,      ///< "The word {a} is longer than the word {b}."
+    QuestionAnswer,  ///< "Question: {question} {input} Answer: {answer}" (a task asked and answered as plain text)
 };
 
-inline constexpr std::size_t sentence_kind_count = 12;
+inline constexpr std::size_t sentence_kind_count = 13;
 
 /// Words per category list.
 inline constexpr std::size_t category_size = 8;

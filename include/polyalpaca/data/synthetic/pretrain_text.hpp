@@ -1,13 +1,16 @@
 /// @file data/synthetic/pretrain_text.hpp
-/// @brief Plain pretraining sentences in one language, built from the suite's word lists and sentence templates:
-/// statements (lists of colours, sums, number words, counts, orderings), never instruction/response pairs.
+/// @brief Plain pretraining text in one language, built from the suite's word lists and sentence templates:
+/// statements (lists of colours, sums, number words, counts, orderings) and tasks asked and answered as plain text
+/// ("Question: ... Answer: ..."), never in the instruction template the tuning uses, never a test prompt.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/data/synthetic/language_pack.hpp"
 #include "polyalpaca/data/synthetic/tasks.hpp"
@@ -15,8 +18,24 @@
 
 namespace polyalpaca::synthetic {
 
-/// One random sentence of the given kind in the language of `pack`.
-inline std::string make_sentence(Rng& rng, LanguagePack const& pack, SentenceKind kind) {
+/// A task asked and answered as plain text ("Question: What is the sum of these two numbers? 3, 4 Answer: 7"), never
+/// one whose (instruction, input) is in `held_out` (the test split's prompts).
+inline std::string question_answer(Rng& rng, LanguagePack const& pack, TaskKind task,
+                                   std::set<std::string> const& held_out) {
+    for (int draw = 0; draw < 1000; ++draw) {
+        auto const item = make_task(rng, pack, task);
+        if (held_out.count(prompt_key(item.record)) != 0) continue;
+        auto const& r = item.record;
+        return fill_template(pack.sentence(SentenceKind::QuestionAnswer),
+                             {{"question", r.instruction}, {"input", r.input}, {"answer", r.output}});
+    }
+    fail("synthetic suite: every ", task_name(task), " prompt drawn in ", pack.code, " is held out for testing");
+}
+
+/// One random sentence of the given kind in the language of `pack` (First and Last: the list's category sentence,
+/// then theirs; QuestionAnswer: a random task, never one of `held_out`).
+inline std::string make_sentence(Rng& rng, LanguagePack const& pack, SentenceKind kind,
+                                 std::set<std::string> const& held_out = {}) {
     using synthetic_detail::distinct_indices;
     using synthetic_detail::distinct_words;
     using synthetic_detail::in_range;
@@ -61,10 +80,22 @@ inline std::string make_sentence(Rng& rng, LanguagePack const& pack, SentenceKin
         }
         case SentenceKind::First:
         case SentenceKind::Last: {
-            auto const words = distinct_words(rng, pack, in_range(rng, 3, 6));
+            // Two sentences on one list: the list of its category ("Animals: cat, dog, cow."), then its first (last)
+            // word. The second quotes the list the first gave, after other words, as text quotes what it said
+            // before; a model learns here to copy from its context, which the tasks' answers do from their input.
+            auto const category = SentenceKind(rng.below(3));  // Colours, Animals or Fruits
+            WordList const& list = category == SentenceKind::Colours ? pack.colours
+                                   : category == SentenceKind::Animals ? pack.animals
+                                                                       : pack.fruits;
+            std::vector<std::string> words;
+            for (auto i : distinct_indices(rng, in_range(rng, 3, 6), category_size)) words.emplace_back(list[i]);
             auto const& word = kind == SentenceKind::First ? words.front() : words.back();
-            return fill_template(pattern, {{"list", join(words, sep)}, {"word", word}});
+            auto const joined = join(words, sep);
+            return fill_template(pack.sentence(category), {{"list", joined}}) + (pack.script == "Han" ? "" : " ") +
+                   fill_template(pattern, {{"list", joined}, {"word", word}});
         }
+        case SentenceKind::QuestionAnswer:
+            return question_answer(rng, pack, all_tasks[rng.below(task_count)], held_out);
         case SentenceKind::Longer: {
             std::vector<std::string> pair;
             do pair = distinct_words(rng, pack, 2);
@@ -76,12 +107,16 @@ inline std::string make_sentence(Rng& rng, LanguagePack const& pack, SentenceKin
     return {};
 }
 
-/// `count` sentences in the language of `pack`: the kinds in turn, each filled at random.
-inline std::vector<std::string> pretraining_sentences(Rng& rng, LanguagePack const& pack, std::size_t count) {
+/// `count` lines of text in the language of `pack`: every third a task asked and answered (the tasks in turn, never
+/// a prompt of `held_out`), the others statements, their kinds in turn, each filled at random.
+inline std::vector<std::string> pretraining_sentences(Rng& rng, LanguagePack const& pack, std::size_t count,
+                                                      std::set<std::string> const& held_out = {}) {
     std::vector<std::string> sentences;
     sentences.reserve(count);
+    std::size_t statements = 0, questions = 0;
     for (std::size_t i = 0; i < count; ++i)
-        sentences.push_back(make_sentence(rng, pack, SentenceKind(i % sentence_kind_count)));
+        sentences.push_back(i % 3 == 2 ? question_answer(rng, pack, all_tasks[questions++ % task_count], held_out)
+                                       : make_sentence(rng, pack, SentenceKind(statements++ % (sentence_kind_count - 1))));
     return sentences;
 }
 

@@ -45,9 +45,6 @@ struct SyntheticSuite {
     std::vector<SuiteLanguage> languages;  ///< in the config's order
 };
 
-/// The key two records share when they pose the same task: instruction and input.
-inline std::string prompt_key(Record const& r) { return r.instruction + '\x1f' + r.input; }
-
 namespace synthetic_detail {
 
 /// A seed of its own for each (language, part), so adding a language or changing one part's size leaves the
@@ -157,7 +154,7 @@ inline SyntheticSuite build_synthetic_suite(SyntheticSuiteConfig const& config) 
             lang.train = draw_train(train_rng, *lang.pack, config.train_per_language, test_keys);
         }
         Rng text_rng(stream_seed(config.seed, code, "pretrain"));
-        lang.pretrain = pretraining_sentences(text_rng, *lang.pack, config.pretrain_sentences_per_language);
+        lang.pretrain = pretraining_sentences(text_rng, *lang.pack, config.pretrain_sentences_per_language, test_keys);
         for (std::size_t i = 0; i < lang.test.size(); ++i) {
             lang.test[i].record.id = record_id(code, "test", i);
             lang.test[i].record.source = "synthetic:" + lang.test[i].record.id;

@@ -1,6 +1,6 @@
 /// @file data/synthetic/suite_files.hpp
 /// @brief Writes a built suite to a directory: train/<lang>.json (Alpaca JSON arrays, tuned languages only),
-/// test/test_<lang>.jsonl, pretrain/<lang>.txt (one sentence a line) and suite.json describing it all.
+/// test/test_<lang>.jsonl, pretrain/<lang>.txt (one statement a line) and suite.json describing it all.
 #pragma once
 
 #include <filesystem>
@@ -26,7 +26,7 @@ inline std::string alpaca_json_text(std::vector<SuiteItem> const& items) {
     return array.dump(2) + "\n";
 }
 
-/// One sentence a line.
+/// One statement a line.
 inline std::string pretrain_text(std::vector<std::string> const& sentences) {
     std::string text;
     for (auto const& s : sentences) text += s + "\n";

@@ -25,6 +25,9 @@ struct SuiteItem {
     std::size_t phrasing = 0;  ///< which of the language's phrasings of the task's instruction
 };
 
+/// The key two records share when they pose the same task: instruction and input.
+inline std::string prompt_key(Record const& r) { return r.instruction + '\x1f' + r.input; }
+
 /// Largest operand of Add and Subtract; the operands are 0..max_operand.
 inline constexpr std::uint64_t max_operand = 20;
 /// Numbers to sort are 0..max_sort_number.
@@ -98,24 +101,40 @@ inline SuiteItem make_task(Rng& rng, LanguagePack const& pack, TaskKind task) {
             break;
         }
         case TaskKind::FirstWord:
-        case TaskKind::LastWord: {
+        case TaskKind::LastWord:
+        case TaskKind::SentenceFirst:
+        case TaskKind::SentenceLast: {
             auto const words = distinct_words(rng, pack, in_range(rng, 3, 6));
             r.input = join(words, sep);
-            r.output = task == TaskKind::FirstWord ? words.front() : words.back();
+            bool const first = task == TaskKind::FirstWord || task == TaskKind::SentenceFirst;
+            r.output = first ? words.front() : words.back();
+            if (answer_is_sentence(task))
+                r.output = fill_template(pack.sentence(first ? SentenceKind::First : SentenceKind::Last),
+                                         {{"list", r.input}, {"word", r.output}});
             break;
         }
-        case TaskKind::LongerWord: {
+        case TaskKind::LongerWord:
+        case TaskKind::SentenceLonger: {
             std::vector<std::string> pair;
             do pair = distinct_words(rng, pack, 2);
             while (character_count(pair[0]) == character_count(pair[1]));
             r.input = join(pair, sep);
-            r.output = character_count(pair[0]) > character_count(pair[1]) ? pair[0] : pair[1];
+            bool const first_longer = character_count(pair[0]) > character_count(pair[1]);
+            auto const& longer = first_longer ? pair[0] : pair[1];
+            auto const& shorter = first_longer ? pair[1] : pair[0];
+            r.output = task == TaskKind::LongerWord
+                           ? longer
+                           : fill_template(pack.sentence(SentenceKind::Longer), {{"a", longer}, {"b", shorter}});
             break;
         }
-        case TaskKind::NumberWord: {
+        case TaskKind::NumberWord:
+        case TaskKind::SentenceNumber: {
             auto const n = in_range(rng, 1, 10);
             r.input = std::to_string(n);
             r.output = std::string(pack.number_words[n - 1]);
+            if (task == TaskKind::SentenceNumber)
+                r.output = fill_template(pack.sentence(SentenceKind::NumberWord),
+                                         {{"n", r.input}, {"word", r.output}});
             break;
         }
     }
@@ -130,7 +149,8 @@ inline std::size_t distinct_prompt_count(LanguagePack const& pack, TaskKind task
     switch (task) {
         case TaskKind::Add: return phrasings * operands * operands;
         case TaskKind::Subtract: return phrasings * operands * (operands + 1) / 2;
-        case TaskKind::NumberWord: return phrasings * 10;
+        case TaskKind::NumberWord:
+        case TaskKind::SentenceNumber: return phrasings * 10;
         default: return std::numeric_limits<std::size_t>::max();
     }
 }

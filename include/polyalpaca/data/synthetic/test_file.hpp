@@ -1,6 +1,6 @@
 /// @file data/synthetic/test_file.hpp
 /// @brief The suite's held-out test files, test_<lang>.jsonl: one object per line with id, lang, task, instruction,
-/// input, answer, prompt (the instruction, as the evaluation's test-set reader takes it) and alpaca_prompt (the full
+/// input, answer, fidelity (whether the answer is a sentence whose language can be identified), prompt (the instruction, as the evaluation's test-set reader takes it) and alpaca_prompt (the full
 /// prompt text of a prompt template); written atomically, read back, and scored against responses by id.
 #pragma once
 
@@ -40,6 +40,7 @@ inline std::string test_file_text(std::vector<SuiteItem> const& items, PromptTem
                                     {"instruction", r.instruction},
                                     {"input", r.input},
                                     {"answer", r.output},
+                                    {"fidelity", answer_is_sentence(item.task)},
                                     {"prompt", r.instruction},
                                     {"alpaca_prompt", prompt_template.generate_prompt(r)}};
         text += line.dump();
