@@ -5,6 +5,10 @@
 # 1e-5 relative, the same test losses in results.csv within 1e-5. The tolerance: the ranks sum float gradients in
 # another order (~1e-7 relative a step), which the pretrained base carries into every tuning run: 1.2e-7 measured.
 # Rank 0 alone prints and writes: one study header in the output, run_config.json records 2 ranks.
+# Every process computes with one thread, the reference too: the thread count changes the order of the CPU's sums
+# as well (Eigen's and OpenBLAS's), and the study's early Adam steps amplify such differences of 1e-16 to percents
+# of the loss within a few dozen steps (one thread against two: 1e-15 at step 2, 3e-4 at step 20; docs/study.md),
+# which would hide what this test checks, the exchange between the ranks.
 # usage: study_distributed.sh POLYALPACA_STUDY WORK_DIR LAUNCH...  (LAUNCH: the launcher up to the rank count)
 set -euo pipefail
 study=$1 work=$2
@@ -13,6 +17,7 @@ launch=("$@")
 rm -rf "$work"
 mkdir -p "$work"
 fail() { echo "FAILED: $*" >&2; exit 1; }
+export OMP_NUM_THREADS=1
 
 "$study" --quick --quiet --output "$work/one" > "$work/one.log" 2>&1 || { cat "$work/one.log"; fail "one process"; }
 

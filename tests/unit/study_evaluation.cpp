@@ -129,3 +129,40 @@ TEST_CASE("the best-strategy line says whether the lead is significant, prompt b
     auto const tie = ps::summary_markdown({multi, same}, langs, std::nullopt);
     CHECK_THAT(tie, Catch::Contains("overall **multilingual** (60.0%), tied with **temperature:0.5**"));
 }
+
+TEST_CASE("a test line's \"fidelity\": false leaves its response out of language fidelity", "[study_evaluation]") {
+    auto const dir = std::filesystem::temp_directory_path() / ("pa_fidelity_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto const tests = dir / "test_en.jsonl";
+    auto const study = nlohmann::json{{"name", "s"},
+                                      {"base_model", {{"preset", "bloom-study"}, {"checkpoint", "m"}}},
+                                      {"methods", {"full"}},
+                                      {"languages", {"en"}},
+                                      {"strategies", {"monolingual"}},
+                                      {"data", {{"en", "train.json"}}},
+                                      {"test_sets", {{"en", tests.string()}}}};
+    auto const s = ps::parse_study(study, "s.json", dir);
+    auto const load = [&] {
+        return ps::load_study_data(s, polyalpaca::PromptTemplate::alpaca(), {.training = false, .write_suite = false});
+    };
+    {
+        std::ofstream(tests) << R"({"id": "a", "prompt": "Add 2 and 3.", "answer": "5", "fidelity": false})" "\n"
+                             << R"({"id": "b", "prompt": "Describe a cat.", "answer": "A cat is an animal."})" "\n"
+                             << R"({"id": "c", "prompt": "Say hello."})" "\n";
+    }
+    auto const d = load();
+    CHECK_FALSE(d.answers.at("en").at("a").counts_for_fidelity);
+    CHECK(d.answers.at("en").at("b").counts_for_fidelity);
+    polyalpaca::eval::Response r;
+    r.language = "en";
+    for (auto const& [id, counts] :
+         std::initializer_list<std::pair<char const*, bool>>{{"a", false}, {"b", true}, {"c", true}}) {  // c: no answer
+        r.id = id;
+        CHECK(ps::counts_for_fidelity(d, r) == counts);
+    }
+    {
+        std::ofstream(tests) << R"({"id": "a", "prompt": "Add 2 and 3.", "answer": "5", "fidelity": "no"})" "\n";
+    }
+    CHECK_THROWS_WITH(load(), Catch::Contains("test_en.jsonl:1: \"fidelity\" is a JSON string, not true or false"));
+    std::filesystem::remove_all(dir);
+}

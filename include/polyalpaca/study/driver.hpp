@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "polyalpaca/study/byte_tokenizer.hpp"
-#include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"
 #include "polyalpaca/study/run_training.hpp"
 #include "polyalpaca/study/study_data.hpp"
+#include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/study/summary.hpp"
 #include "polyalpaca/train/progress.hpp"
 

@@ -43,15 +43,17 @@ inline std::map<std::string, Answer> answers_in(std::filesystem::path const& fil
     std::map<std::string, Answer> out;
     std::ifstream in(file, std::ios::binary);
     std::string line;
-    while (std::getline(in, line)) {
+    for (std::size_t number = 1; std::getline(in, line); ++number) {
         auto const j = nlohmann::json::parse(line, nullptr, false);
         if (!j.is_object()) continue;
         auto const id = j.find("id"), answer = j.find("answer");
         if (id == j.end() || answer == j.end() || !answer->is_string()) continue;
         auto const key = id->is_string() ? id->get<std::string>() : id->dump();
         auto const fidelity = j.find("fidelity");
+        require(fidelity == j.end() || fidelity->is_boolean(), file.string(), ":", number, ": \"fidelity\" is a JSON ",
+                fidelity == j.end() ? "" : fidelity->type_name(), ", not true or false");
         out[key] = {answer->get<std::string>(), j.value("task", std::string("all")),
-                    fidelity == j.end() || !fidelity->is_boolean() || fidelity->get<bool>()};
+                    fidelity == j.end() || fidelity->get<bool>()};
     }
     return out;
 }

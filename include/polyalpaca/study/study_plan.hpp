@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/study/gpus.hpp"
 #include "polyalpaca/study/memory_table.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/run_training.hpp"
 #include "polyalpaca/study/study_data.hpp"
+#include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/train/progress.hpp"
 #include "polyalpaca/train/trainer.hpp"
 

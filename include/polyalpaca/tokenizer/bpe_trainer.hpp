@@ -69,7 +69,8 @@ inline std::vector<std::pair<std::string, std::string>> train_byte_level_bpe(std
     while (symbol_text.size() < 256 + options.new_tokens) {
         std::unordered_map<std::uint64_t, std::int64_t> pair_counts;
         for (std::size_t w = 0; w < words.size(); ++w)
-            for (std::size_t i = 0; i + 1 < words[w].size(); ++i) pair_counts[key(words[w][i], words[w][i + 1])] += counts[w];
+            for (std::size_t i = 0; i + 1 < words[w].size(); ++i)
+                pair_counts[key(words[w][i], words[w][i + 1])] += counts[w];
         std::uint64_t best = 0;
         std::int64_t best_count = 0;
         for (auto const& [pair, count] : pair_counts)

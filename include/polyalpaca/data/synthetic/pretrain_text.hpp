@@ -114,9 +114,10 @@ inline std::vector<std::string> pretraining_sentences(Rng& rng, LanguagePack con
     std::vector<std::string> sentences;
     sentences.reserve(count);
     std::size_t statements = 0, questions = 0;
+    std::size_t const statement_kinds = sentence_kind_count - 1;  // every kind but QuestionAnswer
     for (std::size_t i = 0; i < count; ++i)
         sentences.push_back(i % 3 == 2 ? question_answer(rng, pack, all_tasks[questions++ % task_count], held_out)
-                                       : make_sentence(rng, pack, SentenceKind(statements++ % (sentence_kind_count - 1))));
+                                       : make_sentence(rng, pack, SentenceKind(statements++ % statement_kinds)));
     return sentences;
 }
 

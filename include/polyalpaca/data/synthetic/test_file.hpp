@@ -1,7 +1,8 @@
 /// @file data/synthetic/test_file.hpp
 /// @brief The suite's held-out test files, test_<lang>.jsonl: one object per line with id, lang, task, instruction,
-/// input, answer, fidelity (whether the answer is a sentence whose language can be identified), prompt (the instruction, as the evaluation's test-set reader takes it) and alpaca_prompt (the full
-/// prompt text of a prompt template); written atomically, read back, and scored against responses by id.
+/// input, answer, fidelity (whether the answer is a sentence whose language can be identified), prompt (the
+/// instruction, as the evaluation's test-set reader takes it) and alpaca_prompt (the full prompt text of a prompt
+/// template); written atomically, read back, and scored against responses by id.
 #pragma once
 
 #include <cstddef>
