@@ -1,8 +1,9 @@
 /// @file study/summary.hpp
 /// @brief The study's report: eval/report.hpp's report (fidelity, judge score, loss per run and test language)
-///        with exact-match accuracy added (a section of report.md, a column of results.csv), and the summary table
-///        printed at the end of a study: strategy x test language accuracy, zero-shot marked, and which strategy did
-///        best at which budget. Monolingual runs count as one strategy: each language's own model.
+///        with exact-match accuracy added (sections of report.md, columns of results.csv, tasks.csv), and the summary
+///        printed at the end of a study: strategy x test language exact match and fidelity with 95% intervals,
+///        zero-shot marked, and which strategy did best at which budget, tested on the prompts. Monolingual runs
+///        count as one strategy: each language's own model.
 #pragma once
 
 #include <cmath>
@@ -371,9 +372,9 @@ inline std::string tasks_csv(std::vector<RunEvaluation> const& runs) {
     return out.str();
 }
 
-/// report.md (with the summary and an exact-match section per run before eval/report.hpp's sections), results.csv
-/// (with exact_match and the 95% bootstrap intervals of exact match and fidelity), plots/, written atomically under
-/// `dir`.
+/// report.md (the summary's tables and plots and the per-task table, then eval/report.hpp's sections without their
+/// untested answer), results.csv (with exact_match and the 95% bootstrap intervals of exact match and fidelity),
+/// tasks.csv, plots/, written atomically under `dir`.
 inline void write_study_report(std::filesystem::path const& dir, eval::Study const& study,
                                std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
                                std::optional<RunEvaluation> const& baseline, std::string const& header) {
