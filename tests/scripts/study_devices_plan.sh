@@ -6,6 +6,7 @@
 # - --plan --ranks 4: memory per rank with and without ZeRO-1; --ranks without --plan is refused;
 # - a study naming a preset this runner has no engine for: the error names POLYALPACA_STUDY_PRESETS, nothing written;
 # - a study whose run would not fit this machine's memory: refused before any work, naming the run and the remedy;
+# - a suite BPE larger than the model's vocabulary: refused before any work;
 # - a bad --device or --attention value, and flash attention on the CPU: refused before any work.
 # usage: study_devices_plan.sh POLYALPACA_STUDY SOURCE_DIR WORK_DIR
 set -euo pipefail
@@ -94,6 +95,16 @@ cat too_big.log
 grep -Eq '^polyalpaca_study: run full-monolingual-en-records-160 \(bloom-study, full\) is predicted to need [0-9.]+ GiB on cpu but [0-9.]+ GiB are available; lower hyperparameters.full.micro_batch \(now 20000\)' \
     too_big.log || fail "the oversized study's refusal does not name the run, the figures and the remedy"
 [[ ! -e too_big_out ]] || fail "the oversized study wrote its output directory"
+
+# A suite BPE larger than the model's vocabulary: refused before any work, naming the key and both sizes.
+"$study" --print-default --quick | sed -e 's/"bpe_vocab": 1024/"bpe_vocab": 5000/' \
+    -e 's/"output": "polyalpaca-study-quick"/"output": "big_vocab_out"/' > big_vocab.json
+grep -q '"bpe_vocab": 5000' big_vocab.json || fail "could not make the study file with a large BPE"
+if "$study" big_vocab.json --device cpu > big_vocab.log 2>&1; then fail "a BPE larger than the model ran"; fi
+cat big_vocab.log
+grep -q "big_vocab.json: suite.bpe_vocab is 5000 tokens but bloom-study's vocabulary holds 1024" big_vocab.log \
+    || fail "the oversized BPE's refusal does not name the key and both sizes"
+[[ ! -e big_vocab_out ]] || fail "the study with an oversized BPE wrote its output directory"
 
 # A bad attention choice, and one the CPU cannot honour: refused before any work.
 if "$study" --quick --attention fast --plan > attention.log 2>&1; then fail "--attention fast was accepted"; fi

@@ -166,3 +166,20 @@ TEST_CASE("a test line's \"fidelity\": false leaves its response out of language
     CHECK_THROWS_WITH(load(), Catch::Contains("test_en.jsonl:1: \"fidelity\" is a JSON string, not true or false"));
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a summary cell shows the interval the run's evaluation holds, as results.csv does", "[study_evaluation]") {
+    std::vector<std::string> const langs{"en"};
+    auto multi = run_with("multilingual", "en", 200, [](int i) { return i < 120; });
+    multi.by_language["en"].exact_match_interval = polyalpaca::eval::Interval{0.6, 0.5, 0.7};
+    auto const table = ps::summary_markdown({multi}, langs, std::nullopt);
+    INFO(table);
+    CHECK_THAT(table, Catch::Contains("| lora | records 160 | multilingual | 60.0 [50.0, 70.0] |"));
+    // Without a stored interval the cell's is drawn from the prompts' outcomes: around 60%, about 7 points wide.
+    multi.by_language["en"].exact_match_interval.reset();
+    auto const drawn = ps::summary_rows({multi}, langs, ps::Measure::ExactMatch).front();
+    auto const i = ps::summary_detail::cell_interval(drawn, "en");
+    REQUIRE(i.has_value());
+    CHECK(i->low < 0.6);
+    CHECK(i->high > 0.6);
+    CHECK(i->high - i->low == Approx(0.135).margin(0.03));
+}

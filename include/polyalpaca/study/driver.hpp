@@ -19,6 +19,7 @@
 #include "polyalpaca/study/run_evaluation.hpp"
 #include "polyalpaca/study/run_training.hpp"
 #include "polyalpaca/study/study_data.hpp"
+#include "polyalpaca/study/study_report.hpp"
 #include "polyalpaca/study/study_tokenizer.hpp"
 #include "polyalpaca/study/summary.hpp"
 #include "polyalpaca/train/progress.hpp"
@@ -58,6 +59,9 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
                               std::map<std::string, std::size_t> const& predicted_peaks = {}) {
     using namespace driver_detail;
     auto const start = Clock::now();
+    require(!s.suite || s.suite->bpe_vocab <= std::size_t(engine.vocab()),
+            s.source.empty() ? std::string("the study") : s.source.string(), ": suite.bpe_vocab is ",
+            s.suite ? s.suite->bpe_vocab : 0, " tokens but ", s.preset, "'s vocabulary holds ", engine.vocab());
     std::filesystem::create_directories(s.output);
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template);
     engine.from_rank0(0);  // data parallel: the other ranks read the templates next (follow_study)
@@ -202,7 +206,9 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
                           (s.decoding.max_new_tokens > 0 ? ", max_new_tokens " + std::to_string(s.decoding.max_new_tokens) : ""));
     study.notes.push_back("loss: mean token cross-entropy on the test prompts with their answers where known, else "
                           "the run's held-out validation split");
-    study.notes.push_back("language id: CLD2; short responses (most exact answers) count as unknown (un)");
+    study.notes.push_back("language id: CLD2, on the responses whose answers carry a language (on the synthetic "
+                          "suite its sentence tasks; digits and single words have none); short ones count as "
+                          "unknown (un)");
     study.notes.push_back(scores ? "judge scores: " + s.judge.scores + " (" + std::to_string(scores->size()) + " lines)"
                                  : "judge scores: none given");
     if (baseline) study.notes.push_back("base model: pretrained here (" + (s.output / "pretrain" / "model").string() + ")");
@@ -213,8 +219,8 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
     std::string header = "Study **" + s.name + "**: base model " + s.preset +
                          (s.checkpoint.empty() ? "" : " (" + s.checkpoint.string() + ")") + "; study file " +
                          (s.source.empty() ? std::string("embedded default") : s.source.string()) + ".\n";
-    write_study_report(s.output, study, evaluations, langs, baseline, header);
     outcome.summary = summary_markdown(evaluations, langs, baseline);
+    write_study_report(s.output, study, evaluations, langs, outcome.summary, header);
     outcome.report = s.output / "report.md";
     outcome.seconds = since(start);
     write_study_state(s, runs, "", outcome.seconds);

@@ -1,22 +1,19 @@
 /// @file study/summary.hpp
-/// @brief The study's report: eval/report.hpp's report (fidelity, judge score, loss per run and test language)
-///        with exact-match accuracy added (sections of report.md, columns of results.csv, tasks.csv), and the summary
-///        printed at the end of a study: strategy x test language exact match and fidelity with 95% intervals,
-///        zero-shot marked, and which strategy did best at which budget, tested on the prompts. Monolingual runs
-///        count as one strategy: each language's own model.
+/// @brief The study's summary, printed at its end and opening report.md: per measure (exact match, language
+///        fidelity) a table of strategy x test language with 95% intervals, zero-shot marked, and which strategy did
+///        best at which budget, tested prompt by prompt. Monolingual runs count as one strategy: each language's own
+///        model. study/study_report.hpp writes the files.
 #pragma once
 
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "polyalpaca/eval/intervals.hpp"
-#include "polyalpaca/eval/report.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"
 
 namespace polyalpaca::study {
@@ -33,6 +30,9 @@ struct SummaryRow {
     /// Per test language, each prompt's outcome behind `value` (0/1; for the monolingual row's zero-shot cells the
     /// mean over the monolingual models): what the best-strategy lines compare strategies on, prompt by prompt.
     std::map<std::string, std::map<std::string, double>> per_prompt;
+    /// Per test language, the cell's 95% interval as the run's evaluation.json holds it (results.csv's); absent for
+    /// the monolingual row's zero-shot cells, whose interval is drawn from `per_prompt`.
+    std::map<std::string, eval::Interval> interval;
 };
 
 namespace summary_detail {
@@ -102,8 +102,9 @@ inline std::optional<eval::Interval> mean_interval(SummaryRow const& r, std::vec
     return eval::bootstrap_mean(outcomes, {.resamples = 10000, .level = 0.95, .seed = 0});
 }
 
-/// The interval of one cell: the row's prompts of language `lang`.
+/// The interval of one cell: the run's own, else a bootstrap of the row's prompts of language `lang`.
 inline std::optional<eval::Interval> cell_interval(SummaryRow const& r, std::string const& lang) {
+    if (auto const stored = r.interval.find(lang); stored != r.interval.end()) return stored->second;
     auto const it = r.per_prompt.find(lang);
     if (it == r.per_prompt.end() || it->second.empty()) return std::nullopt;
     std::vector<double> outcomes;
@@ -153,6 +154,7 @@ inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& ru
     bool const em = measure == Measure::ExactMatch;
     auto value = [em](LanguageOutcome const& o) { return em ? o.exact_match : o.fidelity; };
     auto outcomes = [em](LanguageOutcome const& o) -> auto const& { return em ? o.exact_by_prompt : o.fidelity_by_prompt; };
+    auto interval = [em](LanguageOutcome const& o) { return em ? o.exact_match_interval : o.fidelity_interval; };
     std::vector<SummaryRow> rows;
     auto row_for = [&](RunEvaluation const& r, std::string const& strategy) -> SummaryRow& {
         for (auto& row : rows)
@@ -166,13 +168,10 @@ inline std::vector<SummaryRow> summary_rows(std::vector<RunEvaluation> const& ru
         for (auto const& l : langs) {
             auto const it = r.by_language.find(l);
             if (it == r.by_language.end()) continue;
-            if (!mono) {
-                row.value[l] = value(it->second), row.zero_shot[l] = r.zero_shot(l);
-                row.per_prompt[l] = outcomes(it->second);
-            } else if (!r.zero_shot(l)) {
-                row.value[l] = value(it->second), row.zero_shot[l] = false;
-                row.per_prompt[l] = outcomes(it->second);
-            }
+            if (mono && r.zero_shot(l)) continue;  // the mean of the monolingual models, below
+            row.value[l] = value(it->second), row.zero_shot[l] = r.zero_shot(l);
+            row.per_prompt[l] = outcomes(it->second);
+            if (auto const i = interval(it->second)) row.interval[l] = *i;
         }
     }
     // Zero-shot cells of the monolingual row: the mean over the monolingual models.
@@ -227,8 +226,11 @@ inline std::string summary_table(std::vector<RunEvaluation> const& runs, std::ve
             auto const it = baseline->by_language.find(l);
             b.value[l] = it == baseline->by_language.end() ? std::nullopt : (em ? it->second.exact_match : it->second.fidelity);
             b.zero_shot[l] = false;
-            if (it != baseline->by_language.end())
+            if (it != baseline->by_language.end()) {
                 b.per_prompt[l] = em ? it->second.exact_by_prompt : it->second.fidelity_by_prompt;
+                if (auto const i = em ? it->second.exact_match_interval : it->second.fidelity_interval)
+                    b.interval[l] = *i;
+            }
             out << ' ' << percent_with(b.value[l], summary_detail::cell_interval(b, l)) << " |";
         }
         out << " – | – | " << percent_with(summary_detail::mean(b, langs, 0), summary_detail::mean_interval(b, langs, 0))
@@ -281,38 +283,6 @@ inline std::string summary_table(std::vector<RunEvaluation> const& runs, std::ve
     return out.str();
 }
 
-/// The summary's bars of `measure` (%): per test language (zero-shot marked †) one bar per strategy of each (method,
-/// budget), with its 95% interval.
-inline eval::BarChart summary_chart(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
-                                    Measure measure) {
-    bool const em = measure == Measure::ExactMatch;
-    auto const rows = summary_rows(runs, langs, measure);
-    std::set<std::string> budgets;
-    for (auto const& r : rows) budgets.insert(r.budget);
-    eval::BarChart c;
-    c.title = em ? "Exact match by test language and strategy (95% intervals)"
-                 : "Language fidelity by test language and strategy (95% intervals)";
-    c.y_label = em ? "exact match (%)" : "answered in the prompt's language (%)";
-    for (auto const& l : langs) {
-        bool zero_shot = false;
-        for (auto const& r : rows)
-            if (auto const it = r.zero_shot.find(l); it != r.zero_shot.end()) zero_shot = it->second;
-        c.groups.push_back(l + (zero_shot ? " †" : ""));
-    }
-    for (auto const& r : rows) {
-        eval::BarSeries series{r.method + " " + r.strategy + (budgets.size() > 1 ? " " + r.budget : ""), {}, {}};
-        for (auto const& l : langs) {
-            auto const it = r.value.find(l);
-            auto const v = it == r.value.end() ? std::nullopt : it->second;
-            series.values.push_back(v ? std::optional<double>(*v * 100) : std::nullopt);
-            auto const i = summary_detail::cell_interval(r, l);
-            series.intervals.push_back(i ? std::optional(std::pair{i->low * 100, i->high * 100}) : std::nullopt);
-        }
-        c.series.push_back(std::move(series));
-    }
-    return c;
-}
-
 /// The summary: exact match (when the test sets give answers), then language fidelity (when any response counted),
 /// each a table with its best-strategy sentences.
 inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
@@ -321,104 +291,6 @@ inline std::string summary_markdown(std::vector<RunEvaluation> const& runs, std:
     auto out = summary_table(runs, langs, baseline, Measure::ExactMatch);
     if (has_fidelity(runs)) out += "\n" + summary_table(runs, langs, baseline, Measure::Fidelity);
     return out;
-}
-
-/// "full monolingual en": a run's column label in the per-task table (with its budget when the study has several).
-inline std::string run_column(RunEvaluation const& r, bool several_budgets) {
-    return r.method + " " + r.label + (several_budgets ? " " + r.budget : "");
-}
-
-/// The per-task section of report.md: one row per task, one column per run, each cell the run's exact match on the
-/// task over its tuned languages (each language weighted equally); tasks.csv has every language.
-inline std::string per_task_markdown(std::vector<RunEvaluation> const& runs) {
-    std::set<std::string> tasks, budgets;
-    for (auto const& r : runs) {
-        budgets.insert(r.budget);
-        for (auto const& [l, o] : r.by_language)
-            for (auto const& [task, acc] : o.tasks) tasks.insert(task);
-    }
-    std::ostringstream out;
-    out << "## Exact match per task\n\nAccuracy (%) of each run on each task over the languages it was tuned on; "
-           "every test language in tasks.csv.\n\n| task |";
-    for (auto const& r : runs) out << ' ' << run_column(r, budgets.size() > 1) << " |";
-    out << "\n|---|";
-    for (std::size_t i = 0; i < runs.size(); ++i) out << "---:|";
-    out << '\n';
-    for (auto const& task : tasks) {
-        out << "| " << task << " |";
-        for (auto const& r : runs) {
-            double sum = 0;
-            int n = 0;
-            for (auto const& l : r.languages)
-                if (auto const it = r.by_language.find(l); it != r.by_language.end())
-                    if (auto const t = it->second.tasks.find(task); t != it->second.tasks.end()) sum += t->second, ++n;
-            out << ' ' << (n > 0 ? summary_detail::percent(sum / n) : "–") << " |";
-        }
-        out << '\n';
-    }
-    return out.str();
-}
-
-/// tasks.csv: exact match per run, test language and task.
-inline std::string tasks_csv(std::vector<RunEvaluation> const& runs) {
-    std::ostringstream out;
-    out << "run,method,strategy,budget,language,zero_shot,task,exact_match\n";
-    for (auto const& r : runs)
-        for (auto const& [l, o] : r.by_language)
-            for (auto const& [task, acc] : o.tasks)
-                out << r.name << ',' << r.method << ',' << eval::report_detail::csv_field(r.label) << ','
-                    << eval::report_detail::csv_field(r.budget) << ',' << l << ',' << (r.zero_shot(l) ? 1 : 0) << ','
-                    << task << ',' << eval::report_detail::fixed(acc, 6) << '\n';
-    return out.str();
-}
-
-/// report.md (the summary's tables and plots and the per-task table, then eval/report.hpp's sections without their
-/// untested answer), results.csv (with exact_match and the 95% bootstrap intervals of exact match and fidelity),
-/// tasks.csv, plots/, written atomically under `dir`.
-inline void write_study_report(std::filesystem::path const& dir, eval::Study const& study,
-                               std::vector<RunEvaluation> const& runs, std::vector<std::string> const& langs,
-                               std::optional<RunEvaluation> const& baseline, std::string const& header) {
-    eval::write_report(dir, study);
-    std::ostringstream md;
-    md << "# Study report\n\n" << header << "\n## Summary\n\n" << summary_markdown(runs, langs, baseline);
-    md << '\n';
-    for (auto const measure : {Measure::ExactMatch, Measure::Fidelity}) {
-        if (measure == Measure::ExactMatch ? !has_exact_match(runs) : !has_fidelity(runs)) continue;
-        auto const name = measure == Measure::ExactMatch ? "exact_match_by_language" : "fidelity_by_language";
-        io::write_file_atomically(dir / "plots" / (std::string(name) + ".svg"),
-                                  eval::bar_chart_svg(summary_chart(runs, langs, measure)));
-        md << "![" << name << "](plots/" << name << ".svg)\n";
-    }
-    if (has_exact_match(runs)) md << "\n" << per_task_markdown(runs);
-    auto report = eval::report_markdown(study, /*with_answer*/ false);  // the summary's lines, tested, answer
-    report.erase(0, report.find('\n') + 1);  // its "# Evaluation report" title
-    md << "\n# Evaluation\n" << report;
-    io::write_file_atomically(dir / "report.md", md.str());
-
-    std::map<std::pair<std::string, std::string>, LanguageOutcome const*> outcome;
-    for (auto const& r : runs)
-        for (auto const& [l, o] : r.by_language) outcome[{r.name, l}] = &o;
-    auto number = [](std::optional<double> v) { return v ? eval::report_detail::fixed(*v, 6) : std::string(); };
-    std::istringstream csv(eval::results_csv(study));
-    std::ostringstream with;
-    std::string line;
-    std::getline(csv, line);
-    with << line << ",exact_match,exact_match_low,exact_match_high,fidelity_low,fidelity_high\n";
-    // Rows are in the order of results_csv: runs, then test languages with a result.
-    for (auto const& run : study.runs)
-        for (auto const& l : eval::test_languages(study)) {
-            if (!eval::find_result(study, run.name, l)) continue;
-            if (!std::getline(csv, line)) break;
-            auto const* o = outcome[{run.name, l}];
-            auto const em = o ? o->exact_match_interval : std::nullopt, fi = o ? o->fidelity_interval : std::nullopt;
-            with << line << ',' << number(o ? o->exact_match : std::nullopt) << ','
-                 << number(em ? std::optional(em->low) : std::nullopt) << ','
-                 << number(em ? std::optional(em->high) : std::nullopt) << ','
-                 << number(fi ? std::optional(fi->low) : std::nullopt) << ','
-                 << number(fi ? std::optional(fi->high) : std::nullopt) << '\n';
-        }
-    io::write_file_atomically(dir / "results.csv", with.str());
-    if (has_exact_match(runs)) io::write_file_atomically(dir / "tasks.csv", tasks_csv(runs));
 }
 
 }  // namespace polyalpaca::study
