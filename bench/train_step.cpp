@@ -2,6 +2,7 @@
 // shape in it, so later changes can be compared. Weights are random: only speed is measured here.
 #include <polyalpaca/data/markov_stream.hpp>
 #include <polyalpaca/polyalpaca.hpp>
+#include <polyalpaca/study/embedded_default.hpp>
 #include <polyalpaca/train/step.hpp>
 
 #include <boost/program_options.hpp>
@@ -27,6 +28,7 @@ struct Options {
     int seq = 128;
     int repeat = 3;
     int threads = 0;
+    double prompt_share = 0;  // leading share of each sequence whose labels are masked (-100), as a prompt's are
     bool profile = false;
 };
 
@@ -113,6 +115,9 @@ std::string time_step(std::string const& label, Options const& o) {
     pa::AdamW<pa::CpuEigen, float> optimizer(net.parameters().trainable_count());
     pa::MarkovStream stream(Model::config::vocab, 2, 1);
     std::vector<pa::TokenBatch> micro{stream.next_batch(o.batch, o.seq)};
+    int const prompt = int(o.prompt_share * o.seq);
+    for (int b = 0; b < o.batch; ++b)
+        for (int t = 0; t < prompt; ++t) micro[0].labels(b, t) = pa::ignore_index;
     long step = 0;
     auto one_step = [&] {
         pa::train_step(ctx, net, optimizer, std::span<pa::TokenBatch const>(micro), 1e-4, 1.0, step++);
@@ -163,6 +168,7 @@ struct Llama7bDepth2 : pa::llama::Size7b {
 int main(int argc, char** argv) try {
     std::map<std::string, std::function<void(Options const&)>> presets{
         {"bloom-tiny", run_preset<pa::Bloom, pa::bloom::SizeTiny, QkvLora>},
+        {"bloom-study", run_preset<pa::Bloom, pa::bloom::SizeStudy, QkvLora>},
         {"bloom-560m", run_preset<pa::Bloom, pa::bloom::Size560m, QkvLora>},
         {"pythia-70m", run_preset<pa::GptNeoX, pa::gpt_neox::Size70m, QkvLora>},
         {"pythia-410m", run_preset<pa::GptNeoX, pa::gpt_neox::Size410m, QkvLora>},
@@ -183,6 +189,8 @@ int main(int argc, char** argv) try {
         "seq", po::value(&o.seq)->default_value(o.seq), "tokens per sequence")(
         "repeat", po::value(&o.repeat)->default_value(o.repeat), "timed repetitions (best is reported)")(
         "threads", po::value(&o.threads)->default_value(o.threads), "threads (0: Eigen's default)")(
+        "prompt-share", po::value(&o.prompt_share)->default_value(o.prompt_share),
+        "leading share of each sequence not scored, as a prompt under train_on_inputs=false (0 to 1)")(
         "profile", po::bool_switch(&o.profile), "time one more step region by region (core/step_profile.hpp)");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -193,6 +201,7 @@ int main(int argc, char** argv) try {
     po::notify(vm);
     auto const it = presets.find(o.preset);
     pa::require(it != presets.end(), "unknown preset '", o.preset, "'; choose one of: ", names);
+    pa::require(o.prompt_share >= 0 && o.prompt_share <= 1, "--prompt-share must be in [0, 1], got ", o.prompt_share);
     pa::require(o.method == "full" || o.method == "lora" || o.method == "both", "--method must be full, lora or both");
     if (o.threads > 0) Eigen::setNbThreads(o.threads);
     std::printf("preset %s, %d Eigen threads\n\n", o.preset.c_str(), Eigen::nbThreads());

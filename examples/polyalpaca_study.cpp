@@ -1,8 +1,11 @@
-// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan [--ranks N]] [--output DIR] [--quick] [--zero1]:
+// polyalpaca_study [STUDY.json] [--device cpu|cuda|auto] [--plan [--ranks N]] [--output DIR] [--quick] [--zero1]
+//                  [--jobs N] [--threads-per-run T]:
 // runs a whole study (docs/study.md) and writes its report. Without a study file it runs the embedded study: the
 // synthetic suite, a byte-level BLOOM pretrained here, every strategy tuned and evaluated. Each base model trains on
 // an engine compiled for its preset and the chosen backend (study/engine_registry.hpp); --plan needs no engine and no
-// data. Under mpirun or srun every run trains data parallel over the ranks (docs/distributed.md).
+// data. With --jobs or --threads-per-run (or the study file's keys) the runs train several at once, each in a process
+// of this program started again with --only-run (study/run_jobs.hpp). Under mpirun or srun every run trains data
+// parallel over the ranks (docs/distributed.md).
 #include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/study/driver.hpp>
 #include <polyalpaca/study/embedded_default.hpp>
@@ -17,7 +20,12 @@
 #include <optional>
 #include <string>
 
+#include <sched.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
 
 #include "study_runner_plan.hpp"
 
@@ -76,6 +84,22 @@ void require_engines(pa::study::StudyFile const& s, std::string const& backend) 
 
 int study_main(int argc, char** argv, int rank, int ranks);
 
+// The cores this process may run on (its affinity mask: taskset, cgroups), at least 1.
+int usable_cores() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1, int(std::thread::hardware_concurrency()));
+}
+
+// This program's path, for starting it again as a job's child.
+std::string self_path() {
+    std::error_code ec;
+    auto const path = std::filesystem::read_symlink("/proc/self/exe", ec);
+    pa::require(!ec, "cannot find this program's path (/proc/self/exe): ", ec.message());
+    return path.string();
+}
+
 #if defined(POLYALPACA_STUDY_MPI)
 using World = std::optional<pa::distributed::Mpi>;
 #else
@@ -108,9 +132,9 @@ int main(int argc, char** argv) {
 }
 
 int study_main(int argc, char** argv, int rank, int ranks) {
-    std::string file, output, device, attention = "auto", frozen_weights = "bf16";
+    std::string file, output, device, attention = "auto", frozen_weights = "bf16", only_run, only_base_model;
     bool quick = false, quiet = false, print_default = false, plan = false, zero1 = false;
-    int plan_ranks = 1;
+    int plan_ranks = 1, jobs = 0, threads_per_run = 0;
     po::options_description desc("polyalpaca_study [STUDY.json] [options]");
     desc.add_options()("help,h", "this help")("output", po::value(&output), "output directory (overrides the study file's)")(
         "device", po::value(&device),
@@ -123,13 +147,20 @@ int study_main(int argc, char** argv, int rank, int ranks) {
         "print every run with its budget, optimizer steps and predicted peak memory on the device, then exit")(
         "ranks", po::value(&plan_ranks)->default_value(1),
         "with --plan: memory per rank of this many data-parallel ranks, with and without ZeRO-1")(
+        "jobs", po::value(&jobs),
+        "runs trained at once, each in a process of its own (overrides the study file's \"jobs\"; 0: as many as "
+        "the cores over --threads-per-run, or the visible GPUs, allow)")(
+        "threads-per-run", po::value(&threads_per_run),
+        "CPU threads each run trains on (overrides the study file's \"threads_per_run\"; 0: the cores over the "
+        "jobs). A run's figures depend on it, not on --jobs")(
         "zero1", po::bool_switch(&zero1),
         "under mpirun or srun (data parallel): shard AdamW's state over the ranks (ZeRO-1)")(
         "quick", po::bool_switch(&quick), "the embedded study's shortened form (CI)")(
         "quiet", po::bool_switch(&quiet), "no progress lines")(
         "print-default", po::bool_switch(&print_default), "print the embedded study file and exit");
     po::options_description hidden;
-    hidden.add_options()("study", po::value(&file));
+    hidden.add_options()("study", po::value(&file))("only-run", po::value(&only_run))(
+        "only-base-model", po::value(&only_base_model));  // a job's child process (study/run_jobs.hpp)
     po::positional_options_description positional;
     positional.add("study", 1);
     po::options_description all;
@@ -150,6 +181,15 @@ int study_main(int argc, char** argv, int rank, int ranks) {
     auto s = file.empty() ? pa::study::embedded_study(quick) : pa::study::read_study_file(file);
     if (!output.empty()) s.output = output;
     if (!device.empty()) s.device = device;
+    if (vm.count("jobs")) {
+        pa::require(jobs >= 0 && jobs <= 1024, "--jobs must be from 0 (as many as fit) to 1024, not ", jobs);
+        s.jobs = jobs;
+    }
+    if (vm.count("threads-per-run")) {
+        pa::require(threads_per_run >= 0 && threads_per_run <= 4096,
+                    "--threads-per-run must be from 0 (the cores over the jobs) to 4096, not ", threads_per_run);
+        s.threads_per_run = threads_per_run;
+    }
     pa::require(frozen_weights == "bf16" || frozen_weights == "fp32", "--frozen-weights must be bf16 or fp32, not '",
                 frozen_weights, "'");
     pa::require(attention == "auto" || attention == "gemm" || attention == "flash",
@@ -185,6 +225,34 @@ int study_main(int argc, char** argv, int rank, int ranks) {
     pa::require(!zero1 || options.data_parallel, "--zero1 shards AdamW's state over the ranks of mpirun or srun; "
                 "this runner was started alone");
     for (auto const& one : pa::study::split_by_base_model(s)) {
+        if (!only_base_model.empty() && one.preset != only_base_model) continue;
+        pa::study::StudyRunOptions run_options{.quiet = quiet, .predicted_peaks = predicted_peaks.at(one.preset)};
+        // Runs several at once, each in a child process (study/run_jobs.hpp); decided before the engine is made, so
+        // that on the CPU this process pretrains and evaluates the base model on a run's thread count too.
+        if (only_run.empty() && !options.data_parallel) {
+            std::size_t peak = 0;
+            for (auto const& [method, bytes] : run_options.predicted_peaks) peak = std::max(peak, bytes);
+            auto const jobs_plan = pa::study::plan_jobs(backend, one.jobs, one.threads_per_run, usable_cores(),
+                                                        backend == "cuda" ? int(pa::study::visible_gpus().size()) : 0,
+                                                        peak, pa::cpu::host_device_info().free_bytes);
+            if (!jobs_plan.note.empty()) std::printf("%s\n", jobs_plan.note.c_str());
+            if (backend == "cpu" && jobs_plan.threads > 0) pa::cpu::set_cpu_threads(jobs_plan.threads);
+            if (jobs_plan.children) {
+                run_options.jobs = jobs_plan.jobs;
+                run_options.launch = [&, threads = jobs_plan.threads, preset = one.preset](std::string const& run,
+                                                                                            int slot) {
+                    pa::study::JobCommand c;
+                    c.argv = {self_path()};
+                    if (!file.empty()) c.argv.push_back(file);
+                    if (quick) c.argv.push_back("--quick");
+                    if (!output.empty()) c.argv.insert(c.argv.end(), {"--output", output});
+                    c.argv.insert(c.argv.end(), {"--device", backend, "--attention", attention, "--frozen-weights",
+                                                 frozen_weights, "--only-base-model", preset, "--only-run", run});
+                    c.env = pa::study::job_environment(backend, slot, threads, std::getenv("CUDA_VISIBLE_DEVICES"));
+                    return c;
+                };
+            }
+        }
         auto engine = pa::study::find_engine(one.preset, backend)->make(options);
         if (rank != 0) {
             pa::study::follow_study(one, *engine);
@@ -192,10 +260,16 @@ int study_main(int argc, char** argv, int rank, int ranks) {
         }
         if (ranks > 1 || options.data_parallel)
             std::printf("data parallel over %d rank(s)%s\n", ranks, zero1 ? ", ZeRO-1" : "");
-        auto const outcome = pa::study::run_study(one, *engine, quiet, predicted_peaks.at(one.preset));
-        std::printf("\n%s\nruns trained %zu, skipped as finished %zu; base checkpoint read %d time(s); wall time %s\n"
+        if (!only_run.empty()) {  // a job: this one run, here
+            run_options.only_run = only_run;
+            pa::study::run_study(one, *engine, run_options);
+            continue;
+        }
+        auto const outcome = pa::study::run_study(one, *engine, run_options);
+        std::printf("\n%s\nruns trained %zu, skipped as finished %zu; base checkpoint read %d time(s)%s; wall time %s\n"
                     "report %s\n",
                     outcome.summary.c_str(), outcome.runs_trained, outcome.runs_skipped, engine->base_reads(),
+                    run_options.launch ? " here and once by each run's process" : "",
                     pa::ProgressLine::format_duration(outcome.seconds).c_str(), outcome.report.string().c_str());
     }
     return 0;

@@ -7,7 +7,8 @@
 # - a study naming a preset this runner has no engine for: the error names POLYALPACA_STUDY_PRESETS, nothing written;
 # - a study whose run would not fit this machine's memory: refused before any work, naming the run and the remedy;
 # - a suite BPE larger than the model's vocabulary: refused before any work;
-# - a bad --device or --attention value, and flash attention on the CPU: refused before any work.
+# - a bad --device, --attention, --jobs or --threads-per-run value, and flash attention on the CPU: refused before
+#   any work.
 # usage: study_devices_plan.sh POLYALPACA_STUDY SOURCE_DIR WORK_DIR
 set -euo pipefail
 study=$1 source=$2 work=$3
@@ -87,7 +88,7 @@ grep -q 'base_model.preset "bloom-560m" is not compiled into this runner for the
 [[ ! -e no_engine_out ]] || fail "a study without an engine wrote its output directory"
 
 # A run that would not fit this machine's memory: refused before any work, naming the run and what would fit.
-"$study" --print-default --quick | sed -e 's/"micro_batch": 4,/"micro_batch": 20000,/' -e 's/"global_batch": 4,/"global_batch": 20000,/' \
+"$study" --print-default --quick | sed -e 's/"micro_batch": 1,/"micro_batch": 20000,/' -e 's/"global_batch": 2,/"global_batch": 20000,/' \
     -e 's/"output": "polyalpaca-study-quick"/"output": "too_big_out"/' > too_big.json
 grep -q '"micro_batch": 20000,' too_big.json || fail "could not make the oversized study file"
 if "$study" too_big.json --device cpu > too_big.log 2>&1; then fail "a study that cannot fit ran"; fi
@@ -105,6 +106,15 @@ cat big_vocab.log
 grep -q "big_vocab.json: suite.bpe_vocab is 5000 tokens but bloom-study's vocabulary holds 1024" big_vocab.log \
     || fail "the oversized BPE's refusal does not name the key and both sizes"
 [[ ! -e big_vocab_out ]] || fail "the study with an oversized BPE wrote its output directory"
+
+# Bad --jobs and --threads-per-run values: refused before any work.
+if "$study" --quick --jobs -3 --output "$work/jobs_out" > jobs.log 2>&1; then fail "--jobs -3 was accepted"; fi
+grep -q -- '--jobs must be from 0 (as many as fit) to 1024, not -3' jobs.log || fail "--jobs -3: no reason given"
+if "$study" --quick --threads-per-run 5000 --output "$work/jobs_out" > jobs.log 2>&1; then
+    fail "--threads-per-run 5000 was accepted"
+fi
+grep -q -- '--threads-per-run must be from 0' jobs.log || fail "--threads-per-run 5000: no reason given"
+[[ ! -e "$work/jobs_out" ]] || fail "a bad --jobs wrote its output directory"
 
 # A bad attention choice, and one the CPU cannot honour: refused before any work.
 if "$study" --quick --attention fast --plan > attention.log 2>&1; then fail "--attention fast was accepted"; fi

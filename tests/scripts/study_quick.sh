@@ -52,7 +52,7 @@ done
 grep -q "^Language fidelity (%) per test language (the share of responses CLD2 identified" "$work/first.log" \
     || fail "no fidelity table"
 grep -Eq '^Best at full, records 160: overall \*\*(monolingual|multilingual)\*\*' "$work/first.log" || fail "no best-strategy line"
-grep -q 'runs trained 3, skipped as finished 0; base checkpoint read 1 time(s);' "$work/first.log" \
+grep -q 'runs trained 3, skipped as finished 0; base checkpoint read 1 time(s) here and once by each run.s process;' "$work/first.log" \
     || fail "the first run did not train 3 runs from a base read once"
 # Each run records where it ran: the device, the kernels that ran and the GEMM math.
 for config in "$work"/out/runs/*/run_config.json; do

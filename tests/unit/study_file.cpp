@@ -90,6 +90,9 @@ TEST_CASE("the embedded study and its quick form", "[study]") {
     auto const runs = ps::plan_runs(s);
     CHECK(s.methods == std::vector<std::string>{"lora", "full"});  // both of the paper's methods
     CHECK(runs.size() == s.methods.size() * (s.languages.size() + s.strategies.size() - 1));
+    // Its runs train one thread each, as many at once as there are cores: figures that do not depend on the cores.
+    CHECK(s.threads_per_run == 1);
+    CHECK(s.jobs == 0);
     auto const quick = ps::embedded_study(true);
     CHECK(ps::plan_runs(quick).size() == 3);
 }

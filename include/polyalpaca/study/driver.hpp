@@ -1,10 +1,12 @@
 /// @file study/driver.hpp
 /// @brief run_study: the whole study of one base model on one engine (study/engine.hpp), resumable. Data and
 ///        tokenizer; the embedded study's pretraining; every planned run trained (resuming from its newest
-///        checkpoint) and evaluated unless its directory says it is done; then the report and the summary table.
-///        study_state.json is rewritten after every step.
+///        checkpoint) and evaluated unless its directory says it is done, here or in child processes several at a
+///        time (study/run_jobs.hpp); then the report and the summary table. study_state.json is rewritten after
+///        every step.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
 #include "polyalpaca/study/run_evaluation.hpp"
+#include "polyalpaca/study/run_jobs.hpp"
 #include "polyalpaca/study/run_training.hpp"
 #include "polyalpaca/study/study_data.hpp"
 #include "polyalpaca/study/study_report.hpp"
@@ -25,6 +28,18 @@
 #include "polyalpaca/train/progress.hpp"
 
 namespace polyalpaca::study {
+
+/// How run_study runs: what it prints, and where the runs train.
+struct StudyRunOptions {
+    bool quiet = false;
+    std::map<std::string, std::size_t> predicted_peaks;  ///< by method (from the plan), printed beside the measured
+    /// How a child process starts to train one run; when set, every run trains in one, `jobs` at a time. Empty:
+    /// every run trains here, one after another.
+    JobLauncher launch;
+    int jobs = 1;
+    /// Set in such a child: train and evaluate this run alone (pretraining done before) and write nothing else.
+    std::string only_run;
+};
 
 struct StudyOutcome {
     std::filesystem::path report;
@@ -53,22 +68,26 @@ enum StudyStep : long long { study_done = 0, study_pretrain = 1, study_run_first
 
 }  // namespace driver_detail
 
-/// Runs (or resumes) the study on `engine`, whose model is the study's base model. `predicted_peaks` (by method,
-/// from the plan) is printed beside the memory measured after each run.
-inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
-                              std::map<std::string, std::size_t> const& predicted_peaks = {}) {
+/// Runs (or resumes) the study on `engine`, whose model is the study's base model.
+inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions const& o = {}) {
     using namespace driver_detail;
     auto const start = Clock::now();
+    bool const quiet = o.quiet, child = !o.only_run.empty();
+    bool const in_children = o.launch && !child;  // the runs train in child processes
     require(!s.suite || s.suite->bpe_vocab <= std::size_t(engine.vocab()),
             s.source.empty() ? std::string("the study") : s.source.string(), ": suite.bpe_vocab is ",
             s.suite ? s.suite->bpe_vocab : 0, " tokens but ", s.preset, "'s vocabulary holds ", engine.vocab());
     std::filesystem::create_directories(s.output);
-    for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template);
+    for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template, !child);
     engine.from_rank0(0);  // data parallel: the other ranks read the templates next (follow_study)
     auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);
-    StudyData data = load_study_data(s, first_template);
-    auto const [tokenizer, made_here] = study_tokenizer(s, data, first_template);
-    if (!made_here.empty()) io::write_file_atomically(s.output / "tokenizer.json", made_here);
+    StudyData data = load_study_data(s, first_template, {.write_suite = !child});
+    // A job's child reads the tokenizer its parent made and wrote rather than learning it again.
+    auto const [tokenizer, made_here] =
+        child && study_tokenizer_file(s).empty()
+            ? StudyTokenizer{Tokenizer::from_hf_json(s.output / "tokenizer.json"), ""}
+            : study_tokenizer(s, data, first_template);
+    if (!made_here.empty() && !child) io::write_file_atomically(s.output / "tokenizer.json", made_here);
     require(tokenizer.vocab_size() <= engine.vocab(), "the tokenizer has ", tokenizer.vocab_size(),
             " tokens but the model's vocabulary holds ", engine.vocab());
     require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
@@ -76,7 +95,12 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
     std::printf("study %s: %zu runs (%zu methods x %zu budgets), %zu test languages, output %s\non %s\n",
                 s.name.c_str(), runs.size(), s.methods.size(), s.budgets.size(), data.test_sets.size(),
                 s.output.string().c_str(), engine.device().describe().c_str());
-    write_study_state(s, runs, "", since(start));
+    auto const state = [&](std::vector<std::string> const& training) {  // the parent alone writes study_state.json
+        if (!child) write_study_state(s, runs, training, since(start));
+    };
+    state({});
+    require(!child || std::any_of(runs.begin(), runs.end(), [&](auto const& r) { return r.name == o.only_run; }),
+            "the study plans no run named \"", o.only_run, "\"");
 
     // The embedded study's base model: pretrained here on every language's text.
     std::filesystem::path base = s.checkpoint;
@@ -87,6 +111,8 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
         if (std::filesystem::exists(dir / "model" / "config.json")) {
             std::printf("pretraining: done before, %s\n", (dir / "model").string().c_str());
         } else {
+            require(!child, "run ", o.only_run, ": the study's pretrained model ", (dir / "model").string(),
+                    " is missing (its parent runner makes it before starting runs)");
             auto const t = Clock::now();
             std::printf("pretraining %s on %zu languages, %zu steps\n", s.preset.c_str(), data.pretrain.size(),
                         s.pretrain.steps);
@@ -97,7 +123,8 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
         base = dir / "model";
         engine.set_base(base);
         // The trivial baseline: the pretrained model answering without tuning.
-        if (std::filesystem::exists(dir / "evaluation.json")) {
+        if (child) {  // the baseline is the parent's, for the report
+        } else if (std::filesystem::exists(dir / "evaluation.json")) {
             baseline = read_evaluation(dir / "evaluation.json");
         } else {
             eval::RunInfo info;
@@ -111,11 +138,23 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
     }
 
     StudyOutcome outcome;
+    if (in_children) {  // o.jobs at a time
+        std::vector<std::size_t> pending;
+        for (std::size_t i = 0; i < runs.size(); ++i)
+            if (run_evaluated(runs[i])) ++outcome.runs_skipped;
+            else pending.push_back(i);
+        if (outcome.runs_skipped > 0) std::printf("%zu runs finished before: skipped\n", outcome.runs_skipped);
+        if (!pending.empty())
+            outcome.runs_trained = run_jobs(runs, pending, std::min(o.jobs, int(pending.size())), o.launch,
+                                            s.output / "logs", quiet, state);
+        state({});
+    }
     std::map<std::string, TuningExamples> examples;  // by method (templates and options differ)
     double trained_seconds = 0;
     std::size_t trained_here = 0;
-    for (std::size_t i = 0; i < runs.size(); ++i) {
+    for (std::size_t i = 0; i < runs.size() && !in_children; ++i) {
         auto const& run = runs[i];
+        if (child && run.name != o.only_run) continue;
         auto const label = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + run.name + "]";
         if (run_evaluated(run)) {
             std::printf("%s finished before: skipped\n", label.c_str());
@@ -130,7 +169,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
                 auto const prompt_template = PromptTemplate::from_name_or_file(h.prompt_template);
                 examples[run.method] = tuning_examples(s, data, tokenizer, prompt_template, h);
             }
-            write_study_state(s, runs, run.name, since(start));
+            state({run.name});
             std::printf("%s training: %s, %s\n", label.c_str(), run.label.c_str(), run.budget.describe().c_str());
             std::fflush(stdout);
             engine.from_rank0(study_run_first + (long long)i);
@@ -150,24 +189,29 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
         std::size_t left = 0;
         for (std::size_t j = i + 1; j < runs.size(); ++j) left += run_evaluated(runs[j]) ? 0 : 1;
         double const rate = trained_seconds / double(trained_here);
-        std::printf("%s evaluated in %s%s | study %s elapsed | %.1f min/run | ETA %s\n", label.c_str(),
-                    ProgressLine::format_duration(e.seconds).c_str(),
+        std::string const progress = child ? "" : " | study " + ProgressLine::format_duration(since(start)) +
+                                                      " elapsed | " + eval::report_detail::fixed(rate / 60, 1) +
+                                                      " min/run | ETA " + ProgressLine::format_duration(rate * double(left));
+        std::printf("%s evaluated in %s%s%s\n", label.c_str(), ProgressLine::format_duration(e.seconds).c_str(),
                     n > 0 ? (", mean exact match " + eval::report_detail::fixed(100 * mean / n, 1) + "%").c_str() : "",
-                    ProgressLine::format_duration(since(start)).c_str(), rate / 60,
-                    ProgressLine::format_duration(rate * double(left)).c_str());
-        auto const predicted = predicted_peaks.find(run.method);
+                    progress.c_str());
+        auto const predicted = o.predicted_peaks.find(run.method);
         std::printf("%s memory: peak so far %s GiB measured (%s)%s\n", label.c_str(),
                     eval::report_detail::fixed(double(engine.measured_peak_bytes()) / double(1 << 30), 2).c_str(),
                     engine.device().peak_measure.c_str(),
-                    predicted == predicted_peaks.end()
+                    predicted == o.predicted_peaks.end()
                         ? ""
                         : (", " + eval::report_detail::fixed(double(predicted->second) / double(1 << 30), 2) +
                            " GiB predicted for " + run.method + " (--plan)").c_str());
         std::fflush(stdout);
-        write_study_state(s, runs, "", since(start));
+        state({});
     }
 
     engine.from_rank0(study_done);
+    if (child) {
+        outcome.seconds = since(start);
+        return outcome;
+    }
 
     // The report over every run's evaluation.json.
     eval::Study study;
@@ -223,7 +267,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, bool quiet,
     write_study_report(s.output, study, evaluations, langs, outcome.summary, header);
     outcome.report = s.output / "report.md";
     outcome.seconds = since(start);
-    write_study_state(s, runs, "", outcome.seconds);
+    write_study_state(s, runs, {}, outcome.seconds);
     return outcome;
 }
 

@@ -33,18 +33,22 @@ struct DeviceDescription {
     std::string gemm_math;  ///< "fp32" on the CPU; "bf16", "tf32" or "fp32" on CUDA
     std::string attention;  ///< the attention kernels that run for this model: "cpu", "flash" or "gemm"
     std::string frozen_weights = "fp32";  ///< how LoRA networks keep their frozen weights: "fp32", or "bf16" only
+    int threads = 0;  ///< CPU threads the backend computes on (a run's figures depend on it); 0 on a GPU
     /// What measured_peak_bytes() measures: the GPU's allocations, or the process's whole resident set on the CPU
     /// (data and program included, so it reads above the plan, which counts the network's memory).
     std::string peak_measure = "process peak resident set";
 
     nlohmann::json to_json() const {
         return {{"device", info.device}, {"device_name", info.name}, {"backend", backend},
-                {"gemm_math", gemm_math}, {"attention", attention}, {"frozen_weights", frozen_weights}};
+                {"gemm_math", gemm_math}, {"attention", attention}, {"frozen_weights", frozen_weights},
+                {"threads", threads}};
     }
-    /// "cuda:0 (NVIDIA H100 80GB HBM3), GEMM math bf16, attention flash, frozen weights bf16"
+    /// "cuda:0 (NVIDIA H100 80GB HBM3), GEMM math bf16, attention flash, frozen weights bf16"; on the CPU
+    /// "..., frozen weights fp32, 2 CPU threads"
     std::string describe() const {
         return info.device + (info.name.empty() ? "" : " (" + info.name + ")") + ", GEMM math " + gemm_math +
-               ", attention " + attention + ", frozen weights " + frozen_weights;
+               ", attention " + attention + ", frozen weights " + frozen_weights +
+               (threads > 0 ? ", " + std::to_string(threads) + " CPU thread" + (threads > 1 ? "s" : "") : "");
     }
 };
 

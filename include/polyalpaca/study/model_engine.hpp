@@ -8,6 +8,7 @@
 ///        with the Cuda backend that is a .cu file.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -120,6 +121,7 @@ public:
         device_.frozen_weights =
             engine_detail::FrozenStorage<Backend>::exists && options_.frozen_in_bf16 ? "bf16" : "fp32";
         if constexpr (ChoosesKernels<Context>) device_.peak_measure = "GPU allocations";
+        if constexpr (requires { ctx_->threads; }) device_.threads = std::max(1, ctx_->threads);
     }
 
     DeviceDescription const& device() const override { return device_; }

@@ -4,6 +4,7 @@
 ///        and the study's state file, rewritten atomically as runs finish.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -99,14 +100,15 @@ inline bool run_trained(PlannedRun const& r) {
 }
 
 /// <output>/study_state.json: every run with its state (pending, training, trained, evaluated), rewritten atomically.
-inline void write_study_state(StudyFile const& s, std::vector<PlannedRun> const& runs, std::string const& current,
-                              double seconds) {
+/// `training`: the runs in training now.
+inline void write_study_state(StudyFile const& s, std::vector<PlannedRun> const& runs,
+                              std::vector<std::string> const& training, double seconds) {
     nlohmann::ordered_json j{{"name", s.name}, {"study_file", s.source.string()}, {"seconds_this_invocation", seconds}};
     j["runs"] = nlohmann::ordered_json::array();
     for (auto const& r : runs) {
         std::string const state = run_evaluated(r) ? "evaluated" : run_trained(r) ? "trained"
-                                  : r.name == current                  ? "training"
-                                                                       : "pending";
+                                  : std::find(training.begin(), training.end(), r.name) != training.end() ? "training"
+                                                                                                           : "pending";
         j["runs"].push_back({{"name", r.name}, {"method", r.method}, {"strategy", r.strategy},
                              {"budget", r.budget.describe()}, {"languages", r.languages}, {"state", state}});
     }

@@ -119,6 +119,13 @@ struct StudyFile {
     std::filesystem::path output = "study";
     std::uint64_t seed = 42;
     std::string device = "auto";  ///< cpu, cuda, or auto (cuda when a GPU is visible); --device overrides it
+    /// Runs trained at once, each in a process of its own (study/run_jobs.hpp); 0: as many as the device takes (CPU:
+    /// the cores over threads_per_run, within memory; CUDA: one per visible GPU). --jobs overrides it.
+    int jobs = 0;
+    /// CPU threads each run trains on, each run then in a process of its own, and the pretraining here too; 0: the
+    /// process's threads, in this one process when jobs is 1. A run's figures depend on its thread count
+    /// (docs/study.md, "Reproducibility"), not on how many run at once. --threads-per-run overrides it.
+    int threads_per_run = 0;
 
     /// Every test language: tuned then zero-shot.
     std::vector<std::string> test_languages() const {
@@ -165,6 +172,14 @@ public:
         } catch (nlohmann::json::exception const&) {
             fail(at(key), ": has the wrong type (a JSON ", j_.at(key).type_name(), ")");
         }
+    }
+    /// A whole number in [lo, hi]; a fraction, a string or a number out of range is an error naming the key.
+    void get_count(std::string const& key, int& out, int lo, int hi) {
+        if (!has(key)) return;
+        auto const& v = j_.at(key);
+        require(v.is_number_integer() && v.get<long long>() >= lo && v.get<long long>() <= hi, at(key),
+                ": a whole number from ", lo, " to ", hi, ", not ", v.dump().substr(0, 40));
+        out = int(v.get<long long>());
     }
     void path(std::string const& key, std::filesystem::path& out) {
         std::string s;
@@ -235,6 +250,7 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     r.get("device", s.device);
     require(s.device == "cpu" || s.device == "cuda" || s.device == "auto", r.at("device"),
             ": cpu, cuda or auto, not \"", s.device, "\"");
+    r.get_count("jobs", s.jobs, 0, 1024), r.get_count("threads_per_run", s.threads_per_run, 0, 4096);
     require(r.has("base_model"), origin, ": no \"base_model\"");
     {
         auto const& models = r.raw("base_model");

@@ -30,14 +30,20 @@ inline std::vector<std::string> suite_tokenizer_corpus(StudyData const& d, Promp
     return texts;
 }
 
-/// The study's tokenizer (see the file's brief). `d` and `prompt_template` (the first method's) matter only to a
-/// suite's BPE, which the same study and suite seed learn the same on every run.
-inline StudyTokenizer study_tokenizer(StudyFile const& s, StudyData const& d, PromptTemplate const& prompt_template) {
+/// The tokenizer file the study names or its checkpoint holds, "" when the study makes its own.
+inline std::filesystem::path study_tokenizer_file(StudyFile const& s) {
     namespace fs = std::filesystem;
     fs::path path = s.tokenizer;
     if (path.empty() && !s.checkpoint.empty())
         for (char const* name : {"tokenizer.json", "tokenizer.model"})
             if (fs::exists(s.checkpoint / name)) path = s.checkpoint / name;
+    return path;
+}
+
+/// The study's tokenizer (see the file's brief). `d` and `prompt_template` (the first method's) matter only to a
+/// suite's BPE, which the same study and suite seed learn the same on every run.
+inline StudyTokenizer study_tokenizer(StudyFile const& s, StudyData const& d, PromptTemplate const& prompt_template) {
+    auto const path = study_tokenizer_file(s);
     if (!path.empty())
         return {path.extension() == ".json" ? Tokenizer::from_hf_json(path) : Tokenizer::from_sentencepiece(path), ""};
     std::string json = byte_tokenizer_json();

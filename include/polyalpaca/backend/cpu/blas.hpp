@@ -1,5 +1,5 @@
 /// @file backend/cpu/blas.hpp
-/// @brief Warns once when OpenBLAS runs a generic kernel on a CPU it does not recognise.
+/// @brief Warns once when OpenBLAS runs a generic kernel on a CPU it does not recognise; sets OpenBLAS's threads.
 #pragma once
 
 #include <cstdio>
@@ -8,6 +8,7 @@
 
 #ifdef POLYALPACA_OPENBLAS
 extern "C" char* openblas_get_corename(void);
+extern "C" void openblas_set_num_threads(int);
 #endif
 
 namespace polyalpaca::cpu {
@@ -29,6 +30,13 @@ inline std::string blas_kernel_advice() {
                " before starting the program (scripts/cpu_env.sh does, for scripts/main.sh and scripts/test.sh).";
 #endif
     return {};
+}
+
+/// Makes OpenBLAS's GEMMs run on `threads` threads (nothing without OpenBLAS).
+inline void set_blas_threads([[maybe_unused]] int threads) {
+#ifdef POLYALPACA_OPENBLAS
+    openblas_set_num_threads(threads);
+#endif
 }
 
 /// Prints blas_kernel_advice() to stderr, once per process.

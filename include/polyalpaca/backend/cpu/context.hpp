@@ -7,6 +7,10 @@
 
 #include <Eigen/Core>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "polyalpaca/backend/cpu/blas.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
@@ -38,6 +42,16 @@ struct Context {
     /// When set, layers and train_step time their regions into it (core/step_profile.hpp).
     Profile* profile = nullptr;
 };
+
+/// Makes this process compute on `threads` threads from now on: the ops' OpenMP loops, Eigen's GEMMs and
+/// OpenBLAS's. A Context made afterwards takes the count; one made before keeps its own.
+inline void set_cpu_threads(int threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    Eigen::setNbThreads(threads);
+    set_blas_threads(threads);
+}
 
 /// A profile for this context's work (set ctx.profile to its address to record).
 inline Context::Profile make_step_profile(Context&) { return Context::Profile{}; }

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/core/error.hpp"
@@ -28,6 +31,8 @@ inline constexpr Index parallel_threshold = Index(1) << 15;
 /// squared_norm sums fixed-size chunks and then the chunk sums in order, so the result does not
 /// depend on the thread count.
 inline constexpr Index norm_chunk = Index(1) << 14;
+/// adamw_update works through chunks of this many values (four arrays of 16 KiB in fp32 stay in L2).
+inline constexpr Index update_chunk = Index(1) << 12;
 }  // namespace detail
 
 /// One torch.optim.AdamW step (amsgrad=False, maximize=False, single-tensor path) over n values, in one pass:
@@ -52,15 +57,18 @@ void adamw_update(Context& ctx, T* param, T const* grad, T* exp_avg, T* exp_avg_
     T const bias_correction2_sqrt = T(std::sqrt(bias_correction2));
     T const eps = T(s.eps);
 
+    // Over fixed chunks, each as Eigen array expressions: Eigen's packet sqrt and division vectorise where a plain
+    // loop calling std::sqrt does not (it must keep errno), about 4x faster (docs/performance.md, "AdamW").
+    Index const chunks = (n + detail::update_chunk - 1) / detail::update_chunk;
 #pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
-    for (Index i = 0; i < n; ++i) {
-        T const g = grad[i];
-        T const m = exp_avg[i] + avg_weight * (g - exp_avg[i]);
-        T const v = exp_avg_sq[i] * beta2 + sq_weight * g * g;
-        T const denom = std::sqrt(v) / bias_correction2_sqrt + eps;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        param[i] = param[i] * decay + neg_step_size * m / denom;
+    for (Index c = 0; c < chunks; ++c) {
+        Index const begin = c * detail::update_chunk, count = std::min(detail::update_chunk, n - begin);
+        using Values = Eigen::Array<T, Eigen::Dynamic, 1>;
+        Eigen::Map<Values const> g(grad + begin, count);
+        Eigen::Map<Values> p(param + begin, count), m(exp_avg + begin, count), v(exp_avg_sq + begin, count);
+        m += avg_weight * (g - m);
+        v = v * beta2 + sq_weight * g * g;
+        p = p * decay + neg_step_size * m / (v.sqrt() / bias_correction2_sqrt + eps);
     }
 }
 
@@ -76,8 +84,15 @@ double squared_norm(Context& ctx, T const* x, Index n) {
 #pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
     for (Index c = 0; c < chunks; ++c) {
         Index const end = std::min(n, (c + 1) * detail::norm_chunk);
+        // Eight running sums, one per lane: the compiler vectorises them, and their order is fixed whatever the
+        // data's alignment.
+        std::array<double, 8> lanes{};
+        Index i = c * detail::norm_chunk;
+        for (; i + 8 <= end; i += 8)
+            for (Index l = 0; l < 8; ++l) lanes[std::size_t(l)] += double(x[i + l]) * double(x[i + l]);
         double sum = 0.0;
-        for (Index i = c * detail::norm_chunk; i < end; ++i) sum += double(x[i]) * double(x[i]);
+        for (; i < end; ++i) sum += double(x[i]) * double(x[i]);
+        for (double const lane : lanes) sum += lane;
         partial[static_cast<std::size_t>(c)] = sum;
     }
     double total = 0.0;
