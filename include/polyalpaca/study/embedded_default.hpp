@@ -41,7 +41,7 @@ inline nlohmann::json embedded_study_json(bool quick) {
         // (docs/study.md, "Measured").
         {"pretrain", {{"steps", 4000}, {"sequence", 128}, {"micro_batch", 2}, {"accumulation", 1}, {"lr", 2e-3}}},
         {"strategies", {"monolingual", "multilingual", "downsampled"}},
-        {"budgets", {{{"records", 6000}}}},
+        {"budgets", {{{"records", 10000}}}},
         {"hyperparameters",
          {{"lora", {{"lr", 2e-3}, {"schedule", "cosine"}, {"warmup_ratio", 0.03}, {"micro_batch", 1}, {"global_batch", 1},
                     {"cutoff", 256}, {"val_size", 20}, {"eval_every", 1000}, {"train_on_inputs", false},
