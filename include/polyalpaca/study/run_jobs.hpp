@@ -52,7 +52,7 @@ struct JobPlan {
 };
 
 /// The plan for `jobs` and `threads` as the study file or command line give them (0: choose). On the CPU, neither
-/// given keeps today's way (one run after another, here, on the process's threads); else each run gets `threads`
+/// given: one run after another in this process, on its threads; else each run gets `threads`
 /// (or the cores over the jobs) and as many run as the cores allow, fewer when `peak_bytes` (a run's predicted
 /// peak) times the jobs would pass 90% of `available_bytes`. On CUDA one job per visible GPU.
 inline JobPlan plan_jobs(std::string const& backend, int jobs, int threads, int cores, int gpus,
