@@ -224,6 +224,10 @@ int study_main(int argc, char** argv, int rank, int ranks) {
     options.zero1 = zero1;
     pa::require(!zero1 || options.data_parallel, "--zero1 shards AdamW's state over the ranks of mpirun or srun; "
                 "this runner was started alone");
+    pa::require(only_base_model.empty() || std::any_of(s.base_models.begin(), s.base_models.end(),
+                                                      [&](auto const& m) { return m.preset == only_base_model; }),
+                "--only-base-model ", only_base_model, ": the study has no such base model");
+    pa::require(only_run.empty() == only_base_model.empty(), "--only-run and --only-base-model go together (a job)");
     for (auto const& one : pa::study::split_by_base_model(s)) {
         if (!only_base_model.empty() && one.preset != only_base_model) continue;
         pa::study::StudyRunOptions run_options{.quiet = quiet, .predicted_peaks = predicted_peaks.at(one.preset)};

@@ -130,7 +130,21 @@ TEST_CASE("a bad study file is an error naming the file and the key", "[study]")
     CHECK_THAT(error_of(with(R"("decoding": {"preset": "nucleus"})")), Catch::Contains("s.json.decoding.preset"));
     CHECK_THAT(error_of(with(R"("base_model": {"checkpoint": "x"})")), Catch::Contains("s.json.base_model.preset: missing"));
     CHECK_THAT(error_of(with(R"("pretrain": {"steps": 10})")), Catch::Contains("needs the synthetic \"suite\""));
+    CHECK_THAT(error_of(with(R"("jobs": 1.5)")), Catch::Contains("s.json.jobs: a whole number from 0 to 1024"));
+    CHECK_THAT(error_of(with(R"("jobs": -2)")), Catch::Contains("s.json.jobs: a whole number"));
+    CHECK_THAT(error_of(with(R"("jobs": 1e30)")), Catch::Contains("s.json.jobs: a whole number"));
+    CHECK_THAT(error_of(with(R"("threads_per_run": "all")")),
+               Catch::Contains("s.json.threads_per_run: a whole number from 0 to 4096, not \"all\""));
     CHECK_THROWS_WITH(ps::read_study_file("no/such/study.json"), Catch::Contains("no/such/study.json: cannot open"));
+}
+
+TEST_CASE("jobs and threads per run are read from the study file", "[study][jobs]") {
+    auto const s = ps::parse_study(nlohmann::json::parse(with(R"("jobs": 3, "threads_per_run": 2)")), "s.json", ".");
+    CHECK(s.jobs == 3);
+    CHECK(s.threads_per_run == 2);
+    auto const defaults = ps::parse_study(nlohmann::json::parse(minimal), "s.json", ".");
+    CHECK(defaults.jobs == 0);
+    CHECK(defaults.threads_per_run == 0);
 }
 
 TEST_CASE("the byte tokenizer encodes every script as its UTF-8 bytes and back", "[study]") {

@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <polyalpaca/study/run_jobs.hpp>
-#include <polyalpaca/study/study_file.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -15,21 +14,6 @@ namespace pa = polyalpaca;
 namespace ps = polyalpaca::study;
 
 namespace {
-
-std::string error_of(std::string const& text) {
-    try {
-        ps::parse_study(nlohmann::json::parse(text), "s.json", ".");
-    } catch (pa::Error const& e) {
-        return e.what();
-    }
-    return "";
-}
-
-std::string study_with(std::string const& key_value) {
-    return R"({"base_model": {"preset": "bloom-study"}, "methods": ["full"], "languages": ["en"],
-        "data": {"en": "en.json"}, "test_sets": {"en": "test_en.jsonl"}, "strategies": ["monolingual"], )" +
-           key_value + "}";
-}
 
 // A planned run named `name`, its directory under root/runs.
 ps::PlannedRun shell_run(std::filesystem::path const& root, std::string const& name) {
@@ -41,20 +25,9 @@ ps::PlannedRun shell_run(std::filesystem::path const& root, std::string const& n
 
 }  // namespace
 
-TEST_CASE("jobs and threads per run: the study file's keys and their checks", "[study][jobs]") {
-    auto const s = ps::parse_study(nlohmann::json::parse(study_with(R"("jobs": 3, "threads_per_run": 2)")), "s.json", ".");
-    CHECK(s.jobs == 3);
-    CHECK(s.threads_per_run == 2);
-    CHECK_THAT(error_of(study_with(R"("jobs": 1.5)")), Catch::Contains("s.json.jobs: a whole number from 0 to 1024"));
-    CHECK_THAT(error_of(study_with(R"("jobs": -2)")), Catch::Contains("s.json.jobs: a whole number"));
-    CHECK_THAT(error_of(study_with(R"("threads_per_run": "all")")),
-               Catch::Contains("s.json.threads_per_run: a whole number from 0 to 4096, not \"all\""));
-    CHECK_THAT(error_of(study_with(R"("jobs": 1e30)")), Catch::Contains("s.json.jobs: a whole number"));
-}
-
 TEST_CASE("plan_jobs: one run after another unless asked; cores, memory and GPUs bound the jobs", "[study][jobs]") {
     constexpr std::size_t gib = std::size_t(1) << 30;
-    // Neither given: today's way, here, on the process's threads.
+    // Neither given: one run after another in this process, on its threads.
     auto p = ps::plan_jobs("cpu", 0, 0, 8, 0, gib, 16 * gib);
     CHECK(p.jobs == 1);
     CHECK(p.threads == 0);

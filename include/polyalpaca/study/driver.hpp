@@ -77,6 +77,15 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
     require(!s.suite || s.suite->bpe_vocab <= std::size_t(engine.vocab()),
             s.source.empty() ? std::string("the study") : s.source.string(), ": suite.bpe_vocab is ",
             s.suite ? s.suite->bpe_vocab : 0, " tokens but ", s.preset, "'s vocabulary holds ", engine.vocab());
+    auto const runs = plan_runs(s);
+    if (child) {  // a job's run, checked before any work: it must be planned, and its base model made
+        require(std::any_of(runs.begin(), runs.end(), [&](auto const& r) { return r.name == o.only_run; }),
+                "the study plans no run named \"", o.only_run, "\"");
+        auto const pretrained = s.output / "pretrain" / "model";
+        require(s.pretrain.steps == 0 || std::filesystem::exists(pretrained / "config.json"), "run ", o.only_run,
+                ": the study's pretrained model ", pretrained.string(),
+                " is missing (its parent runner makes it before starting runs)");
+    }
     std::filesystem::create_directories(s.output);
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template, !child);
     engine.from_rank0(0);  // data parallel: the other ranks read the templates next (follow_study)
@@ -91,7 +100,6 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
     require(tokenizer.vocab_size() <= engine.vocab(), "the tokenizer has ", tokenizer.vocab_size(),
             " tokens but the model's vocabulary holds ", engine.vocab());
     require(tokenizer.eos_id().has_value(), "the tokenizer '", tokenizer.origin(), "' defines no EOS token");
-    auto const runs = plan_runs(s);
     std::printf("study %s: %zu runs (%zu methods x %zu budgets), %zu test languages, output %s\non %s\n",
                 s.name.c_str(), runs.size(), s.methods.size(), s.budgets.size(), data.test_sets.size(),
                 s.output.string().c_str(), engine.device().describe().c_str());
@@ -99,8 +107,6 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
         if (!child) write_study_state(s, runs, training, since(start));
     };
     state({});
-    require(!child || std::any_of(runs.begin(), runs.end(), [&](auto const& r) { return r.name == o.only_run; }),
-            "the study plans no run named \"", o.only_run, "\"");
 
     // The embedded study's base model: pretrained here on every language's text.
     std::filesystem::path base = s.checkpoint;
@@ -111,8 +117,6 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
         if (std::filesystem::exists(dir / "model" / "config.json")) {
             std::printf("pretraining: done before, %s\n", (dir / "model").string().c_str());
         } else {
-            require(!child, "run ", o.only_run, ": the study's pretrained model ", (dir / "model").string(),
-                    " is missing (its parent runner makes it before starting runs)");
             auto const t = Clock::now();
             std::printf("pretraining %s on %zu languages, %zu steps\n", s.preset.c_str(), data.pretrain.size(),
                         s.pretrain.steps);
@@ -155,7 +159,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
     for (std::size_t i = 0; i < runs.size() && !in_children; ++i) {
         auto const& run = runs[i];
         if (child && run.name != o.only_run) continue;
-        auto const label = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + run.name + "]";
+        auto const label = run_label(i, runs.size(), run.name);
         if (run_evaluated(run)) {
             std::printf("%s finished before: skipped\n", label.c_str());
             ++outcome.runs_skipped;

@@ -99,6 +99,11 @@ inline bool run_trained(PlannedRun const& r) {
             std::filesystem::exists(r.dir / "adapter" / "adapter_config.json"));
 }
 
+/// "[3/10 full-monolingual-en-records-6000]": how progress lines name run i of `count`.
+inline std::string run_label(std::size_t i, std::size_t count, std::string const& name) {
+    return "[" + std::to_string(i + 1) + "/" + std::to_string(count) + " " + name + "]";
+}
+
 /// <output>/study_state.json: every run with its state (pending, training, trained, evaluated), rewritten atomically.
 /// `training`: the runs in training now.
 inline void write_study_state(StudyFile const& s, std::vector<PlannedRun> const& runs,
@@ -106,9 +111,11 @@ inline void write_study_state(StudyFile const& s, std::vector<PlannedRun> const&
     nlohmann::ordered_json j{{"name", s.name}, {"study_file", s.source.string()}, {"seconds_this_invocation", seconds}};
     j["runs"] = nlohmann::ordered_json::array();
     for (auto const& r : runs) {
-        std::string const state = run_evaluated(r) ? "evaluated" : run_trained(r) ? "trained"
-                                  : std::find(training.begin(), training.end(), r.name) != training.end() ? "training"
-                                                                                                           : "pending";
+        bool const in_training = std::find(training.begin(), training.end(), r.name) != training.end();
+        std::string const state = run_evaluated(r) ? "evaluated"
+                                  : run_trained(r) ? "trained"
+                                  : in_training    ? "training"
+                                                   : "pending";
         j["runs"].push_back({{"name", r.name}, {"method", r.method}, {"strategy", r.strategy},
                              {"budget", r.budget.describe()}, {"languages", r.languages}, {"state", state}});
     }

@@ -229,9 +229,7 @@ inline std::size_t run_jobs(std::vector<PlannedRun> const& runs, std::vector<std
     auto last_line = Clock::now() - std::chrono::hours(1);
     bool const tty = isatty(fileno(stderr)) != 0;
     auto log_of = [&](std::size_t i) { return log_dir / (runs[i].name + ".log"); };
-    auto label = [&](std::size_t i) {
-        return "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + runs[i].name + "]";
-    };
+    auto label = [&](std::size_t i) { return run_label(i, runs.size(), runs[i].name); };
     std::printf("training %zu runs, %d at a time, each in a process of its own (logs in %s)\n", pending.size(), jobs,
                 log_dir.string().c_str());
     std::fflush(stdout);
