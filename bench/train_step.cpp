@@ -1,9 +1,12 @@
-// Time one CPU training step of a chosen preset (full-parameter and LoRA) and the GFLOP/s of every GEMM
-// shape in it, so later changes can be compared. Weights are random: only speed is measured here.
+// Time CPU training steps of a chosen preset (full-parameter and LoRA), each step followed by the GEMM shapes in it,
+// and say what share of the GEMM rate the step reaches, so later changes can be compared. Weights are random: only
+// speed is measured here.
 #include <polyalpaca/data/markov_stream.hpp>
 #include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/study/embedded_default.hpp>
 #include <polyalpaca/train/step.hpp>
+
+#include "cpu_bench.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -39,42 +42,32 @@ double peak_rss_mib() {
     return double(usage.ru_maxrss) / 1024.0;
 }
 
-double seconds(std::function<void()> const& f) {
-    auto const t0 = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Best of `repeat` runs after one warm-up.
-double best_seconds(int repeat, std::function<void()> const& f) {
-    f();
-    double best = 1e30;
-    for (int i = 0; i < repeat; ++i) best = std::min(best, seconds(f));
-    return best;
-}
-
 struct Gemm {
     std::string what;
     pa::Index m, k, n;  // (m, k) x (k, n)
+    int count;          // times a step runs it (once per layer, or once)
+    double best = 1e30;
 };
 
-// The GEMMs of one training step on n tokens: forward y = x W^T, backward dx = dy W, dW = dy^T x.
+// The GEMMs of one training step on n tokens, of which head_rows are scored (the LM head runs on those only):
+// forward y = x W^T, backward dx = dy W, dW = dy^T x.
 template <class Model>
-std::vector<Gemm> gemm_shapes(pa::Index n, bool lora) {
+std::vector<Gemm> gemm_shapes(pa::Index n, pa::Index head_rows, bool lora) {
     using C = typename Model::config;
     std::vector<Gemm> out;
-    auto linear = [&](std::string const& name, pa::Index in, pa::Index o) {
-        out.push_back({name + " fwd", n, in, o});
-        out.push_back({name + " bwd dX", n, o, in});
-        if (!lora) out.push_back({name + " bwd dW", o, n, in});
+    // `times` projections of this shape per layer (LLaMA's k and v, gate and up)
+    auto linear = [&](std::string const& name, pa::Index in, pa::Index o, int times = 1) {
+        out.push_back({name + " fwd", n, in, o, times * C::layers});
+        out.push_back({name + " bwd dX", n, o, in, times * C::layers});
+        if (!lora) out.push_back({name + " bwd dW", o, n, in, times * C::layers});
     };
     pa::Index const d = C::hidden;
     if constexpr (requires { C::ffn; }) {
         pa::Index const kv = pa::Index(C::kv_heads) * (C::hidden / C::heads);
         linear("q_proj", d, d);
-        linear("k/v_proj", d, kv);
+        linear("k/v_proj", d, kv, 2);
         linear("o_proj", d, d);
-        linear("gate/up_proj", d, C::ffn);
+        linear("gate/up_proj", d, C::ffn, 2);
         linear("down_proj", C::ffn, d);
     } else {
         linear("query_key_value", d, 3 * d);
@@ -82,32 +75,49 @@ std::vector<Gemm> gemm_shapes(pa::Index n, bool lora) {
         linear("dense_h_to_4h", d, 4 * d);
         linear("dense_4h_to_h", 4 * d, d);
     }
-    out.push_back({"lm_head fwd", n, d, C::vocab});
-    out.push_back({"lm_head bwd dX", n, C::vocab, d});
-    if (!lora) out.push_back({"lm_head bwd dW", C::vocab, n, d});
+    out.push_back({"lm_head fwd", head_rows, d, C::vocab, 1});
+    out.push_back({"lm_head bwd dX", head_rows, C::vocab, d, 1});
+    if (!lora) out.push_back({"lm_head bwd dW", C::vocab, head_rows, d, 1});
     return out;
 }
 
-void time_gemms(std::vector<Gemm> const& shapes, int repeat) {
-    std::printf("\n| GEMM | (m x k) . (k x n) | ms | GFLOP/s |\n|---|---|---:|---:|\n");
-    for (auto const& g : shapes) {
+// Times every shape once, keeping each one's best.
+void time_gemms_once(std::vector<Gemm>& shapes) {
+    for (auto& g : shapes) {
         pa::Matrix<float> a = pa::Matrix<float>::Random(g.m, g.k), b = pa::Matrix<float>::Random(g.k, g.n),
                           c(g.m, g.n);
-        double const t = best_seconds(repeat, [&] { c.noalias() = a * b; });
-        std::printf("| %s | (%lld x %lld) . (%lld x %lld) | %.2f | %.1f |\n", g.what.c_str(), (long long)g.m,
-                    (long long)g.k, (long long)g.k, (long long)g.n, t * 1e3, 2.0 * g.m * g.k * g.n / t * 1e-9);
+        c.noalias() = a * b;  // warm: pages touched, BLAS threads up
+        g.best = std::min(g.best, pa::bench::seconds([&] { c.noalias() = a * b; }));
     }
 }
 
-// Prints the step's row; returns the profiled step's table when --profile asks for one, else "".
+void print_gemms(std::vector<Gemm> const& shapes, double step_seconds) {
+    std::printf("\n| GEMM | (m x k) . (k x n) | per step | ms | GFLOP/s |\n|---|---|---:|---:|---:|\n");
+    double flops = 0, gemm_seconds = 0;
+    for (auto const& g : shapes) {
+        double const f = 2.0 * double(g.m) * double(g.k) * double(g.n);
+        flops += f * g.count;
+        gemm_seconds += g.best * g.count;
+        std::printf("| %s | (%lld x %lld) . (%lld x %lld) | %d | %.2f | %.1f |\n", g.what.c_str(), (long long)g.m,
+                    (long long)g.k, (long long)g.k, (long long)g.n, g.count, g.best * 1e3, f / g.best * 1e-9);
+    }
+    std::printf("\nthe step's GEMMs at these rates: %.2f ms (%.2f GFLOP, %.1f GFLOP/s); the best step (%.2f ms) runs "
+                "at %.2f of the GEMM rate (%.1f GFLOP/s of GEMM work)\n",
+                gemm_seconds * 1e3, flops * 1e-9, flops / gemm_seconds * 1e-9, step_seconds * 1e3,
+                gemm_seconds / step_seconds, flops / step_seconds * 1e-9);
+}
+
+// One row per timed step, each step followed by one timing of every GEMM shape of the step, so that the steps and
+// the GEMM table see the same machine; then the GEMM table (each shape's best) against the best step. Returns the
+// profiled step's table when --profile asks for one, else "".
 template <class Model>
-std::string time_step(std::string const& label, Options const& o) {
+std::string time_step(std::string const& label, Options const& o, bool lora) {
     pa::cpu::Context ctx;
     if (o.threads > 0) ctx.threads = o.threads;
     double init_s = 0;
     auto net_holder = std::unique_ptr<pa::CausalLm<Model, pa::CpuEigen, float>>();
     // LoRA dropout 0.05 as in the paper (and the CUDA benchmark); full-parameter runs have no adapter to drop.
-    init_s = seconds([&] {
+    init_s = pa::bench::seconds([&] {
         net_holder = std::make_unique<pa::CausalLm<Model, pa::CpuEigen, float>>(
             ctx, pa::NetworkOptions{.seed = 0, .adapter_dropout = 0.05});
     });
@@ -122,38 +132,48 @@ std::string time_step(std::string const& label, Options const& o) {
     auto one_step = [&] {
         pa::train_step(ctx, net, optimizer, std::span<pa::TokenBatch const>(micro), 1e-4, 1.0, step++);
     };
-    double const t = best_seconds(o.repeat, one_step);
+    auto gemms = gemm_shapes<Model>(pa::Index(o.batch) * o.seq, pa::Index(o.batch) * std::max(1, o.seq - prompt), lora);
     double const tokens = double(o.batch) * o.seq;
     constexpr double mib = 1 << 20;
-    std::printf("| %s | %lld | %lld | %d x %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.0f |\n", label.c_str(),
+    std::printf("%s: %lld parameters, %lld trainable, %d x %d tokens a step, model built in %.1f s\n\n", label.c_str(),
                 (long long)net.parameters().total_count(), (long long)net.parameters().trainable_count(), o.batch,
-                o.seq, t, tokens / t, init_s, double(pa::activation_bytes_held()) / mib,
+                o.seq, init_s);
+    std::printf("| step | ms | tokens/s |\n|---:|---:|---:|\n");
+    double const warm_up = pa::bench::seconds(one_step);
+    std::printf("| warm-up | %.2f | %.1f |\n", warm_up * 1e3, tokens / warm_up);
+    double best = 1e30;
+    for (int r = 1; r <= o.repeat; ++r) {
+        double const t = pa::bench::seconds(one_step);
+        best = std::min(best, t);
+        std::printf("| %d | %.2f | %.1f |\n", r, t * 1e3, tokens / t);
+        std::fflush(stdout);
+        time_gemms_once(gemms);
+    }
+    std::printf("\nbest step %.2f ms (%.1f tokens/s); activations %.1f MiB, temporaries peak %.1f MiB, peak RSS "
+                "%.0f MiB\n",
+                best * 1e3, tokens / best, double(pa::activation_bytes_held()) / mib,
                 double(ctx.temporaries.peak_bytes()) / mib, peak_rss_mib());
+    print_gemms(gemms, best);
     if (!o.profile) return "";
-    auto const [profiled_s, table] = pa::profiled(ctx, [&] { return seconds(one_step); });
+    auto const [profiled_s, table] = pa::profiled(ctx, [&] { return pa::bench::seconds(one_step); });
     char heading[160];
-    std::snprintf(heading, sizeof heading, "\n%s: where one more step's time goes (%.3f s; best step above %.3f s)\n",
-                  label.c_str(), profiled_s, t);
+    std::snprintf(heading, sizeof heading, "\n%s: where one more step's time goes (%.2f ms; best step above %.2f ms)\n",
+                  label.c_str(), profiled_s * 1e3, best * 1e3);
     return heading + pa::format_profile(table);
 }
 
 template <template <class, class> class Family, class Size, class Lora>
 void run_preset(Options const& o) {
     // Peak RSS is the process's so far: run --method full or lora alone to read one method's memory.
-    std::printf("| run | parameters | trainable | batch x seq | step s | tokens/s | init s | activations MiB "
-                "| temporaries MiB | peak RSS MiB |\n");
-    std::printf("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
     std::string profiles;
-    if (o.method != "lora") profiles += time_step<Family<Size, pa::NoAdapter>>("full-parameter", o);
-    if (o.method != "full") profiles += time_step<Family<Size, Lora>>("LoRA r8", o);
+    if (o.method != "lora") profiles += time_step<Family<Size, pa::NoAdapter>>("full-parameter", o, false);
+    if (o.method == "both") std::printf("\n");
+    if (o.method != "full") profiles += time_step<Family<Size, Lora>>("LoRA r8", o, true);
     std::printf("%s", profiles.c_str());
-    pa::Index const n = pa::Index(o.batch) * o.seq;
-    if (o.method != "lora") time_gemms(gemm_shapes<Family<Size, pa::NoAdapter>>(n, false), o.repeat);
-    else time_gemms(gemm_shapes<Family<Size, Lora>>(n, true), o.repeat);
 }
 
-using QkvLora = pa::LoRA<8, 16, pa::site::Qkv>;
-using QkvSplitLora = pa::LoRA<8, 16, pa::site::Query, pa::site::Key, pa::site::Value>;
+using pa::bench::QkvLora;
+using pa::bench::QkvSplitLora;
 using QueryValueLora = pa::LoRA<8, 16, pa::site::Query, pa::site::Value>;  // the Alpaca-LoRA recipe
 
 // LLaMA-7B's widths at depth 1 and 2: the difference of two runs is one layer's memory and time, which scaled to
@@ -181,29 +201,24 @@ int main(int argc, char** argv) try {
     for (auto const& [name, _] : presets) names += (names.empty() ? "" : ", ") + name;
 
     Options o;
-    po::options_description desc("polyalpaca_bench_train_step: time one CPU training step and its GEMM shapes.\nOptions");
+    po::options_description desc("polyalpaca_bench_train_step: time CPU training steps and their GEMM shapes.\nOptions");
     desc.add_options()("help,h", "show this help")("preset", po::value(&o.preset)->default_value(o.preset),
                                                    ("one of: " + names).c_str())(
         "method", po::value(&o.method)->default_value(o.method), "full, lora or both")(
         "batch", po::value(&o.batch)->default_value(o.batch), "sequences per step")(
         "seq", po::value(&o.seq)->default_value(o.seq), "tokens per sequence")(
-        "repeat", po::value(&o.repeat)->default_value(o.repeat), "timed repetitions (best is reported)")(
+        "repeat", po::value(&o.repeat)->default_value(o.repeat),
+        "timed steps, each followed by a timing of the GEMM table (the best of each is reported)")(
         "threads", po::value(&o.threads)->default_value(o.threads), "threads (0: Eigen's default)")(
         "prompt-share", po::value(&o.prompt_share)->default_value(o.prompt_share),
         "leading share of each sequence not scored, as a prompt under train_on_inputs=false (0 to 1)")(
         "profile", po::bool_switch(&o.profile), "time one more step region by region (core/step_profile.hpp)");
-    po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-        std::cout << desc << "\n";
-        return 0;
-    }
-    po::notify(vm);
+    if (!pa::bench::parse_command_line(argc, argv, desc)) return 0;
     auto const it = presets.find(o.preset);
     pa::require(it != presets.end(), "unknown preset '", o.preset, "'; choose one of: ", names);
     pa::require(o.prompt_share >= 0 && o.prompt_share <= 1, "--prompt-share must be in [0, 1], got ", o.prompt_share);
     pa::require(o.method == "full" || o.method == "lora" || o.method == "both", "--method must be full, lora or both");
-    if (o.threads > 0) Eigen::setNbThreads(o.threads);
+    pa::bench::use_threads(o.threads);
     std::printf("preset %s, %d Eigen threads\n\n", o.preset.c_str(), Eigen::nbThreads());
     it->second(o);
     return 0;

@@ -13,7 +13,8 @@
 # one rank per GPU (polyalpaca::nccl: MPI and NCCL found).
 #
 # The model type and the backend are fixed at compile time; the strategy (monolingual, multilingual, downsampled,
-# temperature, weighted) is chosen at run time with --strategy, whose default STRATEGY sets (multilingual).
+# temperature:T, weighted:LANG=W,..., one spelling: data/strategy.hpp) is chosen at run time with --strategy, whose
+# default STRATEGY sets (multilingual).
 #
 # HF_CONFIG reads the config.json at configure time (re-read when it changes) and generates <target>_model.hpp with
 # the checkpoint's Size struct (io/model_source.hpp; `polyalpaca-inspect DIR --cpp` prints the same), so any BLOOM,
@@ -122,8 +123,9 @@ function(polyalpaca_add_trainer)
     message(FATAL_ERROR "polyalpaca_add_trainer(${ARG_NAME}): ADAPTER and LORA_* go with HF_CONFIG; MODEL names the "
                         "adapter in its type")
   endif()
-  polyalpaca_trainer_choice(ARG_STRATEGY multilingual "^(monolingual|multilingual|downsampled|temperature|weighted)$"
-                            "STRATEGY must be monolingual, multilingual, downsampled, temperature or weighted")
+  polyalpaca_trainer_choice(ARG_STRATEGY multilingual
+                            "^(monolingual|multilingual|downsampled|temperature:.+|weighted:.+)$"
+                            "STRATEGY must be monolingual, multilingual, downsampled, temperature:T or weighted:...")
   if(NOT ARG_BACKEND)
     set(ARG_BACKEND cpu)
   endif()

@@ -300,6 +300,16 @@ void check_optim(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Inde
     expect_close(gparam.host(ctx), param, fp32_tol, "adamw_update param after 3 steps " + tag);
     expect_close(gm.host(ctx), m, fp32_tol, "adamw_update exp_avg " + tag);
     expect_close(gv.host(ctx), v, fp32_tol, "adamw_update exp_avg_sq " + tag);
+    // The consuming update (clipping's scale applied as the gradients are read, then zeroed) against the CPU's.
+    Vec consumed = grad;
+    Dev gconsumed(ctx, grad, n, 1);
+    pa::cpu::adamw_update_consuming<float>(cpu, param.data(), consumed.data(), m.data(), v.data(), n,
+                                           {1e-3, 0.9, 0.999, 1e-8, 0.01, 51}, 0.25f);
+    cu::adamw_update_consuming(ctx, gparam.data(), gconsumed.data(), gm.data(), gv.data(), n,
+                               {1e-3, 0.9, 0.999, 1e-8, 0.01, 51}, 0.25f);
+    expect_close(gparam.host(ctx), param, fp32_tol, "adamw_update_consuming param " + tag);
+    expect_close(gv.host(ctx), v, fp32_tol, "adamw_update_consuming exp_avg_sq " + tag);
+    expect(gconsumed.host(ctx) == Vec(std::size_t(n), 0.f), "adamw_update_consuming leaves zero gradients " + tag);
 
     double const want = pa::cpu::squared_norm<float>(cpu, grad.data(), n);
     double const got = cu::squared_norm(ctx, ggrad.data(), n);

@@ -6,7 +6,7 @@
 # - validation loss falls in every language; the LoRA trainer writes a PEFT adapter naming its base by absolute path,
 #   with --merge the merged HF model, and the profile of the step
 #   --profile-step names; run_config.json records the attention asked for and the one that ran (the CPU's);
-#   --attention other than auto is refused on the CPU.
+#   --attention other than auto is refused on the CPU; a bad --strategy is refused before anything is written.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -41,6 +41,14 @@ if "$full" "${common[@]/skip/fail}" --output-dir "$work/fail" --budget-records 8
     fail "a bad record did not stop the run"
 fi
 grep -q "en.jsonl:121" "$work/fail.err" || fail "the error does not name en.jsonl:121: $(cat "$work/fail.err")"
+
+# A strategy's spelling is checked before any work: one sentence, nothing written.
+if "$full" "${common[@]}" --strategy temperature:0.5 --output-dir "$work/bad_strategy" 2> "$work/strategy.err"; then
+    fail "temperature:0.5 was accepted"
+fi
+grep -q -- "--strategy: \"temperature:0.5\": the temperature must be at least 1" "$work/strategy.err" \
+    || fail "the strategy error does not say why: $(cat "$work/strategy.err")"
+[ ! -e "$work/bad_strategy" ] || fail "a refused strategy left $work/bad_strategy behind"
 
 # Matched budgets, the paper's design with C = one epoch of one language (120 - 16 held out = 104 records):
 # monolingual C, multilingual 2C, downsampled C (52 records of each language).

@@ -106,7 +106,7 @@ TEST_CASE("the best-strategy line says whether the lead is significant, prompt b
     std::vector<std::string> const langs{"en"};
     // 200 prompts: multilingual right on 120, temperature on the same 120 and 8 more; monolingual on 60 of them.
     auto const multi = run_with("multilingual", "en", 200, [](int i) { return i < 120; });
-    auto const close = run_with("temperature:0.5", "en", 200, [](int i) { return i < 128; });
+    auto const close = run_with("temperature:2", "en", 200, [](int i) { return i < 128; });
     auto const mono = run_with("monolingual en", "en", 200, [](int i) { return i < 60; });
     auto const clear = ps::summary_markdown({mono, multi}, langs, std::nullopt);
     INFO(clear);
@@ -117,17 +117,17 @@ TEST_CASE("the best-strategy line says whether the lead is significant, prompt b
     INFO(near);
     // 8 discordant prompts, all one way: p = 2 / 2^8 = 0.0078 (significant); with 4 more the other way it would not
     // be. A lead of 4 points that McNemar calls significant: the same prompts, answered better.
-    CHECK_THAT(near, Catch::Contains("overall **temperature:0.5** (64.0%), ahead of **multilingual** by +4.0 points"));
+    CHECK_THAT(near, Catch::Contains("overall **temperature:2** (64.0%), ahead of **multilingual** by +4.0 points"));
     CHECK_THAT(near, Catch::Contains("McNemar p = 0.00781: significant"));
-    auto const mixed = run_with("temperature:0.5", "en", 200, [](int i) { return (i < 116) || (i >= 190); });
+    auto const mixed = run_with("temperature:2", "en", 200, [](int i) { return (i < 116) || (i >= 190); });
     auto const level = ps::summary_markdown({multi, mixed}, langs, std::nullopt);
     INFO(level);
     // 10 prompts only temperature got right, 4 only multilingual: p = 0.18, not significant.
     CHECK_THAT(level, Catch::Contains("ahead of **multilingual** by +3.0 points"));
     CHECK_THAT(level, Catch::Contains("McNemar p = 0.18: not significant"));
-    auto const same = run_with("temperature:0.5", "en", 200, [](int i) { return i < 120; });
+    auto const same = run_with("temperature:2", "en", 200, [](int i) { return i < 120; });
     auto const tie = ps::summary_markdown({multi, same}, langs, std::nullopt);
-    CHECK_THAT(tie, Catch::Contains("overall **multilingual** (60.0%), tied with **temperature:0.5**"));
+    CHECK_THAT(tie, Catch::Contains("overall **multilingual** (60.0%), tied with **temperature:2**"));
 }
 
 TEST_CASE("a test line's \"fidelity\": false leaves its response out of language fidelity", "[study_evaluation]") {

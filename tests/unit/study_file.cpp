@@ -100,24 +100,30 @@ TEST_CASE("the embedded study and its quick form", "[study]") {
 TEST_CASE("strategies, budgets and their run names", "[study]") {
     auto const s = ps::parse_study(nlohmann::json::parse(with(
         R"("languages": ["en", "fr"], "data": {"en": "a", "fr": "b"}, "test_sets": {"en": "c", "fr": "d"},
-           "strategies": ["temperature:0.5", "weighted:en=2,fr=1"], "budgets": [{"records": 2000}, {"flops": 1.5e12}])")),
+           "strategies": ["temperature:2.0", "weighted:en=2,fr=1"], "budgets": [{"records": 2000}, {"flops": 1.5e12}])")),
                                    "s.json", "/data");
     auto const runs = ps::plan_runs(s);
     REQUIRE(runs.size() == 4);
-    CHECK(runs[0].name == "full-temperature0.5-records-2000");
-    CHECK(runs[0].label == "temperature 0.5");
+    CHECK(runs[0].name == "full-temperature2-records-2000");
+    CHECK(runs[0].label == "temperature 2");
+    CHECK(runs[0].strategy == "temperature:2");  // the one spelling, whatever the file wrote
     CHECK(runs[1].name == "full-weighted-en2-fr1-records-2000");
     CHECK(runs[3].name == "full-weighted-en2-fr1-flops-1.5e+12");
     CHECK(runs[3].budget.budget().has_value());
     CHECK(s.data.at("en") == std::filesystem::path("/data/a"));
-    CHECK(ps::strategy_weights("weighted:en=2,fr=1") == std::vector<std::pair<std::string, double>>{{"en", 2}, {"fr", 1}});
+    CHECK(runs[1].languages == std::vector<std::string>{"en", "fr"});
+    CHECK(runs[1].mixing.weights == std::vector<std::pair<std::string, double>>{{"en", 2}, {"fr", 1}});
 }
 
 TEST_CASE("a bad study file is an error naming the file and the key", "[study]") {
     CHECK(error_of(minimal).empty());
     CHECK_THAT(error_of(with(R"("methods": ["qlora"])")), Catch::Contains("s.json.methods: \"qlora\" is neither"));
     CHECK_THAT(error_of(with(R"("strategies": ["bilingual"])")), Catch::Contains("s.json.strategies: unknown strategy \"bilingual\""));
-    CHECK_THAT(error_of(with(R"("strategies": ["temperature:hot"])")), Catch::Contains("needs a positive temperature"));
+    CHECK_THAT(error_of(with(R"("strategies": ["temperature:hot"])")),
+               Catch::Contains("s.json.strategies: \"temperature:hot\": the temperature \"hot\" is not a number"));
+    CHECK_THAT(error_of(with(R"("strategies": ["temperature:0.5"])")), Catch::Contains("must be at least 1"));
+    CHECK_THAT(error_of(with(R"("strategies": ["weighted:en=1,de=1"])")),
+               Catch::Contains("s.json.strategies: \"weighted:en=1,de=1\" weights \"de\", which is not a tuned language"));
     CHECK_THAT(error_of(with(R"("budgets": [{"hours": 3}])")), Catch::Contains("s.json.budgets[0]: unknown budget unit \"hours\""));
     CHECK_THAT(error_of(with(R"("budgets": [{"records": -1}])")), Catch::Contains("must be a positive number"));
     CHECK_THAT(error_of(with(R"("lanugages": ["en"])")), Catch::Contains("s.json.lanugages: unknown key"));

@@ -23,7 +23,8 @@ struct Init {
 };
 
 /// One weight tensor, (rows, cols) row-major; vectors are (1, n). Its memory belongs to a
-/// ParameterStore arena: `value` always, `grad` only when the role is Trainable.
+/// ParameterStore arena: `value` always, `grad` only when the role is Trainable and the store has made its gradient
+/// arena (training; ParameterStore::allocate_gradients).
 template <class T>
 struct Parameter {
     std::string name;  ///< the HF module path, e.g. "transformer.h.0.self_attention.dense.weight"

@@ -1,5 +1,5 @@
 /// @file graph/parameter_store.hpp
-/// @brief One contiguous arena per role: frozen weights, trainable weights and their gradients.
+/// @brief One contiguous arena per role: frozen weights, trainable weights and (once training starts) their gradients.
 #pragma once
 
 #include <algorithm>
@@ -28,20 +28,35 @@ public:
         frozen_ = Buffer(std::size_t(frozen));
         frozen_count_ = frozen;
         trainable_ = Buffer(std::size_t(trainable));
-        grads_ = Buffer(std::size_t(trainable));
+        grads_ = Buffer();
+        gradients_zero_ = false;
         Index frozen_at = 0, trainable_at = 0;
         for (auto* p : params_) {
+            p->grad = nullptr;  // allocate_gradients() points the trainable ones at their slots
             if (p->trainable()) {
                 p->value = trainable_.data() + trainable_at;
-                p->grad = grads_.data() + trainable_at;
                 trainable_at += p->size();
             } else {
                 p->value = frozen_.data() + frozen_at;
-                p->grad = nullptr;
                 frozen_at += p->size();
             }
         }
     }
+
+    /// The gradient arena, in the trainable arena's order, made on first use (forward_backward, zero_grads,
+    /// gradients()): a network that only runs forward (an evaluator, generate()) never holds it.
+    void allocate_gradients() {
+        if (gradients_allocated()) return;
+        grads_ = Buffer(std::size_t(trainable_count()));
+        gradients_zero_ = false;
+        Index at = 0;
+        for (auto* p : params_)
+            if (p->trainable()) {
+                p->grad = grads_.data() + at;
+                at += p->size();
+            }
+    }
+    bool gradients_allocated() const { return trainable_count() == 0 || grads_.size() > 0; }
 
     /// Which parameters initialise() draws.
     enum class Which { All, Trainable };
@@ -68,7 +83,22 @@ public:
         }
     }
 
-    void zero_grads(typename Backend::Context& ctx) { Backend::fill_zero(ctx, grads_.data(), grads_.size()); }
+    void zero_grads(typename Backend::Context& ctx) {
+        allocate_gradients();
+        Backend::fill_zero(ctx, grads_.data(), grads_.size());
+        gradients_zero_ = true;
+    }
+    /// zero_grads() unless the gradients are known to be zero already: an optimizer step that zeroes them as it reads
+    /// them (AdamW::step_consuming) calls mark_gradients_zero(); anything that adds to them, mark_gradients_written().
+    void zero_grads_if_written(typename Backend::Context& ctx) {
+        if (!gradients_zero_) zero_grads(ctx);
+    }
+    /// Called before anything adds to the gradients: makes the arena if there is none yet.
+    void mark_gradients_written() {
+        allocate_gradients();
+        gradients_zero_ = false;
+    }
+    void mark_gradients_zero() { gradients_zero_ = true; }
 
     /// Moves the frozen weights `keep(p)` selects into a new, smaller arena (their values copied) and frees the old
     /// one; every other frozen weight goes to `elsewhere(p)`, called while its old values are still there, which
@@ -104,7 +134,10 @@ public:
     }
 
     T* trainable_values() { return trainable_.data(); }
-    T* gradients() { return grads_.data(); }
+    T* gradients() {
+        allocate_gradients();
+        return grads_.data();
+    }
     Index trainable_count() const { return Index(trainable_.size()); }
     /// Every frozen value, wherever the backend keeps it (repack_frozen may have moved some out of the arena).
     Index frozen_count() const { return frozen_count_; }
@@ -122,6 +155,7 @@ private:
     Index frozen_count_ = 0;
     Buffer trainable_;
     Buffer grads_;
+    bool gradients_zero_ = false;  ///< known to be all zero (false: unknown)
 };
 
 }  // namespace polyalpaca

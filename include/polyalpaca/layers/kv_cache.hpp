@@ -59,6 +59,8 @@ public:
     int capacity(int slot) const { return capacities_[index(slot)]; }
     Index row(int slot) const { return rows_[index(slot)]; }
     Index kv_width() const { return kv_width_; }
+    /// Memory of the keys and values of every layer and slot.
+    std::size_t bytes() const { return std::size_t(layers()) * 2 * std::size_t(total_rows_ * kv_width_) * sizeof(T); }
 
     LayerCache<T> layer(int l) {
         require(l >= 0 && l < layers(), "KvCache: layer ", l, " out of range [0, ", layers(), ")");

@@ -112,6 +112,7 @@ public:
     /// Forward and backward on one micro-batch: adds d(mean loss * loss_scale)/d(weights) into the gradient
     /// arena (use loss_scale = 1/accumulation_steps to accumulate). Returns the unscaled loss.
     BatchLoss forward_backward(typename Backend::Context& ctx, TokenBatch const& batch, double loss_scale = 1.0) {
+        store_.mark_gradients_written();
         auto h = forward_hidden(ctx, batch);
         set_profile_phase(ctx, Phase::Backward);  // the head's chunks compute logits, loss and gradient together
         ScratchFrame temps(ctx.temporaries);

@@ -46,6 +46,19 @@ public:
         adamw_update(ctx, params, grads, exp_avg(), exp_avg_sq(), n_,
                      {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, step_});
     }
+    /// One update from the gradients grads[i] * grad_scale (clipping's coefficient; 1 for none) that leaves grads
+    /// zero for the next step's accumulation: the same update as scaling, step() and zeroing, in one pass.
+    void step_consuming(Context& ctx, T* params, T* grads, double lr, double grad_scale) {
+        require(params != nullptr && grads != nullptr, "AdamW::step: params and grads must not be null.");
+        require(std::isfinite(lr) && lr >= 0, "AdamW::step: learning rate must be finite and non-negative, got ", lr,
+                ".");
+        require(std::isfinite(grad_scale) && grad_scale > 0 && grad_scale <= 1,
+                "AdamW::step: the gradient scale must be in (0, 1], got ", grad_scale, ".");
+        ++step_;
+        adamw_update_consuming(ctx, params, grads, exp_avg(), exp_avg_sq(), n_,
+                               {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, step_},
+                               T(grad_scale));
+    }
     /// One update at the configured lr.
     void step(Context& ctx, T* params, T const* grads) { step(ctx, params, grads, config_.lr); }
     /// One update, checking that params and grads both hold the n values this optimizer was made for.

@@ -20,45 +20,13 @@ namespace polyalpaca::study {
 struct PlannedRun {
     std::string name;       ///< also its directory's name under <output>/runs/
     std::string method;     ///< lora or full
-    std::string strategy;   ///< as in the study file: monolingual, multilingual, downsampled, temperature:T, weighted:...
-    std::string label;      ///< what the report calls it: "monolingual en", "multilingual", "temperature 0.5", ...
+    std::string strategy;   ///< its spelling: monolingual, multilingual, downsampled, temperature:T, weighted:...
+    Strategy mixing;        ///< the same, as the value that builds its mixture
+    std::string label;      ///< what the report calls it: "monolingual en", "multilingual", "temperature 2", ...
     std::vector<std::string> languages;  ///< the languages it tunes on
     BudgetSpec budget;
     std::filesystem::path dir;
 };
-
-/// A strategy as a directory-safe tag: "temperature:0.5" -> "temperature0.5", "weighted:en=2,fr=1" -> "weighted-en2-fr1".
-inline std::string strategy_tag(std::string const& strategy) {
-    std::string out;
-    for (char c : strategy) {
-        if (c == ':' || c == ',') out += c == ':' && strategy.starts_with("temperature") ? "" : "-";
-        else if (c != '=') out += c;
-    }
-    return out;
-}
-
-/// The languages a weighted strategy names ("weighted:en=2,fr=1" -> en, fr) with their weights.
-inline std::vector<std::pair<std::string, double>> strategy_weights(std::string const& strategy) {
-    std::vector<std::pair<std::string, double>> out;
-    std::string rest = strategy.substr(strategy.find(':') + 1);
-    std::size_t begin = 0;
-    while (begin <= rest.size()) {
-        auto end = rest.find(',', begin);
-        if (end == std::string::npos) end = rest.size();
-        auto const item = rest.substr(begin, end - begin);
-        auto const eq = item.find('=');
-        require(eq != std::string::npos && eq > 0, "strategy \"", strategy, "\": \"", item, "\" is not LANG=WEIGHT");
-        double w = 0;
-        try {
-            w = std::stod(item.substr(eq + 1));
-        } catch (std::exception const&) {
-            fail("strategy \"", strategy, "\": the weight of \"", item.substr(0, eq), "\" is not a number");
-        }
-        out.emplace_back(item.substr(0, eq), w);
-        begin = end + 1;
-    }
-    return out;
-}
 
 /// Every run of the study, in the order the driver trains them: per budget, per method, monolingual runs first.
 inline std::vector<PlannedRun> plan_runs(StudyFile const& s) {
@@ -69,23 +37,15 @@ inline std::vector<PlannedRun> plan_runs(StudyFile const& s) {
             for (auto const& strategy : s.strategies) {
                 auto add = [&](std::string name, std::string label, std::vector<std::string> langs) {
                     name = method + "-" + name + "-" + budget.tag();
-                    runs.push_back({name, method, strategy, std::move(label), std::move(langs), budget, root / name});
+                    runs.push_back({name, method, strategy.spelling(), strategy, std::move(label), std::move(langs),
+                                    budget, root / name});
                 };
-                if (strategy == "monolingual") {
+                if (strategy.kind == Strategy::Kind::Monolingual)
                     for (auto const& l : s.languages) add("monolingual-" + l, "monolingual " + l, {l});
-                } else if (strategy.starts_with("weighted:")) {
-                    std::vector<std::string> langs;
-                    for (auto const& [l, w] : strategy_weights(strategy)) {
-                        require(std::find(s.languages.begin(), s.languages.end(), l) != s.languages.end(),
-                                "strategy \"", strategy, "\" weights \"", l, "\", which is not a tuned language");
-                        langs.push_back(l);
-                    }
-                    add(strategy_tag(strategy), strategy, langs);
-                } else {
-                    auto label = strategy;
-                    if (strategy.starts_with("temperature:")) label = "temperature " + strategy.substr(12);
-                    add(strategy_tag(strategy), label, s.languages);
-                }
+                else if (strategy.kind == Strategy::Kind::Weighted)
+                    add(strategy.tag(), strategy.label(), strategy.weighted_languages());
+                else
+                    add(strategy.tag(), strategy.label(), s.languages);
             }
     return runs;
 }

@@ -52,16 +52,11 @@ inline TuningExamples tuning_examples(StudyFile const& s, StudyData& d, Tokenize
 /// The mixture of a run's strategy over the training pools.
 inline Mixture run_mixture(PlannedRun const& run, std::vector<LanguagePool> const& pools, Hyperparameters const& h,
                            std::uint64_t seed) {
-    auto const& st = run.strategy;
-    if (st == "monolingual") return Mixture::monolingual(pools, run.languages.front(), seed);
-    if (st == "multilingual") return Mixture::multilingual(pools, seed);
-    if (st == "downsampled")
-        return Mixture::downsampled(pools, {.ids = h.sample_ids == "shared" ? SampleIds::Shared : SampleIds::Disjoint},
-                                    seed);
-    if (st.starts_with("temperature:")) return Mixture::temperature(pools, {.temperature = std::stod(st.substr(12))}, seed);
-    WeightedOptions w;
-    w.weights = strategy_weights(st);
-    return Mixture::weighted(pools, w, seed);
+    if (run.mixing.kind == Strategy::Kind::Monolingual)  // one run per tuned language, on that language's pool
+        for (auto const& pool : pools)
+            if (pool.lang == run.languages.front())
+                return make_mixture(run.mixing, {pool}, SampleIds::Shared, seed);
+    return make_mixture(run.mixing, pools, h.sample_ids == "shared" ? SampleIds::Shared : SampleIds::Disjoint, seed);
 }
 
 /// The trainer's options for a planned run under its method's hyperparameters (the engine adds the FLOP cost).

@@ -4,6 +4,7 @@
 ///        directory. Read with every key checked; a wrong key or value is an Error naming the file and the key.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/data/budget.hpp"
+#include "polyalpaca/data/strategy.hpp"
 
 namespace polyalpaca::study {
 
@@ -111,7 +113,7 @@ struct StudyFile {
     std::map<std::string, std::filesystem::path> data, test_sets;
     std::optional<SuiteSpec> suite;     ///< data and test sets generated instead of read
     PretrainSpec pretrain;
-    std::vector<std::string> strategies;  ///< monolingual, multilingual, downsampled, temperature:T, weighted:l=w,...
+    std::vector<Strategy> strategies;  ///< monolingual, multilingual, downsampled, temperature:T, weighted:l=w,...
     std::vector<BudgetSpec> budgets;
     std::map<std::string, Hyperparameters> hyperparameters;  ///< by method
     DecodingSpec decoding;
@@ -196,27 +198,6 @@ private:
     std::string where_;
     std::set<std::string> seen_;
 };
-
-inline void check_strategy(std::string const& s, std::string const& where) {
-    if (s == "monolingual" || s == "multilingual" || s == "downsampled") return;
-    if (s.starts_with("temperature:")) {
-        std::size_t used = 0;
-        double t = 0;
-        try {
-            t = std::stod(s.substr(12), &used);
-        } catch (std::exception const&) {
-        }
-        require(used == s.size() - 12 && t > 0, where, ": \"", s, "\" needs a positive temperature, e.g. temperature:0.5");
-        return;
-    }
-    if (s.starts_with("weighted:")) {
-        require(s.size() > 9 && s.find('=') != std::string::npos, where, ": \"", s,
-                "\" needs LANG=WEIGHT pairs, e.g. weighted:en=2,fr=1");
-        return;
-    }
-    fail(where, ": unknown strategy \"", s,
-         "\" (monolingual, multilingual, downsampled, temperature:T, weighted:LANG=W,...)");
-}
 
 inline Hyperparameters read_hyperparameters(nlohmann::json const& j, std::string const& where, Hyperparameters h) {
     Reader r(j, where);
@@ -312,9 +293,15 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
         p.done();
         require(s.suite || s.pretrain.steps == 0, p.at("steps"), ": pretraining here needs the synthetic \"suite\"");
     }
-    r.get("strategies", s.strategies);
-    require(!s.strategies.empty(), r.at("strategies"), ": none given");
-    for (auto const& st : s.strategies) study_file_detail::check_strategy(st, r.at("strategies"));
+    std::vector<std::string> strategies;
+    r.get("strategies", strategies);
+    require(!strategies.empty(), r.at("strategies"), ": none given");
+    for (auto const& st : strategies) {
+        s.strategies.push_back(Strategy::parse(st, r.at("strategies")));
+        for (auto const& lang : s.strategies.back().weighted_languages())
+            require(std::find(s.languages.begin(), s.languages.end(), lang) != s.languages.end(), r.at("strategies"),
+                    ": \"", st, "\" weights \"", lang, "\", which is not a tuned language");
+    }
     if (r.has("budgets")) {
         auto const& list = r.raw("budgets");
         require(list.is_array() && !list.empty(), r.at("budgets"), ": expected a non-empty array of {UNIT: N}");

@@ -255,6 +255,7 @@ MemoryPlan plan_on(Device const& device, MemoryPlanOptions const& o) {
     plan.weights = (std::size_t(store.total_count()) - moved) * sizeof(float);
     plan.trainable = std::size_t(store.trainable_count()) * sizeof(float);
     plan.gradients = plan.trainable;
+    store.allocate_gradients();  // as the first step would
     PlannedRank rank{o.ranks};
     bool const zero1 = o.sharding == distributed::OptimizerSharding::Zero1;
     if (o.ranks > 1) plan.ranks = "rank 0 of " + std::to_string(o.ranks) + (zero1 ? ", ZeRO-1" : ", replicated");

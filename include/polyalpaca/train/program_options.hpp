@@ -12,22 +12,23 @@
 #include <boost/program_options.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/data/strategy.hpp"
 
 namespace polyalpaca {
 
 /// Compile-time choices a generated trainer bakes in as defaults (the command line can still override strategy).
 struct TrainerDefaults {
     std::string name;                      ///< program name for --help
-    std::string strategy = "multilingual"; ///< monolingual, multilingual, downsampled, temperature, weighted
+    std::string strategy = "multilingual"; ///< a Strategy's spelling (data/strategy.hpp)
     bool lora = true;                      ///< decides the paper's per-method defaults below
 };
 
 struct TrainerCommandLine {
     std::filesystem::path model_dir, tokenizer, output_dir;
-    std::vector<std::string> data, languages, weights;
+    std::vector<std::string> data, languages;
     std::string strategy, sample_ids = "shared", schedule, prompt_template = "alpaca", eos = "alpaca-lora";
     std::string bad_records = "fail", save_dtype = "f32", attention = "auto";
-    double temperature = 1.0, epochs = 0, lr = 0, warmup_ratio = 0, weight_decay = 0, max_grad_norm = 1.0;
+    double epochs = 0, lr = 0, warmup_ratio = 0, weight_decay = 0, max_grad_norm = 1.0;
     double lora_dropout = 0.05, budget_flops = 0;
     std::int64_t budget_records = 0, budget_tokens = 0;
     long warmup_steps = 0, eval_every = 200, profile_step = 0;
@@ -64,11 +65,10 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     add("data", po::value(&c.data)->multitoken()->required(), "LANG=FILE, one per language: Alpaca JSON or JSONL");
     add("languages", po::value(&c.languages)->multitoken(), "languages to train on (default: every --data language)");
     add("strategy", po::value(&c.strategy)->default_value(c.strategy),
-        "monolingual, multilingual, downsampled, temperature or weighted");
+        "monolingual, multilingual, downsampled, temperature:T (p_l ~ n_l^(1/T), T >= 1) or weighted:LANG=W,... "
+        "(LANG's share of the mixture in proportion to W)");
     add("sample-ids", po::value(&c.sample_ids)->default_value(c.sample_ids),
         "downsampled: shared (the same record ids in every language) or disjoint (each id in one language)");
-    add("temperature", po::value(&c.temperature)->default_value(c.temperature), "temperature: p_l ~ n_l^(1/T)");
-    add("weights", po::value(&c.weights)->multitoken(), "weighted: LANG=W, the fraction of the mixture from LANG");
     add("budget-records", po::value(&c.budget_records)->default_value(0), "stop after this many records (0: unset)");
     add("budget-tokens", po::value(&c.budget_tokens)->default_value(0), "stop after this many tokens (0: unset)");
     add("budget-flops", po::value(&c.budget_flops)->default_value(0), "stop after this many training FLOPs (0: unset)");
@@ -128,6 +128,9 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     };
     c.train_on_inputs = on_off(train_on_inputs, "train-on-inputs");
     c.group_by_length = on_off(group, "group-by-length");
+    c.strategy = Strategy::parse(c.strategy, "--strategy").spelling();  // refused here, before any work
+    require(c.sample_ids == "shared" || c.sample_ids == "disjoint", "--sample-ids must be shared or disjoint, got '",
+            c.sample_ids, "'");
     return c;
 }
 

@@ -26,6 +26,8 @@ struct StepResult {
 /// Gradient accumulation as HF Trainer does it: each micro-batch's mean loss is scaled by
 /// 1 / micro_batches.size(), so the step's gradient is the mean of the micro-batch gradients.
 /// Throws (naming the step) when the loss or the gradient norm is not finite; the weights are then untouched.
+/// The update consumes the gradients: they are zero after a step (the clipped values are not kept), so the next
+/// step need not zero them again.
 ///
 /// Data parallel, with a communicator of several ranks (distributed/communicator.hpp): each rank passes its own
 /// micro-batches of one global step, any number (none included, as long as some rank has one). Every micro-batch's
@@ -62,7 +64,7 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     set_profile_phase(ctx, Phase::Update);
     {
         ProfileRegion region(ctx, Region::Optimizer);
-        params.zero_grads(ctx);
+        params.zero_grads_if_written(ctx);  // the previous step's update left them zero
     }
     StepResult result;
     double loss_sum = 0;
@@ -78,6 +80,7 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     ProfileRegion region(ctx, Region::Optimizer);
     using Value = std::remove_pointer_t<decltype(params.gradients())>;
     Value* const grads = params.gradients() + shard.begin;  // the gradients this rank clips and applies
+    params.mark_gradients_written();  // the sums land in the arena (a rank without micro-batches wrote none before)
     if (zero1)
         communicator.reduce_scatter_sum(ctx, params.gradients(), trainable);
     else
@@ -97,12 +100,13 @@ StepResult train_step(Context& ctx, Net& net, Optimizer& optimizer, std::span<To
     result.grad_norm = std::sqrt(squared_grad_norm);
     require(std::isfinite(result.grad_norm), "step ", step_number, ": the gradient norm is not finite (",
             result.grad_norm, "); weights were not updated");
-    if (max_grad_norm > 0) {  // clip_grad_norm's scaling, with the global norm
-        double const coefficient = clip_coefficient(result.grad_norm, max_grad_norm);
-        if (coefficient < 1.0) scale(ctx, grads, shard.count, Value(coefficient));
-    }
-    optimizer.step(ctx, params.trainable_values() + shard.begin, grads, lr);
-    if (zero1) communicator.all_gather(ctx, params.trainable_values(), trainable);
+    // clip_grad_norm's scaling with the global norm, applied by the update as it reads the gradients and zeroes them
+    double const coefficient = max_grad_norm > 0 ? clip_coefficient(result.grad_norm, max_grad_norm) : 1.0;
+    optimizer.step_consuming(ctx, params.trainable_values() + shard.begin, grads, lr, coefficient);
+    if (zero1)
+        communicator.all_gather(ctx, params.trainable_values(), trainable);
+    else
+        params.mark_gradients_zero();  // under ZeRO-1 only this rank's shard is
     return result;
 }
 

@@ -52,27 +52,10 @@ inline Tokenizer load_tokenizer(TrainerCommandLine const& c) {
 }
 
 inline Mixture make_mixture(TrainerCommandLine const& c, std::vector<LanguagePool> const& pools) {
-    if (c.strategy == "monolingual") {
-        require(pools.size() == 1, "the monolingual strategy trains on one language; give one with --languages (",
-                pools.size(), " given)");
-        return Mixture::monolingual(pools, pools.front().lang, c.seed);
-    }
-    if (c.strategy == "multilingual") return Mixture::multilingual(pools, c.seed);
-    if (c.strategy == "downsampled") {
-        require(c.sample_ids == "shared" || c.sample_ids == "disjoint", "--sample-ids must be shared or disjoint");
-        return Mixture::downsampled(pools, {.ids = c.sample_ids == "shared" ? SampleIds::Shared : SampleIds::Disjoint},
-                                    c.seed);
-    }
-    if (c.strategy == "temperature") return Mixture::temperature(pools, {.temperature = c.temperature}, c.seed);
-    if (c.strategy == "weighted") {
-        WeightedOptions w;
-        for (auto const& s : c.weights) {
-            auto const [lang, value] = split_pair(s, "weights");
-            w.weights.emplace_back(lang, std::stod(value));
-        }
-        return Mixture::weighted(pools, w, c.seed);
-    }
-    fail("unknown --strategy '", c.strategy, "': use monolingual, multilingual, downsampled, temperature or weighted");
+    auto const strategy = Strategy::parse(c.strategy, "--strategy");
+    require(strategy.kind != Strategy::Kind::Monolingual || pools.size() == 1,
+            "the monolingual strategy trains on one language; give one with --languages (", pools.size(), " given)");
+    return make_mixture(strategy, pools, c.sample_ids == "shared" ? SampleIds::Shared : SampleIds::Disjoint, c.seed);
 }
 
 inline std::optional<Budget> budget_of(TrainerCommandLine const& c) {

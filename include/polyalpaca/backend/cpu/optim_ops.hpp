@@ -1,5 +1,6 @@
 /// @file backend/cpu/optim_ops.hpp
-/// @brief CPU optimizer kernels: the fused AdamW update, a deterministic squared norm, in-place scaling.
+/// @brief CPU optimizer kernels: the fused AdamW update (optionally clipping and zeroing the gradients as it reads
+/// them), a deterministic squared norm, in-place scaling.
 #pragma once
 
 #include <algorithm>
@@ -33,15 +34,13 @@ inline constexpr Index parallel_threshold = Index(1) << 15;
 inline constexpr Index norm_chunk = Index(1) << 14;
 /// adamw_update works through chunks of this many values (four arrays of 16 KiB in fp32 stay in L2).
 inline constexpr Index update_chunk = Index(1) << 12;
-}  // namespace detail
 
-/// One torch.optim.AdamW step (amsgrad=False, maximize=False, single-tensor path) over n values, in one pass:
-///   p *= 1 - lr*wd;  m = lerp(m, g, 1 - b1);  v = b2*v + (1 - b2)*g*g;
-///   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
-/// The first moment uses torch's lerp form m + (1-b1)(g - m), equal to b1*m + (1-b1)*g up to rounding.
-/// Arithmetic is in T, as torch's CPU kernels do for float tensors.
-template <class T>
-void adamw_update(Context& ctx, T* param, T const* grad, T* exp_avg, T* exp_avg_sq, Index n, AdamWStep const& s) {
+/// The AdamW pass of adamw_update and adamw_update_consuming: with Consume, each gradient is multiplied by
+/// grad_scale as it is read and its slot then set to zero, so clipping and the next step's zeroing cost no pass of
+/// their own.
+template <bool Consume, class T, class Grad>
+void adamw_pass(Context& ctx, T* param, Grad* grad, T* exp_avg, T* exp_avg_sq, Index n, AdamWStep const& s,
+                T grad_scale) {
     require(n >= 0, "adamw_update: negative size ", n);
     require(s.step >= 1, "adamw_update: step counts from 1, got ", s.step);
     if (n == 0) return;
@@ -59,17 +58,47 @@ void adamw_update(Context& ctx, T* param, T const* grad, T* exp_avg, T* exp_avg_
 
     // Over fixed chunks, each as Eigen array expressions: Eigen's packet sqrt and division vectorise where a plain
     // loop calling std::sqrt does not (it must keep errno), about 4x faster (docs/performance.md, "AdamW").
-    Index const chunks = (n + detail::update_chunk - 1) / detail::update_chunk;
-#pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
+    Index const chunks = (n + update_chunk - 1) / update_chunk;
+#pragma omp parallel for num_threads(ctx.threads) if (n >= parallel_threshold) schedule(static)
     for (Index c = 0; c < chunks; ++c) {
-        Index const begin = c * detail::update_chunk, count = std::min(detail::update_chunk, n - begin);
+        Index const begin = c * update_chunk, count = std::min(update_chunk, n - begin);
         using Values = Eigen::Array<T, Eigen::Dynamic, 1>;
-        Eigen::Map<Values const> g(grad + begin, count);
         Eigen::Map<Values> p(param + begin, count), m(exp_avg + begin, count), v(exp_avg_sq + begin, count);
-        m += avg_weight * (g - m);
-        v = v * beta2 + sq_weight * g * g;
-        p = p * decay + neg_step_size * m / (v.sqrt() / bias_correction2_sqrt + eps);
+        auto update = [&](auto const& g) {
+            m += avg_weight * (g - m);
+            v = v * beta2 + sq_weight * g * g;
+            p = p * decay + neg_step_size * m / (v.sqrt() / bias_correction2_sqrt + eps);
+        };
+        if constexpr (Consume) {
+            // Scaled in place while the chunk is in cache, as scale() would, so the update is the same bit for bit.
+            Eigen::Map<Values> g(grad + begin, count);
+            if (grad_scale != T(1)) g *= grad_scale;
+            update(g);
+            g.setZero();
+        } else {
+            update(Eigen::Map<Values const>(grad + begin, count));
+        }
     }
+}
+}  // namespace detail
+
+/// One torch.optim.AdamW step (amsgrad=False, maximize=False, single-tensor path) over n values, in one pass:
+///   p *= 1 - lr*wd;  m = lerp(m, g, 1 - b1);  v = b2*v + (1 - b2)*g*g;
+///   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+/// The first moment uses torch's lerp form m + (1-b1)(g - m), equal to b1*m + (1-b1)*g up to rounding.
+/// Arithmetic is in T, as torch's CPU kernels do for float tensors.
+template <class T>
+void adamw_update(Context& ctx, T* param, T const* grad, T* exp_avg, T* exp_avg_sq, Index n, AdamWStep const& s) {
+    detail::adamw_pass<false>(ctx, param, grad, exp_avg, exp_avg_sq, n, s, T(1));
+}
+
+/// adamw_update with the gradients g = grad[i] * grad_scale (clip_grad_norm's scaling, 1 for none), leaving
+/// grad zero for the next step's accumulation: the same update as scale(), adamw_update() and zeroing one after
+/// the other, bit for bit, in one pass over memory instead of three.
+template <class T>
+void adamw_update_consuming(Context& ctx, T* param, T* grad, T* exp_avg, T* exp_avg_sq, Index n,
+                            AdamWStep const& s, T grad_scale) {
+    detail::adamw_pass<true>(ctx, param, grad, exp_avg, exp_avg_sq, n, s, grad_scale);
 }
 
 /// Sum of x[i]^2, accumulated in double. Deterministic: the same for any thread count.

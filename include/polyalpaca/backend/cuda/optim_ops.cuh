@@ -1,6 +1,6 @@
 /// @file backend/cuda/optim_ops.cuh
-/// @brief GPU optimizer kernels: the fused AdamW update, a deterministic squared norm, in-place scaling; same
-/// names, arguments and checks as backend/cpu/optim_ops.hpp.
+/// @brief GPU optimizer kernels: the fused AdamW update (optionally clipping and zeroing the gradients), a
+/// deterministic squared norm, in-place scaling; same names, arguments and checks as backend/cpu/optim_ops.hpp.
 #pragma once
 
 #include <algorithm>
@@ -31,14 +31,21 @@ namespace detail {
 inline constexpr int optim_scratch_slot = scratch_slot::squared_norm;
 static_assert(squared_norm_block_values == block_threads, "squared_norm's blocks are counted by op_memory.hpp");
 
+/// With `consume`, each gradient is multiplied by grad_scale as it is read (clipping) and its slot set to zero for
+/// the next step's accumulation.
 struct AdamWOp {
     float* param;
-    float const* grad;
+    float* grad;
     float* exp_avg;
     float* exp_avg_sq;
-    float decay, avg_weight, beta2, sq_weight, neg_step_size, bias_correction2_sqrt, eps;
+    float decay, avg_weight, beta2, sq_weight, neg_step_size, bias_correction2_sqrt, eps, grad_scale;
+    bool consume;
     __device__ void operator()(Index i) const {
-        float const g = grad[i];
+        float g = grad[i];
+        if (consume) {
+            g = __fmul_rn(g, grad_scale);  // rounded, never fused into what follows: scale()'s value
+            grad[i] = 0.f;
+        }
         float const m = exp_avg[i] + avg_weight * (g - exp_avg[i]);
         float const v = exp_avg_sq[i] * beta2 + sq_weight * g * g;
         float const denom = sqrtf(v) / bias_correction2_sqrt + eps;
@@ -76,32 +83,49 @@ __global__ void squared_norm_finish_kernel(T const* partial, Index count, T* tot
 
 }  // namespace detail
 
-/// One torch.optim.AdamW step (amsgrad=False, maximize=False) over n device values, in one pass, in fp32 with the
-/// same constants as the CPU kernel:
-///   p *= 1 - lr*wd;  m = lerp(m, g, 1 - b1);  v = b2*v + (1 - b2)*g*g;
-///   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
-inline void adamw_update(Context& ctx, float* param, float const* grad, float* exp_avg, float* exp_avg_sq, Index n,
-                         AdamWStep const& s) {
+namespace detail {
+inline void adamw_pass(Context& ctx, float* param, float* grad, float* exp_avg, float* exp_avg_sq, Index n,
+                       AdamWStep const& s, float grad_scale, bool consume) {
     require(n >= 0, "adamw_update: negative size ", n);
     require(s.step >= 1, "adamw_update: step counts from 1, got ", s.step);
     if (n == 0) return;
     require(param && grad && exp_avg && exp_avg_sq, "adamw_update: null pointer for ", n, " values");
     double const bias_correction1 = 1.0 - std::pow(s.beta1, double(s.step));
     double const bias_correction2 = 1.0 - std::pow(s.beta2, double(s.step));
-    detail::AdamWOp const op{param,
-                             grad,
-                             exp_avg,
-                             exp_avg_sq,
-                             float(1.0 - s.lr * s.weight_decay),
-                             float(1.0 - s.beta1),
-                             float(s.beta2),
-                             float(1.0 - s.beta2),
-                             float(-(s.lr / bias_correction1)),
-                             float(std::sqrt(bias_correction2)),
-                             float(s.eps)};
+    AdamWOp const op{param,
+                     grad,
+                     exp_avg,
+                     exp_avg_sq,
+                     float(1.0 - s.lr * s.weight_decay),
+                     float(1.0 - s.beta1),
+                     float(s.beta2),
+                     float(1.0 - s.beta2),
+                     float(-(s.lr / bias_correction1)),
+                     float(std::sqrt(bias_correction2)),
+                     float(s.eps),
+                     grad_scale,
+                     consume};
     ctx.make_current();
     ctx.parameters_written(param, std::size_t(n) * sizeof(float));
-    detail::for_each(ctx, n, op, "adamw_update");
+    for_each(ctx, n, op, "adamw_update");
+}
+}  // namespace detail
+
+/// One torch.optim.AdamW step (amsgrad=False, maximize=False) over n device values, in one pass, in fp32 with the
+/// same constants as the CPU kernel:
+///   p *= 1 - lr*wd;  m = lerp(m, g, 1 - b1);  v = b2*v + (1 - b2)*g*g;
+///   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+inline void adamw_update(Context& ctx, float* param, float const* grad, float* exp_avg, float* exp_avg_sq, Index n,
+                         AdamWStep const& s) {
+    // Not consuming: the kernel only reads grad.
+    detail::adamw_pass(ctx, param, const_cast<float*>(grad), exp_avg, exp_avg_sq, n, s, 1.f, false);
+}
+
+/// adamw_update with the gradients grad[i] * grad_scale (clipping; 1 for none), leaving grad zero for the next
+/// step's accumulation, in one pass (cpu::adamw_update_consuming).
+inline void adamw_update_consuming(Context& ctx, float* param, float* grad, float* exp_avg, float* exp_avg_sq,
+                                   Index n, AdamWStep const& s, float grad_scale) {
+    detail::adamw_pass(ctx, param, grad, exp_avg, exp_avg_sq, n, s, grad_scale, true);
 }
 
 /// Sum of x[i]^2 over n device values, accumulated in double, returned on the host (waits for the stream).

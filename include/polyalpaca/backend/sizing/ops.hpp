@@ -258,6 +258,8 @@ void scatter_add_rows(Context<Target>& ctx, View<float const> src, std::span<std
 template <class Target>
 void adamw_update(Context<Target>&, float*, float const*, float*, float*, Index, cpu::AdamWStep const&) {}
 template <class Target>
+void adamw_update_consuming(Context<Target>&, float*, float*, float*, float*, Index, cpu::AdamWStep const&, float) {}
+template <class Target>
 double squared_norm(Context<Target>& ctx, float const*, Index n) {
     if constexpr (Target::cuda)
         if (n > 0) ctx.scratch(slot::squared_norm, cuda::squared_norm_bytes(n));
