@@ -115,6 +115,26 @@ TEST_CASE("strategies, budgets and their run names", "[study]") {
     CHECK(runs[1].mixing.weights == std::vector<std::pair<std::string, double>>{{"en", 2}, {"fr", 1}});
 }
 
+TEST_CASE("whole-number keys refuse fractions and values out of their range instead of wrapping", "[study]") {
+    for (char const* bad : {"6.67e103", "1e30", "-5", "3.7", "18446744073709551616"}) {
+        INFO(bad);
+        CHECK_THAT(error_of(with(std::string(R"("hyperparameters": {"full": {"cutoff": )") + bad + "}}")),
+                   Catch::Contains("s.json.hyperparameters.full.cutoff: a whole number from 0 to"));
+    }
+    CHECK_THAT(error_of(with(R"("seed": -1)")), Catch::Contains("s.json.seed: a whole number from 0 to"));
+    auto const s = ps::parse_study(nlohmann::json::parse(with(R"("hyperparameters": {"full": {"cutoff": 96}})")),
+                                   "s.json", ".");
+    CHECK(s.hyperparameters.at("full").cutoff == 96);
+}
+
+TEST_CASE("a path the system cannot look at is listed as such, not thrown", "[study]") {
+    auto s = ps::parse_study(nlohmann::json::parse(minimal), "s.json", ".");
+    s.data["en"] = std::string(5000, 'a');  // longer than any file name may be
+    auto const missing = ps::missing_files(s);
+    REQUIRE(missing.size() >= 1);
+    CHECK_THAT(missing[0], Catch::Contains("data.en: aaaa") && Catch::Contains("... cannot be looked at: "));
+}
+
 TEST_CASE("a bad study file is an error naming the file and the key", "[study]") {
     CHECK(error_of(minimal).empty());
     CHECK_THAT(error_of(with(R"("methods": ["qlora"])")), Catch::Contains("s.json.methods: \"qlora\" is neither"));

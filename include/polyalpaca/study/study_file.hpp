@@ -8,10 +8,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -169,6 +172,18 @@ public:
     template <class V>
     void get(std::string const& key, V& out) {
         if (!has(key)) return;
+        if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {  // in range, or it would wrap
+            auto const& v = j_.at(key);
+            using Limits = std::numeric_limits<V>;
+            bool const fits = v.is_number_unsigned()  ? v.get<std::uint64_t>() <= std::uint64_t(Limits::max())
+                              : v.is_number_integer() ? v.get<std::int64_t>() >= std::int64_t(Limits::min()) &&
+                                                            (Limits::min() < 0 || v.get<std::int64_t>() >= 0)
+                                                      : false;
+            require(fits, at(key), ": a whole number from ", Limits::min(), " to ", Limits::max(), ", not ",
+                    v.dump().substr(0, 40));
+            out = v.get<V>();
+            return;
+        }
         try {
             out = j_.at(key).get<V>();
         } catch (nlohmann::json::exception const&) {
@@ -309,7 +324,10 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
             auto const where = r.at("budgets") + "[" + std::to_string(i) + "]";
             require(list[i].is_object() && list[i].size() == 1, where,
                     ": one of {\"epochs\": E}, {\"records\": N}, {\"tokens\": N}, {\"flops\": X}");
-            auto const& [unit, value] = *list[i].items().begin();
+            // A named iterator: *items().begin() is a reference into a temporary, gone by the next line.
+            auto const entry = list[i].begin();
+            std::string const& unit = entry.key();
+            auto const& value = entry.value();
             require(unit == "epochs" || unit == "records" || unit == "tokens" || unit == "flops", where,
                     ": unknown budget unit \"", unit, "\"");
             require(value.is_number() && value.get<double>() > 0, where, ".", unit, ": must be a positive number");
@@ -365,8 +383,14 @@ inline std::vector<std::string> missing_files(StudyFile const& s) {
     std::string const origin = s.source.empty() ? std::string("the study") : s.source.string();
     std::vector<std::string> out;
     auto check = [&](std::string const& key, std::filesystem::path const& path) {
-        if (!path.empty() && !std::filesystem::exists(path))
-            out.push_back(origin + ": " + key + ": " + path.string() + " does not exist");
+        if (path.empty()) return;
+        std::error_code error;  // a path the system cannot look at (too long, say) is named, not thrown
+        bool const there = std::filesystem::exists(path, error);
+        auto const shown = path.string().size() > 200 ? path.string().substr(0, 200) + "..." : path.string();
+        if (error)
+            out.push_back(origin + ": " + key + ": " + shown + " cannot be looked at: " + error.message());
+        else if (!there)
+            out.push_back(origin + ": " + key + ": " + shown + " does not exist");
     };
     bool const list = s.base_models.size() > 1;
     for (std::size_t i = 0; i < s.base_models.size(); ++i) {
