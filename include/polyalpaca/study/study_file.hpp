@@ -173,15 +173,7 @@ public:
     void get(std::string const& key, V& out) {
         if (!has(key)) return;
         if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {  // in range, or it would wrap
-            auto const& v = j_.at(key);
-            using Limits = std::numeric_limits<V>;
-            bool const fits = v.is_number_unsigned()  ? v.get<std::uint64_t>() <= std::uint64_t(Limits::max())
-                              : v.is_number_integer() ? v.get<std::int64_t>() >= std::int64_t(Limits::min()) &&
-                                                            (Limits::min() < 0 || v.get<std::int64_t>() >= 0)
-                                                      : false;
-            require(fits, at(key), ": a whole number from ", Limits::min(), " to ", Limits::max(), ", not ",
-                    v.dump().substr(0, 40));
-            out = v.get<V>();
+            out = whole_number<V>(key, std::numeric_limits<V>::min(), std::numeric_limits<V>::max());
             return;
         }
         try {
@@ -192,11 +184,21 @@ public:
     }
     /// A whole number in [lo, hi]; a fraction, a string or a number out of range is an error naming the key.
     void get_count(std::string const& key, int& out, int lo, int hi) {
-        if (!has(key)) return;
+        if (has(key)) out = whole_number<int>(key, lo, hi);
+    }
+    /// The JSON integer at key, if it is in [lo, hi]; anything else is an error naming key, range and value.
+    template <class V>
+    V whole_number(std::string const& key, V lo, V hi) const {
         auto const& v = j_.at(key);
-        require(v.is_number_integer() && v.get<long long>() >= lo && v.get<long long>() <= hi, at(key),
-                ": a whole number from ", lo, " to ", hi, ", not ", v.dump().substr(0, 40));
-        out = int(v.get<long long>());
+        bool fits = false;
+        if (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() < 0) {  // negative
+            fits = lo < 0 && v.get<std::int64_t>() >= std::int64_t(lo);
+        } else if (v.is_number_integer()) {  // 0 or more, read or built as signed or unsigned
+            auto const u = v.get<std::uint64_t>();
+            fits = u <= std::uint64_t(hi) && (lo <= 0 || u >= std::uint64_t(lo));
+        }
+        require(fits, at(key), ": a whole number from ", lo, " to ", hi, ", not ", v.dump().substr(0, 40));
+        return v.get<V>();
     }
     void path(std::string const& key, std::filesystem::path& out) {
         std::string s;
