@@ -11,6 +11,7 @@
 #include <polyalpaca/study/embedded_default.hpp>
 #include <polyalpaca/study/engine_registry.hpp>
 #include <polyalpaca/study/presets.hpp>
+#include <polyalpaca/train/kernel_record.hpp>
 
 #include <boost/program_options.hpp>
 
@@ -132,7 +133,7 @@ int main(int argc, char** argv) {
 }
 
 int study_main(int argc, char** argv, int rank, int ranks) {
-    std::string file, output, device, attention = "auto", frozen_weights = "bf16", only_run, only_base_model;
+    std::string file, output, device, attention = "auto", frozen_weights = "bf16", gemm_math, only_run, only_base_model;
     bool quick = false, quiet = false, print_default = false, plan = false, zero1 = false;
     int plan_ranks = 1, jobs = 0, threads_per_run = 0;
     po::options_description desc("polyalpaca_study [STUDY.json] [options]");
@@ -140,6 +141,9 @@ int study_main(int argc, char** argv, int rank, int ranks) {
         "device", po::value(&device),
         "cpu, cuda (GPU 0) or auto: CUDA when a GPU is visible (overrides the study file's \"device\", default auto)")(
         "attention", po::value(&attention)->default_value("auto"), "CUDA attention kernels: auto, gemm or flash")(
+        "gemm-math", po::value(&gemm_math),
+        "how GEMMs multiply; CPU: fp32 (the default), bf16 (oneDNN on AVX512_BF16 or AMX) or auto (bf16 where the "
+        "CPU has it); CUDA: bf16 (the default), tf32 or fp32")(
         "frozen-weights", po::value(&frozen_weights)->default_value("bf16"),
         "CUDA, LoRA: keep the frozen base weights in bf16 only (bf16, a third of the memory, the same results) or "
         "fp32")(
@@ -198,11 +202,12 @@ int study_main(int argc, char** argv, int rank, int ranks) {
     auto const backend = plan && s.device == "cuda" ? std::string("cuda") : backend_for(s.device);
     pa::require(backend == "cuda" || attention == "auto", "--attention ", attention,
                 ": the CPU has one attention path; leave --attention at auto");
+    if (!gemm_math.empty()) pa::require_gemm_math(backend, gemm_math);  // before any work
     pa::require(plan_ranks >= 1, "--ranks must be at least 1, got ", plan_ranks);
     pa::require(plan_ranks == 1 || plan, "--ranks ", plan_ranks, " plans memory per rank (with --plan); to train over ",
                 "ranks, start the runner under mpirun or srun (docs/distributed.md)");
-    pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16", plan ? plan_ranks : ranks,
-                                            zero1};
+    pa::study::PlanDevice const plan_device{backend, attention, frozen_weights == "bf16", gemm_math,
+                                            plan ? plan_ranks : ranks, zero1};
     if (plan) return pa::study::runner::print_plan(s, plan_device);
 
     auto const missing = pa::study::missing_files(s);
@@ -219,6 +224,7 @@ int study_main(int argc, char** argv, int rank, int ranks) {
     options.keep_base_on_host = s.methods.size() > 1 || s.methods.front() == "full";
     if (s.hyperparameters.count("lora")) options.lora_dropout = s.hyperparameters.at("lora").lora_dropout;
     options.attention = attention;
+    options.gemm_math = gemm_math;
     options.frozen_in_bf16 = frozen_weights == "bf16";
     options.data_parallel = pa::distributed::launched_as_rank();
     options.zero1 = zero1;
@@ -252,6 +258,7 @@ int study_main(int argc, char** argv, int rank, int ranks) {
                     if (!output.empty()) c.argv.insert(c.argv.end(), {"--output", output});
                     c.argv.insert(c.argv.end(), {"--device", backend, "--attention", attention, "--frozen-weights",
                                                  frozen_weights, "--only-base-model", preset, "--only-run", run});
+                    if (!gemm_math.empty()) c.argv.insert(c.argv.end(), {"--gemm-math", gemm_math});
                     c.env = pa::study::job_environment(backend, slot, threads, std::getenv("CUDA_VISIBLE_DEVICES"));
                     return c;
                 };

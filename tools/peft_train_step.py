@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""The PyTorch peer of bench/cuda/train_step.cu: one BLOOM-560m-architecture training step with transformers + PEFT.
+"""The PyTorch peer of bench/cuda/train_step.cu (--device cuda) and bench/train_step.cpp (--device cpu): one
+BLOOM-560m-architecture training step with transformers + PEFT.
 
 BloomForCausalLM is built from a BloomConfig with BLOOM-560m's sizes (vocab 250880, hidden 1024, 24 layers, 16 heads)
-and random weights, directly on the GPU; nothing is downloaded. Modes:
+and random weights, directly on the device; nothing is downloaded. Modes:
   lora  PEFT LoRA r=8, alpha=16, dropout 0.05 on query_key_value (the Alpaca-LoRA recipe), AdamW on the adapters
   full  every weight trains
 
 Precision (--precision):
   autocast  fp32 weights, forward and backward under torch.autocast(bfloat16): what HF Trainer does with bf16=True,
-            and what polyalpaca's CUDA backend does (fp32 master weights, bf16 tensor-core GEMMs, fp32 accumulation).
-            The default, as the like-for-like comparison.
+            and what polyalpaca does in GemmMath::Bf16 (fp32 master weights, bf16 GEMM operands, fp32 accumulation;
+            on the CPU through oneDNN, as polyalpaca's). The default, as the like-for-like comparison.
+  fp32      fp32 everywhere (HF Trainer's default; polyalpaca's GemmMath::Fp32).
   bf16      the frozen base weights stored in bfloat16 (PEFT keeps the adapters in fp32), no autocast: the
             memory-lean way LoRA is often run; LoRA mode only.
 
 Each step: zero_grad, forward with labels = input ids (HF shifts), backward, clip_grad_norm_(1.0) as HF Trainer,
-torch.optim.AdamW(lr 1e-4, fused=True). Micro-batch 4 x 512 random tokens. Warm-up steps, then timed steps between
-torch.cuda.synchronize() calls. Prints one JSON line: tokens/s, ms per step, torch.cuda.max_memory_allocated and
-max_memory_reserved, the attention implementation used and the package versions.
+torch.optim.AdamW(lr 1e-4, fused=True). Micro-batch 4 x 512 random tokens. Warm-up steps, then timed steps (between
+torch.cuda.synchronize() calls on a GPU). Prints one JSON line: tokens/s, ms per step (mean, and the best step), on a
+GPU torch.cuda.max_memory_allocated and max_memory_reserved, on the CPU the peak resident set, the attention
+implementation used and the package versions.
 """
 import argparse
 import json
@@ -27,7 +30,9 @@ import time
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=["lora", "full"], default="lora")
-    p.add_argument("--precision", choices=["autocast", "bf16"], default="autocast")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU: torch.set_num_threads (0: torch's default)")
+    p.add_argument("--precision", choices=["autocast", "fp32", "bf16"], default="autocast")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--warmup", type=int, default=3)
@@ -48,7 +53,7 @@ def build_model(args, torch, transformers):
     for attn in tries:
         for key in dtype_keys:
             try:
-                with torch.device("cuda"):
+                with torch.device(args.device):
                     model = transformers.BloomForCausalLM._from_config(config, attn_implementation=attn, **{key: dtype})
                 if next(model.parameters()).dtype != dtype:
                     model = model.to(dtype)
@@ -70,9 +75,12 @@ def main():
     import transformers
     import peft
 
-    if not torch.cuda.is_available():
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
         print("peft_train_step.py: no CUDA device", file=sys.stderr)
         sys.exit(77)
+    if device == "cpu" and args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 matmuls stay fp32 outside autocast, as in polyalpaca
 
@@ -87,31 +95,46 @@ def main():
     n_total = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01, fused=True)
 
-    g = torch.Generator(device="cuda").manual_seed(args.seed)
-    ids = torch.randint(0, 250880, (args.batch, args.seq), device="cuda", generator=g)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    ids = torch.randint(0, 250880, (args.batch, args.seq), device=device, generator=g)
     use_autocast = args.precision == "autocast"
 
     losses = []
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_autocast):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=use_autocast):
             out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         losses.append(out.loss.detach())
 
-    torch.cuda.synchronize()
+    def synchronize():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    synchronize()
     for _ in range(args.warmup):
         step()
-    torch.cuda.synchronize()
+    synchronize()
     t0 = time.perf_counter()
+    best = float("inf")
     for _ in range(args.steps):
+        t = time.perf_counter()
         step()
-    torch.cuda.synchronize()
+        synchronize()
+        best = min(best, time.perf_counter() - t)
     seconds = (time.perf_counter() - t0) / args.steps
     tokens = args.batch * args.seq
+    if device == "cuda":
+        memory = {"max_memory_allocated": torch.cuda.max_memory_allocated(),
+                  "max_memory_reserved": torch.cuda.max_memory_reserved(),
+                  "device": torch.cuda.get_device_name(), "cuda": torch.version.cuda}
+    else:
+        import resource
+        memory = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  "device": "cpu", "threads": torch.get_num_threads()}
     print(json.dumps({
         "peer": "transformers+peft",
         "mode": args.mode,
@@ -122,17 +145,16 @@ def main():
         "steps": args.steps,
         "ms_per_step": round(seconds * 1e3, 3),
         "tokens_per_s": round(tokens / seconds, 1),
-        "max_memory_allocated": torch.cuda.max_memory_allocated(),
-        "max_memory_reserved": torch.cuda.max_memory_reserved(),
+        "best_ms": round(best * 1e3, 3),
+        "best_tokens_per_s": round(tokens / best, 1),
+        **memory,
         "parameters": n_total,
         "trainable": n_trainable,
         "first_loss": round(float(losses[0]), 4),
         "last_loss": round(float(losses[-1]), 4),
-        "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "peft": peft.__version__,
-        "cuda": torch.version.cuda,
     }), flush=True)
 
 

@@ -6,7 +6,8 @@
 # - validation loss falls in every language; the LoRA trainer writes a PEFT adapter naming its base by absolute path,
 #   with --merge the merged HF model, and the profile of the step
 #   --profile-step names; run_config.json records the attention asked for and the one that ran (the CPU's);
-#   --attention other than auto is refused on the CPU; a bad --strategy is refused before anything is written.
+#   --attention other than auto is refused on the CPU; a bad --strategy or --gemm-math is refused before anything is
+#   written, and --gemm-math auto records the math that ran.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -120,4 +121,19 @@ fi
 grep -q -- "--attention flash: the cpu-eigen backend has one attention path" "$work/attention.err" ||
     fail "unclear --attention error: $(cat "$work/attention.err")"
 [ ! -e "$work/attention" ] || fail "a refused --attention still created its output directory"
+
+# --gemm-math: an unknown name is refused before anything is written; auto trains in bf16 where the CPU has
+# AVX512_BF16 (oneDNN's bf16 units; AMX CPUs have it too), else in fp32, and run_config.json records which.
+if "$lora" "${common[@]}" --gemm-math fp16 --output-dir "$work/gemm_math" > /dev/null 2> "$work/gemm_math.err"; then
+    fail "--gemm-math fp16 ran on the CPU"
+fi
+grep -q -- "--gemm-math must be fp32, bf16 or auto on the CPU, got 'fp16'" "$work/gemm_math.err" ||
+    fail "unclear --gemm-math error: $(cat "$work/gemm_math.err")"
+[ ! -e "$work/gemm_math" ] || fail "a refused --gemm-math still created its output directory"
+expected_math=fp32
+grep -qw avx512_bf16 /proc/cpuinfo && expected_math=bf16
+"$lora" "${common[@]}" --gemm-math auto --budget-records 32 --output-dir "$work/auto_math" > /dev/null
+jq -e --arg math "$expected_math" '.gemm_math == $math' "$work/auto_math/run_config.json" > /dev/null ||
+    fail "--gemm-math auto recorded $(jq .gemm_math "$work/auto_math/run_config.json"), expected $expected_math"
+[ -s "$work/auto_math/adapter/adapter_model.safetensors" ] || fail "the --gemm-math auto run wrote no adapter"
 echo "1 passed, 0 failed"

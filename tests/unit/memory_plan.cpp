@@ -1,5 +1,5 @@
-// The memory plan (train/memory_plan.hpp) against real CpuEigen steps, and the rules that make its CUDA plan differ:
-// the flash kernels' state, the bf16 working copies, the LM head chunk's gradient, the workspace.
+// The memory plan (train/memory_plan.hpp) against real CpuEigen steps (fp32 and bf16 GEMMs), and the rules that make
+// its CUDA plan differ: the flash kernels' state, the bf16 working copies, the LM head chunk's gradient, the workspace.
 #include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/train/memory_plan.hpp>
 
@@ -45,12 +45,13 @@ double mib(std::size_t bytes) { return double(bytes) / double(1 << 20); }
 /// What a real CpuEigen run of Model holds, measured as bench/train_step.cpp measures it, after the steps the
 /// plan dry-runs: two training steps on the plan's worst-case batch with an evaluation between them.
 struct Measured {
-    std::size_t weights, gradients, optimizer, activations, temporaries, kv_cache;
+    std::size_t weights, gradients, optimizer, activations, temporaries, kv_cache, bf16_copies;
 };
 
 template <class Model>
-Measured measure_cpu(pa::MemoryPlanOptions const& o) {
+Measured measure_cpu(pa::MemoryPlanOptions const& o, pa::cpu::GemmMath math) {
     pa::cpu::Context ctx;
+    ctx.set_gemm_math(math);
     std::size_t const held_before = pa::activation_bytes_held();
     pa::CausalLm<Model, pa::CpuEigen, float> net(ctx, {.seed = 0, .adapter_dropout = o.adapter_dropout});
     auto& store = net.parameters();
@@ -66,6 +67,7 @@ Measured measure_cpu(pa::MemoryPlanOptions const& o) {
     m.optimizer = optimizer.moments().size() * sizeof(float);
     m.activations = pa::activation_bytes_held() - held_before;
     m.temporaries = ctx.temporaries.peak_bytes();
+    m.bf16_copies = math == pa::cpu::GemmMath::Bf16 ? ctx.bf16_gemms().copy_bytes() : 0;
     std::vector<int> const capacities(4, 40);
     auto cache = net.make_cache(capacities);
     m.kv_cache = std::size_t(cache.layers()) * 2 * std::size_t(cache.row(3) + 40) * std::size_t(cache.kv_width()) *
@@ -86,10 +88,10 @@ std::size_t gemm_weight_values() {
 }
 
 template <class Model>
-void check_against_cpu(char const* name) {
+void check_against_cpu(char const* name, pa::cpu::GemmMath math = pa::cpu::GemmMath::Fp32) {
     auto const o = training_only();
-    auto const plan = pa::plan_memory<Model>(pa::Device::cpu(), o);
-    auto const real = measure_cpu<Model>(o);
+    auto const plan = pa::plan_memory<Model>(pa::Device::cpu(math), o);
+    auto const real = measure_cpu<Model>(o, math);
     INFO(name << ": activations planned " << mib(plan.activations) << " MiB, measured " << mib(real.activations)
               << " MiB; temporaries planned " << mib(plan.temporaries) << " MiB, measured " << mib(real.temporaries)
               << " MiB");
@@ -98,7 +100,8 @@ void check_against_cpu(char const* name) {
     CHECK(plan.weights == real.weights);
     CHECK(plan.gradients == real.gradients);
     CHECK(plan.optimizer == real.optimizer);
-    CHECK(plan.bf16_copies == 0);
+    CHECK(plan.bf16_copies == real.bf16_copies);
+    if (math == pa::cpu::GemmMath::Bf16) CHECK(plan.bf16_copies > 0);
     CHECK(plan.workspace == 0);
     CHECK(plan.attention_state_cols == seq);
     CHECK(plan.training_peak >= plan.weights + plan.gradients + plan.optimizer + plan.activations + plan.temporaries);
@@ -108,7 +111,7 @@ void check_against_cpu(char const* name) {
     decoding.beams = 4;
     decoding.prompt_tokens = 24;
     decoding.new_tokens = 16;  // 4 slots of 40 positions, as measure_cpu's cache
-    auto const decoded = pa::plan_memory<Model>(pa::Device::cpu(), decoding);
+    auto const decoded = pa::plan_memory<Model>(pa::Device::cpu(math), decoding);
     CHECK(decoded.kv_cache == real.kv_cache);
     CHECK(decoded.decoding_peak >= plan.steady_peak + decoded.kv_cache);
     CHECK(decoded.peak == std::max(decoded.training_peak, decoded.decoding_peak));
@@ -190,6 +193,17 @@ TEST_CASE("on Cuda, Auto runs flash at head_dim 64 in Bf16 and keeps 2 floats pe
     CHECK(flash.temporaries == chunk + rounded(scored * C::vocab * 2));
     CHECK(fp32.temporaries == chunk + rounded(scored * C::vocab * 4));
     CHECK(cpu.temporaries == rounded(n * C::vocab * 4));
+}
+
+TEST_CASE("the CPU plan in bf16 GEMMs holds what a real CpuEigen step in bf16 holds", "[memory_plan]") {
+    if (!pa::cpu::bf16_gemms_runnable()) {
+        WARN("no bf16 matmul here (" << pa::cpu::bf16_gemms_missing() << "): nothing to check");
+        return;
+    }
+    auto const bf16 = pa::cpu::GemmMath::Bf16;
+    check_against_cpu<BloomMini>("bloom-mini full, bf16", bf16);  // tied head: the table has a working copy
+    check_against_cpu<Pythia70mLora>("pythia-70m lora, bf16", bf16);  // rank 8: the adapters stay fp32
+    check_against_cpu<LlamaTiny>("llama-tiny full, bf16", bf16);
 }
 
 TEST_CASE("on Cuda in Bf16 every GEMM weight has a bf16 working copy", "[memory_plan]") {

@@ -35,7 +35,10 @@ struct CacheLineAllocator {
     template <class U>
     CacheLineAllocator(CacheLineAllocator<U> const&) {}
     T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
-    void deallocate(T* p, std::size_t) { ::operator delete(p, alignment); }
+    void deallocate(T* p, std::size_t) {
+        ::operator delete(p, alignment);
+        detail::host_buffer_frees().fetch_add(1, std::memory_order_relaxed);  // see Bf16Gemms::weight
+    }
     template <class U>
     bool operator==(CacheLineAllocator<U> const&) const { return true; }
 };
@@ -57,14 +60,24 @@ struct CpuEigen {
     /// Measures the most memory a run held: the process's peak resident set.
     using MemoryMeter = cpu::PeakResidentMemory;
 
+    // Writes tell the context, as they may land in a weight with a bf16 working copy (Context::parameters_written).
     template <class T>
-    static void upload(Context&, T const* host, T* dst, std::size_t n) { std::copy(host, host + n, dst); }
+    static void upload(Context& ctx, T const* host, T* dst, std::size_t n) {
+        std::copy(host, host + n, dst);
+        ctx.parameters_written(dst, n * sizeof(T));
+    }
     template <class T>
     static void download(Context&, T const* src, T* host, std::size_t n) { std::copy(src, src + n, host); }
     template <class T>
-    static void fill_zero(Context&, T* dst, std::size_t n) { std::fill(dst, dst + n, T(0)); }
+    static void fill_zero(Context& ctx, T* dst, std::size_t n) {
+        std::fill(dst, dst + n, T(0));
+        ctx.parameters_written(dst, n * sizeof(T));
+    }
     template <class T>
-    static void copy(Context&, T const* src, T* dst, std::size_t n) { std::copy(src, src + n, dst); }
+    static void copy(Context& ctx, T const* src, T* dst, std::size_t n) {
+        std::copy(src, src + n, dst);
+        ctx.parameters_written(dst, n * sizeof(T));
+    }
     static void synchronize(Context&) {}
 };
 

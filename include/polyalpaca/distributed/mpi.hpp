@@ -104,12 +104,13 @@ public:
 
     /// ZeRO-1's weight exchange: every rank's shard of the n values goes to every rank (one MPI_Allgatherv).
     template <class Context, class T>
-    void all_gather(Context&, T* data, Index n) {
+    void all_gather(Context& ctx, T* data, Index n) {
         static_assert(std::is_same_v<Context, cpu::Context>, "distributed::Mpi shares out host memory only");
         auto const [counts, offsets] = shard_layout(n);
         mpi_detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), offsets.data(),
                                          mpi_detail::datatype<T>(), MPI_COMM_WORLD),
                           "MPI_Allgatherv");
+        ctx.parameters_written(data, std::size_t(n) * sizeof(T));  // the other ranks' weights (bf16 copies)
     }
 
     /// Sums host figures over all ranks, in place.

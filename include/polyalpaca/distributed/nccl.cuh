@@ -116,6 +116,7 @@ public:
                                              ctx.stream()),
                                "ncclBroadcast");
         }, data);
+        ctx.parameters_written(data, std::size_t(n) * sizeof(T));  // the other ranks' weights (bf16 copies)
     }
 
     /// Sums host figures over all ranks, in place (over MPI: they are on the host).

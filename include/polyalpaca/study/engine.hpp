@@ -120,6 +120,7 @@ struct EngineOptions {
     double lora_dropout = 0.05;  ///< the LoRA network's adapter dropout (PEFT lora_dropout)
     int cuda_device = 0;
     std::string attention = "auto";  ///< CUDA: auto, gemm or flash
+    std::string gemm_math;           ///< "" keeps the backend's own (train/kernel_record.hpp, select_gemm_math)
     /// CUDA: a LoRA network keeps its frozen weight matrices in bf16 only (cuda::FrozenInBf16), a third of fp32 and
     /// its working copy; the results are the same.
     bool frozen_in_bf16 = true;

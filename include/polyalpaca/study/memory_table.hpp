@@ -27,6 +27,7 @@ struct PlanDevice {
     std::string backend = "cpu";
     std::string attention = "auto";
     bool frozen_in_bf16 = true;
+    std::string gemm_math;  ///< as --gemm-math ("" for the backend's own)
     int ranks = 1;  ///< data-parallel ranks a run is spread over (memory is planned per rank)
     bool zero1 = false;  ///< the runs shard AdamW's state over the ranks (the fit check plans that way)
 };
@@ -47,12 +48,18 @@ auto with_model(std::string const& preset, std::string const& method, F&& f) {
     return *out;
 }
 
+/// The device a plan is made for. CPU bf16 is planned as asked even on a CPU that would refuse it (a plan made on
+/// one machine for another); "auto" plans what this CPU would pick.
 inline Device device_of(PlanDevice const& d) {
-    if (d.backend == "cpu") return Device::cpu();
+    if (d.backend == "cpu") {
+        bool const bf16 = d.gemm_math == "bf16" || (d.gemm_math == "auto" && cpu::bf16_gemms_missing().empty());
+        return Device::cpu(bf16 ? cpu::GemmMath::Bf16 : cpu::GemmMath::Fp32);
+    }
     auto const kernel = d.attention == "flash" ? cuda::AttentionKernel::Flash
                         : d.attention == "gemm" ? cuda::AttentionKernel::Gemm
                                                 : cuda::AttentionKernel::Auto;
-    return Device::gpu(kernel, cuda::GemmMath::Bf16);
+    return Device::gpu(kernel, d.gemm_math.empty() ? cuda::GemmMath::Bf16
+                                                   : cuda::gemm_math_from_name(d.gemm_math, "--gemm-math"));
 }
 
 }  // namespace memory_table_detail

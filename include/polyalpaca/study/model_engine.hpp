@@ -68,8 +68,8 @@ std::unique_ptr<distributed::AnyCommunicator<typename Backend::Context>> make_co
     }
 }
 
-/// The context of a backend: CpuEigen's default, Cuda's on `cuda_device` with the attention kernels asked for
-/// (checked to be compiled for the model's head_dim).
+/// The context of a backend: CpuEigen's default, Cuda's on `cuda_device`, with the attention kernels (checked to be
+/// compiled for the model's head_dim) and GEMM math asked for.
 template <class Backend>
 std::unique_ptr<typename Backend::Context> make_context(EngineOptions const& o, int head_dim) {
     using Context = typename Backend::Context;
@@ -77,6 +77,7 @@ std::unique_ptr<typename Backend::Context> make_context(EngineOptions const& o, 
     if constexpr (ChoosesKernels<Context>) ctx = std::make_unique<Context>(o.cuda_device);
     else ctx = std::make_unique<Context>();
     select_attention_kernel<Backend>(*ctx, o.attention);
+    if (!o.gemm_math.empty()) select_gemm_math<Backend>(*ctx, o.gemm_math);
     require_attention_compiled<Backend>(*ctx, head_dim);
     return ctx;
 }

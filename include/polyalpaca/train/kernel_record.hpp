@@ -1,13 +1,14 @@
 /// @file train/kernel_record.hpp
 /// @brief What a program records of the kernels it runs (run_config.json's "attention" and "gemm_math"), for any
 ///        backend context: on a context that chooses its kernels (cuda::Context), through the very rule the kernels
-///        follow (backend/cuda/kernel_choice.hpp); on the CPU backend, its one path. Plain C++: the CUDA context is
-///        recognised by its members, so this compiles in a .cpp for CpuEigen and in a .cu for Cuda.
+///        follow (backend/cuda/kernel_choice.hpp); on the CPU backend, its one attention path and its GEMM math.
+///        Plain C++: the CUDA context is recognised by its members, so this compiles in a .cpp and in a .cu.
 #pragma once
 
 #include <concepts>
 #include <string>
 
+#include "polyalpaca/backend/cpu/gemm_math.hpp"
 #include "polyalpaca/backend/cuda/kernel_choice.hpp"
 
 namespace polyalpaca {
@@ -33,13 +34,36 @@ std::string attention_that_runs([[maybe_unused]] typename Backend::Context const
         return "cpu";
 }
 
+/// A backend context with a choice of GEMM math (cuda::Context: fp32, tf32, bf16; cpu::Context: fp32, bf16).
+template <class Context>
+concept ChoosesGemmMath = requires(Context const& ctx) { to_string(ctx.gemm_math()); };
+
 /// How the GEMMs multiply: the context's choice ("fp32", "tf32", "bf16") where it chooses, else "fp32".
 template <class Backend>
 std::string gemm_math_name([[maybe_unused]] typename Backend::Context const& ctx) {
-    if constexpr (ChoosesKernels<typename Backend::Context>)
-        return cuda::to_string(ctx.gemm_math());
+    if constexpr (ChoosesGemmMath<typename Backend::Context>)
+        return to_string(ctx.gemm_math());
     else
         return "fp32";
+}
+
+/// Sets the GEMM math by name (a program's --gemm-math): on CUDA "bf16" (also "auto"), "tf32" or "fp32"; on the
+/// CPU "fp32", "bf16" (refused where the CPU lacks bf16 units, naming why) or "auto" (bf16 where it has them).
+template <class Backend>
+void select_gemm_math(typename Backend::Context& ctx, std::string const& name) {
+    if constexpr (ChoosesKernels<typename Backend::Context>)
+        ctx.set_gemm_math(cuda::gemm_math_from_name(name, "--gemm-math"));
+    else if constexpr (ChoosesGemmMath<typename Backend::Context>)
+        ctx.set_gemm_math(cpu::gemm_math_from_name(name, "--gemm-math"));
+    else
+        require(name == "fp32" || name == "auto", "--gemm-math ", name, ": the ", Backend::name,
+                " backend multiplies in fp32 only");
+}
+
+/// Refuses, before any work, a --gemm-math name that select_gemm_math would refuse on `backend` ("cpu", "cuda").
+inline void require_gemm_math(std::string const& backend, std::string const& name) {
+    if (backend == "cuda") (void)cuda::gemm_math_from_name(name, "--gemm-math");
+    else (void)cpu::gemm_math_from_name(name, "--gemm-math");
 }
 
 /// Flash selected for a head_dim whose flash kernels this program lacks is an error naming the head_dim

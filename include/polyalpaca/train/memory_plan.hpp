@@ -45,20 +45,26 @@ public:
     void initialise(typename Sizing<Target>::Context&, std::uint64_t, Choices...) {}
 };
 
-/// Where a run would run: the CPU (CpuEigen), or one NVIDIA GPU (Cuda) with its attention kernel and GEMM math.
+/// Where a run would run: the CPU (CpuEigen) with its GEMM math, or one NVIDIA GPU (Cuda) with its attention kernel
+/// and GEMM math.
 struct Device {
     enum class Kind { Cpu, Cuda };
     Kind kind = Kind::Cpu;
     cuda::AttentionKernel attention = cuda::AttentionKernel::Auto;  ///< Cuda only
     cuda::GemmMath gemm_math = cuda::GemmMath::Bf16;                ///< Cuda only
+    cpu::GemmMath cpu_gemm_math = cpu::GemmMath::Fp32;              ///< CpuEigen only
 
-    static Device cpu() { return {}; }
+    static Device cpu(cpu::GemmMath math = cpu::GemmMath::Fp32) {
+        Device d;
+        d.cpu_gemm_math = math;
+        return d;
+    }
     static Device gpu(cuda::AttentionKernel attention = cuda::AttentionKernel::Auto,
                       cuda::GemmMath math = cuda::GemmMath::Bf16) {
         return {Kind::Cuda, attention, math};
     }
     std::string name() const {
-        if (kind == Kind::Cpu) return "cpu";
+        if (kind == Kind::Cpu) return cpu_gemm_math == cpu::GemmMath::Bf16 ? "cpu (bf16 GEMMs)" : "cpu";
         return std::string("cuda (") + cuda::to_string(gemm_math) + " GEMMs, attention " + cuda::to_string(attention) +
                ")";
     }
@@ -233,6 +239,8 @@ MemoryPlan plan_on(Device const& device, MemoryPlanOptions const& o) {
         ctx.set_attention_kernel(device.attention);
         ctx.set_gemm_math(device.gemm_math);
         plan.attention = cuda::attention_kernel_that_runs(device.attention, device.gemm_math, head_dim);
+    } else {
+        ctx.set_gemm_math(device.cpu_gemm_math);
     }
     plan.attention_state_cols =
         attention_state_cols(ctx, AttentionShape{o.micro_batch, o.seq, Config::heads, Config::heads, head_dim});

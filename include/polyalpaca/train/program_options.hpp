@@ -28,6 +28,7 @@ struct TrainerCommandLine {
     std::vector<std::string> data, languages;
     std::string strategy, sample_ids = "shared", schedule, prompt_template = "alpaca", eos = "alpaca-lora";
     std::string bad_records = "fail", save_dtype = "f32", attention = "auto";
+    std::string gemm_math;  ///< "" keeps the backend's own (bf16 on CUDA, fp32 on the CPU)
     double epochs = 0, lr = 0, warmup_ratio = 0, weight_decay = 0, max_grad_norm = 1.0;
     double lora_dropout = 0.05, budget_flops = 0;
     std::int64_t budget_records = 0, budget_tokens = 0;
@@ -109,6 +110,9 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     add("attention", po::value(&c.attention)->default_value(c.attention),
         "CUDA attention: auto (fused flash kernels in bf16 up to head_dim 64, else GEMMs), gemm, or flash (the "
         "memory-lean choice for long sequences); the CPU has one path");
+    add("gemm-math", po::value(&c.gemm_math),
+        "how GEMMs multiply; CPU: fp32 (the default), bf16 (oneDNN on AVX512_BF16 or AMX: bf16 operands, fp32 "
+        "accumulation and master weights) or auto (bf16 where the CPU has it); CUDA: bf16 (the default), tf32 or fp32");
     add("zero1", po::bool_switch(&c.zero1),
         "data parallel: shard AdamW's moments over the ranks (ZeRO-1), each rank keeping and saving its shard");
     add("quiet", po::bool_switch(&c.quiet), "no progress line");

@@ -121,6 +121,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     typename Backend::Context ctx = make_context<Backend>(world);
     constexpr int head_dim = attention_head_dim<Model>;
     select_attention_kernel<Backend>(ctx, c.attention);
+    if (!c.gemm_math.empty()) select_gemm_math<Backend>(ctx, c.gemm_math);
     require_attention_compiled<Backend>(ctx, head_dim);  // before anything is written
     std::filesystem::create_directories(c.output_dir);
 

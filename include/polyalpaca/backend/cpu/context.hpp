@@ -2,7 +2,9 @@
 /// @brief The CPU backend's context: what every CPU op receives first, so overloads pick the backend.
 #pragma once
 
+#include <cstddef>
 #include <cstdlib>
+#include <memory>
 #include <new>
 
 #include <Eigen/Core>
@@ -11,7 +13,9 @@
 #include <omp.h>
 #endif
 
+#include "polyalpaca/backend/cpu/bf16_gemm.hpp"
 #include "polyalpaca/backend/cpu/blas.hpp"
+#include "polyalpaca/backend/cpu/gemm_math.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
 
@@ -41,6 +45,29 @@ struct Context {
     using Profile = StepProfile<HostClock>;
     /// When set, layers and train_step time their regions into it (core/step_profile.hpp).
     Profile* profile = nullptr;
+
+    /// How the linear layers and the LM head multiply: fp32 unless set (gemm_math.hpp). In Bf16 the weights are
+    /// multiplied from bf16 working copies, which every write into a buffer through CpuEigen (upload, copy,
+    /// fill_zero), the optimizer ops or a collective marks out of date (parameters_written); code writing weights
+    /// through raw pointers in Bf16 must call it too.
+    GemmMath gemm_math() const { return gemm_math_; }
+    void set_gemm_math(GemmMath math) {
+        if (math == GemmMath::Bf16 && !bf16_) bf16_ = std::make_unique<Bf16Gemms>();
+        gemm_math_ = math;
+    }
+    /// Says that `bytes` at `data` may now hold new values (a no-op until Bf16 was first set).
+    void parameters_written(void const* data, std::size_t bytes) {
+        if (bf16_) bf16_->parameters_written(data, bytes);
+    }
+    /// The working copies and matmuls of GemmMath::Bf16 (set_gemm_math(Bf16) made them).
+    Bf16Gemms& bf16_gemms() {
+        require(bf16_ != nullptr, "bf16_gemms: this CPU context was never set to GemmMath::Bf16");
+        return *bf16_;
+    }
+
+private:
+    GemmMath gemm_math_ = GemmMath::Fp32;
+    std::unique_ptr<Bf16Gemms> bf16_;
 };
 
 /// Makes this process compute on `threads` threads from now on: the ops' OpenMP loops, Eigen's GEMMs and

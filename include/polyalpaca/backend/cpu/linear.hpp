@@ -1,13 +1,17 @@
 /// @file backend/cpu/linear.hpp
-/// @brief Dense layer y = x W^T + b with HF (out, in) weights, as Eigen GEMMs.
+/// @brief Dense layer y = x W^T + b with HF (out, in) weights, as Eigen GEMMs (fp32) or oneDNN ones (GemmMath::Bf16).
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include <Eigen/Core>
 
+#include "polyalpaca/backend/cpu/bf16_gemm.hpp"
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/tensor.hpp"
 
 namespace polyalpaca::cpu {
@@ -17,12 +21,54 @@ namespace detail {
 /// few rows spends most of its time packing the whole weight matrix on every call, while the dot products read
 /// each weight row once for all rows.
 inline constexpr Index linear_few_rows = 8;
+
+/// In GemmMath::Bf16, products with every side at least this long run on bf16 operands; thinner ones (a LoRA
+/// rank of 8) stay fp32: their conversions would cost more than the bf16 units save.
+inline constexpr Index bf16_min_side = 16;
+
+/// True when an (m, k) x (k, n) product runs on bf16 operands: ctx in GemmMath::Bf16 and every side long enough.
+inline bool bf16_product(Context const& ctx, Index m, Index k, Index n) {
+    return ctx.gemm_math() == GemmMath::Bf16 && std::min({m, k, n}) >= bf16_min_side;
+}
+
+/// An activation (rows, cols) rounded to bf16 in `frame`, as op(a) itself or (`transposed`) as its transpose.
+template <class Frame>
+Bf16Operand bf16_activation(Context& ctx, Frame& frame, View<float const> v, bool transposed = false) {
+    auto rounded = frame.template take<std::uint16_t>(v.rows, v.cols);
+    round_to_bf16(ctx.threads, v.data, rounded.data, v.size());
+    return transposed ? Bf16Operand{rounded.data, v.cols, v.rows, true} : Bf16Operand{rounded.data, v.rows, v.cols};
+}
+
+/// A weight (Out, In) from its bf16 working copy, as op(b) = W (`transposed` false) or W^T.
+inline Bf16Operand bf16_weight(Context& ctx, View<float const> w, bool transposed) {
+    auto const* copy = ctx.bf16_gemms().weight(ctx.threads, w.data, std::size_t(w.size()));
+    return transposed ? Bf16Operand{copy, w.cols, w.rows, true} : Bf16Operand{copy, w.rows, w.cols};
+}
+
+/// y (+)= x W^T on bf16 operands.
+inline void bf16_linear_forward(Context& ctx, View<float const> x, View<float const> w, View<float> y,
+                                bool accumulate) {
+    ScratchFrame frame(ctx.temporaries);
+    ctx.bf16_gemms().multiply(bf16_activation(ctx, frame, x), bf16_weight(ctx, w, true), y.data, accumulate);
+}
+
+/// dx += dy W and dW += dy^T x on bf16 operands (dy rounded once for both); an output with no data is skipped.
+inline void bf16_linear_backward(Context& ctx, View<float const> x, View<float const> w, View<float const> dy,
+                                 View<float> dx, View<float> dw) {
+    ScratchFrame frame(ctx.temporaries);
+    auto const dy16 = bf16_activation(ctx, frame, dy);
+    if (dx.data != nullptr) ctx.bf16_gemms().multiply(dy16, bf16_weight(ctx, w, false), dx.data, true);
+    if (dw.data != nullptr) {
+        Bf16Operand const dy16_t{dy16.data, dy.cols, dy.rows, true};
+        ctx.bf16_gemms().multiply(dy16_t, bf16_activation(ctx, frame, x), dw.data, true);
+    }
+}
 }  // namespace detail
 
 /// y = x W^T + b, or y += x W^T + b when `accumulate`. bias may be nullptr. y must not alias x or w.
 /// T is deduced from `y`; x and w convert from mutable views.
 template <class T>
-void linear_forward([[maybe_unused]] Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> w,
+void linear_forward(Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> w,
                     std::type_identity_t<T const*> bias, View<T> y, bool accumulate = false) {
     require(!x.empty(), "linear_forward: x is empty");
     require(!w.empty(), "linear_forward: w is empty");
@@ -46,9 +92,14 @@ void linear_forward([[maybe_unused]] Context& ctx, std::type_identity_t<View<T c
         return;
     }
     auto ym = y.map();
-    if (accumulate)
+    bool bf16 = false;
+    if constexpr (std::is_same_v<T, float>) {
+        bf16 = detail::bf16_product(ctx, n, x.cols, out_features);
+        if (bf16) detail::bf16_linear_forward(ctx, x, w, y, accumulate);
+    }
+    if (!bf16 && accumulate)
         ym.noalias() += x.map() * w.map().transpose();
-    else
+    else if (!bf16)
         ym.noalias() = x.map() * w.map().transpose();
     if (bias != nullptr) ym.rowwise() += Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic> const>(bias, out_features);
 }
@@ -56,7 +107,7 @@ void linear_forward([[maybe_unused]] Context& ctx, std::type_identity_t<View<T c
 /// dx += dy W, dw += dy^T x, dbias += column sums of dy. Each output is skipped when its data is nullptr.
 /// T is deduced from dx and dw; at least one of them must be a typed View<T> (or call linear_backward<T>).
 template <class T>
-void linear_backward(Context&, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> w,
+void linear_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::type_identity_t<View<T const>> w,
                      std::type_identity_t<View<T const>> dy, View<T> dx, View<T> dw, std::type_identity_t<T*> dbias) {
     require(!x.empty(), "linear_backward: x is empty");
     require(!w.empty(), "linear_backward: w is empty");
@@ -67,14 +118,16 @@ void linear_backward(Context&, std::type_identity_t<View<T const>> x, std::type_
     require_shape(dy, n, out_features, "linear_backward: dy");          // (N, Out)
     require(dy.data != nullptr, "linear_backward: dy has no data");
 
-    if (dx.data != nullptr) {
-        require_shape(dx, n, in_features, "linear_backward: dx");  // (N, In)
-        dx.map().noalias() += dy.map() * w.map();
+    if (dx.data != nullptr) require_shape(dx, n, in_features, "linear_backward: dx");             // (N, In)
+    if (dw.data != nullptr) require_shape(dw, out_features, in_features, "linear_backward: dw");  // (Out, In)
+
+    bool bf16 = false;
+    if constexpr (std::is_same_v<T, float>) {
+        bf16 = detail::bf16_product(ctx, n, in_features, out_features);
+        if (bf16) detail::bf16_linear_backward(ctx, x, w, dy, dx, dw);
     }
-    if (dw.data != nullptr) {
-        require_shape(dw, out_features, in_features, "linear_backward: dw");  // (Out, In)
-        dw.map().noalias() += dy.map().transpose() * x.map();
-    }
+    if (!bf16 && dx.data != nullptr) dx.map().noalias() += dy.map() * w.map();
+    if (!bf16 && dw.data != nullptr) dw.map().noalias() += dy.map().transpose() * x.map();
     if (dbias != nullptr)
         Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(dbias, out_features) += dy.map().colwise().sum();
 }

@@ -79,6 +79,7 @@ void adamw_pass(Context& ctx, T* param, Grad* grad, T* exp_avg, T* exp_avg_sq, I
             update(Eigen::Map<Values const>(grad + begin, count));
         }
     }
+    ctx.parameters_written(param, std::size_t(n) * sizeof(T));
 }
 }  // namespace detail
 
@@ -137,6 +138,7 @@ void scale(Context& ctx, T* x, Index n, T factor) {
     require(x != nullptr, "scale: null pointer for ", n, " values");
 #pragma omp parallel for num_threads(ctx.threads) if (n >= detail::parallel_threshold) schedule(static)
     for (Index i = 0; i < n; ++i) x[i] *= factor;
+    ctx.parameters_written(x, std::size_t(n) * sizeof(T));  // may scale weights, not only gradients
 }
 
 }  // namespace polyalpaca::cpu

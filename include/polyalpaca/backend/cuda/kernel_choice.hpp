@@ -37,6 +37,14 @@ inline char const* to_string(GemmMath math) {
     return "?";
 }
 
+/// The math a program asked for by name: "bf16" (also "auto"), "tf32" or "fp32"; `option` names the setting.
+inline GemmMath gemm_math_from_name(std::string const& name, char const* option) {
+    if (name == "auto" || name == "bf16") return GemmMath::Bf16;
+    if (name == "tf32") return GemmMath::Tf32;
+    require(name == "fp32", option, " must be auto, bf16, tf32 or fp32 on CUDA, got '", name, "'");
+    return GemmMath::Fp32;
+}
+
 inline char const* to_string(AttentionKernel kernel) {
     switch (kernel) {
         case AttentionKernel::Auto: return "auto";

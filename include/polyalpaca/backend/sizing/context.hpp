@@ -1,7 +1,8 @@
 /// @file backend/sizing/context.hpp
 /// @brief The dry-run backend's targets and its Context (backend/sizing.hpp): the ledger every allocation of a dry
 ///        run is recorded in, and what the target backend's own context holds (for Cuda: the cuBLASLt workspace,
-///        scratch slots grown to their largest request, one bf16 working copy per weight).
+///        scratch slots grown to their largest request; in either's Bf16 GEMM math, one bf16 working copy per
+///        weight).
 #pragma once
 
 #include <array>
@@ -63,12 +64,14 @@ public:
 
     cuda::GemmMath gemm_math() const requires Target::cuda { return gemm_math_; }
     void set_gemm_math(cuda::GemmMath math) requires Target::cuda { gemm_math_ = math; }
+    cpu::GemmMath gemm_math() const requires(!Target::cuda) { return cpu_gemm_math_; }
+    void set_gemm_math(cpu::GemmMath math) requires(!Target::cuda) { cpu_gemm_math_ = math; }
     cuda::AttentionKernel attention_kernel() const requires Target::cuda { return attention_kernel_; }
     void set_attention_kernel(cuda::AttentionKernel kernel) requires Target::cuda { attention_kernel_ = kernel; }
-    /// True when the target's GEMMs read bf16 operands (Cuda in GemmMath::Bf16).
+    /// True when the target's GEMMs read bf16 operands (either backend in its GemmMath::Bf16).
     bool bf16_gemms() const {
         if constexpr (Target::cuda) return gemm_math_ == cuda::GemmMath::Bf16;
-        else return false;
+        else return cpu_gemm_math_ == cpu::GemmMath::Bf16;
     }
 
     /// cuda::Context::scratch: `slot` grows to `bytes` unless it holds that much already. The smaller block goes
@@ -82,8 +85,8 @@ public:
         if (s.data) ledger_->release(s.data);
         s = {grown, bytes};
     }
-    /// cuda::Context::bf16_copy: the working copy of the weight of `count` values at `weight`, made on first use.
-    /// Held for good: in a steady training loop no device memory is freed, so no copy is swept.
+    /// cuda::Context::bf16_copy (and cpu::Bf16Gemms::weight): the working copy of the weight of `count` values at
+    /// `weight`, made on first use. Held for good: in a steady training loop no buffer is freed, so none is swept.
     void bf16_copy(float const* weight, std::size_t count) {
         auto const key = std::pair{reinterpret_cast<std::uintptr_t>(weight), count};
         if (bf16_copies_.count(key) || residents_.count(key)) return;
@@ -116,6 +119,7 @@ private:
         std::size_t bytes = 0;
     };
     cuda::GemmMath gemm_math_ = cuda::GemmMath::Bf16;
+    cpu::GemmMath cpu_gemm_math_ = cpu::GemmMath::Fp32;
     cuda::AttentionKernel attention_kernel_ = cuda::AttentionKernel::Auto;
     void* workspace_ = nullptr;
     std::array<Slot, cuda::scratch_slots> slots_{};

@@ -3,13 +3,16 @@
 ///        the Cuda backend's names and arguments (docs/backend_ops.md). None computes or reads memory. Each records
 ///        what the target's op holds itself: for Cuda, the scratch slot requests (sized by cuda/op_memory.hpp, as
 ///        the CUDA ops size them), the bf16 conversions of GEMM operands in GemmMath::Bf16 (an activation into
-///        slot 8 or 9, a weight's working copy) and the LM head chunk's gradient; for the CPU, its staging buffers.
+///        slot 8 or 9, a weight's working copy) and the LM head chunk's gradient; for the CPU, its staging buffers
+///        and, in its GemmMath::Bf16, the rounded activations and the weights' working copies.
 ///        Losses come back as zero sums with the true counts, norms as zero.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 
+#include "polyalpaca/backend/cpu/linear.hpp"
 #include "polyalpaca/backend/cpu/optim_ops.hpp"
 #include "polyalpaca/backend/cuda/kernel_choice.hpp"
 #include "polyalpaca/backend/cuda/op_memory.hpp"
@@ -33,6 +36,11 @@ void bf16_operand(Context<Target>& ctx, int slot, Index values) {
 template <class Target>
 void bf16_weight(Context<Target>& ctx, View<float const> w) {
     if (ctx.bf16_gemms()) ctx.bf16_copy(w.data, std::size_t(w.size()));
+}
+/// True when the CPU backend multiplies an (m, k) x (k, n) product on bf16 operands (cpu::detail::bf16_product).
+template <class Target>
+bool cpu_bf16_product(Context<Target> const& ctx, Index m, Index k, Index n) {
+    return ctx.bf16_gemms() && std::min({m, k, n}) >= cpu::detail::bf16_min_side;
 }
 /// Host indices an op copies into scratch `slot` first (Context::upload_scratch).
 template <class Target>
@@ -68,13 +76,25 @@ void embedding_backward(Context<Target>& ctx, std::span<std::int32_t const> ids,
 template <class Target>
 void linear_forward(Context<Target>& ctx, View<float const> x, View<float const> w, float const*, View<float>,
                     bool = false) {
-    detail::bf16_operand(ctx, slot::bf16_first, x.size());
-    detail::bf16_weight(ctx, w);
+    if constexpr (Target::cuda) {
+        detail::bf16_operand(ctx, slot::bf16_first, x.size());
+        detail::bf16_weight(ctx, w);
+    } else if (x.rows > cpu::detail::linear_few_rows && detail::cpu_bf16_product(ctx, x.rows, x.cols, w.rows)) {
+        ScratchFrame frame(ctx.temporaries);
+        frame.template take<std::uint16_t>(x.rows, x.cols);  // x rounded
+        detail::bf16_weight(ctx, w);
+    }
 }
 template <class Target>
 void linear_backward(Context<Target>& ctx, View<float const> x, View<float const> w, View<float const> dy,
                      View<float> dx, View<float> dw, float* dbias) {
-    if constexpr (Target::cuda) {
+    if constexpr (!Target::cuda) {
+        if (!detail::cpu_bf16_product(ctx, x.rows, x.cols, w.rows)) return;
+        ScratchFrame frame(ctx.temporaries);
+        frame.template take<std::uint16_t>(dy.rows, dy.cols);  // dy rounded, for dx and dW
+        if (dx.data) detail::bf16_weight(ctx, w);
+        if (dw.data) frame.template take<std::uint16_t>(x.rows, x.cols);  // x rounded
+    } else {
         if (dx.data) {
             detail::bf16_operand(ctx, slot::bf16_first, dy.size());
             detail::bf16_weight(ctx, w);
