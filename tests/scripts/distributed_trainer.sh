@@ -83,7 +83,7 @@ long=("${args[@]}" --epochs 2 --schedule constant)
 "$lora" "${long[@]}" --output-dir "$work/long_one" > /dev/null 2>&1 || fail "the one-rank run of 2 epochs"
 two_ranks=("${launch[@]}" 2) one_rank=()
 # resume_check DIR WHAT FIRST-LAUNCHER FIRST-FLAGS SECOND-LAUNCHER SECOND-FLAGS (launchers: names of arrays): the
-# first run spends 40 records, the second resumes it to the end.
+# first run spends 40 records, the second resumes it to the end (a changed budget, so --allow-changed-options).
 resume_check() {
     local dir="$work/$1" what=$2 first_flags=$4 second_flags=$6
     local -n first_launch=$3 second_launch=$5
@@ -93,7 +93,8 @@ resume_check() {
     [ "$(jq -r .steps "$dir/run_summary.json")" = 5 ] || fail "$what: the run of 40 records took other than 5 steps"
     rm "$dir/run_summary.json"
     # shellcheck disable=SC2086
-    "${second_launch[@]}" "$lora" "${long[@]}" $second_flags --output-dir "$dir" > "$dir.log" 2>&1 ||
+    "${second_launch[@]}" "$lora" "${long[@]}" $second_flags --allow-changed-options --output-dir "$dir" \
+        > "$dir.log" 2>&1 ||
         { cat "$dir.log"; fail "$what: resume"; }
     [ "$(jq -r .resumed "$dir/run_summary.json")" = true ] || fail "$what: the rerun did not resume"
     same_run "$work/long_one" "$dir" "$what"

@@ -59,6 +59,7 @@ if "$evaluate" "${eval_args[@]}" --output "$work/failed" 2> "$work/fail.err"; th
     fail "a malformed test line did not stop the evaluation"
 fi
 grep -q "test_de.jsonl:3" "$work/fail.err" || fail "the error does not name test_de.jsonl:3: $(cat "$work/fail.err")"
+[ ! -e "$work/failed" ] || fail "the stopped evaluation left $work/failed behind: $(ls -A "$work/failed")"
 
 "$evaluate" "${eval_args[@]}" --bad-records skip --output "$work/out" > "$work/evaluate.out"
 out=$work/out

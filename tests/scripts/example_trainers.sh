@@ -7,7 +7,9 @@
 #   with --merge the merged HF model, and the profile of the step
 #   --profile-step names; run_config.json records the attention asked for and the one that ran (the CPU's);
 #   --attention other than auto is refused on the CPU; a bad --strategy or --gemm-math is refused before anything is
-#   written, and --gemm-math auto records the math that ran.
+#   written, and --gemm-math auto records the math that ran; a resume under changed defining options is refused
+#   (--allow-changed-options records them); a damaged newest checkpoint is passed over for the one before; a bad
+#   --save-dtype or --model-dir leaves no output directory.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -51,6 +53,19 @@ grep -q -- "--strategy: \"temperature:0.5\": the temperature must be at least 1"
     || fail "the strategy error does not say why: $(cat "$work/strategy.err")"
 [ ! -e "$work/bad_strategy" ] || fail "a refused strategy left $work/bad_strategy behind"
 
+# Inputs are checked before anything is written: a --save-dtype read only at the end, a --model-dir without a
+# checkpoint read after the data.
+if "$full" "${common[@]}" --save-dtype int3 --output-dir "$work/bad_dtype" 2> "$work/dtype.err"; then
+    fail "--save-dtype int3 was accepted"
+fi
+grep -q -- "--save-dtype must be f32, bf16 or f16, got 'int3'" "$work/dtype.err" || fail "unclear: $(cat "$work/dtype.err")"
+[ ! -e "$work/bad_dtype" ] || fail "a refused --save-dtype left $work/bad_dtype behind"
+mkdir -p "$work/empty_model"
+if "$full" "${common[@]}" --model-dir "$work/empty_model" --output-dir "$work/bad_model" 2> "$work/model.err"; then
+    fail "a --model-dir without a checkpoint was accepted"
+fi
+[ ! -e "$work/bad_model" ] || fail "a refused --model-dir left $work/bad_model behind: $(ls -A "$work/bad_model")"
+
 # Matched budgets, the paper's design with C = one epoch of one language (120 - 16 held out = 104 records):
 # monolingual C, multilingual 2C, downsampled C (52 records of each language).
 "$full" "${common[@]}" --strategy monolingual --languages en --budget-records 104 --output-dir "$work/mono" > /dev/null
@@ -81,6 +96,45 @@ wait "$pid" 2> /dev/null || true
 [ "$(spent .resumed "$work/killed")" = true ] || fail "the rerun did not resume"
 cmp -s "$work/straight/model/model.safetensors" "$work/killed/model/model.safetensors" ||
     fail "the resumed run did not end with the uninterrupted run's weights"
+
+# A resume under changed options that define the run is refused, naming each change, before anything is written;
+# --allow-changed-options continues and records the change in run_config.json.
+cp -r "$work/straight" "$work/changed"
+cp "$work/changed/run_config.json" "$work/changed_config_before.json"
+with() {  # with OPTION VALUE ...: the run's command with OPTION's value replaced
+    local option=$1 value=$2 out=() i
+    shift 2
+    local args=("$@")
+    for ((i = 0; i < ${#args[@]}; i++)); do
+        out+=("${args[i]}")
+        if [ "${args[i]}" = "$option" ]; then out+=("$value"); i=$((i + 1)); fi
+    done
+    printf '%s\0' "${out[@]}"
+}
+mapfile -d '' new_lr < <(with --lr 1e-3 "${run[@]}")
+mapfile -d '' new_lr_seed < <(with --seed 8 "${new_lr[@]}")
+if "${new_lr_seed[@]}" --output-dir "$work/changed" > /dev/null 2> "$work/changed.err"; then
+    fail "a resume with another --lr and --seed was accepted"
+fi
+grep -q -- "--lr 0.003 when the run started, 0.001 now" "$work/changed.err" ||
+    fail "the refused resume does not name the --lr change: $(cat "$work/changed.err")"
+grep -q -- "--seed 7 when the run started, 8 now" "$work/changed.err" ||
+    fail "the refused resume does not name the --seed change: $(cat "$work/changed.err")"
+cmp -s "$work/changed/run_config.json" "$work/changed_config_before.json" || fail "a refused resume rewrote run_config.json"
+"${new_lr[@]}" --output-dir "$work/changed" --allow-changed-options > /dev/null 2> "$work/changed_allowed.err"
+jq -e '.options.lr == 0.001 and .changed_on_resume[0].checkpoint_step == 208 and
+       (.changed_on_resume[0].changes | length == 1)' "$work/changed/run_config.json" > /dev/null ||
+    fail "run_config.json does not record the allowed change: $(jq -c .changed_on_resume "$work/changed/run_config.json")"
+
+# A damaged newest checkpoint is passed over for the one before, saying so; the run then ends as the uninterrupted.
+cp -r "$work/straight" "$work/damaged"
+rm -f "$work/damaged/run_summary.json" "$work/damaged/model/model.safetensors"
+head -c 100 "$work/straight/checkpoints/checkpoint-208/trainable.safetensors"     > "$work/damaged/checkpoints/checkpoint-208/trainable.safetensors"
+"${run[@]}" --output-dir "$work/damaged" > /dev/null 2> "$work/damaged.err"
+grep -q "resuming from .*checkpoint-204 instead: checkpoint-208 cannot be resumed from" "$work/damaged.err" ||
+    fail "the fallback to checkpoint-204 was not reported: $(cat "$work/damaged.err")"
+cmp -s "$work/straight/model/model.safetensors" "$work/damaged/model/model.safetensors" ||
+    fail "resumed from the checkpoint before the damaged one, the run did not end with the uninterrupted weights"
 
 # Validation loss falls in every language (first evaluation vs the best).
 for lang in en fr; do

@@ -81,6 +81,23 @@ TEST_CASE("an interrupted checkpoint write is ignored and old checkpoints are pr
     std::vector<long> left;
     for (auto const& [step, path] : pa::list_checkpoints(dir)) left.push_back(step);
     CHECK(left == std::vector<long>{10, 30, 40});
+    CHECK(!fs::exists(dir / ".checkpoint-50.tmp"));  // the killed write's leftovers go with the pruning
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a checkpoint write that fails leaves nothing behind", "[train][checkpoint][bad_input]") {
+    pa::cpu::Context ctx;
+    auto const dir = fresh_dir("failed_write");
+    Net net(ctx);
+    pa::AdamW<pa::CpuEigen, float> adamw(net.parameters().trainable_count());
+    pa::save_checkpoint(ctx, dir, net.parameters(), adamw, pa::RunState{.step = 10});
+    // An optimizer of another size makes the write fail after its temp directory was made (as a full disk would).
+    pa::AdamW<pa::CpuEigen, float> other(net.parameters().trainable_count() + 1);
+    CHECK_THROWS_WITH(pa::save_checkpoint(ctx, dir, net.parameters(), other, pa::RunState{.step = 20}),
+                      Catch::Contains("the optimizer holds"));
+    CHECK(!fs::exists(dir / ".checkpoint-20.tmp"));
+    CHECK(!fs::exists(dir / "checkpoint-20"));
+    CHECK(pa::list_checkpoints(dir).size() == 1);
     fs::remove_all(dir);
 }
 

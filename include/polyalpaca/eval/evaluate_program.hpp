@@ -235,7 +235,6 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
     if (!parsed) return 0;
     auto const& c = *parsed;
     auto const policy = c.bad_records == "fail" ? BadRecordPolicy::Fail : BadRecordPolicy::Skip;
-    std::filesystem::create_directories(c.output / "responses");
 
     auto const tokenizer = c.tokenizer.extension() == ".json" ? Tokenizer::from_hf_json(c.tokenizer)
                                                               : Tokenizer::from_sentencepiece(c.tokenizer);
@@ -277,6 +276,7 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
                      dir.string().c_str());
         study.notes.push_back("left out " + dir.filename().string() + ": no run_summary.json (not a finished run)");
     }
+    std::filesystem::create_directories(c.output / "responses");  // inputs read and checked: the first write
     PromptProgress progress(total_prompts * runs.size(), c.quiet);
     auto const lost = lost_per_language(sets);
     for (std::size_t i = 0; i < runs.size(); ++i) {

@@ -119,16 +119,11 @@ std::filesystem::path finish_checkpoint(typename Backend::Context& ctx, std::fil
     return final_dir;
 }
 
-}  // namespace detail
-
-/// Writes <run_dir>/checkpoint-<step>/ {trainable.safetensors, optimizer.safetensors, state.json}. The files go
-/// into a hidden temp directory that is renamed into place only when all of them are complete and synced, so a
-/// kill at any moment leaves either the previous checkpoints alone or the new one whole.
+/// save_checkpoint's writing into `temp_dir`, then the rename into place.
 template <class Backend, class T, class Optimizer>
-std::filesystem::path save_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& run_dir,
-                                      ParameterStore<Backend, T>& store, Optimizer const& optimizer,
-                                      RunState const& state) {
-    auto const temp_dir = detail::begin_checkpoint(run_dir, state.step);
+std::filesystem::path write_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& run_dir,
+                                       std::filesystem::path const& temp_dir, ParameterStore<Backend, T>& store,
+                                       Optimizer const& optimizer, RunState const& state) {
     Index const n = store.trainable_count();
     require(optimizer.size() == n, "save_checkpoint: the optimizer holds ", optimizer.size(), " values, the model ",
             n, " trainable ones (a ZeRO-1 shard is saved by save_sharded_checkpoint)");
@@ -146,7 +141,26 @@ std::filesystem::path save_checkpoint(typename Backend::Context& ctx, std::files
                          std::span<float const>(moments_f.data() + n + offset, std::size_t(p->size()))});
     }
     io::write_safetensors(temp_dir / "optimizer.safetensors", optim);
-    return detail::finish_checkpoint(ctx, run_dir, store, optimizer.step_count(), 0, state);
+    return finish_checkpoint(ctx, run_dir, store, optimizer.step_count(), 0, state);
+}
+}  // namespace detail
+
+/// Writes <run_dir>/checkpoint-<step>/ {trainable.safetensors, optimizer.safetensors, state.json}. The files go
+/// into a hidden temp directory that is renamed into place only when all of them are complete and synced, so a
+/// kill at any moment leaves either the previous checkpoints alone or the new one whole; a failed write (a full
+/// disk) removes the temp directory, and prune_checkpoints removes those a kill left.
+template <class Backend, class T, class Optimizer>
+std::filesystem::path save_checkpoint(typename Backend::Context& ctx, std::filesystem::path const& run_dir,
+                                      ParameterStore<Backend, T>& store, Optimizer const& optimizer,
+                                      RunState const& state) {
+    auto const temp_dir = detail::begin_checkpoint(run_dir, state.step);
+    try {
+        return detail::write_checkpoint(ctx, run_dir, temp_dir, store, optimizer, state);
+    } catch (...) {
+        std::error_code ignored;  // a full disk, say: nothing half-written stays behind
+        std::filesystem::remove_all(temp_dir, ignored);
+        throw;
+    }
 }
 
 /// The checkpoint of a ZeRO-1 run, written by all its ranks together (every rank calls this): each rank writes its
@@ -341,11 +355,17 @@ inline std::vector<std::pair<long, std::filesystem::path>> list_checkpoints(std:
     return found;
 }
 
-/// Removes all but the newest `keep_last` checkpoints, never the one of `keep_step` (the best so far).
+/// Removes all but the newest `keep_last` checkpoints, never the one of `keep_step` (the best so far), and the temp
+/// directories of checkpoints whose writing was cut short (a killed run's): call it when no write is under way.
 inline void prune_checkpoints(std::filesystem::path const& run_dir, int keep_last, long keep_step) {
     auto const all = list_checkpoints(run_dir);
     for (std::size_t i = 0; i + std::size_t(keep_last) < all.size(); ++i)
         if (all[i].first != keep_step) std::filesystem::remove_all(all[i].second);
+    for (auto const& entry : std::filesystem::directory_iterator(run_dir)) {
+        auto const name = entry.path().filename().string();
+        if (entry.is_directory() && name.starts_with(".checkpoint-") && name.ends_with(".tmp"))
+            std::filesystem::remove_all(entry.path());
+    }
 }
 
 }  // namespace polyalpaca

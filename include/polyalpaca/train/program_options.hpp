@@ -37,6 +37,7 @@ struct TrainerCommandLine {
     std::uint64_t val_seed = 42, seed = 42;
     int keep_last = 2;
     bool group_by_length = false, train_on_inputs = false, no_resume = false, quiet = false, merge = false;
+    bool allow_changed_options = false;
     bool zero1 = false;
 };
 
@@ -99,6 +100,9 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     add("output-dir", po::value(&c.output_dir)->required(), "where checkpoints, metrics.jsonl and the outputs go");
     add("seed", po::value(&c.seed)->default_value(c.seed), "seed for data order, dropout and random weights");
     add("no-resume", po::bool_switch(&c.no_resume), "start afresh even when output-dir holds checkpoints");
+    add("allow-changed-options", po::bool_switch(&c.allow_changed_options),
+        "resume even when options that define the run (data, strategy, budget, optimizer, seeds) differ from those "
+        "run_config.json recorded; the changes are recorded there (without it such a resume is refused)");
     add("bad-records", po::value(&c.bad_records)->default_value(c.bad_records),
         "fail (stop at the first bad record, naming it) or skip (skip and list each in data_report.txt)");
     add("lora-dropout", po::value(&c.lora_dropout)->default_value(c.lora_dropout), "dropout on the adapter input");

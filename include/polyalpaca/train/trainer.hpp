@@ -145,12 +145,12 @@ public:
         auto const checkpoints_dir = options_.output_dir / "checkpoints";
         RunState state;
         TrainResult result;
+        bool const writes = communicator_.rank() == 0;
         if (auto const found = list_checkpoints(checkpoints_dir); options_.resume && !found.empty()) {
-            state = load_checkpoint(ctx_, found.back().second, net_.parameters(), adamw_, shard_);
+            state = resume_from_newest_readable(found, writes);
             net_.dropout_rng().set_state(state.dropout_rng);
             result.resumed = true;
         }
-        bool const writes = communicator_.rank() == 0;
         MetricsLog metrics = writes ? MetricsLog(options_.output_dir / "metrics.jsonl", result.resumed ? state.step : -1)
                                     : MetricsLog();
         bool const show_progress = options_.show_progress && writes;
@@ -270,6 +270,36 @@ private:
         ++l.records;
         l.tokens += ex.tokens;
         l.flops += flops;
+    }
+
+    /// The state of the newest checkpoint every rank can read, its weights and optimizer state loaded. One that
+    /// cannot be read (a damaged file) is passed over for the one before, saying which and why; none readable is an
+    /// Error listing why each failed.
+    RunState resume_from_newest_readable(std::vector<std::pair<long, std::filesystem::path>> const& found,
+                                         bool writes) {
+        std::string reasons;
+        for (auto it = found.rbegin(); it != found.rend(); ++it) {
+            RunState state;
+            std::string reason;
+            try {
+                state = load_checkpoint(ctx_, it->second, net_.parameters(), adamw_, shard_);
+            } catch (Error const& e) {
+                reason = e.what();
+            }
+            std::array<double, 1> failed{reason.empty() ? 0.0 : 1.0};  // the ranks decide together
+            communicator_.all_reduce_sum(std::span<double>(failed));
+            if (failed[0] == 0) {
+                if (writes && !reasons.empty())
+                    std::fprintf(stderr, "resuming from %s instead: %s\n", it->second.string().c_str(),
+                                 reasons.c_str());
+                return state;
+            }
+            if (reason.empty()) reason = "another rank could not read its part";
+            reasons += (reasons.empty() ? "" : "; ") + it->second.filename().string() + " cannot be resumed from (" +
+                       reason + ")";
+        }
+        fail("no checkpoint in ", found.front().second.parent_path().string(), " can be resumed from: ", reasons,
+             "; use --no-resume to start afresh");
     }
 
     /// What the records before a resume point cost (so a resumed run reports the whole run's spend).

@@ -25,6 +25,7 @@
 #include "polyalpaca/train/flops.hpp"
 #include "polyalpaca/train/kernel_record.hpp"
 #include "polyalpaca/train/program_options.hpp"
+#include "polyalpaca/train/resume_check.hpp"
 #include "polyalpaca/train/trainer.hpp"
 
 namespace polyalpaca {
@@ -123,7 +124,15 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     select_attention_kernel<Backend>(ctx, c.attention);
     if (!c.gemm_math.empty()) select_gemm_math<Backend>(ctx, c.gemm_math);
     require_attention_compiled<Backend>(ctx, head_dim);  // before anything is written
-    std::filesystem::create_directories(c.output_dir);
+    // A resume continues the run in output-dir only under the options it started with (train/resume_check.hpp).
+    auto const options = defining_options(c, Model::adapter::is_lora);
+    ResumeCheck resume;
+    if (auto const found = list_checkpoints(c.output_dir / "checkpoints"); !c.no_resume && !found.empty())
+        resume = check_resume_options(c.output_dir, found.back().first, found.back().second, options,
+                                      c.allow_changed_options);
+    // Names read only when training starts or ends are checked now, before any work.
+    (void)dtype_of(c.save_dtype);
+    (void)schedule_kind_named(c.schedule, "--schedule");
 
     auto const tokenizer = load_tokenizer(c);
     require(tokenizer.vocab_size() <= Model::config::vocab, "the tokenizer has ", tokenizer.vocab_size(),
@@ -152,10 +161,6 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     }
     for (auto const& lang : c.languages)
         require(by_language.count(lang), "--languages names '", lang, "' but no --data file is given for it");
-    if (writes) {
-        std::ofstream log(c.output_dir / "data_report.txt");
-        report.write(log);
-    }
 
     // Held-out validation split, then the strategy's mixture over what is left.
     std::vector<LanguagePool> all;
@@ -176,7 +181,8 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     for (auto const& pool : mixture.pools()) run_config["languages"].push_back(pool.lang);
     run_config["ranks"] = world.size();
     run_config["optimizer_sharding"] = c.zero1 ? "zero1" : "replicated";
-    if (writes) io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
+    run_config["options"] = options;
+    if (!resume.changed_on_resume.is_null()) run_config["changed_on_resume"] = resume.changed_on_resume;
     std::vector<std::vector<Example>> examples;
     for (auto const& pool : mixture.pools()) examples.push_back(by_language[pool.lang]);
     std::vector<std::pair<std::string, std::vector<Example>>> validation;
@@ -192,6 +198,16 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
         if (!warning.empty() && writes) std::fprintf(stderr, "%s\n", warning.c_str());
     } else if (writes) {
         std::fprintf(stderr, "no --model-dir: training from random weights (seed %llu)\n", (unsigned long long)c.seed);
+    }
+
+    // Inputs read and checked (options, tokenizer, data, model): the first writes.
+    if (writes) {
+        std::filesystem::create_directories(c.output_dir);
+        std::ofstream log(c.output_dir / "data_report.txt");
+        report.write(log);
+        for (auto const& change : resume.changes)
+            std::fprintf(stderr, "resuming with a changed option (--allow-changed-options): %s\n", change.c_str());
+        io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");
     }
 
     TrainerOptions o;
