@@ -266,6 +266,10 @@ TEST_CASE("run directories: summary, config, weights; fallbacks and errors", "[e
     CHECK(eval::find_run_dirs(dir, &unfinished) == std::vector<std::filesystem::path>{a});
     CHECK(unfinished == std::vector<std::filesystem::path>{dir / "empty"});
     CHECK_THROWS_WITH(eval::read_run_info(dir / "empty", "m"), Contains("no run_summary.json"));
+    std::ofstream(a / "run_config.json") << R"({"method": "qlora", "strategy": "multilingual",
+        "languages": ["en", "fr"]})";
+    CHECK_THROWS_WITH(eval::read_run_info(a, "m"), Contains("\"method\" is \"qlora\""));
+    std::ofstream(a / "run_config.json") << R"({"method": "lora", "strategy": "multilingual", "languages": ["en"]})";
     std::filesystem::remove(a / "adapter" / "adapter_config.json");
     CHECK_THROWS_WITH(eval::read_run_info(a, "m"), Contains("neither adapter/adapter_config.json"));
     std::filesystem::remove_all(dir);

@@ -64,6 +64,11 @@ TEST_CASE("a test set: prompts, ids, inputs, language from the file name", "[eva
     CHECK(report.files().at(0).blank_lines == 1);
     CHECK(eval::test_set_language("dir/test_zh-Hant.jsonl") == "zh-Hant");
     CHECK_THROWS_WITH(eval::test_set_language("dir/fr.jsonl"), Contains("test_<language>.jsonl"));
+    CHECK(eval::test_set_language("dir/test_pt-BR.jsonl") == "pt-BR");
+    CHECK(eval::test_set_language("dir/test_fil.jsonl") == "fil");
+    for (char const* bad : {"test_klingon.jsonl", "test_EN.jsonl", "test_e.jsonl", "test_zh-.jsonl",
+                            "test_zh-Hantish.jsonl", "test_en fr.jsonl"})
+        CHECK_THROWS_WITH(eval::test_set_language(std::string("dir/") + bad), Contains("is not a language code"));
 }
 
 TEST_CASE("bad lines stop the run with file:line, or are skipped and counted per language", "[eval][test_set]") {

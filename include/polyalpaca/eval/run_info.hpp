@@ -109,6 +109,8 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
         } catch (nlohmann::json::exception const& e) {
             fail(config_path.string(), ": unexpected layout: ", e.what());
         }
+        require(r.method == "lora" || r.method == "full", config_path.string(), ": \"method\" is \"",
+                r.method.substr(0, 40), "\"; polyalpaca's trainers write \"lora\" or \"full\"");
     }
     return r;
 }

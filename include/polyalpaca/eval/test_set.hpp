@@ -40,12 +40,32 @@ struct TestSet {
     std::size_t lost = 0;
 };
 
-/// The language of a test set file: "test_fr.jsonl" -> "fr". Any other name is an Error.
+/// True for a language code as the test sets and CLD2 write them: 2 or 3 lowercase letters (ISO 639), optionally
+/// followed by "-" and a script or region of 2 to 4 letters or digits ("fr", "fil", "zh-Hant", "pt-BR").
+inline bool is_language_code(std::string_view code) {
+    auto const dash = code.find('-');
+    auto const base = code.substr(0, dash);
+    if (base.size() < 2 || base.size() > 3) return false;
+    for (char const c : base)
+        if (c < 'a' || c > 'z') return false;
+    if (dash == std::string_view::npos) return true;
+    auto const tail = code.substr(dash + 1);
+    if (tail.size() < 2 || tail.size() > 4) return false;
+    for (char const c : tail)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return false;
+    return true;
+}
+
+/// The language of a test set file: "test_fr.jsonl" -> "fr". Any other name, or a language that is not a code
+/// (is_language_code: "test_klingon.jsonl"), is an Error.
 inline std::string test_set_language(std::filesystem::path const& file) {
     auto const name = file.filename().string();
     require(name.starts_with("test_") && name.ends_with(".jsonl") && name.size() > 11, file.string(),
             ": a test set file is named test_<language>.jsonl (e.g. test_fr.jsonl)");
-    return name.substr(5, name.size() - 11);
+    auto lang = name.substr(5, name.size() - 11);
+    require(is_language_code(lang), file.string(), ": '", lang.substr(0, 40), "' is not a language code (2 or 3 "
+            "lowercase letters as ISO 639, optionally with a -Script or -REGION part, e.g. fr, zh-Hant, pt-BR)");
+    return lang;
 }
 
 namespace eval_detail {
