@@ -71,6 +71,15 @@ TEST_CASE("a test set: prompts, ids, inputs, language from the file name", "[eva
         CHECK_THROWS_WITH(eval::test_set_language(std::string("dir/") + bad), Contains("is not a language code"));
 }
 
+TEST_CASE("a test set name on something that is not a file is refused", "[eval][test_set]") {
+    TempDir dir("sets_not_file");
+    std::ofstream(dir.path / "test_en.jsonl") << "{\"id\": \"1\", \"prompt\": \"Hi.\"}\n";
+    std::filesystem::create_directories(dir.path / "test_fr.jsonl");
+    DataReport report;
+    CHECK_THROWS_WITH(eval::read_test_sets(dir.path, BadRecordPolicy::Fail, report),
+                      Contains("test_fr.jsonl: named as a test set but not a file"));
+}
+
 TEST_CASE("bad lines stop the run with file:line, or are skipped and counted per language", "[eval][test_set]") {
     TempDir dir("sets_bad");
     std::string const good = "{\"id\": \"1\", \"prompt\": \"Write a haiku.\"}\n";

@@ -163,7 +163,7 @@ inline TestSet read_test_set(std::filesystem::path const& file, BadRecordPolicy 
 }
 
 /// Reads a test_<lang>.jsonl file, or every test_*.jsonl in a directory (sorted by language). A directory without
-/// one, or two files of one language, is an Error.
+/// one, two files of one language, or a test_*.jsonl that is not a file (a directory) is an Error.
 inline std::vector<TestSet> read_test_sets(std::filesystem::path const& path, BadRecordPolicy policy,
                                            DataReport& report) {
     namespace fs = std::filesystem;
@@ -172,7 +172,8 @@ inline std::vector<TestSet> read_test_sets(std::filesystem::path const& path, Ba
     std::map<std::string, fs::path> files;
     for (auto const& entry : fs::directory_iterator(path)) {
         auto const name = entry.path().filename().string();
-        if (!entry.is_regular_file() || !name.starts_with("test_") || !name.ends_with(".jsonl")) continue;
+        if (!name.starts_with("test_") || !name.ends_with(".jsonl")) continue;
+        require(entry.is_regular_file(), entry.path().string(), ": named as a test set but not a file");
         auto const lang = test_set_language(entry.path());
         require(files.emplace(lang, entry.path()).second, path.string(), ": two test sets of language '", lang, "'");
     }
