@@ -2,6 +2,7 @@
 /// @brief The command line of every generated trainer (Boost.Program_options): what it accepts and its defaults.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include <boost/program_options.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/value_checks.hpp"
 #include "polyalpaca/data/strategy.hpp"
 
 namespace polyalpaca {
@@ -40,6 +42,33 @@ struct TrainerCommandLine {
     bool allow_changed_options = false;
     bool zero1 = false;
 };
+
+/// Every number of a trainer's command line in its range, before any work (core/value_checks.hpp).
+inline void check_trainer_numbers(TrainerCommandLine const& c) {
+    using U = std::uint64_t;
+    using I = std::int64_t;
+    constexpr double huge = 1e30;
+    require_count_in("--micro-batch", U(c.micro_batch), 1, U(1) << 20);
+    require_count_in("--global-batch", U(c.global_batch), 1, U(1) << 30);
+    require_count_in("--cutoff", U(c.cutoff), 2, U(1) << 24);
+    require_count_in("--val-size", U(c.val_size), 0, U(1) << 40);
+    require_count_in("--budget-records", I(c.budget_records), 0, I(1) << 50);
+    require_count_in("--budget-tokens", I(c.budget_tokens), 0, I(1) << 60);
+    require_number_in("--budget-flops", c.budget_flops, 0, huge);
+    require_number_in("--epochs", c.epochs, 0, 1e6);
+    require(c.epochs > 0 || c.budget_records > 0 || c.budget_tokens > 0 || c.budget_flops > 0,
+            "--epochs 0 trains nothing: give --epochs above 0 or a budget");
+    require_number_in("--lr", c.lr, 0, 10);
+    require_count_in("--warmup-steps", I(c.warmup_steps), 0, I(1) << 40);
+    require_number_in("--warmup-ratio", c.warmup_ratio, 0, 1);
+    require_number_in("--weight-decay", c.weight_decay, 0, 10);
+    require_number_in("--max-grad-norm", c.max_grad_norm, 0, huge);
+    require(std::isfinite(c.lora_dropout) && c.lora_dropout >= 0 && c.lora_dropout < 1,
+            "--lora-dropout must be a number from 0 to below 1, got ", c.lora_dropout);
+    require_count_in("--eval-every", I(c.eval_every), 0, I(1) << 40);
+    require_count_in("--keep-last", I(c.keep_last), 0, 1 << 20);
+    require_count_in("--profile-step", I(c.profile_step), 0, I(1) << 40);
+}
 
 /// Parses argv; returns nothing after printing --help. The defaults are the paper's for the trainer's method:
 /// LoRA lr 3e-4, linear schedule, 100 warmup steps, 5 epochs, group_by_length, loss on prompt and response;
@@ -137,6 +166,7 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     c.train_on_inputs = on_off(train_on_inputs, "train-on-inputs");
     c.group_by_length = on_off(group, "group-by-length");
     c.strategy = Strategy::parse(c.strategy, "--strategy").spelling();  // refused here, before any work
+    check_trainer_numbers(c);
     require(c.sample_ids == "shared" || c.sample_ids == "disjoint", "--sample-ids must be shared or disjoint, got '",
             c.sample_ids, "'");
     return c;
