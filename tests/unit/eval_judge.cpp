@@ -206,6 +206,48 @@ TEST_CASE("judge batch: custom ids round-trip, requests and outputs", "[eval][ju
     CHECK_THAT(back.failures[0], Contains("HTTP 400: context too long"));
 }
 
+TEST_CASE("judge replies: a message without content or a status that is not a number is an error", "[eval][judge]") {
+    // Found by fuzz/judge_reply_fuzzer: message["content"] on a const json with no "content" read past the map
+    // (undefined behaviour), and a batch line whose status_code or error message has another type escaped as a
+    // nlohmann::json::type_error.
+    auto const no_content = nlohmann::json::parse(R"({"choices": [{"message": {"role": "assistant"}}]})");
+    CHECK_THROWS_WITH(pe::chat_completion_text(no_content, "judge (http://x)"),
+                      Contains("judge (http://x): the first choice's message has no \"content\""));
+    auto const null_content = nlohmann::json::parse(R"({"choices": [{"message": {"content": null}}]})");
+    CHECK(pe::chat_completion_text(null_content, "judge").empty());
+
+    TempDir dir("reply_types");
+    auto const path = dir.path / "output.jsonl";
+    std::ofstream(path) << R"({"custom_id": "r|de|1", "response": {"status_code": "200", "body": {}}})"
+                        << "\n";
+    CHECK_THROWS_WITH(pe::read_batch_output(path, pe::JudgePrompt::builtin()),
+                      Contains("output.jsonl:1: the response has no whole-number \"status_code\""));
+    std::ofstream(path) << R"({"custom_id": "r|de|1", "response": {"status_code": 400, "body": )"
+                        << R"({"error": {"message": 7}}}})"
+                        << "\n";
+    auto const failed = pe::read_batch_output(path, pe::JudgePrompt::builtin());
+    REQUIRE(failed.failures.size() == 1);
+    CHECK(failed.failures[0] == "r|de|1: HTTP 400");
+
+    // A bad custom_id names the file and line, and quotes at most its first 60 bytes.
+    std::ofstream(path) << R"({"custom_id": ")" << std::string(5000, 'x') << R"(", "response": {}})"
+                        << "\n";
+    CHECK_THROWS_WITH(pe::read_batch_output(path, pe::JudgePrompt::builtin()),
+                      Contains("output.jsonl:1: custom_id '" + std::string(60, 'x') + "...' is not run|language|id"));
+    // Found running fuzz/judge_reply_fuzzer on a hand-made input: an "error" nested deep overflowed the stack in
+    // json::dump (32,000 levels under ASan, a million without). Every JSON Lines file the judge reads (items,
+    // scores, batch output) now refuses lines nested deeper than 64.
+    std::size_t const deep = 1'000'000;
+    std::ofstream(path) << R"({"custom_id": "r|de|1", "error": )" << std::string(deep, '[') << std::string(deep, ']')
+                        << "}\n";
+    CHECK_THROWS_WITH(pe::read_batch_output(path, pe::JudgePrompt::builtin()),
+                      Contains("output.jsonl:1: nested 1000001 deep; at most 64 levels are read"));
+    std::ofstream(path) << R"({"custom_id": "r|de|%4", "response": {}})"
+                        << "\n";
+    CHECK_THROWS_WITH(pe::read_batch_output(path, pe::JudgePrompt::builtin()),
+                      Contains("output.jsonl:1: custom_id 'r|de|%4': cut percent escape"));
+}
+
 TEST_CASE("judge client: the request carries the model, filled messages and the key", "[eval][judge]") {
     LoopbackServer server([](Request const&, std::size_t) { return completion("Clear and correct.\nScore: 4"); });
     auto const prompt = pe::JudgePrompt::builtin();

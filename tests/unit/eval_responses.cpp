@@ -88,5 +88,13 @@ TEST_CASE("responses JSONL: authors' layout, round trip, bad lines named", "[eva
     CHECK_THROWS_WITH(eval::read_responses(path), Contains("responses.jsonl:3") && Contains("no \"response\""));
     std::ofstream(path) << "{oops\n";
     CHECK_THROWS_WITH(eval::read_responses(path), Contains("responses.jsonl:1: malformed JSON"));
+    // Found running fuzz/eval_jsonl_fuzzer on a hand-made input: nlohmann copies by recursion, so a "decoding"
+    // nested deep overflowed the stack (32,000 levels under ASan, a million without); lines nested deeper than 64
+    // are refused before they are parsed.
+    std::size_t const deep = 1'000'000;
+    std::ofstream(path) << R"({"id":"1","language":"en","instruction":"a","input":"","response":"b","decoding":{"a":)"
+                        << std::string(deep, '[') << std::string(deep, ']') << "}}\n";
+    CHECK_THROWS_WITH(eval::read_responses(path),
+                      Contains("responses.jsonl:1: a response nested 1000002 deep; at most 64 levels are read"));
     std::filesystem::remove_all(dir);
 }

@@ -149,6 +149,10 @@ TEST_CASE("a small tokenizer.json loads and round-trips", "[tokenizer][unit]") {
 TEST_CASE("broken tokenizer.json files are Errors naming the file and the JSON path", "[tokenizer][unit]") {
     CHECK_THAT(json_error("{"), Catch::Contains("tiny.json") && Catch::Contains("not valid JSON at byte offset"));
     CHECK_THAT(json_error("[1, 2]"), Catch::Contains("$: expected a tokenizer.json object"));
+    // Found by fuzz/tokenizer_json_fuzzer: a number beyond double's range is nlohmann's out_of_range, not a
+    // parse_error, and escaped the reader.
+    CHECK_THAT(json_error(R"({"model": {"dropout": 556E556}})"),
+               Catch::Contains("tiny.json: not valid JSON") && Catch::Contains("number overflow"));
     auto edit = [](auto const& change) {
         auto j = tiny();
         change(j);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/data/alpaca_record.hpp"
 
 namespace polyalpaca {
 
@@ -24,6 +25,10 @@ void for_each_jsonl_object(std::filesystem::path const& path, char const* file_k
     for (std::size_t number = 1; std::getline(in, line); ++number) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         auto const where = path.string() + ":" + std::to_string(number);
+        // nlohmann copies and prints by recursion, one frame per level: refuse what could exhaust the stack.
+        auto const depth = data_detail::json_nesting_depth(line);
+        require(depth <= data_detail::max_record_nesting, where, ": ", object_kind, " nested ", depth,
+                " deep; at most ", data_detail::max_record_nesting, " levels are read");
         nlohmann::json object;
         try {
             object = nlohmann::json::parse(line);

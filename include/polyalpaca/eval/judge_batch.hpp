@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -39,12 +40,17 @@ inline void percent_encode(std::string& out, std::string_view part) {
     }
 }
 
+/// `custom_id` for a message: at most its first 60 bytes.
+inline std::string custom_id_excerpt(std::string_view custom_id) {
+    return custom_id.size() <= 60 ? std::string(custom_id) : std::string(custom_id.substr(0, 60)) + "...";
+}
+
 inline std::string percent_decode(std::string_view part, std::string_view custom_id) {
     auto const nibble = [&](char h) -> int {
         if (h >= '0' && h <= '9') return h - '0';
         if (h >= 'A' && h <= 'F') return h - 'A' + 10;
         if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-        fail("custom_id '", custom_id, "': bad percent escape");
+        fail("custom_id '", custom_id_excerpt(custom_id), "': bad percent escape");
     };
     std::string out;
     for (std::size_t i = 0; i < part.size(); ++i) {
@@ -52,7 +58,7 @@ inline std::string percent_decode(std::string_view part, std::string_view custom
             out.push_back(part[i]);
             continue;
         }
-        require(i + 2 < part.size(), "custom_id '", custom_id, "': cut percent escape");
+        require(i + 2 < part.size(), "custom_id '", custom_id_excerpt(custom_id), "': cut percent escape");
         out.push_back(static_cast<char>(nibble(part[i + 1]) * 16 + nibble(part[i + 2])));
         i += 2;
     }
@@ -77,7 +83,7 @@ inline JudgeScore parse_batch_custom_id(std::string_view custom_id) {
     auto const first = custom_id.find('|');
     auto const second = first == std::string_view::npos ? first : custom_id.find('|', first + 1);
     require(second != std::string_view::npos && custom_id.find('|', second + 1) == std::string_view::npos,
-            "custom_id '", custom_id, "' is not run|language|id");
+            "custom_id '", judge_detail::custom_id_excerpt(custom_id), "' is not run|language|id");
     JudgeScore s;
     s.run = judge_detail::percent_decode(custom_id.substr(0, first), custom_id);
     s.language = judge_detail::percent_decode(custom_id.substr(first + 1, second - first - 1), custom_id);
@@ -111,9 +117,11 @@ inline std::string chat_completion_text(nlohmann::json const& completion, std::s
     auto const& first = (*choices)[0];
     require(first.is_object() && first.contains("message") && first["message"].is_object(), where,
             ": the first choice has no message");
-    auto const& content = first["message"]["content"];
-    require(content.is_null() || content.is_string(), where, ": the message content is not text");
-    return content.is_null() ? std::string() : content.get<std::string>();
+    auto const& message = first["message"];
+    auto const content = message.find("content");  // operator[] on a const json with no such key is undefined
+    require(content != message.end(), where, ": the first choice's message has no \"content\"");
+    require(content->is_null() || content->is_string(), where, ": the message content is not text");
+    return content->is_null() ? std::string() : content->get<std::string>();
 }
 
 /// A batch output read back: scores for the requests that succeeded, and one line per request that failed.
@@ -127,7 +135,12 @@ inline BatchOutput read_batch_output(std::filesystem::path const& path, JudgePro
     BatchOutput out;
     judge_detail::for_each_json_line(path, false, [&](nlohmann::json const& o, std::string const& where) {
         std::string const custom_id = judge_detail::string_field(o, "custom_id", where);
-        JudgeScore s = parse_batch_custom_id(custom_id);
+        JudgeScore s;
+        try {
+            s = parse_batch_custom_id(custom_id);
+        } catch (Error const& e) {
+            fail(where, ": ", e.what());
+        }
         auto const error = o.find("error");
         if (error != o.end() && !error->is_null()) {
             std::string const why = error->is_object() && error->contains("message") && (*error)["message"].is_string()
@@ -138,12 +151,17 @@ inline BatchOutput read_batch_output(std::filesystem::path const& path, JudgePro
         }
         auto const response = o.find("response");
         require(response != o.end() && response->is_object(), where, ": no \"response\" object and no error");
-        int const status = response->value("status_code", 0);
+        auto const code = response->find("status_code");
+        require(code != response->end() && code->is_number_integer(), where,
+                ": the response has no whole-number \"status_code\"");
+        auto const status = code->get<std::int64_t>();
         auto const body = response->find("body");
         if (status != 200) {
             std::string why = "HTTP " + std::to_string(status);
-            if (body != response->end() && body->is_object() && body->contains("error") && (*body)["error"].is_object())
-                why += ": " + (*body)["error"].value("message", std::string());
+            if (body != response->end() && body->is_object() && body->contains("error") &&
+                (*body)["error"].is_object() && (*body)["error"].contains("message") &&
+                (*body)["error"]["message"].is_string())
+                why += ": " + (*body)["error"]["message"].get<std::string>();
             out.failures.push_back(custom_id + ": " + why);
             return;
         }

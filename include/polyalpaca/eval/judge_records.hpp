@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/data/alpaca_record.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 
 namespace polyalpaca::eval {
@@ -103,6 +104,10 @@ bool for_each_json_line(std::filesystem::path const& path, bool tolerate_cut_tai
             continue;
         }
         require(!value.is_discarded(), where, ": not valid JSON");
+        // nlohmann copies and prints by recursion, one frame per level: refuse what could exhaust the stack.
+        auto const depth = data_detail::json_nesting_depth(line);
+        require(depth <= data_detail::max_record_nesting, where, ": nested ", depth, " deep; at most ",
+                data_detail::max_record_nesting, " levels are read");
         require(value.is_object(), where, ": not a JSON object");
         on_line(value, where);
     }

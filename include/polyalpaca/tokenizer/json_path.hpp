@@ -104,12 +104,14 @@ private:
     std::string const* file_;
 };
 
-/// Parses `text` as JSON; a syntax error names `file` and the byte offset.
+/// Parses `text` as JSON; a syntax error names `file` and the byte offset, a number too large for a double `file`.
 inline nlohmann::json parse_json(std::string_view text, std::string const& file) {
     try {
         return nlohmann::json::parse(text.begin(), text.end());
     } catch (nlohmann::json::parse_error const& e) {
         fail(file, ": not valid JSON at byte offset ", e.byte, ": ", e.what());
+    } catch (nlohmann::json::exception const& e) {  // out_of_range.406: a number beyond double's range (1e999)
+        fail(file, ": not valid JSON: ", e.what());
     }
 }
 
