@@ -58,8 +58,9 @@ int main(int argc, char** argv) try {
         "retries", po::value(&o.max_retries)->default_value(o.max_retries),
         "retries of a request after 429, 5xx, a timeout or a network error")(
         "backoff", po::value(&o.backoff_initial_s)->default_value(o.backoff_initial_s),
-        "first backoff in seconds (doubles per retry, jittered, at most --backoff-max; Retry-After wins)")(
-        "backoff-max", po::value(&o.backoff_max_s)->default_value(o.backoff_max_s), "longest backoff in seconds")(
+        "first backoff in seconds (doubles per retry, jittered, at most --backoff-max)")(
+        "backoff-max", po::value(&o.backoff_max_s)->default_value(o.backoff_max_s),
+        "longest wait before a retry in seconds, also when the server's Retry-After asks for longer")(
         "temperature", po::value(&o.temperature)->default_value(o.temperature), "judge sampling temperature")(
         "max-tokens", po::value(&o.max_tokens)->default_value(o.max_tokens), "judge answer length limit")(
         "keep-unparsable", po::bool_switch(), "do not ask again for responses whose score is null")(
@@ -76,6 +77,7 @@ int main(int argc, char** argv) try {
     }
     po::notify(vm);
     o.reask_unparsable = !vm["keep-unparsable"].as<bool>();
+    pe::check_judge_numbers(o);  // before any file is read
     pa::require(write_batch.empty() || read_batch.empty(), "--write-batch and --read-batch-output exclude each other");
     pa::require(!o.model.empty() || !read_batch.empty(), "--model is required (the judge model's name)");
 

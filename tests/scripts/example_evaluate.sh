@@ -6,7 +6,9 @@
 # - responses/<run>.jsonl holds one response per prompt in the authors' layout;
 # - results.csv has one row per run x language with zero-shot marks, lost prompts, fidelity, loss and perplexity;
 # - report.md's answer names the strategy results.csv ranks first; the SVG plots are well-formed;
-# - judge scores join on (run, language, id) when the report is rebuilt from the saved responses.
+# - judge scores join on (run, language, id) when the report is rebuilt from the saved responses;
+# - a prompt too long for the model stops the run under fail before anything is written, and is left out and
+#   counted as lost under skip; judge scores of 1e308 leave the report and its plots well-formed.
 # usage: example_evaluate.sh EVALUATOR FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 evaluate=$1 full=$2 lora=$3 tokenizer=$4 work=$5
@@ -143,4 +145,34 @@ diff -r "$work/responses_before" "$out/responses" > /dev/null || fail "--reuse-r
 [ -z "$(field full_mono fr judge_score)" ] || fail "a run without scores has one"
 grep -q "Ranked by mean judge score" "$out/report.md" || fail "the report does not rank by judge score"
 grep -q "fr: multilingual (3.00)" "$out/report.md" || fail "the answer does not name the scored run for fr"
+
+# A prompt too long for the model's positions: under fail an error before anything is written, under skip left out
+# and counted as lost for that run.
+mkdir -p "$work/long_tests"
+cp "$work/tests/test_en.jsonl" "$work/long_tests/"
+printf '{"id": "e4", "prompt": "%s"}\n' "$(printf 'word %.0s' $(seq 1 3000))" >> "$work/long_tests/test_en.jsonl"
+long_args=("${eval_args[@]/$work\/tests/$work/long_tests}")
+if "$evaluate" "${long_args[@]}" --output "$work/long_failed" 2> "$work/long.err"; then
+    fail "a prompt longer than the model's positions did not stop the evaluation under fail"
+fi
+grep -q "test_en.jsonl:4: the prompt has .* exceeds the model's .* positions" "$work/long.err" ||
+    fail "unclear: $(cat "$work/long.err")"
+[ ! -e "$work/long_failed" ] || fail "the stopped evaluation left $work/long_failed behind"
+"$evaluate" "${long_args[@]}" --bad-records skip --output "$work/long" > /dev/null
+csv=$work/long/results.csv
+[ "$(field lora_multi en lost_prompts)" = 1 ] || fail "the long prompt is not counted as lost"
+[ "$(field lora_multi en responses)" = 3 ] || fail "en responses with the long prompt left out"
+grep -q "run lora_multi: 1 en prompts left out, too long" "$work/long/report.md" || fail "the report does not say so"
+
+# Judge scores whose mean is beyond any plot's range (1e308): the report and its plots are still written.
+printf '%s\n' '{"run": "full_multi", "language": "fr", "id": "f1", "score": 1e308, "raw": "x"}' \
+              '{"run": "full_multi", "language": "fr", "id": "f2", "score": 1e308, "raw": "x"}' > "$work/huge.jsonl"
+"$evaluate" "${eval_args[@]}" --bad-records skip --output "$out" --reuse-responses --judge-scores "$work/huge.jsonl" \
+    > /dev/null || fail "scores of 1e308 stopped the evaluator"
+if command -v python3 > /dev/null; then
+    for svg in "$out"/plots/*.svg; do
+        python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' "$svg" || fail "$svg is not well-formed"
+        ! grep -qiE '"(-?inf|nan)' "$svg" || fail "$svg holds a non-finite coordinate"
+    done
+fi
 echo "1 passed, 0 failed"

@@ -9,7 +9,8 @@
 #   --attention other than auto is refused on the CPU; a bad --strategy or --gemm-math is refused before anything is
 #   written, and --gemm-math auto records the math that ran; a resume under changed defining options is refused
 #   (--allow-changed-options records them); a damaged newest checkpoint is passed over for the one before; a bad
-#   --save-dtype or --model-dir leaves no output directory.
+#   --save-dtype or --model-dir, or a cutoff that leaves no token for the loss, leaves no output directory; a killed
+#   run's temp files are removed by the next start.
 # usage: example_trainers.sh FULL_TRAINER LORA_TRAINER TOKENIZER_JSON WORK_DIR
 set -euo pipefail
 full=$1 lora=$2 tokenizer=$3 work=$4
@@ -65,6 +66,19 @@ if "$full" "${common[@]}" --model-dir "$work/empty_model" --output-dir "$work/ba
     fail "a --model-dir without a checkpoint was accepted"
 fi
 [ ! -e "$work/bad_model" ] || fail "a refused --model-dir left $work/bad_model behind: $(ls -A "$work/bad_model")"
+
+# A cutoff that every prompt fills leaves no token for the loss: refused before any work, not trained at loss 0.
+if "$full" "${common[@]/256/8}" --output-dir "$work/no_labels" 2> "$work/no_labels.err"; then
+    fail "a run with no scored token was accepted"
+fi
+grep -q "none of the 240 examples has a token the loss scores: each prompt fills --cutoff 8" "$work/no_labels.err" \
+    || fail "unclear: $(cat "$work/no_labels.err")"
+[ ! -e "$work/no_labels" ] || fail "a run with no scored token left $work/no_labels behind"
+
+# A killed run's temp files are removed by the next start (here one left beside run_config.json).
+mkdir -p "$work/stale" && touch "$work/stale/.run_config.json.tmp.AbC123"
+"$full" "${common[@]}" --budget-records 8 --output-dir "$work/stale" > /dev/null
+[ ! -e "$work/stale/.run_config.json.tmp.AbC123" ] || fail "a stale temp file was left in $work/stale"
 
 # Matched budgets, the paper's design with C = one epoch of one language (120 - 16 held out = 104 records):
 # monolingual C, multilingual 2C, downsampled C (52 records of each language).

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -459,4 +462,121 @@ TEST_CASE("judge records: responses read with clear errors", "[eval][judge]") {
     CHECK_THROWS_WITH(pe::read_judge_items(path), Contains(path.string() + ":1: no \"response\""));
     std::ofstream(path) << R"({"run": "r", "language": "de", "id": 1, "instruction": "i", "response": "a"})" << "\n";
     CHECK_THROWS_WITH(pe::read_judge_items(path), Contains(path.string() + ":1: \"id\" is not a string"));
+}
+
+TEST_CASE("judge pacing: every wait is capped at backoff_max_s, Retry-After included", "[eval][judge]") {
+    CHECK(pe::judge_wait_s(100000.0, 0.7, 1.0) == 1.0);  // a server asking for a day waits --backoff-max
+    CHECK(pe::judge_wait_s(0.5, 0.7, 1.0) == 0.5);       // a shorter Retry-After is obeyed
+    CHECK(pe::judge_wait_s(0.0, 0.7, 1.0) == 0.0);
+    CHECK(pe::judge_wait_s(std::nullopt, 0.7, 1.0) == 0.7);
+    CHECK(pe::judge_wait_s(std::nullopt, 3.0, 1.0) == 1.0);
+
+    // A live 429 asking for 3 s under --backoff-max 0.05: the retry comes at once and the log says why.
+    LoopbackServer server([](Request const&, std::size_t i) {
+        return i == 0 ? error_reply(429, "slow down", {"Retry-After: 3"}) : completion("Score: 4");
+    });
+    char* log_text = nullptr;
+    std::size_t log_size = 0;
+    std::FILE* log = ::open_memstream(&log_text, &log_size);
+    REQUIRE(log != nullptr);
+    auto o = options_for(server);
+    o.log = log;
+    {
+        pe::JudgeClient client(o, pe::JudgePrompt::builtin());
+        auto const t0 = Clock::now();
+        CHECK(client.judge(item("r", "en", "1", "q")).score == 4.0);
+        CHECK(seconds_since(t0) < 1.5);
+        CHECK(client.retries() == 1);
+    }
+    std::fclose(log);
+    std::string const logged(log_text, log_size);
+    std::free(log_text);
+    CHECK_THAT(logged, Contains("retry 1 of 5: server asked for 3 s; waiting 0.05 s (--backoff-max)"));
+}
+
+TEST_CASE("judge prompt: numbers with an exponent are read whole", "[eval][judge]") {
+    auto const p = pe::JudgePrompt::builtin();
+    auto score = [&](std::string const& s) { return p.parse_score(s); };
+    CHECK_FALSE(score("Score: 1e308"));  // read "1" and stopped at 'e' before
+    CHECK_FALSE(score("Score: 4e5"));
+    CHECK(score("Score: 4E0") == 4.0);
+    CHECK(score("Score: 3.5e+0") == 3.5);
+    CHECK(score("Score: 40e-1") == 4.0);
+    CHECK_FALSE(score("Score: 2.5e-1"));  // 0.25, below the scale
+    CHECK_FALSE(score("Score: 1e999"));   // beyond double's range: no throw, outside the scale
+    CHECK_FALSE(score("Score: 1e-999"));  // too small to tell from 0: outside a 1-5 scale
+    CHECK(score("Score: 4e") == 4.0);     // no exponent digits: 4, then text
+    CHECK(score("Score: 4e+") == 4.0);
+    CHECK(score("Score: 4.") == 4.0);
+    CHECK(score("Score: 4.e5") == 4.0);
+    CHECK(score("Score: 4/5") == 4.0);
+    CHECK(score("I rate it 4 out of 5") == 4.0);
+    CHECK(score("1e308 points? No: 3") == 3.0);  // no label: 1e308 is outside the scale, 3 is the first inside
+    pe::JudgePrompt ten = p;
+    ten.min_score = 0;
+    ten.max_score = 10;
+    CHECK(ten.parse_score("Score: 2.5e-1") == 0.25);
+    CHECK(ten.parse_score("Score: 1e-999") == 0.0);
+    CHECK_FALSE(ten.parse_score("Score: 1e400"));
+}
+
+TEST_CASE("judge answers: scored whole, kept cut to judge_raw_max_bytes at a character boundary", "[eval][judge]") {
+    CHECK(pe::judge_raw_excerpt("Score: 4") == "Score: 4");
+    std::string const exact(pe::judge_raw_max_bytes, 'a');
+    CHECK(pe::judge_raw_excerpt(exact) == exact);
+    std::string accented = "a";  // "é" is two bytes: byte 4096 is the second byte of one
+    for (int i = 0; i < 3000; ++i) accented += "\xc3\xa9";
+    std::string const cut = pe::judge_raw_excerpt(accented);
+    CHECK(cut == accented.substr(0, pe::judge_raw_max_bytes - 1) + "...");
+
+    std::string const long_answer = std::string(3'000'000, 'x') + "\nScore: 4";  // the score only at the end
+    LoopbackServer server([&](Request const&, std::size_t) { return completion(long_answer); });
+    pe::JudgeClient client(options_for(server), pe::JudgePrompt::builtin());
+    auto const s = client.judge(item("r", "en", "1", "q"));
+    CHECK(s.score == 4.0);
+    CHECK(s.raw == std::string(pe::judge_raw_max_bytes, 'x') + "...");
+
+    TempDir dir("raw_cut");
+    auto const path = dir.path / "output.jsonl";
+    auto const body = nlohmann::json::parse(completion(long_answer).body);
+    nlohmann::json const line = {{"custom_id", "r|de|1"}, {"error", nullptr},
+                                 {"response", {{"status_code", 200}, {"body", body}}}};
+    std::ofstream(path) << line.dump() << "\n";
+    auto const back = pe::read_batch_output(path, pe::JudgePrompt::builtin());
+    REQUIRE(back.scores.size() == 1);
+    CHECK(back.scores[0].score == 4.0);
+    CHECK(back.scores[0].raw == std::string(pe::judge_raw_max_bytes, 'x') + "...");
+}
+
+TEST_CASE("judge client: a reply body over http_max_body_bytes ends the request, without a retry", "[eval][judge]") {
+    LoopbackServer server([](Request const&, std::size_t) {
+        return Reply{200, std::string(pe::http_max_body_bytes + 1, ' '), {}, 0};
+    });
+    pe::JudgeClient client(options_for(server), pe::JudgePrompt::builtin());
+    CHECK_THROWS_WITH(client.judge(item("r", "en", "1", "q")),
+                      Contains(server.base_url()) && Contains("the reply exceeded 16777216 bytes"));
+    CHECK(server.count() == 1);
+}
+
+TEST_CASE("judge options: every number is checked before any work, named by its option", "[eval][judge]") {
+    pe::JudgeClientOptions fine;
+    fine.model = "m";
+    CHECK_NOTHROW(pe::check_judge_numbers(fine));
+    auto with = [&](auto change) {
+        auto o = fine;
+        change(o);
+        return o;
+    };
+    CHECK_THROWS_WITH(pe::check_judge_numbers(with([](auto& o) { o.requests_per_minute = -1; })),
+                      Contains("--rpm must be a number from 0 to"));
+    CHECK_THROWS_WITH(pe::check_judge_numbers(with([](auto& o) { o.timeouts.total_s = std::nan(""); })),
+                      Contains("--timeout must be a number from"));
+    CHECK_THROWS_WITH(pe::check_judge_numbers(with([](auto& o) { o.max_retries = -1; })),
+                      Contains("--retries must be a whole number from 0 to 1000, got -1"));
+    CHECK_THROWS_WITH(pe::check_judge_numbers(with([](auto& o) { o.backoff_max_s = 1e300; })),
+                      Contains("--backoff-max must be a number from 0 to 86400"));
+    CHECK_THROWS_WITH(pe::check_judge_numbers(with([](auto& o) { o.max_tokens = 0; })),
+                      Contains("--max-tokens must be a whole number from 1"));
+    CHECK_THROWS_WITH(pe::JudgeClient(with([](auto& o) { o.temperature = -1; }), pe::JudgePrompt::builtin()),
+                      Contains("--temperature must be a number from 0 to 10, got -1"));
 }

@@ -2,8 +2,12 @@
 /// @brief The report: tables, CSV, well-formed SVG, an answer that follows the numbers when they change, judge
 ///        scores joined on (run, language, id), and run directories read from run_summary.json / run_config.json.
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -58,6 +62,25 @@ std::string xml_problem(std::string const& svg) {
         i = j + 1;
     }
     if (!open.empty()) return "<" + open.back() + "> never closed";
+    return {};
+}
+
+/// Checks that every coordinate (attributes x, y, x1, x2, y1, y2, cx, cy, width, height, and the numbers of points
+/// and d) is a finite number near the canvas. Returns "" or the first bad one.
+std::string coordinate_problem(std::string const& svg) {
+    static std::regex const attribute(R"re(\s(x|y|x1|x2|y1|y2|cx|cy|width|height|points|d)="([^"]*)")re");
+    for (std::sregex_iterator it(svg.begin(), svg.end(), attribute), end; it != end; ++it) {
+        std::string value = (*it)[2];
+        for (char& c : value)
+            if (c == ',' || c == 'M' || c == 'V' || c == 'h') c = ' ';  // the path commands the charts write
+        std::istringstream in(value);
+        for (std::string token; in >> token;) {
+            char* stop = nullptr;
+            double const v = std::strtod(token.c_str(), &stop);
+            if (*stop != '\0' || !std::isfinite(v) || v < -100 || v > 1000)
+                return (*it)[1].str() + "=\"" + (*it)[2].str() + "\"";
+        }
+    }
     return {};
 }
 
@@ -206,6 +229,86 @@ TEST_CASE("the SVG plots are well-formed and carry every bar and point", "[eval]
     for (char const* f : {"report.md", "results.csv", "plots/score_by_language.svg", "plots/budget_vs_score.svg"})
         CHECK(std::filesystem::file_size(dir / f) > 0);
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the SVG plots leave out values that are not finite, and any finite values give finite coordinates",
+          "[eval][report]") {
+    double const inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+    auto const check = [](std::string const& svg) {
+        INFO(svg);
+        CHECK(xml_problem(svg).empty());
+        CHECK(coordinate_problem(svg).empty());
+        INFO(coordinate_problem(svg));
+        for (char const* bad : {"nan", "inf", "NaN", "INF"}) CHECK(svg.find(bad) == std::string::npos);
+    };
+    auto const count = [](std::string const& svg, std::string const& what) {
+        std::size_t n = 0;
+        for (auto at = svg.find(what); at != std::string::npos; at = svg.find(what, at + 1)) ++n;
+        return n;
+    };
+    // One series of each kind of value: the first group's infinite mean made the evaluator crash (ticks() found no
+    // tick for an infinite axis and y_range read the back of the empty list).
+    std::vector<std::vector<std::optional<double>>> const cases = {
+        {inf, 3.0, 4.0}, {nan, 2.0, std::nullopt}, {-inf, inf, nan}, {1e308, 4.0, 2.0}, {-1e308, 1e308, 3.0},
+        {1.7976931348623157e308, 1.0, 2.0}, {5e-324, 0.0, 1e-320}};
+    for (auto const& values : cases) {
+        eval::BarChart bars{"t", "score", {"en", "fr", "de"}, {{"run a", values, {}}}};
+        bars.series[0].intervals = {std::pair{-inf, 2.0}, std::pair{1.0, 5.0}, std::pair{nan, nan}};
+        auto const svg = eval::bar_chart_svg(bars);
+        check(svg);
+        std::size_t finite = 0;
+        for (auto const& v : values) finite += v && std::isfinite(*v) ? 1 : 0;
+        CHECK(count(svg, "<rect x=") == finite + 1);  // the finite bars and one legend swatch
+        CHECK(count(svg, "<path") == (std::isfinite(values[1].value_or(nan)) ? 1u : 0u));  // the finite interval only
+
+        eval::LineChart line{"t", "tokens", "score", {{"run a", {}}}};
+        for (std::size_t i = 0; i < values.size(); ++i)
+            line.series[0].points.emplace_back(1000.0 * double(i + 1), values[i].value_or(nan));
+        line.series[0].points.emplace_back(inf, 3.0);
+        line.series[0].points.emplace_back(nan, 3.0);
+        for (bool log_x : {false, true}) {
+            line.log_x = log_x;
+            auto const svg_line = eval::line_chart_svg(line);
+            check(svg_line);
+            CHECK(count(svg_line, "<circle") == finite);
+        }
+    }
+    eval::LineChart far{"t", "x", "y", {{"run a", {{-1e308, 1e308}, {1e308, -1e308}}}, {"run b", {{1e17, 1.0}}}}};
+    check(eval::line_chart_svg(far));
+    eval::LineChart one{"t", "x", "y", {{"run a", {{1e17, 1.0}}}}};
+    check(eval::line_chart_svg(one));
+
+    for (auto const& [lo, hi] : std::vector<std::pair<double, double>>{{-1e308, 1e308}, {0, 1.7976931348623157e308},
+                                                                        {-inf, 1}, {nan, nan}, {1e17, 1e17 + 16},
+                                                                        {3, 3}, {0, 5e-324}}) {
+        auto const t = eval::svg_detail::ticks(lo, hi);
+        CHECK_FALSE(t.empty());
+        for (double v : t) CHECK(std::isfinite(v));
+    }
+    CHECK(eval::svg_detail::ticks(-1e308, 1e308) == std::vector<double>{-1e308, -5e307, 0, 5e307, 1e308});
+    CHECK(eval::svg_detail::ticks(0, 5) == std::vector<double>{0, 1, 2, 3, 4, 5});
+
+    // Through the report: a judge score of 1e308 and one that overflowed to infinity.
+    auto s = study();
+    s.results[0].score = 1e308;
+    s.results[3].score = inf;
+    check(eval::score_plot(s));
+    check(eval::budget_plot(s));
+}
+
+TEST_CASE("judge scores: the mean of finite scores does not overflow", "[eval][report]") {
+    eval::ScoreTable table;
+    std::vector<eval::Response> rs(3);
+    for (int i = 0; i < 3; ++i) {
+        rs[i].language = "fr", rs[i].id = std::to_string(i);
+        table.add("huge", "fr", rs[i].id, 1e308);
+        table.add("mixed", "fr", rs[i].id, i == 0 ? -1e308 : 1e308);
+        table.add("plain", "fr", rs[i].id, 0.1 * (i + 1));
+    }
+    CHECK(table.mean("huge", "fr", rs).mean == 1e308);
+    CHECK(table.mean("huge", "fr", rs).scored == 3);
+    CHECK(table.mean("mixed", "fr", rs).mean == Approx(1e308 / 3).epsilon(1e-12));
+    CHECK(table.mean("plain", "fr", rs).mean == (0.1 + 0.2 + 0.30000000000000004) / 3);  // the plain sum, as before
 }
 
 TEST_CASE("judge scores: read, joined on (run, language, id), nulls counted", "[eval][report]") {

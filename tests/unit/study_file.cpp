@@ -119,12 +119,58 @@ TEST_CASE("whole-number keys refuse fractions and values out of their range inst
     for (char const* bad : {"6.67e103", "1e30", "-5", "3.7", "18446744073709551616"}) {
         INFO(bad);
         CHECK_THAT(error_of(with(std::string(R"("hyperparameters": {"full": {"cutoff": )") + bad + "}}")),
-                   Catch::Contains("s.json.hyperparameters.full.cutoff: a whole number from 0 to"));
+                   Catch::Contains("s.json.hyperparameters.full.cutoff must be a whole number from 2 to"));
     }
-    CHECK_THAT(error_of(with(R"("seed": -1)")), Catch::Contains("s.json.seed: a whole number from 0 to"));
+    CHECK_THAT(error_of(with(R"("seed": -1)")), Catch::Contains("s.json.seed must be a whole number from 0 to"));
     auto const s = ps::parse_study(nlohmann::json::parse(with(R"("hyperparameters": {"full": {"cutoff": 96}})")),
                                    "s.json", ".");
     CHECK(s.hyperparameters.at("full").cutoff == 96);
+}
+
+TEST_CASE("the study's numbers are checked against the trainers' ranges before any work", "[study]") {
+    std::pair<char const*, char const*> const cases[] = {
+        {R"("hyperparameters": {"lora": {"lora_dropout": 1}})", "s.json.hyperparameters.lora.lora_dropout: must be below 1"},
+        {R"("hyperparameters": {"lora": {"lora_dropout": -0.5}})",
+         "s.json.hyperparameters.lora.lora_dropout must be a number from 0 to 1, got -0.5"},
+        {R"("hyperparameters": {"full": {"warmup_ratio": 2}})", "s.json.hyperparameters.full.warmup_ratio must be a number"},
+        {R"("hyperparameters": {"full": {"max_grad_norm": -1}})", "s.json.hyperparameters.full.max_grad_norm must be"},
+        {R"("hyperparameters": {"full": {"cutoff": 1}})", "s.json.hyperparameters.full.cutoff must be a whole number from 2"},
+        {R"("hyperparameters": {"full": {"micro_batch": 0}})", "s.json.hyperparameters.full.micro_batch must be a whole"},
+        {R"("decoding": {"max_new_tokens": -5})", "s.json.decoding.max_new_tokens must be a whole number from 0 to"},
+        {R"("decoding": {"batch": 0})", "s.json.decoding.batch must be a whole number from 1 to 65536, got 0"},
+        {R"("jobs": [[[[1]]]])", "s.json.jobs must be a whole number from 0 to 1024, got a JSON array"},
+    };
+    for (auto const& [bad, message] : cases) {
+        INFO(bad);
+        CHECK_THAT(error_of(with(bad)), Catch::Contains(message));
+    }
+    auto const suite = nlohmann::json::parse(with(R"("suite": {}, "pretrain": {"lr": 0})"));
+    CHECK_THROWS_WITH(ps::parse_study(suite, "s.json", "."), Catch::Contains("s.json.pretrain.lr: must be positive"));
+}
+
+TEST_CASE("a study file's long names are quoted as excerpts", "[study]") {
+    std::string const long_name(100000, 'x');
+    for (auto const& bad : {R"("strategies": [")" + long_name + R"("])", R"(")" + long_name + R"(": 1)",
+                            R"("methods": [")" + long_name + R"("])", R"("device": ")" + long_name + R"(")"}) {
+        auto const message = error_of(with(bad));
+        INFO(message.substr(0, 200));
+        CHECK_THAT(message, Catch::Contains("xxx..."));
+        CHECK(message.size() < 300);
+    }
+}
+
+TEST_CASE("a study file that is a directory, and a missing checkpoint beside a suite, are named", "[study]") {
+    auto const dir = std::filesystem::temp_directory_path() / "polyalpaca_study_dir.json";
+    std::filesystem::create_directories(dir);
+    CHECK_THROWS_WITH(ps::read_study_file(dir), Catch::Contains("polyalpaca_study_dir.json: cannot open the study file: "
+                                                                "it is a directory"));
+    std::filesystem::remove(dir);
+    auto const s = ps::parse_study(
+        nlohmann::json::parse(with(R"("suite": {}, "base_model": {"preset": "bloom-study", "checkpoint": "/no/ckpt"})")),
+        "s.json", ".");
+    auto const missing = ps::missing_files(s);
+    REQUIRE(missing.size() == 1);
+    CHECK(missing[0] == "the study: base_model.checkpoint: /no/ckpt does not exist");
 }
 
 TEST_CASE("a path the system cannot look at is listed as such, not thrown", "[study]") {
@@ -156,11 +202,11 @@ TEST_CASE("a bad study file is an error naming the file and the key", "[study]")
     CHECK_THAT(error_of(with(R"("decoding": {"preset": "nucleus"})")), Catch::Contains("s.json.decoding.preset"));
     CHECK_THAT(error_of(with(R"("base_model": {"checkpoint": "x"})")), Catch::Contains("s.json.base_model.preset: missing"));
     CHECK_THAT(error_of(with(R"("pretrain": {"steps": 10})")), Catch::Contains("needs the synthetic \"suite\""));
-    CHECK_THAT(error_of(with(R"("jobs": 1.5)")), Catch::Contains("s.json.jobs: a whole number from 0 to 1024"));
-    CHECK_THAT(error_of(with(R"("jobs": -2)")), Catch::Contains("s.json.jobs: a whole number"));
-    CHECK_THAT(error_of(with(R"("jobs": 1e30)")), Catch::Contains("s.json.jobs: a whole number"));
+    CHECK_THAT(error_of(with(R"("jobs": 1.5)")), Catch::Contains("s.json.jobs must be a whole number from 0 to 1024"));
+    CHECK_THAT(error_of(with(R"("jobs": -2)")), Catch::Contains("s.json.jobs must be a whole number"));
+    CHECK_THAT(error_of(with(R"("jobs": 1e30)")), Catch::Contains("s.json.jobs must be a whole number"));
     CHECK_THAT(error_of(with(R"("threads_per_run": "all")")),
-               Catch::Contains("s.json.threads_per_run: a whole number from 0 to 4096, not \"all\""));
+               Catch::Contains("s.json.threads_per_run must be a whole number from 0 to 4096, got \"all\""));
     CHECK_THROWS_WITH(ps::read_study_file("no/such/study.json"), Catch::Contains("no/such/study.json: cannot open"));
 }
 

@@ -1,6 +1,8 @@
 /// @file tests/unit/trainer_options.cpp
-/// @brief A trainer's command line (train/program_options.hpp): every number out of its range is refused while the
-///        options are parsed, before any work, in one sentence naming the option, the value and the range.
+/// @brief The trainers' and the evaluator's command lines (train/program_options.hpp, eval/evaluate_options.hpp):
+///        every number out of its range is refused while the options are parsed, before any work, in one sentence
+///        naming the option, the value and the range (core/value_checks.hpp).
+#include <polyalpaca/eval/evaluate_options.hpp>
 #include <polyalpaca/train/program_options.hpp>
 
 #include <catch2/catch.hpp>
@@ -19,6 +21,14 @@ std::optional<pa::TrainerCommandLine> parse(std::vector<std::string> extra) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     return pa::parse_trainer_command_line(int(argv.size()), argv.data(), {.name = "trainer", .lora = true});
+}
+
+std::optional<pa::eval::EvaluateCommandLine> parse_evaluate(std::vector<std::string> extra) {
+    std::vector<std::string> args{"evaluate", "--runs", "r", "--tests", "t", "--tokenizer", "k.json", "--output", "o"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return pa::eval::parse_evaluate_command_line(int(argv.size()), argv.data(), {.name = "evaluate", .model = "m"});
 }
 
 }  // namespace
@@ -51,4 +61,14 @@ TEST_CASE("a trainer's numbers are checked while its command line is read", "[un
         INFO(c.args[0] << " " << c.args[1]);
         CHECK_THROWS_WITH(parse(c.args), Contains(c.message));
     }
+}
+
+TEST_CASE("the evaluator's numbers are checked while its command line is read", "[unit][trainer_options]") {
+    auto const fine = parse_evaluate({"--batch", "4", "--max-new-tokens", "16"});
+    REQUIRE(fine.has_value());
+    CHECK(fine->batch == 4);
+    CHECK_THROWS_WITH(parse_evaluate({"--batch", "-1"}), Contains("--batch must be a whole number from 1 to 65536, got -1"));
+    CHECK_THROWS_WITH(parse_evaluate({"--batch", "0"}), Contains("--batch must be a whole number from 1"));
+    CHECK_THROWS_WITH(parse_evaluate({"--max-new-tokens", "-5"}),
+                      Contains("--max-new-tokens must be a whole number from 0 to 1048576, got -5"));
 }

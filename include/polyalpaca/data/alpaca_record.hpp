@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/json_array_scanner.hpp"
 #include "polyalpaca/data/record.hpp"
 #include "polyalpaca/tokenizer/utf8.hpp"
@@ -41,13 +42,7 @@ inline std::size_t json_nesting_depth(std::string_view text) {
     return deepest;
 }
 
-/// At most `max_bytes` of valid UTF-8 `s`, cut at a character boundary, with "..." when cut.
-inline std::string excerpt(std::string_view s, std::size_t max_bytes = 40) {
-    if (s.size() <= max_bytes) return std::string(s);
-    std::size_t cut = max_bytes;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-    return std::string(s.substr(0, cut)) + "...";
-}
+using polyalpaca::excerpt;  // messages quote excerpts (core/excerpt.hpp)
 
 /// Where byte `bad` of an object's text lies: in a key, in the value of a named key, or outside strings.
 inline std::string place_in_object(std::string_view text, std::size_t bad) {
@@ -111,11 +106,8 @@ inline std::variant<Record, RecordRejection> parse_alpaca_record(std::string_vie
             return reject(BadRecordReason::InvalidUtf8, describe_byte(static_cast<unsigned char>(text[bad])),
                           " at byte offset ", file_offset + bad, " ", place_in_object(text, bad));
         }
-        std::string_view message = e.what();
-        if (auto const tag = message.find("] "); message.starts_with("[json.exception.") && tag != message.npos)
-            message.remove_prefix(tag + 2);
-        return reject(BadRecordReason::MalformedJson, message, " (in the record's text, which starts at byte offset ",
-                      file_offset, ")");
+        return reject(BadRecordReason::MalformedJson, json_error_text(e.what()),
+                      " (in the record's text, which starts at byte offset ", file_offset, ")");
     }
     if (!value.is_object()) return reject(BadRecordReason::NotAnObject, "it is a JSON ", value.type_name());
 

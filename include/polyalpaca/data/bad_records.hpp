@@ -1,5 +1,6 @@
 /// @file data/bad_records.hpp
-/// @brief DataReport: every record skipped (where and why), truncated examples, and per-file counts; the policy hook.
+/// @brief DataReport: every record skipped (where and why), truncated and unscored examples, and per-file counts;
+///        the policy hook.
 #pragma once
 
 #include <array>
@@ -46,6 +47,8 @@ public:
     }
     /// An example cut to the cutoff (kept, with `truncated` set).
     void note_truncated(std::string source) { truncated_.push_back(std::move(source)); }
+    /// An example with no label the loss scores (kept; it adds nothing to the loss): its prompt fills the cutoff.
+    void note_unscored(std::string source) { unscored_.push_back(std::move(source)); }
 
     /// A reader starts on `file`; the counts of kept records and blank lines that follow go to it.
     void begin_file(std::string file) { files_.push_back({std::move(file)}); }
@@ -59,6 +62,7 @@ public:
     }
     std::vector<std::string> const& truncated() const { return truncated_; }
     std::size_t truncated_count() const { return truncated_.size(); }
+    std::size_t unscored_count() const { return unscored_.size(); }
     std::vector<FileCounts> const& files() const { return files_; }
     /// Records kept over all files read so far.
     std::size_t kept_count() const {
@@ -86,6 +90,8 @@ public:
         }
         if (!skipped_.empty()) out << ')';
         out << "\ntruncated examples: " << truncated_.size() << '\n';
+        if (!unscored_.empty())
+            out << "examples with no scored token (the prompt fills the cutoff): " << unscored_.size() << '\n';
         return out.str();
     }
 
@@ -95,6 +101,7 @@ public:
         for (auto const& s : skipped_)
             out << "skipped " << s.source << ": " << reason_name(s.reason) << ": " << s.detail << '\n';
         for (auto const& t : truncated_) out << "truncated " << t << '\n';
+        for (auto const& u : unscored_) out << "no scored token " << u << '\n';
     }
 
 private:
@@ -106,6 +113,7 @@ private:
     std::vector<SkippedRecord> skipped_;
     std::array<std::size_t, bad_record_reason_count> reason_counts_{};
     std::vector<std::string> truncated_;
+    std::vector<std::string> unscored_;
     std::vector<FileCounts> files_;
 };
 

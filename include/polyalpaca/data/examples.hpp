@@ -125,6 +125,13 @@ Example make_example(Record const& record, PromptTemplate const& prompt_template
     return example;
 }
 
+/// Whether the loss scores a token of `e`: a label other than ignore_index after the first position (labels are
+/// shifted, as in HF: position t predicts label t from the ids before it).
+inline bool has_scored_label(Example const& e) {
+    auto const first = e.labels.begin() + std::min<std::ptrdiff_t>(1, std::ptrdiff_t(e.labels.size()));
+    return std::any_of(first, e.labels.end(), [](std::int32_t label) { return label != ignore_index; });
+}
+
 /// The same, finding the tokenizer's special-token layout first (make_examples does that once for all records).
 template <class Tokenizer>
 Example make_example(Record const& record, PromptTemplate const& prompt_template, Tokenizer const& tokenizer,
@@ -163,6 +170,7 @@ std::vector<Example> make_examples(std::span<Record const> records, PromptTempla
             continue;
         }
         if (example.truncated) report.note_truncated(records[i].source);
+        if (!has_scored_label(example)) report.note_unscored(records[i].source);
         kept.push_back(std::move(example));
     }
     return kept;

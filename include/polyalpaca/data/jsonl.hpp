@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/alpaca_record.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca {
 
@@ -19,8 +21,7 @@ namespace polyalpaca {
 /// file"), `object_kind` one line's object ("a response").
 template <class F>
 void for_each_jsonl_object(std::filesystem::path const& path, char const* file_kind, char const* object_kind, F&& f) {
-    std::ifstream in(path, std::ios::binary);
-    require(bool(in), path.string(), ": cannot open the ", file_kind);
+    auto in = io::open_input_file(path, std::string("the ") + file_kind);
     std::string line;
     for (std::size_t number = 1; std::getline(in, line); ++number) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -33,7 +34,7 @@ void for_each_jsonl_object(std::filesystem::path const& path, char const* file_k
         try {
             object = nlohmann::json::parse(line);
         } catch (nlohmann::json::exception const& e) {
-            fail(where, ": malformed JSON: ", e.what());
+            fail(where, ": malformed JSON: ", json_error_text(e.what()));
         }
         require(object.is_object(), where, ": ", object_kind, " is a JSON object, found a JSON ", object.type_name());
         f(object, where);

@@ -14,8 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/python_text.hpp"
 #include "polyalpaca/data/record.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca {
 
@@ -50,8 +52,7 @@ class PromptTemplate {
 public:
     /// A template file in alpaca-lora's format: keys description, prompt_input, prompt_no_input, response_split.
     static PromptTemplate from_file(std::filesystem::path const& path) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) fail(path.string(), ": cannot open the prompt template file");
+        auto in = io::open_input_file(path, "the prompt template file");
         std::ostringstream text;
         text << in.rdbuf();
         return from_json_text(text.str(), path.string());
@@ -62,7 +63,7 @@ public:
         try {
             json = nlohmann::json::parse(json_text.begin(), json_text.end());
         } catch (nlohmann::json::exception const& e) {
-            fail(origin, ": prompt template is not valid JSON: ", e.what());
+            fail(origin, ": prompt template is not valid JSON: ", json_error_text(e.what()));
         }
         require(json.is_object(), origin, ": a prompt template is a JSON object, found a JSON ", json.type_name());
         PromptTemplate t;

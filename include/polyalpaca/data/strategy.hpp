@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/mixture.hpp"
 
 namespace polyalpaca {
@@ -46,8 +47,8 @@ inline double number(std::string const& text, std::string_view where, std::strin
     } catch (std::exception const&) {
         used = 0;
     }
-    require(used == text.size() && !text.empty() && std::isfinite(value), where, ": \"", whole, "\": ", what, " \"",
-            text, "\" is not a number");
+    require(used == text.size() && !text.empty() && std::isfinite(value), where, ": \"", excerpt(whole, 60), "\": ",
+            what, " \"", excerpt(text), "\" is not a number");
     return value;
 }
 
@@ -65,6 +66,7 @@ inline std::string shortest(double value) {
 
 inline Strategy Strategy::parse(std::string_view text, std::string_view where) {
     using strategy_detail::number;
+    std::string const shown = excerpt(text, 60);  // what messages quote of it
     Strategy s;
     if (text == "monolingual") return s.kind = Kind::Monolingual, s;
     if (text == "multilingual") return s.kind = Kind::Multilingual, s;
@@ -72,7 +74,7 @@ inline Strategy Strategy::parse(std::string_view text, std::string_view where) {
     if (text.starts_with("temperature:")) {
         s.kind = Kind::Temperature;
         s.temperature = number(std::string(text.substr(12)), where, text, "the temperature");
-        require(s.temperature >= 1, where, ": \"", text, "\": the temperature must be at least 1 (p_l ~ n_l^(1/T): 1 ",
+        require(s.temperature >= 1, where, ": \"", shown, "\": the temperature must be at least 1 (p_l ~ n_l^(1/T): 1 ",
                 "follows the languages' sizes, larger is flatter), e.g. temperature:2");
         return s;
     }
@@ -85,19 +87,19 @@ inline Strategy Strategy::parse(std::string_view text, std::string_view where) {
             if (end == std::string::npos) end = rest.size();
             auto const item = rest.substr(begin, end - begin);
             auto const eq = item.find('=');
-            require(eq != std::string::npos && eq > 0, where, ": \"", text, "\": \"", item,
+            require(eq != std::string::npos && eq > 0, where, ": \"", shown, "\": \"", excerpt(item),
                     "\" is not LANG=WEIGHT, e.g. weighted:en=2,fr=1");
             auto const lang = item.substr(0, eq);
-            double const w = number(item.substr(eq + 1), where, text, "the weight of " + lang);
-            require(w > 0, where, ": \"", text, "\": the weight of ", lang, " must be positive");
+            double const w = number(item.substr(eq + 1), where, text, "the weight of " + excerpt(lang));
+            require(w > 0, where, ": \"", shown, "\": the weight of ", excerpt(lang), " must be positive");
             for (auto const& [seen, _] : s.weights)
-                require(seen != lang, where, ": \"", text, "\": ", lang, " is weighted twice");
+                require(seen != lang, where, ": \"", shown, "\": ", excerpt(lang), " is weighted twice");
             s.weights.emplace_back(lang, w);
             begin = end + 1;
         }
         return s;
     }
-    fail(where, ": unknown strategy \"", text,
+    fail(where, ": unknown strategy \"", shown,
          "\" (monolingual, multilingual, downsampled, temperature:T, weighted:LANG=W,...)");
 }
 

@@ -3,6 +3,7 @@
 ///        validation data, judge scores, output directory.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/value_checks.hpp"
 
 namespace polyalpaca::eval {
 
@@ -27,6 +29,13 @@ struct EvaluateCommandLine {
     std::size_t batch = 8;   ///< prompts per generate() call
     bool reuse_responses = false, quiet = false;
 };
+
+/// Every number of the command line in its range (core/value_checks.hpp); a negative --batch, which Boost wraps
+/// around, is shown as given.
+inline void check_evaluate_numbers(EvaluateCommandLine const& c) {
+    require_count_in("--max-new-tokens", std::int64_t(c.max_new_tokens), 0, 1 << 20);
+    require_count_in("--batch", std::uint64_t(c.batch), 1, 1 << 16);
+}
 
 /// Parses argv; returns nothing after printing --help.
 inline std::optional<EvaluateCommandLine> parse_evaluate_command_line(int argc, char** argv,
@@ -77,8 +86,7 @@ inline std::optional<EvaluateCommandLine> parse_evaluate_command_line(int argc, 
     po::notify(vm);
     require(c.bad_records == "fail" || c.bad_records == "skip", "--bad-records must be fail or skip, got '",
             c.bad_records, "'");
-    require(c.max_new_tokens >= 0, "--max-new-tokens must not be negative");
-    require(c.batch >= 1, "--batch must be at least 1");
+    check_evaluate_numbers(c);
     return c;
 }
 

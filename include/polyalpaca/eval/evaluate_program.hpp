@@ -12,8 +12,10 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -33,6 +35,7 @@
 #include "polyalpaca/eval/score_table.hpp"
 #include "polyalpaca/eval/test_set.hpp"
 #include "polyalpaca/generate/generate.hpp"
+#include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/hf_weights.hpp"
 #include "polyalpaca/io/peft.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
@@ -94,34 +97,60 @@ inline std::filesystem::path val_file(std::filesystem::path const& dir, std::str
     return {};
 }
 
+/// The token ids the model reads for prompt `p`: the template's prompt, without a trailing EOS.
+inline std::vector<std::int32_t> prompt_ids(Tokenizer const& tokenizer, PromptTemplate const& prompt_template,
+                                            TestPrompt const& p) {
+    auto ids = tokenizer.encode(prompt_template.generate_prompt(p.prompt, p.input), true);
+    if (auto const eos = tokenizer.eos_id(); eos && ids.size() > 1 && ids.back() == *eos) ids.pop_back();
+    return ids;
+}
+
+/// Whether `ids` and `max_new_tokens` fit the model's positions; when not, under Fail an Error naming the prompt.
+inline bool prompt_fits(std::vector<std::int32_t> const& ids, TestPrompt const& p, int max_new_tokens,
+                        int max_positions, BadRecordPolicy policy) {
+    bool const fits = std::int64_t(ids.size()) + max_new_tokens <= max_positions;
+    require(fits || policy == BadRecordPolicy::Skip, p.source, ": the prompt has ", ids.size(), " tokens; with ",
+            max_new_tokens, " new tokens that exceeds the model's ", max_positions,
+            " positions (--bad-records skip leaves such prompts out)");
+    return fits;
+}
+
 /// Responses to every prompt of every set, decoded in batches of `batch` by `decode(prompts, config)` (token ids
 /// in, one Generated per prompt out: generate() on a network, or a study engine), for a model of
-/// `max_positions` positions.
+/// `max_positions` positions. A prompt too long for the model is an Error under Fail; under Skip it gets no
+/// response and is counted in `too_long` by language.
 template <class Decode>
 std::vector<Response> generate_responses(Decode&& decode, int max_positions, Tokenizer const& tokenizer,
                                          PromptTemplate const& prompt_template, std::vector<TestSet> const& sets,
                                          GenerationConfig const& config, nlohmann::json const& decoding,
                                          RunInfo const& run, std::size_t batch, std::string const& label,
-                                         PromptProgress& progress) {
-    auto const eos = tokenizer.eos_id();
+                                         PromptProgress& progress, BadRecordPolicy policy,
+                                         std::map<std::string, std::size_t>& too_long) {
     std::vector<Response> out;
     for (auto const& set : sets) {
         for (std::size_t begin = 0; begin < set.prompts.size(); begin += batch) {
             std::size_t const end = std::min(set.prompts.size(), begin + batch);
             std::vector<std::vector<std::int32_t>> ids;
+            std::vector<TestPrompt const*> asked;
             for (std::size_t i = begin; i < end; ++i) {
                 auto const& p = set.prompts[i];
-                ids.push_back(tokenizer.encode(prompt_template.generate_prompt(p.prompt, p.input), true));
-                if (eos && ids.back().size() > 1 && ids.back().back() == *eos) ids.back().pop_back();
-                require(int(ids.back().size()) + config.max_new_tokens <= max_positions, p.source,
-                        ": the prompt has ", ids.back().size(), " tokens; with ", config.max_new_tokens,
-                        " new tokens that exceeds the model's ", max_positions, " positions");
+                auto one = prompt_ids(tokenizer, prompt_template, p);
+                if (!prompt_fits(one, p, config.max_new_tokens, max_positions, policy)) {
+                    ++too_long[set.lang];
+                    continue;
+                }
+                ids.push_back(std::move(one));
+                asked.push_back(&p);
+            }
+            if (ids.empty()) {
+                progress.update(label + " " + set.lang, end - begin, 0);
+                continue;
             }
             std::vector<Generated> const generated = decode(std::span<std::vector<std::int32_t> const>(ids), config);
             std::int64_t tokens = 0;
-            for (std::size_t i = begin; i < end; ++i) {
-                auto const& p = set.prompts[i];
-                auto const& g = generated[i - begin];
+            for (std::size_t i = 0; i < asked.size(); ++i) {
+                auto const& p = *asked[i];
+                auto const& g = generated[i];
                 tokens += std::int64_t(g.tokens.size());
                 // Ids of the model's padded vocabulary rows that the tokenizer lacks decode to nothing, as in HF.
                 std::vector<std::int32_t> known;
@@ -173,7 +202,35 @@ std::optional<double> validation_loss(Score&& score, Tokenizer const& tokenizer,
 struct RunOutcome {
     std::vector<Response> responses;
     std::map<std::string, double> val_loss;
+    std::map<std::string, std::size_t> too_long;  ///< prompts left out under --bad-records skip, by language
 };
+
+/// The decoding preset a run is evaluated with ("paper" picks by method) and its configuration.
+inline std::pair<std::string, GenerationConfig> run_decoding(EvaluateCommandLine const& c, RunInfo const& run,
+                                                            Tokenizer const& tokenizer) {
+    std::string const preset =
+        c.decoding == "paper" ? (run.method == "full" ? "paper-full" : "paper-lora") : c.decoding;
+    auto config = GenerationConfig::from_name(preset);
+    if (c.max_new_tokens > 0) config.max_new_tokens = c.max_new_tokens;
+    if (auto const eos = tokenizer.eos_id()) config.eos_token_ids = {*eos};
+    return {preset, config};
+}
+
+/// Under --bad-records fail, an Error before any work when a prompt with a run's template and new tokens would
+/// not fit the model's positions (each distinct template and length is checked once).
+inline void check_prompt_lengths(EvaluateCommandLine const& c, std::vector<RunInfo> const& runs,
+                                 std::vector<TestSet> const& sets, Tokenizer const& tokenizer, int max_positions) {
+    std::set<std::pair<std::string, int>> checked;
+    for (auto const& run : runs) {
+        int const new_tokens = run_decoding(c, run, tokenizer).second.max_new_tokens;
+        if (!checked.insert({run.prompt_template, new_tokens}).second) continue;
+        auto const prompt_template = PromptTemplate::from_name_or_file(run.prompt_template);
+        for (auto const& set : sets)
+            for (auto const& p : set.prompts)
+                prompt_fits(prompt_ids(tokenizer, prompt_template, p), p, new_tokens, max_positions,
+                            BadRecordPolicy::Fail);
+    }
+}
 
 /// Loads the run's weights into a fresh network of type Model on Backend and evaluates it.
 template <class Model, class Backend>
@@ -206,15 +263,13 @@ RunOutcome evaluate_run(RunInfo const& run, EvaluateCommandLine const& c, Tokeni
     if (c.reuse_responses && std::filesystem::exists(responses_path)) {
         out.responses = read_responses(responses_path);
     } else {
-        auto const preset = c.decoding == "paper" ? (run.method == "full" ? "paper-full" : "paper-lora") : c.decoding;
-        auto config = GenerationConfig::from_name(preset);
-        if (c.max_new_tokens > 0) config.max_new_tokens = c.max_new_tokens;
-        if (auto const eos = tokenizer.eos_id()) config.eos_token_ids = {*eos};
+        auto const [preset, config] = run_decoding(c, run, tokenizer);
         auto decode = [&](std::span<std::vector<std::int32_t> const> prompts, GenerationConfig const& g) {
             return generate(ctx, *net, prompts, g, nullptr);
         };
         out.responses = generate_responses(decode, Model::config::max_positions, tokenizer, prompt_template, sets,
-                                           config, decoding_json(preset, config), run, c.batch, label, progress);
+                                           config, decoding_json(preset, config), run, c.batch, label, progress,
+                                           policy, out.too_long);
         write_responses(responses_path, out.responses);
     }
     for (auto const& [lang, records] : val)
@@ -276,7 +331,9 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
                      dir.string().c_str());
         study.notes.push_back("left out " + dir.filename().string() + ": no run_summary.json (not a finished run)");
     }
+    if (policy == BadRecordPolicy::Fail) check_prompt_lengths(c, runs, sets, tokenizer, Full::config::max_positions);
     std::filesystem::create_directories(c.output / "responses");  // inputs read and checked: the first write
+    io::remove_stale_temp_files(c.output, true);                     // left by a killed evaluation
     PromptProgress progress(total_prompts * runs.size(), c.quiet);
     auto const lost = lost_per_language(sets);
     for (std::size_t i = 0; i < runs.size(); ++i) {
@@ -288,6 +345,9 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
                                                                progress, study.notes, report)
                                  : evaluate_run<Full, Backend>(run, c, tokenizer, sets, val, responses_path, label,
                                                                progress, study.notes, report);
+        for (auto const& [lang, count] : outcome.too_long)
+            study.notes.push_back("run " + run.name + ": " + std::to_string(count) + " " + lang +
+                                  " prompts left out, too long for the model's positions with the new tokens");
         Fidelity fidelity;
         fidelity.add_all(outcome.responses);
         study.confusion[run.name] = fidelity.confusion_markdown();
@@ -305,7 +365,8 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
             else if (auto const held = run.validation_loss.find(lang);
                      c.val.empty() && held != run.validation_loss.end())
                 r.loss = held->second;
-            r.lost = lost.at(lang);
+            auto const too_long = outcome.too_long.find(lang);
+            r.lost = lost.at(lang) + (too_long == outcome.too_long.end() ? 0 : too_long->second);
             r.zero_shot = !run.trained_on(lang);
             study.results.push_back(r);
         }

@@ -3,7 +3,8 @@
 ///
 /// Transport failures (refused connection, timeout, DNS) come back as an HttpResponse with `transport_error` set
 /// rather than an exception, so a caller can decide to retry. Messages name the URL, never the request headers
-/// (which may carry an API key).
+/// (which may carry an API key). A reply body longer than http_max_body_bytes (after decompression) is not read
+/// on: the request ends with a transport error that is not retryable.
 #pragma once
 
 #include <cctype>
@@ -19,6 +20,9 @@
 
 namespace polyalpaca::eval {
 
+/// The longest reply body read: 16 MiB, far above any chat completion.
+inline constexpr std::size_t http_max_body_bytes = std::size_t(16) << 20;
+
 struct HttpResponse {
     long status = 0;                            // 0 when the request never got a response
     std::map<std::string, std::string> headers; // of the final response, names lower-cased
@@ -26,6 +30,7 @@ struct HttpResponse {
     std::string transport_error;                // empty when a response arrived
     bool timed_out = false;
     bool retryable_transport = false;           // a network failure worth retrying (not a malformed URL)
+    bool body_too_large = false;                // reading stopped at http_max_body_bytes
 
     bool ok() const { return transport_error.empty() && status >= 200 && status < 300; }
     std::string header(std::string const& lower_name) const {
@@ -85,6 +90,13 @@ public:
 
         CURLcode const code = curl_easy_perform(easy_);
         curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, nullptr);
+        if (code != CURLE_OK && response.body_too_large) {
+            response.status = 0;
+            std::string().swap(response.body);
+            response.transport_error = detail::concat("POST ", url, ": the reply exceeded ", http_max_body_bytes,
+                                                      " bytes (16 MiB, http_max_body_bytes); reading stopped there");
+            return response;
+        }
         if (code != CURLE_OK) {
             response.status = 0;
             response.timed_out = code == CURLE_OPERATION_TIMEDOUT;
@@ -106,8 +118,14 @@ private:
     };
     static void global() { static Global g; }
 
+    /// Appends up to http_max_body_bytes; past that returns 0, which makes libcurl end the transfer.
     static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-        static_cast<HttpResponse*>(user)->body.append(data, size * count);
+        auto& response = *static_cast<HttpResponse*>(user);
+        if (size * count > http_max_body_bytes - response.body.size()) {
+            response.body_too_large = true;
+            return 0;
+        }
+        response.body.append(data, size * count);
         return size * count;
     }
     static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {

@@ -130,7 +130,8 @@ struct BatchOutput {
     std::vector<std::string> failures;  // "custom_id: why"
 };
 
-/// Reads an OpenAI batch output (or error) file: each successful line becomes a score parsed with `prompt`.
+/// Reads an OpenAI batch output (or error) file: each successful line becomes a score parsed with `prompt`, its
+/// answer kept as judge_raw_excerpt() keeps it.
 inline BatchOutput read_batch_output(std::filesystem::path const& path, JudgePrompt const& prompt) {
     BatchOutput out;
     judge_detail::for_each_json_line(path, false, [&](nlohmann::json const& o, std::string const& where) {
@@ -166,8 +167,9 @@ inline BatchOutput read_batch_output(std::filesystem::path const& path, JudgePro
             return;
         }
         require(body != response->end() && body->is_object(), where, ": the response has no body");
-        s.raw = chat_completion_text(*body, where);
-        s.score = prompt.parse_score(s.raw);
+        std::string const answer = chat_completion_text(*body, where);
+        s.score = prompt.parse_score(answer);
+        s.raw = judge_raw_excerpt(answer);
         out.scores.push_back(std::move(s));
     });
     return out;

@@ -7,8 +7,10 @@
 /// - API key: read from the environment variable `api_key_env` when the client is made; sent as
 ///   "Authorization: Bearer ..."; when the variable is unset or empty no Authorization header is sent (local servers).
 /// - Retried: HTTP 429, 5xx, timeouts and network failures, up to max_retries times. The wait is the server's
-///   Retry-After (or retry-after-ms) when it sends one, else exponential backoff with jitter (judge_pacing.hpp).
+///   Retry-After (or retry-after-ms) when it sends one, else exponential backoff with jitter (judge_pacing.hpp);
+///   either is capped at backoff_max_s, and the log says when the server asked for longer.
 ///   Any other status is an error at once, carrying the server's error message.
+/// - Replies: the score is parsed from the whole answer; `raw` keeps its first judge_raw_max_bytes.
 /// - Rate limit: request starts (retries included) at least 60 / requests_per_minute seconds apart.
 /// - score_all: keys with a numeric score in the scores file are skipped; keys whose score is null (no parsable
 ///   score) are asked again unless reask_unparsable is false. Each new score line is appended and synced as soon as
@@ -29,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/value_checks.hpp"
 #include "polyalpaca/eval/http_client.hpp"
 #include "polyalpaca/eval/judge_batch.hpp"
 #include "polyalpaca/eval/judge_pacing.hpp"
@@ -46,7 +49,7 @@ struct JudgeClientOptions {
     HttpTimeouts timeouts{};
     int max_retries = 5;
     double backoff_initial_s = 1;
-    double backoff_max_s = 60;
+    double backoff_max_s = 60;                  // longest wait before a retry, the server's Retry-After included
     double requests_per_minute = 0;             // <= 0: no limit
     bool reask_unparsable = true;
     std::uint64_t jitter_seed = 0x6a75646765;
@@ -66,14 +69,26 @@ struct JudgeSummary {
     double score_sum = 0;            // over this call's parsed scores
 };
 
+/// Every number of the options in its range, named by its polyalpaca_judge option (core/value_checks.hpp).
+inline void check_judge_numbers(JudgeClientOptions const& o) {
+    constexpr double day = 86400;
+    require_number_in("--rpm", o.requests_per_minute, 0, 1e6);
+    require_number_in("--timeout", o.timeouts.total_s, 1e-3, day);
+    require_number_in("--connect-timeout", o.timeouts.connect_s, 1e-3, day);
+    require_count_in("--retries", std::int64_t(o.max_retries), 0, 1000);
+    require_number_in("--backoff", o.backoff_initial_s, 0, day);
+    require_number_in("--backoff-max", o.backoff_max_s, 0, day);
+    require_number_in("--temperature", o.temperature, 0, 10);
+    require_count_in("--max-tokens", std::int64_t(o.max_tokens), 1, 1 << 20);
+}
+
 class JudgeClient {
 public:
     JudgeClient(JudgeClientOptions options, JudgePrompt prompt)
         : options_(std::move(options)), prompt_(std::move(prompt)), limiter_(options_.requests_per_minute),
           backoff_(options_.backoff_initial_s, options_.backoff_max_s, options_.jitter_seed) {
         require(!options_.model.empty(), "the judge needs a model name (the \"model\" of each request)");
-        require(options_.max_retries >= 0, "max_retries must be 0 or more, got ", options_.max_retries);
-        require(options_.timeouts.total_s > 0 && options_.timeouts.connect_s > 0, "judge timeouts must be positive");
+        check_judge_numbers(options_);
         std::string base = options_.base_url;
         while (!base.empty() && base.back() == '/') base.pop_back();
         require(!base.empty(), "the judge needs a base URL");
@@ -123,20 +138,24 @@ public:
             }
             if (retry >= options_.max_retries)
                 fail(what(), " failed after ", retry, " retries: ", why);
-            double const wait = retry_after_s(response).value_or(backoff_.delay_s(retry));
+            std::optional<double> const asked = retry_after_s(response);
+            double const wait = judge_wait_s(asked, backoff_.delay_s(retry), options_.backoff_max_s);
             ++retries_;
-            if (options_.log)
+            if (options_.log && asked && *asked > wait)
+                std::fprintf(options_.log, "%sjudge: %s; retry %d of %d: server asked for %g s; waiting %.2f s "
+                             "(--backoff-max)\n", tty() ? "\r\033[K" : "", why.c_str(), retry + 1,
+                             options_.max_retries, *asked, wait);
+            else if (options_.log)
                 std::fprintf(options_.log, "%sjudge: %s; retry %d of %d in %.2f s\n", tty() ? "\r\033[K" : "",
                              why.c_str(), retry + 1, options_.max_retries, wait);
             sleep_for_s(wait);
         }
     }
 
-    /// Asks the judge and parses the score.
+    /// Asks the judge and parses the score from the whole answer; `raw` keeps at most judge_raw_max_bytes of it.
     JudgeScore judge(JudgeItem const& item) {
-        JudgeScore s{item.run, item.language, item.id, std::nullopt, ask(item)};
-        s.score = prompt_.parse_score(s.raw);
-        return s;
+        std::string const answer = ask(item);
+        return JudgeScore{item.run, item.language, item.id, prompt_.parse_score(answer), judge_raw_excerpt(answer)};
     }
 
     /// Scores every item that has no numeric score in `scores_path` yet, appending each line as it arrives.

@@ -1,6 +1,6 @@
 /// @file eval/judge_pacing.hpp
 /// @brief Pacing for the judge client: a requests-per-minute limiter, exponential backoff with jitter, and the
-/// server's Retry-After.
+/// server's Retry-After, every wait capped at the longest backoff.
 #pragma once
 
 #include <algorithm>
@@ -80,6 +80,12 @@ inline std::optional<double> retry_after_s(HttpResponse const& response) {
         if (when != -1) return std::max(0.0, std::difftime(when, std::time(nullptr)));
     }
     return std::nullopt;
+}
+
+/// The wait before a retry: the server's Retry-After when it sent one, else the backoff delay; never longer than
+/// `max_s` (a server asking for a day does not stall the run).
+inline double judge_wait_s(std::optional<double> retry_after, double backoff_delay_s, double max_s) {
+    return std::max(0.0, std::min(retry_after.value_or(backoff_delay_s), max_s));
 }
 
 inline void sleep_for_s(double seconds) {

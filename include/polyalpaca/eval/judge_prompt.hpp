@@ -7,7 +7,9 @@
 /// "{{" and "}}" are literal braces. A brace followed by a name and "}" is a placeholder and must be one of those
 /// five; any other brace is literal text. Both the system message and the template may use placeholders.
 ///
-/// Score rules (parse_score): numbers are digits with an optional decimal part ("4", "4.5"). If the answer has a
+/// Score rules (parse_score): numbers are digits with an optional decimal part and an optional exponent ("4", "4.5",
+/// "1e308", "2.5E-1"; no sign). An "e" without exponent digits after it is text ("Score: 4e" is 4), as is a "." without
+/// digits after it ("Score: 4." is 4); a number beyond double's range lies outside any scale. If the answer has a
 /// "Score" label (case-insensitive, then ":" or "=", markdown "*" and "_" around it allowed) the score is the
 /// number right after the last such label (spaces, "*", "_", "[", "(" and quotes may come between); otherwise it
 /// is the first number in the answer that lies in the scale. A labelled number outside [min, max], a label with no
@@ -15,9 +17,11 @@
 #pragma once
 
 #include <cctype>
+#include <charconv>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,7 +29,9 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/eval/judge_records.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca::eval {
 
@@ -86,8 +92,7 @@ public:
     /// optional, defaulting to the built-in ones). Any other file is a text template; it may start with a header
     /// between two "---" lines holding "system: ...", "min_score: N" and "max_score: N" lines.
     static JudgePrompt load(std::filesystem::path const& path) {
-        std::ifstream in(path, std::ios::binary);
-        require(in.good(), "cannot open judge prompt '", path.string(), "'");
+        auto in = io::open_input_file(path, "the judge prompt");
         std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         JudgePrompt p = builtin();
         p.source = path.string();
@@ -172,17 +177,36 @@ private:
         while (i < s.size() && chars.find(s[i]) != std::string_view::npos) ++i;
         return i;
     }
-    /// Digits with an optional decimal part starting at `i`: the value and the position after it.
+    /// Digits with an optional decimal part and exponent starting at `i`: the value and the position after it. A
+    /// value beyond double's range reads as infinity (outside any scale); one too small to tell from 0 as 0.
     static std::optional<std::pair<double, std::size_t>> read_number(std::string_view s, std::size_t i) {
-        std::size_t j = i;
-        while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+        auto const digit = [&](std::size_t k) {
+            return k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]));
+        };
+        auto const digits_from = [&](std::size_t k) {
+            while (digit(k)) ++k;
+            return k;
+        };
+        std::size_t j = digits_from(i);
         if (j == i) return std::nullopt;
-        if (j + 1 < s.size() && s[j] == '.' && std::isdigit(static_cast<unsigned char>(s[j + 1]))) {
-            ++j;
-            while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+        if (j < s.size() && s[j] == '.' && digit(j + 1)) j = digits_from(j + 1);
+        bool negative_exponent = false;
+        if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+            std::size_t const sign = j + 1 < s.size() && (s[j + 1] == '+' || s[j + 1] == '-') ? 1 : 0;
+            if (digit(j + 1 + sign)) {
+                negative_exponent = sign == 1 && s[j + 1] == '-';
+                j = digits_from(j + 1 + sign);
+            }
         }
         if (j - i > 30) return std::nullopt;
-        return std::pair{std::stod(std::string(s.substr(i, j - i))), j};
+        double v = 0;
+        auto const [end, ec] = std::from_chars(s.data() + i, s.data() + j, v);
+        // At most 30 characters: the digits alone are within [1e-30, 1e30], so the exponent's sign tells an
+        // overflow from an underflow.
+        if (ec == std::errc::result_out_of_range)
+            v = negative_exponent ? 0.0 : std::numeric_limits<double>::infinity();
+        else if (ec != std::errc() || end != s.data() + j) return std::nullopt;
+        return std::pair{v, j};
     }
 
     static void read_header(std::filesystem::path const& path, std::string_view header, JudgePrompt& p) {
@@ -263,6 +287,13 @@ private:
         fill(user_template, nullptr, "template");
     }
 };
+
+/// Bytes of a judge's answer kept in a score line's "raw": the score is parsed from the whole answer first.
+inline constexpr std::size_t judge_raw_max_bytes = 4096;
+
+/// `answer` as a score line keeps it: at most judge_raw_max_bytes, cut at a UTF-8 character boundary, with "..."
+/// appended when cut.
+inline std::string judge_raw_excerpt(std::string_view answer) { return excerpt(answer, judge_raw_max_bytes); }
 
 /// The request body for one chat completion: model, messages, temperature and max_tokens.
 inline nlohmann::json chat_request_body(JudgePrompt const& prompt, JudgeItem const& item, std::string const& model,

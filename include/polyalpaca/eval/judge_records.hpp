@@ -29,6 +29,7 @@
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/data/alpaca_record.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca::eval {
 
@@ -84,8 +85,7 @@ inline std::string string_field(nlohmann::json const& object, char const* key, s
 /// does not parse (a write cut short) is skipped when `tolerate_cut_tail`; every other bad line is an error.
 template <class OnLine>
 bool for_each_json_line(std::filesystem::path const& path, bool tolerate_cut_tail, OnLine on_line) {
-    std::ifstream in(path, std::ios::binary);
-    require(in.good(), "cannot open '", path.string(), "'");
+    auto in = io::open_input_file(path, "the JSON Lines file");
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     bool cut_tail = false;
     std::size_t line_no = 0, begin = 0;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "polyalpaca/eval/run_info.hpp"
+#include "polyalpaca/eval/score_table.hpp"
 #include "polyalpaca/eval/svg_plot.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 
@@ -108,11 +109,10 @@ inline std::string row_label(RunInfo const& run, std::vector<RunInfo const*> con
 
 /// Mean of the ranking value over the test languages the run has one for.
 inline std::optional<double> run_mean(Study const& s, std::string const& run) {
-    double sum = 0;
-    int n = 0;
+    std::vector<double> values;
     for (auto const& lang : test_languages(s))
-        if (auto const v = ranking_value(s, find_result(s, run, lang))) sum += *v, ++n;
-    return n > 0 ? std::optional<double>(sum / n) : std::nullopt;
+        if (auto const v = ranking_value(s, find_result(s, run, lang))) values.push_back(*v);
+    return values.empty() ? std::nullopt : std::optional<double>(ScoreTable::mean_of(values));
 }
 
 namespace report_detail {

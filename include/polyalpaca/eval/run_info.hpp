@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca::eval {
 
@@ -49,12 +51,11 @@ struct RunInfo {
 namespace eval_detail {
 
 inline nlohmann::json read_json_file(std::filesystem::path const& path) {
-    std::ifstream in(path, std::ios::binary);
-    require(bool(in), path.string(), ": cannot open");
+    auto in = io::open_input_file(path, "the file");
     try {
         return nlohmann::json::parse(in);
     } catch (nlohmann::json::exception const& e) {
-        fail(path.string(), ": not valid JSON: ", e.what());
+        fail(path.string(), ": not valid JSON: ", json_error_text(e.what()));
     }
 }
 
@@ -84,7 +85,7 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
             for (auto const& [lang, counts] : it->items())
                 if (counts.value("records", std::int64_t(0)) > 0) r.training_languages.push_back(lang);
     } catch (nlohmann::json::exception const& e) {
-        fail(summary_path.string(), ": unexpected layout: ", e.what());
+        fail(summary_path.string(), ": unexpected layout: ", json_error_text(e.what()));
     }
     bool const has_adapter = fs::exists(dir / "adapter" / "adapter_config.json");
     bool const has_model = fs::exists(dir / "model" / "config.json");
@@ -107,7 +108,7 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
             r.train_on_inputs = config.value("train_on_inputs", r.method == "lora");
             r.eos = config.value("eos", r.eos);
         } catch (nlohmann::json::exception const& e) {
-            fail(config_path.string(), ": unexpected layout: ", e.what());
+            fail(config_path.string(), ": unexpected layout: ", json_error_text(e.what()));
         }
         require(r.method == "lora" || r.method == "full", config_path.string(), ": \"method\" is \"",
                 r.method.substr(0, 40), "\"; polyalpaca's trainers write \"lora\" or \"full\"");

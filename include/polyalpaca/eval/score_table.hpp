@@ -3,6 +3,8 @@
 ///        null), "raw"}, joined with the responses on (run, language, id).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <filesystem>
 #include <map>
@@ -62,20 +64,29 @@ public:
     }
 
     /// The mean score of `run` in `language` over the responses given (the join: scores of other ids are ignored).
+    /// Finite scores give a finite mean, even where their sum overflows (three scores of 1e308: 1e308).
     ScoreMean mean(std::string const& run, std::string const& language, std::vector<Response> const& responses) const {
         ScoreMean m;
-        double sum = 0;
+        std::vector<double> values;
         for (auto const& r : responses) {
             if (r.language != language) continue;
-            if (auto const s = find(run, language, r.id)) {
-                sum += *s;
-                ++m.scored;
-            } else {
-                ++m.unscored;
-            }
+            if (auto const s = find(run, language, r.id)) values.push_back(*s);
+            else ++m.unscored;
         }
-        m.mean = m.scored > 0 ? sum / double(m.scored) : 0.0;
+        m.scored = values.size();
+        m.mean = mean_of(values);
         return m;
+    }
+
+    /// The plain mean; where the sum overflows, the mean of the values divided by the largest magnitude, times it.
+    static double mean_of(std::vector<double> const& values) {
+        if (values.empty()) return 0.0;
+        double sum = 0, largest = 0;
+        for (double v : values) sum += v, largest = std::max(largest, std::abs(v));
+        if (std::isfinite(sum) || !std::isfinite(largest)) return sum / double(values.size());
+        double scaled = 0;
+        for (double v : values) scaled += v / largest;
+        return scaled / double(values.size()) * largest;
     }
 
     std::size_t size() const { return scores_.size(); }

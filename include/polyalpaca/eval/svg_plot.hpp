@@ -1,11 +1,16 @@
 /// @file eval/svg_plot.hpp
 /// @brief Two plain SVG charts written by hand (no dependencies): grouped bars (one group per category, one bar per
 ///        series) and lines through points (one line per series), with axes, ticks, labels and a legend.
+///
+/// A value that is not finite (infinity, NaN) is not drawn, as a missing value is not, and the axes are computed
+/// from the finite values only; any finite values, up to +-1.8e308, give finite coordinates.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -77,10 +82,13 @@ inline std::string number(double v) {
     return buf;
 }
 
-/// About five round tick values covering [lo, hi].
+/// About five round tick values covering [lo, hi]; never empty. Any finite ends work (1e308 and -1e308: ticks
+/// -1e308, -5e307, 0, 5e307, 1e308); an end that is not finite gives the single tick 0.
 inline std::vector<double> ticks(double lo, double hi) {
+    if (!std::isfinite(lo) || !std::isfinite(hi)) return {0.0};
     if (!(hi > lo)) hi = lo + 1;
-    double const raw = (hi - lo) / 5;
+    double const raw = std::isfinite(hi - lo) ? (hi - lo) / 5 : hi / 5 - lo / 5;
+    if (!(raw > 0)) return {lo};  // lo + 1 rounded back to lo
     double const mag = std::pow(10.0, std::floor(std::log10(raw)));
     double step = mag;
     for (double m : {1.0, 2.0, 5.0, 10.0})
@@ -88,11 +96,22 @@ inline std::vector<double> ticks(double lo, double hi) {
             step = m * mag;
             break;
         }
+    double const first = std::ceil(lo / step - 1e-9), last = std::floor(hi / step + 1e-9);
+    if (!(last - first <= 100)) return {lo, hi};  // steps lost in rounding: ends far from 0 and close together
     std::vector<double> out;
-    for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
-        out.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+    for (int k = 0; k <= int(last - first); ++k) {
+        double const t = (first + k) * step;
+        if (std::isfinite(t)) out.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+    }
+    if (out.empty()) out.push_back(lo);
     return out;
 }
+
+/// A value that a chart draws: present and finite.
+inline bool drawn(std::optional<double> v) { return v && std::isfinite(*v); }
+
+/// Whether [lo, hi] is wide enough to divide by (hi / 2 - lo / 2: the span halved, which cannot overflow).
+inline bool spans(double lo, double hi) { return hi / 4 - lo / 4 > 0; }
 
 /// The frame: header, title, axis labels, y grid with ticks; `y` maps a value to a pixel row.
 template <class Y>
@@ -125,15 +144,22 @@ inline void legend(std::ostringstream& out, std::vector<std::string> const& name
     }
 }
 
-/// The y axis: from the lower of 0 and the smallest value to the tick at or above the largest value.
+/// The y axis: from the lower of 0 and the smallest finite value to the tick at or above the largest finite value
+/// (the largest value itself where that tick would overflow).
 inline std::pair<double, double> y_range(std::vector<double> const& values) {
     double lo = 0, hi = 0;
-    for (double v : values) lo = std::min(lo, v), hi = std::max(hi, v);
-    if (hi <= lo) hi = lo + 1;
+    for (double v : values)
+        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    if (!spans(lo, hi)) hi = lo + 1;
     auto const t = ticks(lo, hi);
     double const step = t.size() > 1 ? t[1] - t[0] : hi - lo;
-    if (t.back() < hi - 1e-12 * step) hi = t.back() + step;
+    if (t.back() < hi - 1e-12 * step && std::isfinite(t.back() + step)) hi = t.back() + step;
     return {std::min(lo, t.front()), hi};
+}
+
+/// The pixel row of `v` on a y axis from `lo` (bottom) to `hi` (top).
+inline double y_pixel(double v, double lo, double hi) {
+    return top + (height - top - bottom) * ((hi / 2 - v / 2) / (hi / 2 - lo / 2));
 }
 
 }  // namespace svg_detail
@@ -142,15 +168,18 @@ inline std::pair<double, double> y_range(std::vector<double> const& values) {
 /// above its error bar, when the series gives an interval).
 inline std::string bar_chart_svg(BarChart const& c) {
     using namespace svg_detail;
+    auto const interval_drawn = [](std::optional<std::pair<double, double>> const& i) {
+        return i && std::isfinite(i->first) && std::isfinite(i->second);
+    };
     std::vector<double> all;
     for (auto const& s : c.series) {
         for (auto const& v : s.values)
-            if (v) all.push_back(*v);
+            if (drawn(v)) all.push_back(*v);
         for (auto const& i : s.intervals)
-            if (i) all.push_back(i->first), all.push_back(i->second);
+            if (interval_drawn(i)) all.push_back(i->first), all.push_back(i->second);
     }
     auto const [lo, hi] = y_range(all);
-    auto y = [lo = lo, hi = hi](double v) { return top + (height - top - bottom) * (hi - v) / (hi - lo); };
+    auto y = [lo = lo, hi = hi](double v) { return y_pixel(v, lo, hi); };
     std::ostringstream out;
     frame(out, c.title, "", c.y_label, ticks(lo, hi), y);
     double const plot_w = width - left - right;
@@ -161,14 +190,14 @@ inline std::string bar_chart_svg(BarChart const& c) {
         out << "<text x=\"" << left + group_w * (double(g) + 0.5) << "\" y=\"" << height - bottom + 16
             << "\" text-anchor=\"middle\">" << escape(c.groups[g]) << "</text>\n";
         for (std::size_t s = 0; s < c.series.size(); ++s) {
-            if (g >= c.series[s].values.size() || !c.series[s].values[g]) continue;
+            if (g >= c.series[s].values.size() || !drawn(c.series[s].values[g])) continue;
             double const v = *c.series[s].values[g];
             double const x = x0 + bar_w * double(s), y_top = std::min(y(v), y(0)), h = std::abs(y(v) - y(0));
             out << "<rect x=\"" << x << "\" y=\"" << y_top << "\" width=\"" << bar_w * 0.95 << "\" height=\"" << h
                 << "\" fill=\"" << palette[s % std::size(palette)] << "\"><title>" << escape(c.series[s].name) << ", "
                 << escape(c.groups[g]) << ": " << number(v) << "</title></rect>\n";
             double label_y = y_top - 3;
-            if (g < c.series[s].intervals.size() && c.series[s].intervals[g]) {  // the error bar, with caps
+            if (g < c.series[s].intervals.size() && interval_drawn(c.series[s].intervals[g])) {  // error bar, caps
                 auto const [low, high] = *c.series[s].intervals[g];
                 double const mid = x + bar_w * 0.475, cap = bar_w * 0.2;
                 out << "<path d=\"M" << mid << ' ' << y(low) << "V" << y(high) << "M" << mid - cap << ' ' << y(low)
@@ -190,32 +219,40 @@ inline std::string bar_chart_svg(BarChart const& c) {
 /// Lines through points: one polyline and its markers per series, x ticks on a linear or log10 axis.
 inline std::string line_chart_svg(LineChart const& c) {
     using namespace svg_detail;
+    auto const axis_x = [&](double x) { return c.log_x ? std::log10(std::max(x, 1e-300)) : x; };
+    auto const point_drawn = [&](std::pair<double, double> const& p) {
+        return std::isfinite(axis_x(p.first)) && std::isfinite(p.second);
+    };
     std::vector<double> ys, xs;
     for (auto const& s : c.series)
-        for (auto const& [x, v] : s.points)
-            xs.push_back(c.log_x ? std::log10(std::max(x, 1e-300)) : x), ys.push_back(v);
+        for (auto const& p : s.points)
+            if (point_drawn(p)) xs.push_back(axis_x(p.first)), ys.push_back(p.second);
     auto const [lo, hi] = y_range(ys);
+    double constexpr most = std::numeric_limits<double>::max();
     double x_lo = xs.empty() ? 0 : *std::min_element(xs.begin(), xs.end());
     double x_hi = xs.empty() ? 1 : *std::max_element(xs.begin(), xs.end());
-    if (x_hi <= x_lo) x_lo -= 0.5, x_hi += 0.5;
-    double const pad = (x_hi - x_lo) * 0.05;
-    x_lo -= pad, x_hi += pad;
-    auto y = [lo = lo, hi = hi](double v) { return top + (height - top - bottom) * (hi - v) / (hi - lo); };
+    if (!spans(x_lo, x_hi)) {  // one x: half a unit either side, or 5% of it where half a unit is lost in rounding
+        double const half = x_lo - 0.5 < x_lo ? 0.5 : std::abs(x_lo) * 0.05;
+        x_lo = std::max(x_lo - half, -most), x_hi = std::min(x_hi + half, most);
+    }
+    double const pad = (x_hi / 2 - x_lo / 2) * 0.1;
+    x_lo = std::max(x_lo - pad, -most), x_hi = std::min(x_hi + pad, most);
+    auto y = [lo = lo, hi = hi](double v) { return y_pixel(v, lo, hi); };
     auto x = [&](double v) {
-        double const u = c.log_x ? std::log10(std::max(v, 1e-300)) : v;
-        return left + (width - left - right) * (u - x_lo) / (x_hi - x_lo);
+        return left + (width - left - right) * ((axis_x(v) / 2 - x_lo / 2) / (x_hi / 2 - x_lo / 2));
     };
     std::ostringstream out;
     frame(out, c.title, c.x_label, c.y_label, ticks(lo, hi), y);
     for (double t : ticks(x_lo, x_hi)) {
         double const value = c.log_x ? std::pow(10.0, t) : t;
-        if (c.log_x && t != std::floor(t)) continue;
+        if ((c.log_x && t != std::floor(t)) || !std::isfinite(value)) continue;
         out << "<line x1=\"" << x(value) << "\" x2=\"" << x(value) << "\" y1=\"" << height - bottom << "\" y2=\""
             << height - bottom + 4 << "\" stroke=\"black\"/>\n<text x=\"" << x(value) << "\" y=\""
             << height - bottom + 16 << "\" text-anchor=\"middle\">" << number(value) << "</text>\n";
     }
     for (std::size_t s = 0; s < c.series.size(); ++s) {
-        auto points = c.series[s].points;
+        std::vector<std::pair<double, double>> points;
+        std::copy_if(c.series[s].points.begin(), c.series[s].points.end(), std::back_inserter(points), point_drawn);
         std::sort(points.begin(), points.end());
         auto const colour = palette[s % std::size(palette)];
         out << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\"";

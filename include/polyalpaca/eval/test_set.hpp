@@ -16,9 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/alpaca_record.hpp"
 #include "polyalpaca/data/bad_records.hpp"
 #include "polyalpaca/data/record.hpp"
+#include "polyalpaca/io/input_file.hpp"
 #include "polyalpaca/tokenizer/utf8.hpp"
 
 namespace polyalpaca::eval {
@@ -87,10 +89,7 @@ inline bool parse_test_line(std::string_view text, std::string const& lang, Test
     try {
         value = json::parse(text.begin(), text.end());
     } catch (json::exception const& e) {
-        std::string_view message = e.what();
-        if (auto const tag = message.find("] "); message.starts_with("[json.exception.") && tag != message.npos)
-            message.remove_prefix(tag + 2);
-        return reject(BadRecordReason::MalformedJson, message);
+        return reject(BadRecordReason::MalformedJson, json_error_text(e.what()));
     }
     if (!value.is_object()) return reject(BadRecordReason::NotAnObject, "it is a JSON ", value.type_name());
     auto const prompt = value.find("prompt");
@@ -129,8 +128,7 @@ inline bool parse_test_line(std::string_view text, std::string const& lang, Test
 /// and counted in the set's `lost`. Blank lines are not prompts and are counted as blank lines.
 inline TestSet read_test_set(std::filesystem::path const& file, BadRecordPolicy policy, DataReport& report) {
     TestSet set{.lang = test_set_language(file), .file = file, .prompts = {}, .lost = 0};
-    std::ifstream in(file, std::ios::binary);
-    require(bool(in), file.string(), ": cannot open the test set");
+    auto in = io::open_input_file(file, "the test set");
     report.begin_file(file.string());
     std::set<std::string> ids;
     std::string line;

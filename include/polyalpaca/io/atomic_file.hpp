@@ -1,7 +1,9 @@
 /// @file io/atomic_file.hpp
-/// @brief Writes a file atomically: a temp file in the same directory, flushed, fsynced, then renamed over the path.
+/// @brief Writes a file atomically: a temp file in the same directory, flushed, fsynced, then renamed over the path;
+///        removes the temp files a killed writer left.
 #pragma once
 
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -92,6 +95,33 @@ inline void write_file_atomically(std::filesystem::path const& path, std::span<s
 }
 inline void write_file_atomically(std::filesystem::path const& path, std::string_view text) {
     write_file_atomically(path, std::as_bytes(std::span(text.data(), text.size())));
+}
+
+/// Whether `name` is an AtomicFile's temp name: ".NAME.tmp." and mkstemp's six characters.
+inline bool is_atomic_temp_name(std::string_view name) {
+    auto const mark = name.rfind(".tmp.");
+    if (!name.starts_with('.') || mark == std::string_view::npos || mark < 2 || name.size() != mark + 5 + 6)
+        return false;
+    for (char const c : name.substr(mark + 5))
+        if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
+/// Removes the temp files that writers killed before commit() left in `dir` and, when `recursive`, below it;
+/// returns how many. Call it only where no other process is writing: a live writer's temp file looks the same.
+inline std::size_t remove_stale_temp_files(std::filesystem::path const& dir, bool recursive) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(dir, error)) return 0;
+    std::vector<std::filesystem::path> stale;
+    auto collect = [&](auto iterator) {
+        for (auto const& entry : iterator)
+            if (entry.is_regular_file(error) && is_atomic_temp_name(entry.path().filename().string()))
+                stale.push_back(entry.path());
+    };
+    if (recursive) collect(std::filesystem::recursive_directory_iterator(dir));
+    else collect(std::filesystem::directory_iterator(dir));
+    for (auto const& path : stale) std::filesystem::remove(path, error);
+    return stale.size();
 }
 
 }  // namespace polyalpaca::io

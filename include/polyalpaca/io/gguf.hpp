@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/io/dtype.hpp"
 #include "polyalpaca/io/mapped_file.hpp"
 

@@ -91,10 +91,10 @@ inline GgufType gguf_value_type(GgufCursor& in, std::string const& key, bool ele
     auto const at = in.offset();
     auto const code = in.scalar<std::uint32_t>(element ? "array element type" : "value type");
     if (code > std::uint32_t(GgufType::F64))
-        in.fail_at(at, "key '", key, "' has unknown ", element ? "array element type " : "value type ", code);
+        in.fail_at(at, "key '", printable_excerpt(key), "' has unknown ", element ? "array element type " : "value type ", code);
     auto const t = GgufType(code);
     if (element && t == GgufType::Array)
-        in.fail_at(at, "key '", key, "' is an array of arrays, which is not supported");
+        in.fail_at(at, "key '", printable_excerpt(key), "' is an array of arrays, which is not supported");
     return t;
 }
 
@@ -140,7 +140,7 @@ void read_gguf_value(GgufCursor& in, GgufValue& out, GgufType t, std::string con
     auto const count = in.scalar<std::uint64_t>("array length");
     auto const min_bytes = gguf_min_value_bytes(element_type);
     if (count > in.remaining() / min_bytes)
-        in.fail_at(at, "array '", key, "' claims ", count, " elements of type ", gguf_type_name(element_type),
+        in.fail_at(at, "array '", printable_excerpt(key), "' claims ", count, " elements of type ", gguf_type_name(element_type),
                    " (at least ", min_bytes, " bytes each) but only ", in.remaining(), " bytes remain");
     GgufArray array;
     ((std::size_t(element_type) == I ? read_gguf_array_elements<I>(in, array.elements, count, key) : void()), ...);
@@ -205,7 +205,7 @@ inline GgufFile::GgufFile(std::filesystem::path path) : file_(std::move(path)) {
     for (std::uint64_t i = 0; i < kv_count; ++i) {
         auto const at = in.offset();
         std::string key = in.string("metadata key");
-        if (metadata_.contains(key)) in.fail_at(at, "duplicate metadata key '", key, "'");
+        if (metadata_.contains(key)) in.fail_at(at, "duplicate metadata key '", printable_excerpt(key), "'");
         auto const type = detail::gguf_value_type(in, key, false);
         GgufValue value;
         detail::read_gguf_value(in, value, type, key, std::make_index_sequence<13>{});
@@ -225,18 +225,18 @@ inline GgufFile::GgufFile(std::filesystem::path path) : file_(std::move(path)) {
         t.info_offset = in.offset();
         t.name = in.string("tensor name");
         if (t.name.empty()) in.fail_at(t.info_offset, "tensor ", i, " has an empty name");
-        if (tensor_index_.contains(t.name)) in.fail_at(t.info_offset, "duplicate tensor name '", t.name, "'");
+        if (tensor_index_.contains(t.name)) in.fail_at(t.info_offset, "duplicate tensor name '", printable_excerpt(t.name), "'");
         auto const dims_at = in.offset();
         auto const n_dims = in.scalar<std::uint32_t>("tensor dimension count");
         if (n_dims < 1 || n_dims > 4)
-            in.fail_at(dims_at, "tensor '", t.name, "' has ", n_dims, " dimensions (expected 1 to 4)");
+            in.fail_at(dims_at, "tensor '", printable_excerpt(t.name), "' has ", n_dims, " dimensions (expected 1 to 4)");
         std::uint64_t elements = 1;
         for (std::uint32_t d = 0; d < n_dims; ++d) {
             auto const dim = in.scalar<std::uint64_t>("tensor dimension");
             if (dim > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ||
                 !detail::checked_mul(elements, dim, elements) ||
                 elements > std::uint64_t(std::numeric_limits<std::int64_t>::max()))
-                in.fail_at(dims_at, "tensor '", t.name, "': the element count overflows at dimension ", d, " (", dim,
+                in.fail_at(dims_at, "tensor '", printable_excerpt(t.name), "': the element count overflows at dimension ", d, " (", dim,
                            ")");
             t.dims.push_back(std::int64_t(dim));
         }
@@ -244,17 +244,17 @@ inline GgufFile::GgufFile(std::filesystem::path path) : file_(std::move(path)) {
         auto const type_at = in.offset();
         auto const code = in.scalar<std::uint32_t>("tensor type");
         auto const* traits = ggml_type_traits(code);
-        if (!traits) in.fail_at(type_at, "tensor '", t.name, "' has unknown ggml type ", code);
+        if (!traits) in.fail_at(type_at, "tensor '", printable_excerpt(t.name), "' has unknown ggml type ", code);
         t.type = traits->type;
         if (t.dims[0] % traits->block_size != 0)
-            in.fail_at(dims_at, "tensor '", t.name, "': dimension 0 (", t.dims[0], ") is not a multiple of the ",
+            in.fail_at(dims_at, "tensor '", printable_excerpt(t.name), "': dimension 0 (", t.dims[0], ") is not a multiple of the ",
                        traits->name, " block size ", traits->block_size);
         if (!detail::checked_mul(elements / traits->block_size, traits->block_bytes, t.bytes))
-            in.fail_at(dims_at, "tensor '", t.name, "': its byte size overflows");
+            in.fail_at(dims_at, "tensor '", printable_excerpt(t.name), "': its byte size overflows");
         auto const offset_at = in.offset();
         t.offset = in.scalar<std::uint64_t>("tensor data offset");
         if (t.offset % alignment_ != 0)
-            in.fail_at(offset_at, "tensor '", t.name, "' has data offset ", t.offset,
+            in.fail_at(offset_at, "tensor '", printable_excerpt(t.name), "' has data offset ", t.offset,
                        ", not a multiple of the alignment ", alignment_);
         tensor_index_.emplace(t.name, tensors_.size());
         tensors_.push_back(std::move(t));
@@ -270,15 +270,15 @@ inline GgufFile::GgufFile(std::filesystem::path path) : file_(std::move(path)) {
         std::uint64_t end = 0;
         if (!detail::checked_add(data_offset_, t.offset, t.file_offset) ||
             !detail::checked_add(t.file_offset, t.bytes, end) || end > file_.size())
-            fail_here("tensor '", t.name, "' (described at offset ", t.info_offset, "): its ", t.bytes,
+            fail_here("tensor '", printable_excerpt(t.name), "' (described at offset ", t.info_offset, "): its ", t.bytes,
                       " bytes at data offset ", t.offset, " end past the end of the file (", file_.size(), " bytes)");
         by_offset.push_back(&t);
     }
     std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
     for (std::size_t i = 1; i < by_offset.size(); ++i)
         if (by_offset[i - 1]->offset + by_offset[i - 1]->bytes > by_offset[i]->offset)
-            fail_here("tensor '", by_offset[i]->name, "' (data offset ", by_offset[i]->offset, ") overlaps tensor '",
-                      by_offset[i - 1]->name, "' (data offset ", by_offset[i - 1]->offset, ", ",
+            fail_here("tensor '", printable_excerpt(by_offset[i]->name), "' (data offset ", by_offset[i]->offset, ") overlaps tensor '",
+                      printable_excerpt(by_offset[i - 1]->name), "' (data offset ", by_offset[i - 1]->offset, ", ",
                       by_offset[i - 1]->bytes, " bytes)");
 }
 

@@ -32,7 +32,7 @@ struct LlamaHyperparameters {
 inline LlamaHyperparameters llama_hyperparameters(GgufFile const& f) {
     auto const file = f.path().string();
     auto const& arch = f.get_string("general.architecture");
-    require(arch == "llama", file, ": general.architecture is '", arch, "', expected 'llama'");
+    require(arch == "llama", file, ": general.architecture is '", printable_excerpt(arch), "', expected 'llama'");
     LlamaHyperparameters h;
     h.hidden = f.get_integer("llama.embedding_length");
     h.layers = f.get_integer("llama.block_count");
@@ -148,7 +148,7 @@ void load_llama_gguf(typename Backend::Context& ctx, GgufFile const& f, CausalLm
     std::vector<T> values;
     for (auto const& t : f.tensors()) {
         auto const hf = hf_name_of_gguf_llama(t.name);
-        require(hf.has_value(), file, ": tensor '", t.name, "' (described at offset ", t.info_offset,
+        require(hf.has_value(), file, ": tensor '", printable_excerpt(t.name), "' (described at offset ", t.info_offset,
                 ") is not a LLaMA weight this loader knows");
         require(*hf != "lm_head.weight" || !Model::tied_head, file,
                 ": the file has an untied output.weight but the model "
@@ -159,7 +159,7 @@ void load_llama_gguf(typename Backend::Context& ctx, GgufFile const& f, CausalLm
         if (t.dims != expected) {
             std::string dims;
             for (auto d : t.dims) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
-            fail(file, ": tensor '", t.name, "' has dims [", dims, "] but '", *hf, "' of shape (", p.rows, ", ", p.cols,
+            fail(file, ": tensor '", printable_excerpt(t.name), "' has dims [", dims, "] but '", *hf, "' of shape (", p.rows, ", ", p.cols,
                  ") needs dims [", p.cols, p.rows == 1 ? "" : ", " + std::to_string(p.rows), "]");
         }
         values.resize(std::size_t(p.size()));

@@ -14,14 +14,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/core/excerpt.hpp"
+#include "polyalpaca/io/input_file.hpp"
 #include "polyalpaca/io/safetensors_file.hpp"
 
 namespace polyalpaca::io {
 
 /// Reads a whole (small) text file; Error naming it when it cannot be read.
 inline std::string read_text_file(std::filesystem::path const& path) {
-    std::ifstream in(path, std::ios::binary);
-    require(in.good(), "cannot open '", path.string(), "'");
+    auto in = open_input_file(path, "the file");
     std::ostringstream text;
     text << in.rdbuf();
     require(!in.bad(), "cannot read '", path.string(), "'");
@@ -41,7 +42,7 @@ inline nlohmann::json parse_json_text(std::string_view text, std::string const& 
             return true;
         });
     } catch (nlohmann::json::exception const& e) {
-        fail("'", origin, "' is not valid JSON: ", e.what());
+        fail("'", origin, "' is not valid JSON: ", json_error_text(e.what()));
     }
 }
 

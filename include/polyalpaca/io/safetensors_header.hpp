@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/io/dtype.hpp"
 
 namespace polyalpaca::io {
@@ -161,7 +162,7 @@ inline SafetensorsHeader parse_safetensors_header(std::span<std::byte const> fil
     try {
         header = nlohmann::json::parse(text, text + header_size, on_event);
     } catch (nlohmann::json::exception const& e) {
-        fail(where, "header is not valid JSON: ", e.what());
+        fail(where, "header is not valid JSON: ", json_error_text(e.what()));
     }
     require(header.is_object(), where, "header is a ", header.type_name(), ", not a JSON object");  // e.g. "{}x"
     require(duplicate.empty(), where, "header names ", detail::quoted(duplicate), " twice");

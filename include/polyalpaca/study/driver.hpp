@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/study/byte_tokenizer.hpp"
 #include "polyalpaca/study/engine.hpp"
 #include "polyalpaca/study/planner.hpp"
@@ -87,6 +88,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
                 " is missing (its parent runner makes it before starting runs)");
     }
     std::filesystem::create_directories(s.output);
+    if (!child) io::remove_stale_temp_files(s.output, true);  // left by a killed study; its runs are not started yet
     for (auto& [method, h] : s.hyperparameters) h.prompt_template = template_name(s, h.prompt_template, !child);
     engine.from_rank0(0);  // data parallel: the other ranks read the templates next (follow_study)
     auto const first_template = PromptTemplate::from_name_or_file(s.hyperparameters.begin()->second.prompt_template);

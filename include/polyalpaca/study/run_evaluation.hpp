@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -13,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/eval/evaluate_program.hpp"
 #include "polyalpaca/eval/intervals.hpp"
@@ -116,7 +118,7 @@ inline RunEvaluation read_evaluation(std::filesystem::path const& path) {
             e.by_language[lang] = o;
         }
     } catch (nlohmann::json::exception const& err) {
-        fail(path.string(), ": unexpected layout: ", err.what());
+        fail(path.string(), ": unexpected layout: ", json_error_text(err.what()));
     }
     return e;
 }
@@ -140,10 +142,15 @@ inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, S
     auto decode = [&](std::span<std::vector<std::int32_t> const> prompts, GenerationConfig const& g) {
         return engine.generate(prompts, g);
     };
+    std::map<std::string, std::size_t> too_long;  // the study's test sets skip bad lines, and so too long prompts
     auto const responses = eval::evaluate_detail::generate_responses(
         decode, engine.max_positions(), tokenizer, prompt_template, d.test_sets, config,
-        eval::evaluate_detail::decoding_json(preset, config), info, s.decoding.batch, progress_label, progress);
+        eval::evaluate_detail::decoding_json(preset, config), info, s.decoding.batch, progress_label, progress,
+        BadRecordPolicy::Skip, too_long);
     progress.finish();
+    for (auto const& [lang, count] : too_long)
+        std::fprintf(stderr, "%s: %zu %s prompts left out, too long for the model's %d positions with %d new tokens\n",
+                     progress_label.c_str(), count, lang.c_str(), engine.max_positions(), config.max_new_tokens);
     std::filesystem::create_directories(dir);
     eval::write_responses(dir / "responses.jsonl", responses);
 

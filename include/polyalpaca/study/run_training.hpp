@@ -45,6 +45,12 @@ inline TuningExamples tuning_examples(StudyFile const& s, StudyData& d, Tokenize
                                             example_options(h), BadRecordPolicy::Skip, d.report);
         pools.push_back(make_pool(lang, t.by_language[lang]));
     }
+    std::size_t examples = 0, scored = 0;
+    for (auto const& [lang, list] : t.by_language)
+        for (auto const& e : list) ++examples, scored += has_scored_label(e) ? 1 : 0;
+    require(examples == 0 || scored > 0, "none of the ", examples, " tuning examples has a token the loss scores: ",
+            "each prompt fills the cutoff (", h.cutoff, "); raise the hyperparameters' \"cutoff\"",
+            h.train_on_inputs ? "" : " or set \"train_on_inputs\"");
     t.split = split_validation(pools, {.size = h.val_size, .seed = s.seed, .shared_ids = false});
     return t;
 }

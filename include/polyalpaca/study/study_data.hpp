@@ -15,6 +15,7 @@
 #include "polyalpaca/data/alpaca.hpp"
 #include "polyalpaca/data/synthetic/suite_files.hpp"
 #include "polyalpaca/eval/test_set.hpp"
+#include "polyalpaca/io/input_file.hpp"
 #include "polyalpaca/study/study_file.hpp"
 
 namespace polyalpaca::study {
@@ -41,9 +42,10 @@ namespace study_data_detail {
 /// "answer" (and "task") of each line of a test file that has one, by id.
 inline std::map<std::string, Answer> answers_in(std::filesystem::path const& file) {
     std::map<std::string, Answer> out;
-    std::ifstream in(file, std::ios::binary);
+    auto in = io::open_input_file(file, "the test set");
     std::string line;
     for (std::size_t number = 1; std::getline(in, line); ++number) {
+        if (data_detail::json_nesting_depth(line) > data_detail::max_record_nesting) continue;  // the reader skipped it
         auto const j = nlohmann::json::parse(line, nullptr, false);
         if (!j.is_object()) continue;
         auto const id = j.find("id"), answer = j.find("answer");

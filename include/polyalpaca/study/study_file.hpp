@@ -20,8 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
+#include "polyalpaca/core/value_checks.hpp"
 #include "polyalpaca/data/budget.hpp"
 #include "polyalpaca/data/strategy.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca::study {
 
@@ -182,9 +185,17 @@ public:
             fail(at(key), ": has the wrong type (a JSON ", j_.at(key).type_name(), ")");
         }
     }
-    /// A whole number in [lo, hi]; a fraction, a string or a number out of range is an error naming the key.
-    void get_count(std::string const& key, int& out, int lo, int hi) {
-        if (has(key)) out = whole_number<int>(key, lo, hi);
+    /// A whole number in [lo, hi] at key, when present; a fraction, a string or a number out of range is an error
+    /// naming the key, the range and the value (core/value_checks.hpp's sentence).
+    template <class V>
+    void count(std::string const& key, V& out, std::type_identity_t<V> lo, std::type_identity_t<V> hi) {
+        if (has(key)) out = whole_number<V>(key, lo, hi);
+    }
+    /// A finite number in [lo, hi] at key, when present.
+    void number(std::string const& key, double& out, double lo, double hi) {
+        if (!has(key)) return;
+        get(key, out);
+        require_number_in(at(key), out, lo, hi);
     }
     /// The JSON integer at key, if it is in [lo, hi]; anything else is an error naming key, range and value.
     template <class V>
@@ -197,7 +208,8 @@ public:
             auto const u = v.get<std::uint64_t>();
             fits = u <= std::uint64_t(hi) && (lo <= 0 || u >= std::uint64_t(lo));
         }
-        require(fits, at(key), ": a whole number from ", lo, " to ", hi, ", not ", v.dump().substr(0, 40));
+        if (!fits)  // a container is named, not printed: printing recurses as deep as its nesting
+            fail_count(at(key), lo, hi, v.is_structured() ? std::string("a JSON ") + v.type_name() : excerpt(v.dump()));
         return v.get<V>();
     }
     void path(std::string const& key, std::filesystem::path& out) {
@@ -207,7 +219,7 @@ public:
     }
     void done() const {
         for (auto const& item : j_.items())
-            require(seen_.count(item.key()) != 0, at(item.key()), ": unknown key");
+            require(seen_.count(item.key()) != 0, at(excerpt(item.key())), ": unknown key");
     }
 
 private:
@@ -218,18 +230,22 @@ private:
 
 inline Hyperparameters read_hyperparameters(nlohmann::json const& j, std::string const& where, Hyperparameters h) {
     Reader r(j, where);
-    r.get("epochs", h.epochs), r.get("lr", h.lr), r.get("schedule", h.schedule), r.get("warmup_steps", h.warmup_steps);
-    r.get("warmup_ratio", h.warmup_ratio), r.get("weight_decay", h.weight_decay);
-    r.get("max_grad_norm", h.max_grad_norm), r.get("micro_batch", h.micro_batch);
-    r.get("global_batch", h.global_batch), r.get("cutoff", h.cutoff), r.get("val_size", h.val_size);
-    r.get("eval_every", h.eval_every), r.get("group_by_length", h.group_by_length);
-    r.get("train_on_inputs", h.train_on_inputs), r.get("lora_dropout", h.lora_dropout);
+    constexpr std::size_t many = std::size_t(1) << 40;  // the trainers' ranges (train/program_options.hpp)
+    r.number("epochs", h.epochs, 0, 1e6), r.number("lr", h.lr, 0, 10), r.get("schedule", h.schedule);
+    r.count("warmup_steps", h.warmup_steps, 0, long(many));
+    r.number("warmup_ratio", h.warmup_ratio, 0, 1), r.number("weight_decay", h.weight_decay, 0, 10);
+    r.number("max_grad_norm", h.max_grad_norm, 0, 1e30), r.count("micro_batch", h.micro_batch, 1, 1 << 20);
+    r.count("global_batch", h.global_batch, 1, 1 << 30), r.count("cutoff", h.cutoff, 2, 1 << 24);
+    r.count("val_size", h.val_size, 0, many), r.count("eval_every", h.eval_every, 0, long(many));
+    r.get("group_by_length", h.group_by_length), r.get("train_on_inputs", h.train_on_inputs);
+    r.number("lora_dropout", h.lora_dropout, 0, 1);
     r.get("template", h.prompt_template), r.get("sample_ids", h.sample_ids);
     r.done();
     require(h.lr > 0, r.at("lr"), ": must be positive");
     require(h.epochs > 0, r.at("epochs"), ": must be positive");
+    require(h.lora_dropout < 1, r.at("lora_dropout"), ": must be below 1 (1 drops every input of the adapter)");
     require(h.schedule == "constant" || h.schedule == "linear" || h.schedule == "cosine", r.at("schedule"),
-            ": constant, linear or cosine, not \"", h.schedule, "\"");
+            ": constant, linear or cosine, not \"", excerpt(h.schedule), "\"");
     require(h.micro_batch > 0 && h.global_batch % h.micro_batch == 0, r.at("global_batch"),
             ": must be a multiple of micro_batch (", h.micro_batch, ")");
     require(h.sample_ids == "shared" || h.sample_ids == "disjoint", r.at("sample_ids"), ": shared or disjoint");
@@ -247,8 +263,8 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     r.path("output", s.output);
     r.get("device", s.device);
     require(s.device == "cpu" || s.device == "cuda" || s.device == "auto", r.at("device"),
-            ": cpu, cuda or auto, not \"", s.device, "\"");
-    r.get_count("jobs", s.jobs, 0, 1024), r.get_count("threads_per_run", s.threads_per_run, 0, 4096);
+            ": cpu, cuda or auto, not \"", excerpt(s.device), "\"");
+    r.count("jobs", s.jobs, 0, 1024), r.count("threads_per_run", s.threads_per_run, 0, 4096);
     require(r.has("base_model"), origin, ": no \"base_model\"");
     {
         auto const& models = r.raw("base_model");
@@ -269,18 +285,19 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     r.get("methods", s.methods);
     require(!s.methods.empty(), r.at("methods"), ": give \"lora\", \"full\" or both");
     for (auto const& m : s.methods)
-        require(m == "lora" || m == "full", r.at("methods"), ": \"", m, "\" is neither \"lora\" nor \"full\"");
+        require(m == "lora" || m == "full", r.at("methods"), ": \"", excerpt(m), "\" is neither \"lora\" nor \"full\"");
     r.get("languages", s.languages), r.get("zero_shot", s.zero_shot);
     require(!s.languages.empty(), r.at("languages"), ": no tuned languages");
     std::set<std::string> seen;
     for (auto const& l : s.test_languages())
-        require(seen.insert(l).second, origin, ": language \"", l, "\" is listed twice in languages/zero_shot");
+        require(seen.insert(l).second, origin, ": language \"", excerpt(l), "\" is listed twice in languages/zero_shot");
     if (r.has("suite")) {
         SuiteSpec suite;
         Reader q(r.raw("suite"), r.at("suite"));
-        q.get("train_per_language", suite.train_per_language), q.get("test_per_language", suite.test_per_language);
-        q.get("pretrain_sentences_per_language", suite.pretrain_sentences_per_language), q.get("seed", suite.seed);
-        q.get("bpe_vocab", suite.bpe_vocab);
+        q.count("train_per_language", suite.train_per_language, 1, 1 << 24);
+        q.count("test_per_language", suite.test_per_language, 1, 1 << 24);
+        q.count("pretrain_sentences_per_language", suite.pretrain_sentences_per_language, 0, 1 << 24);
+        q.get("seed", suite.seed), q.count("bpe_vocab", suite.bpe_vocab, 0, 1 << 24);
         require(suite.bpe_vocab == 0 || suite.bpe_vocab >= 256 + 3, q.at("bpe_vocab"),
                 ": a byte-level BPE holds at least the 256 bytes and <pad>, <s>, </s> (0: bytes alone)");
         q.done();
@@ -292,22 +309,24 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
             auto const& m = r.raw(key);
             require(m.is_object(), r.at(key), ": expected an object LANG -> file");
             for (auto const& [lang, file] : m.items()) {
-                require(file.is_string(), r.at(key), ".", lang, ": expected a file name");
+                require(file.is_string(), r.at(key), ".", excerpt(lang), ": expected a file name");
                 std::filesystem::path p = file.get<std::string>();
                 out[lang] = p.is_relative() ? base_dir / p : p;
             }
         }
         if (!s.suite)
-            for (auto const& l : needed) require(out.count(l) != 0, r.at(key), ": no file for language \"", l, "\"");
+            for (auto const& l : needed) require(out.count(l) != 0, r.at(key), ": no file for language \"", excerpt(l), "\"");
     };
     paths("data", s.data, s.languages);
     paths("test_sets", s.test_sets, s.test_languages());
     if (r.has("pretrain")) {
         Reader p(r.raw("pretrain"), r.at("pretrain"));
-        p.get("steps", s.pretrain.steps), p.get("sequence", s.pretrain.sequence);
-        p.get("micro_batch", s.pretrain.micro_batch), p.get("accumulation", s.pretrain.accumulation);
-        p.get("lr", s.pretrain.lr);
+        p.count("steps", s.pretrain.steps, 0, std::size_t(1) << 40);
+        p.count("sequence", s.pretrain.sequence, 2, 1 << 24);
+        p.count("micro_batch", s.pretrain.micro_batch, 1, 1 << 20);
+        p.count("accumulation", s.pretrain.accumulation, 1, 1 << 20), p.number("lr", s.pretrain.lr, 0, 10);
         p.done();
+        require(s.pretrain.lr > 0, p.at("lr"), ": must be positive");
         require(s.suite || s.pretrain.steps == 0, p.at("steps"), ": pretraining here needs the synthetic \"suite\"");
     }
     std::vector<std::string> strategies;
@@ -317,7 +336,7 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
         s.strategies.push_back(Strategy::parse(st, r.at("strategies")));
         for (auto const& lang : s.strategies.back().weighted_languages())
             require(std::find(s.languages.begin(), s.languages.end(), lang) != s.languages.end(), r.at("strategies"),
-                    ": \"", st, "\" weights \"", lang, "\", which is not a tuned language");
+                    ": \"", excerpt(st), "\" weights \"", excerpt(lang), "\", which is not a tuned language");
     }
     if (r.has("budgets")) {
         auto const& list = r.raw("budgets");
@@ -331,8 +350,8 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
             std::string const& unit = entry.key();
             auto const& value = entry.value();
             require(unit == "epochs" || unit == "records" || unit == "tokens" || unit == "flops", where,
-                    ": unknown budget unit \"", unit, "\"");
-            require(value.is_number() && value.get<double>() > 0, where, ".", unit, ": must be a positive number");
+                    ": unknown budget unit \"", excerpt(unit), "\"");
+            require(value.is_number() && value.get<double>() > 0, where, ".", excerpt(unit), ": must be a positive number");
             s.budgets.push_back({unit, value.get<double>()});
         }
     } else {
@@ -347,13 +366,12 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     }
     if (r.has("decoding")) {
         Reader d(r.raw("decoding"), r.at("decoding"));
-        d.get("preset", s.decoding.preset), d.get("max_new_tokens", s.decoding.max_new_tokens);
-        d.get("batch", s.decoding.batch), d.get("max_prompts", s.decoding.max_prompts);
+        d.get("preset", s.decoding.preset), d.count("max_new_tokens", s.decoding.max_new_tokens, 0, 1 << 20);
+        d.count("batch", s.decoding.batch, 1, 1 << 16), d.count("max_prompts", s.decoding.max_prompts, 0, 1 << 30);
         d.done();
         auto const& p = s.decoding.preset;
         require(p == "greedy" || p == "paper" || p == "paper-lora" || p == "paper-full" || p == "sample", d.at("preset"),
-                ": greedy, paper, paper-lora, paper-full or sample, not \"", p, "\"");
-        require(s.decoding.batch > 0, d.at("batch"), ": must be positive");
+                ": greedy, paper, paper-lora, paper-full or sample, not \"", excerpt(p), "\"");
     }
     if (r.has("judge")) {
         Reader d(r.raw("judge"), r.at("judge"));
@@ -410,13 +428,12 @@ inline std::vector<std::string> missing_files(StudyFile const& s) {
 
 /// Reads a study file. Relative paths in it (data, test sets, judge scores) are taken from its directory.
 inline StudyFile read_study_file(std::filesystem::path const& path) {
-    std::ifstream in(path, std::ios::binary);
-    require(bool(in), path.string(), ": cannot open the study file");
+    auto in = io::open_input_file(path, "the study file");
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(in);
     } catch (nlohmann::json::exception const& e) {
-        fail(path.string(), ": not valid JSON: ", e.what());
+        fail(path.string(), ": not valid JSON: ", json_error_text(e.what()));
     }
     auto s = parse_study(j, path.string(), path.parent_path());
     s.source = path;

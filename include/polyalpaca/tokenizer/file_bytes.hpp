@@ -8,12 +8,12 @@
 #include <string>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca::tokenizer {
 
 inline std::string read_file_bytes(std::filesystem::path const& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path.string(), ": cannot open");
+    auto in = io::open_input_file(path, "the file");
     std::ostringstream buffer;
     buffer << in.rdbuf();
     if (in.bad()) fail(path.string(), ": read error");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/tokenizer/added_vocabulary.hpp"
 #include "polyalpaca/tokenizer/bpe.hpp"
 #include "polyalpaca/tokenizer/file_bytes.hpp"
@@ -62,7 +63,8 @@ inline std::vector<std::pair<std::string, std::string>> merges(JsonAt const& at)
 
 inline std::shared_ptr<Model const> model(JsonAt const& at, std::string const& origin) {
     auto const type = at.string_or("type", at.has("merges") ? "BPE" : "");
-    if (type != "BPE") at.fail_here("model type '", type.empty() ? "(none)" : type, "' is not supported (only BPE)");
+    if (type != "BPE")
+        at.fail_here("model type '", type.empty() ? "(none)" : printable_excerpt(type), "' is not supported (only BPE)");
     if (auto dropout = at.find("dropout"); dropout && dropout->number() > 0.0)
         dropout->fail_here("BPE dropout is random at encode time; only null or 0 is supported");
     BpeOptions options;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 
 namespace polyalpaca::tokenizer {
 
@@ -109,9 +110,9 @@ inline nlohmann::json parse_json(std::string_view text, std::string const& file)
     try {
         return nlohmann::json::parse(text.begin(), text.end());
     } catch (nlohmann::json::parse_error const& e) {
-        fail(file, ": not valid JSON at byte offset ", e.byte, ": ", e.what());
+        fail(file, ": not valid JSON at byte offset ", e.byte, ": ", json_error_text(e.what()));
     } catch (nlohmann::json::exception const& e) {  // out_of_range.406: a number beyond double's range (1e999)
-        fail(file, ": not valid JSON: ", e.what());
+        fail(file, ": not valid JSON: ", json_error_text(e.what()));
     }
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/tokenizer/bpe.hpp"
 #include "polyalpaca/tokenizer/decoders.hpp"
 #include "polyalpaca/tokenizer/pipeline.hpp"
@@ -87,7 +88,8 @@ inline std::shared_ptr<Pipeline const> llama_cpp_pipeline(LlamaCppVocabulary con
         if (auto pad = id_or_none(v.pad_id, "padding")) p->special_ids.pad = pad;
         return p;
     }
-    if (v.model != "gpt2") fail(origin, ": llama.cpp tokenizer model '", v.model, "' is not supported (llama, gpt2)");
+    if (v.model != "gpt2")
+        fail(origin, ": llama.cpp tokenizer model '", printable_excerpt(v.model), "' is not supported (llama, gpt2)");
 
     auto p = std::make_shared<Pipeline>();
     p->origin = origin;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "polyalpaca/data/examples.hpp"
 #include "polyalpaca/data/mixture.hpp"
 #include "polyalpaca/data/mixture_split.hpp"
+#include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/hf_weights.hpp"
 #include "polyalpaca/io/lora_merge.hpp"
 #include "polyalpaca/io/peft.hpp"
@@ -161,6 +163,17 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     }
     for (auto const& lang : c.languages)
         require(by_language.count(lang), "--languages names '", lang, "' but no --data file is given for it");
+    {  // an example whose prompt fills the cutoff adds nothing to the loss; if all do, the run would learn nothing
+        std::size_t examples = 0, scored = 0;
+        for (auto const& [lang, list] : by_language)
+            for (auto const& e : list) ++examples, scored += has_scored_label(e) ? 1 : 0;
+        require(examples == 0 || scored > 0, "none of the ", examples, " examples has a token the loss scores: ",
+                "each prompt fills --cutoff ", c.cutoff, c.train_on_inputs ? "" : " and --train-on-inputs is off",
+                "; raise --cutoff", c.train_on_inputs ? "" : " or train on inputs");
+        if (scored < examples && writes)
+            std::fprintf(stderr, "%zu of %zu examples have no token the loss scores (the prompt fills --cutoff %d); "
+                         "listed in data_report.txt\n", examples - scored, examples, int(c.cutoff));
+    }
 
     // Held-out validation split, then the strategy's mixture over what is left.
     std::vector<LanguagePool> all;
@@ -203,8 +216,10 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     // Inputs read and checked (options, tokenizer, data, model): the first writes.
     if (writes) {
         std::filesystem::create_directories(c.output_dir);
-        std::ofstream log(c.output_dir / "data_report.txt");
-        report.write(log);
+        io::remove_stale_temp_files(c.output_dir, true);  // left by a killed run; no other writer is running yet
+        std::ostringstream data_report;
+        report.write(data_report);
+        io::write_file_atomically(c.output_dir / "data_report.txt", data_report.str());
         for (auto const& change : resume.changes)
             std::fprintf(stderr, "resuming with a changed option (--allow-changed-options): %s\n", change.c_str());
         io::write_file_atomically(c.output_dir / "run_config.json", run_config.dump(2) + "\n");

@@ -26,9 +26,12 @@ inline constexpr Index linear_few_rows = 8;
 /// rank of 8) stay fp32: their conversions would cost more than the bf16 units save.
 inline constexpr Index bf16_min_side = 16;
 
+/// True when an (m, k) x (k, n) product is long enough on every side for bf16 operands (the sizing backend asks too).
+inline bool bf16_shape(Index m, Index k, Index n) { return std::min({m, k, n}) >= bf16_min_side; }
+
 /// True when an (m, k) x (k, n) product runs on bf16 operands: ctx in GemmMath::Bf16 and every side long enough.
 inline bool bf16_product(Context const& ctx, Index m, Index k, Index n) {
-    return ctx.gemm_math() == GemmMath::Bf16 && std::min({m, k, n}) >= bf16_min_side;
+    return ctx.gemm_math() == GemmMath::Bf16 && bf16_shape(m, k, n);
 }
 
 /// An activation (rows, cols) rounded to bf16 in `frame`, as op(a) itself or (`transposed`) as its transpose.

@@ -40,7 +40,7 @@ void bf16_weight(Context<Target>& ctx, View<float const> w) {
 /// True when the CPU backend multiplies an (m, k) x (k, n) product on bf16 operands (cpu::detail::bf16_product).
 template <class Target>
 bool cpu_bf16_product(Context<Target> const& ctx, Index m, Index k, Index n) {
-    return ctx.bf16_gemms() && std::min({m, k, n}) >= cpu::detail::bf16_min_side;
+    return ctx.bf16_gemms() && cpu::detail::bf16_shape(m, k, n);
 }
 /// Host indices an op copies into scratch `slot` first (Context::upload_scratch).
 template <class Target>

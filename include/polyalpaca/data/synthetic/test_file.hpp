@@ -16,10 +16,12 @@
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/data/prompt_template.hpp"
 #include "polyalpaca/data/synthetic/exact_match.hpp"
 #include "polyalpaca/data/synthetic/tasks.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
+#include "polyalpaca/io/input_file.hpp"
 #include "polyalpaca/tokenizer/utf8.hpp"
 
 namespace polyalpaca::synthetic {
@@ -58,8 +60,7 @@ inline void write_test_file(std::filesystem::path const& path, std::vector<Suite
 /// Reads a test file. A line that is not UTF-8, not a JSON object, lacks one of id, lang, task, instruction, input
 /// and answer as a string, or repeats an id is an Error naming file and line.
 inline std::vector<SuiteTestEntry> read_test_file(std::filesystem::path const& path) {
-    std::ifstream in(path, std::ios::binary);
-    require(bool(in), path.string(), ": cannot open the suite test file");
+    auto in = io::open_input_file(path, "the suite test file");
     std::vector<SuiteTestEntry> entries;
     std::set<std::string> ids;
     std::string line;
@@ -71,7 +72,7 @@ inline std::vector<SuiteTestEntry> read_test_file(std::filesystem::path const& p
         try {
             value = nlohmann::json::parse(line);
         } catch (nlohmann::json::exception const& e) {
-            fail(where, ": not valid JSON: ", e.what());
+            fail(where, ": not valid JSON: ", json_error_text(e.what()));
         }
         require(value.is_object(), where, ": a test line is a JSON object, found a JSON ", value.type_name());
         auto text = [&](char const* key) {
