@@ -9,7 +9,7 @@ using pa::testing::numeric_gradient;
 
 namespace {
 using Lora = pa::LoRA<3, 12, pa::site::Qkv>;  // scale 4
-using Adapted = pa::Linear<pa::CpuEigen, double, 6, 5, true, pa::site::Qkv, Lora>;
+using Adapted = pa::Linear<pa::CpuEigen, double, pa::LinearSpec{.in = 6, .out = 5, .bias = true}, pa::site::Qkv, Lora>;
 
 struct Fixture {
     pa::cpu::Context ctx;

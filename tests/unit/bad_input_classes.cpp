@@ -74,9 +74,11 @@ TEST_CASE("an unterminated megabyte line is quoted as an excerpt by every JSON r
     write(dir / "data.jsonl", line + "\n");
     write(dir / "test_en.jsonl", line + "\n");
     write(dir / "tokenizer.json", line);
-    auto const jsonl = error_of([&] { pa::for_each_jsonl_object(dir / "data.jsonl", "file", "line", [](auto&&...) {}); });
+    auto const jsonl =
+        error_of([&] { pa::for_each_jsonl_object(dir / "data.jsonl", "file", "line", [](auto&&...) {}); });
     pa::DataReport report;
-    auto const test_set = error_of([&] { pe::read_test_set(dir / "test_en.jsonl", pa::BadRecordPolicy::Fail, report); });
+    auto const test_set =
+        error_of([&] { pe::read_test_set(dir / "test_en.jsonl", pa::BadRecordPolicy::Fail, report); });
     auto const tokenizer = error_of([&] { pa::Tokenizer::from_hf_json(dir / "tokenizer.json"); });
     for (auto const& message : {jsonl, test_set, tokenizer}) {
         INFO(message.substr(0, 200));
@@ -160,8 +162,9 @@ TEST_CASE("an example whose prompt fills the cutoff has no scored label and is l
     records[0].instruction = "Say yes.", records[0].output = "Yes.", records[0].source = "en.json:[0]";
     records[1].instruction = std::string(2000, 'w'), records[1].output = "No.", records[1].source = "en.json:[1]";
     pa::DataReport report;
-    auto const examples = pa::make_examples(std::span<pa::Record const>(records), prompt_template, tokenizer,
-                                            {.cutoff = 200, .train_on_inputs = false}, pa::BadRecordPolicy::Fail, report);
+    pa::ExampleOptions const options{.cutoff = 200, .train_on_inputs = false};
+    auto const examples = pa::make_examples(std::span<pa::Record const>(records), prompt_template, tokenizer, options,
+                                            pa::BadRecordPolicy::Fail, report);
     REQUIRE(examples.size() == 2);
     CHECK(pa::has_scored_label(examples[0]));
     CHECK_FALSE(pa::has_scored_label(examples[1]));

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "polyalpaca/graph/parameter_store.hpp"
+#include "polyalpaca/core/parameter_store.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/hf_config.hpp"
 #include "polyalpaca/io/parameter_io.hpp"

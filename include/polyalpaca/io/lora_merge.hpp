@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "polyalpaca/graph/parameter_store.hpp"
+#include "polyalpaca/core/parameter_store.hpp"
 #include "polyalpaca/io/hf_config.hpp"
 #include "polyalpaca/io/hf_weights.hpp"
 #include "polyalpaca/io/parameter_io.hpp"

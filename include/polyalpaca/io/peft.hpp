@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "polyalpaca/graph/parameter_store.hpp"
+#include "polyalpaca/core/parameter_store.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/lora_merge.hpp"
 #include "polyalpaca/io/parameter_io.hpp"

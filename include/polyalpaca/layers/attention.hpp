@@ -37,9 +37,25 @@ struct AttentionNames {
     std::string out;
 };
 
-template <class Backend, class T, int Hidden, int Heads, int KvHeads, QkvLayout Layout, Positional Pos, int RotaryDim,
-          bool HasBias, class Adapter>
+/// An attention layer's shape, named where a model spells it out (a class-type template parameter):
+/// `CausalSelfAttention<B, T, AttentionSpec{.hidden = 1024, .heads = 16, .kv_heads = 16}, Adapter>`.
+struct AttentionSpec {
+    int hidden = 0;
+    int heads = 0;
+    int kv_heads = 0;  ///< fewer than heads: grouped-query attention
+    QkvLayout layout = QkvLayout::FusedPerHead;
+    Positional positional = Positional::Alibi;
+    int rotary_dim = 0;  ///< rotary only: the dimensions of a head that are rotated
+    bool bias = true;    ///< the projections have biases
+};
+
+template <class Backend, class T, AttentionSpec Spec, class Adapter>
 class CausalSelfAttention {
+    static constexpr int Hidden = Spec.hidden, Heads = Spec.heads, KvHeads = Spec.kv_heads;
+    static constexpr QkvLayout Layout = Spec.layout;
+    static constexpr Positional Pos = Spec.positional;
+    static constexpr int RotaryDim = Spec.rotary_dim;
+    static constexpr bool HasBias = Spec.bias;
     static_assert(Heads > 0 && KvHeads > 0, "attention needs at least one head and one kv head");
     static_assert(Hidden % Heads == 0, "the number of attention heads must divide the hidden size");
     static_assert(Heads % KvHeads == 0,
@@ -53,11 +69,11 @@ public:
     static_assert(Pos == Positional::Alibi || (RotaryDim > 0 && RotaryDim <= head_dim && RotaryDim % 2 == 0),
                   "the rotary dimension must be even and within (0, head_dim]");
 
-    using Qkv = Linear<Backend, T, Hidden, 3 * Hidden, HasBias, site::Qkv, Adapter>;
-    using Query = Linear<Backend, T, Hidden, Hidden, HasBias, site::Query, Adapter>;
-    using Key = Linear<Backend, T, Hidden, kv_width, HasBias, site::Key, Adapter>;
-    using Value = Linear<Backend, T, Hidden, kv_width, HasBias, site::Value, Adapter>;
-    using Out = Linear<Backend, T, Hidden, Hidden, HasBias, site::AttnOut, Adapter>;
+    using Qkv = Linear<Backend, T, LinearSpec{.in = Hidden, .out = 3 * Hidden, .bias = HasBias}, site::Qkv, Adapter>;
+    using Query = Linear<Backend, T, LinearSpec{.in = Hidden, .out = Hidden, .bias = HasBias}, site::Query, Adapter>;
+    using Key = Linear<Backend, T, LinearSpec{.in = Hidden, .out = kv_width, .bias = HasBias}, site::Key, Adapter>;
+    using Value = Linear<Backend, T, LinearSpec{.in = Hidden, .out = kv_width, .bias = HasBias}, site::Value, Adapter>;
+    using Out = Linear<Backend, T, LinearSpec{.in = Hidden, .out = Hidden, .bias = HasBias}, site::AttnOut, Adapter>;
 
     static constexpr bool fused = Layout == QkvLayout::FusedPerHead;
     static constexpr Index parameter_count =

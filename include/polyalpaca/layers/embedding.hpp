@@ -6,9 +6,9 @@
 #include <span>
 #include <string>
 
+#include "polyalpaca/core/activation_buffer.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/step_profile.hpp"
-#include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
 namespace polyalpaca {

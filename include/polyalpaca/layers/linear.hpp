@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "polyalpaca/adapters/adapter.hpp"
+#include "polyalpaca/core/activation_buffer.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
-#include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
 namespace polyalpaca {
@@ -106,10 +106,20 @@ struct NoBranch {
     void visit_parameters(F&&) {}
 };
 
+/// A projection's shape, named where a layer spells it out: `Linear<B, T, LinearSpec{.in = 1024, .out = 3072,
+/// .bias = true}, site::Qkv, Adapter>`.
+struct LinearSpec {
+    int in = 0;
+    int out = 0;
+    bool bias = true;
+};
+
 /// A dense projection with the HF weight layout (Out, In). The base weight is frozen under LoRA and
 /// trainable under NoAdapter; the LoRA branch exists only when Adapter applies to Site.
-template <class Backend, class T, int In, int Out, bool HasBias, class Site, class Adapter = NoAdapter>
+template <class Backend, class T, LinearSpec Spec, class Site, class Adapter = NoAdapter>
 class Linear {
+    static constexpr int In = Spec.in, Out = Spec.out;
+    static constexpr bool HasBias = Spec.bias;
     static_assert(In > 0 && Out > 0, "a Linear layer needs positive in and out features");
 
 public:

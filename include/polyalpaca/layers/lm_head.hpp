@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "polyalpaca/backend/op_types.hpp"
+#include "polyalpaca/core/activation_buffer.hpp"
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
-#include "polyalpaca/graph/activation_buffer.hpp"
 
 namespace polyalpaca {
 

@@ -25,8 +25,8 @@ View<T> mlp_activation(Buffer& kept, Frame& temps, Index n, Index ffn) {
 template <class Backend, class T, int Dim, int Ffn, Gelu Form, class Adapter>
 class GeluMlp {
 public:
-    using Up = Linear<Backend, T, Dim, Ffn, true, site::MlpUp, Adapter>;
-    using Down = Linear<Backend, T, Ffn, Dim, true, site::MlpDown, Adapter>;
+    using Up = Linear<Backend, T, LinearSpec{.in = Dim, .out = Ffn, .bias = true}, site::MlpUp, Adapter>;
+    using Down = Linear<Backend, T, LinearSpec{.in = Ffn, .out = Dim, .bias = true}, site::MlpDown, Adapter>;
     static constexpr Index parameter_count = Up::parameter_count + Down::parameter_count;
     static constexpr Index adapter_parameter_count = Up::adapter_parameter_count + Down::adapter_parameter_count;
 
@@ -79,9 +79,9 @@ private:
 template <class Backend, class T, int Dim, int Ffn, class Adapter>
 class SwiGluMlp {
 public:
-    using Gate = Linear<Backend, T, Dim, Ffn, false, site::MlpGate, Adapter>;
-    using Up = Linear<Backend, T, Dim, Ffn, false, site::MlpUp, Adapter>;
-    using Down = Linear<Backend, T, Ffn, Dim, false, site::MlpDown, Adapter>;
+    using Gate = Linear<Backend, T, LinearSpec{.in = Dim, .out = Ffn, .bias = false}, site::MlpGate, Adapter>;
+    using Up = Linear<Backend, T, LinearSpec{.in = Dim, .out = Ffn, .bias = false}, site::MlpUp, Adapter>;
+    using Down = Linear<Backend, T, LinearSpec{.in = Ffn, .out = Dim, .bias = false}, site::MlpDown, Adapter>;
     static constexpr Index parameter_count = Gate::parameter_count + Up::parameter_count + Down::parameter_count;
     static constexpr Index adapter_parameter_count =
         Gate::adapter_parameter_count + Up::adapter_parameter_count + Down::adapter_parameter_count;

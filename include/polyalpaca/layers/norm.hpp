@@ -4,9 +4,9 @@
 
 #include <string>
 
+#include "polyalpaca/core/activation_buffer.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/step_profile.hpp"
-#include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/mode.hpp"
 
 namespace polyalpaca {

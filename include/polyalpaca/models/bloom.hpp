@@ -5,11 +5,11 @@
 #include <string>
 
 #include "polyalpaca/adapters/adapter.hpp"
-#include "polyalpaca/graph/counting_backend.hpp"
-#include "polyalpaca/graph/residual_block.hpp"
+#include "polyalpaca/backend/counting_backend.hpp"
 #include "polyalpaca/layers/attention.hpp"
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
+#include "polyalpaca/layers/residual_block.hpp"
 
 namespace polyalpaca {
 
@@ -61,8 +61,14 @@ struct Bloom {
             double adapter_dropout = 0.0;
         };
         using Norm = LayerNorm<B, T, Size::hidden, base_role<A>>;
-        using Attention = CausalSelfAttention<B, T, Size::hidden, Size::heads, Size::heads, QkvLayout::FusedPerHead,
-                                              Positional::Alibi, 0, true, A>;
+        using Attention = CausalSelfAttention<B, T,
+                                              AttentionSpec{.hidden = Size::hidden,
+                                                            .heads = Size::heads,
+                                                            .kv_heads = Size::heads,
+                                                            .layout = QkvLayout::FusedPerHead,
+                                                            .positional = Positional::Alibi,
+                                                            .bias = true},
+                                              A>;
         using Mlp = GeluMlp<B, T, Size::hidden, 4 * Size::hidden, Gelu::Tanh, A>;
 
         static std::string prefix(int i) { return "transformer.h." + std::to_string(i) + "."; }

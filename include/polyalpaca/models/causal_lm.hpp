@@ -10,14 +10,15 @@
 #include <vector>
 
 #include "polyalpaca/adapters/adapter.hpp"
+#include "polyalpaca/backend/contract.hpp"
 #include "polyalpaca/core/batch.hpp"
+#include "polyalpaca/core/parameter_store.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
-#include "polyalpaca/graph/parameter_store.hpp"
-#include "polyalpaca/graph/repeat.hpp"
 #include "polyalpaca/layers/embedding.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/lm_head.hpp"
+#include "polyalpaca/layers/repeat.hpp"
 
 namespace polyalpaca {
 
@@ -44,10 +45,12 @@ struct BatchLoss {
 
 /// Model is a family type (Bloom<...>, GptNeoX<...>, Llama<...>) that provides
 ///   config (the Size struct), adapter, embedding_name, final_norm_name, head_name, tied_head,
-///   template <B, T> Parts (see graph/residual_block.hpp), Block, FinalNorm, and optionally EmbeddingNorm.
+///   template <B, T> Parts (see layers/residual_block.hpp), Block, FinalNorm, and optionally EmbeddingNorm.
 /// Non-copyable and non-movable: its parameters point into its own arenas.
 template <class Model, class Backend, class T = float>
 class CausalLm {
+    static_assert(backend_contract::check<Backend, T>());  // one sentence per group of ops the backend lacks
+
 public:
     using Config = typename Model::config;
     using Parts = typename Model::template Parts<Backend, T>;

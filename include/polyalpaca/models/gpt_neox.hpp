@@ -5,11 +5,11 @@
 #include <string>
 
 #include "polyalpaca/adapters/adapter.hpp"
-#include "polyalpaca/graph/counting_backend.hpp"
-#include "polyalpaca/graph/residual_block.hpp"
+#include "polyalpaca/backend/counting_backend.hpp"
 #include "polyalpaca/layers/attention.hpp"
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
+#include "polyalpaca/layers/residual_block.hpp"
 
 namespace polyalpaca {
 
@@ -69,8 +69,15 @@ struct GptNeoX {
             double adapter_dropout = 0.0;
         };
         using Norm = LayerNorm<B, T, Size::hidden, base_role<A>>;
-        using Attention = CausalSelfAttention<B, T, Size::hidden, Size::heads, Size::heads, QkvLayout::FusedPerHead,
-                                              Positional::Rotary, rotary_dim, true, A>;
+        using Attention = CausalSelfAttention<B, T,
+                                              AttentionSpec{.hidden = Size::hidden,
+                                                            .heads = Size::heads,
+                                                            .kv_heads = Size::heads,
+                                                            .layout = QkvLayout::FusedPerHead,
+                                                            .positional = Positional::Rotary,
+                                                            .rotary_dim = rotary_dim,
+                                                            .bias = true},
+                                              A>;
         using Mlp = GeluMlp<B, T, Size::hidden, 4 * Size::hidden, Gelu::Erf, A>;
 
         static std::string prefix(int i) { return "gpt_neox.layers." + std::to_string(i) + "."; }

@@ -5,11 +5,11 @@
 #include <string>
 
 #include "polyalpaca/adapters/adapter.hpp"
-#include "polyalpaca/graph/counting_backend.hpp"
-#include "polyalpaca/graph/residual_block.hpp"
+#include "polyalpaca/backend/counting_backend.hpp"
 #include "polyalpaca/layers/attention.hpp"
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
+#include "polyalpaca/layers/residual_block.hpp"
 
 namespace polyalpaca {
 
@@ -89,8 +89,15 @@ struct Llama {
         };
         static constexpr int head_dim = Size::hidden / Size::heads;
         using Norm = RmsNorm<B, T, Size::hidden, base_role<A>>;
-        using Attention = CausalSelfAttention<B, T, Size::hidden, Size::heads, Size::kv_heads, QkvLayout::Separate,
-                                              Positional::Rotary, head_dim, false, A>;
+        using Attention = CausalSelfAttention<B, T,
+                                              AttentionSpec{.hidden = Size::hidden,
+                                                            .heads = Size::heads,
+                                                            .kv_heads = Size::kv_heads,
+                                                            .layout = QkvLayout::Separate,
+                                                            .positional = Positional::Rotary,
+                                                            .rotary_dim = head_dim,
+                                                            .bias = false},
+                                              A>;
         using Mlp = SwiGluMlp<B, T, Size::hidden, Size::ffn, A>;
 
         static std::string prefix(int i) { return "model.layers." + std::to_string(i) + "."; }

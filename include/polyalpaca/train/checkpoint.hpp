@@ -18,9 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/core/parameter_store.hpp"
 #include "polyalpaca/core/rng.hpp"
 #include "polyalpaca/distributed/communicator.hpp"
-#include "polyalpaca/graph/parameter_store.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/safetensors_checkpoint.hpp"
 #include "polyalpaca/io/safetensors_file.hpp"

@@ -1,4 +1,4 @@
-/// @file graph/parameter_store.hpp
+/// @file core/parameter_store.hpp
 /// @brief One contiguous arena per role: frozen weights, trainable weights and (once training starts) their gradients.
 #pragma once
 

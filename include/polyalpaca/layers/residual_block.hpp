@@ -1,4 +1,4 @@
-/// @file graph/residual_block.hpp
+/// @file layers/residual_block.hpp
 /// @brief The two transformer block shapes: sequential pre-norm residuals (BLOOM, LLaMA) and
 ///        GPT-NeoX's parallel attention + MLP residual.
 #pragma once
@@ -6,9 +6,9 @@
 #include <cstddef>
 #include <span>
 
+#include "polyalpaca/core/activation_buffer.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
-#include "polyalpaca/graph/activation_buffer.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 #include "polyalpaca/layers/mode.hpp"
 

@@ -1,4 +1,4 @@
-/// @file graph/repeat.hpp
+/// @file layers/repeat.hpp
 /// @brief Repeat<N, Block>: N blocks of one type, run in order forward and in reverse backward.
 #pragma once
 

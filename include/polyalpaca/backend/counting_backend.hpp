@@ -1,4 +1,4 @@
-/// @file graph/counting_backend.hpp
+/// @file backend/counting_backend.hpp
 /// @brief A backend with storage types and no ops: lets a model type's parameter counts be read at compile time.
 #pragma once
 

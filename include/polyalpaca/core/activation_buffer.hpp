@@ -1,4 +1,4 @@
-/// @file graph/activation_buffer.hpp
+/// @file core/activation_buffer.hpp
 /// @brief Backend memory for a tensor a layer keeps between forward and backward.
 #pragma once
 
