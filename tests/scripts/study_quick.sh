@@ -7,7 +7,8 @@
 # - the printed summary table has a row per strategy with a parsable accuracy and its interval for every test
 #   language, the base-model baseline, a "Best at" line, a fidelity table, and the report's path last;
 # - a second invocation on the same output directory trains nothing (every run is skipped as finished) and prints
-#   the same summary.
+#   the same summary;
+# - a decoding length that leaves no room for a prompt is refused before anything is written.
 # usage: study_quick.sh POLYALPACA_STUDY WORK_DIR
 set -euo pipefail
 study=$1 work=$2
@@ -75,4 +76,13 @@ grep -q 'pretraining: done before' "$work/second.log" || fail "the second run pr
 grep -q '\] training:' "$work/second.log" && fail "the second run started a training"
 diff <(sed -n '/^Exact-match accuracy/,/^Best at/p' "$work/first.log") \
      <(sed -n '/^Exact-match accuracy/,/^Best at/p' "$work/second.log") || fail "the summaries differ"
+
+# A decoding length that leaves no room for a prompt in the model's 2048 positions is refused before any work (it
+# would have skipped every test prompt as too long after training).
+"$study" --print-default | jq --arg out "$work/no_room" '.decoding.max_new_tokens = 4096 | .output = $out' \
+    > "$work/no_room.json"
+if "$study" "$work/no_room.json" > "$work/no_room.log" 2>&1; then fail "max_new_tokens 4096 was accepted"; fi
+grep -qE "decoding.max_new_tokens \(4096 for (lora|full)\) leaves no room for a prompt in bloom-study's 2048 positions" \
+    "$work/no_room.log" || fail "unclear: $(cat "$work/no_room.log")"
+[[ ! -e "$work/no_room" ]] || fail "the refused study left $work/no_room behind"
 echo "study quick run and resume: OK"

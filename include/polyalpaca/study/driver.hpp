@@ -78,6 +78,7 @@ inline StudyOutcome run_study(StudyFile s, StudyEngine& engine, StudyRunOptions 
     require(!s.suite || s.suite->bpe_vocab <= std::size_t(engine.vocab()),
             s.source.empty() ? std::string("the study") : s.source.string(), ": suite.bpe_vocab is ",
             s.suite ? s.suite->bpe_vocab : 0, " tokens but ", s.preset, "'s vocabulary holds ", engine.vocab());
+    for (auto const& method : s.methods) require_room_for_prompts(s, method, engine.max_positions());
     auto const runs = plan_runs(s);
     if (child) {  // a job's run, checked before any work: it must be planned, and its base model made
         require(std::any_of(runs.begin(), runs.end(), [&](auto const& r) { return r.name == o.only_run; }),

@@ -70,16 +70,15 @@ inline Device device_of(PlanDevice const& d) {
 inline MemoryPlanOptions memory_plan_options(StudyFile const& s, std::string const& method, int max_positions,
                                              std::optional<int> prompt_tokens = std::nullopt) {
     auto const& h = s.hyperparameters.at(method);
-    auto const preset = s.decoding.preset == "paper" ? (method == "full" ? "paper-full" : "paper-lora")
-                                                     : s.decoding.preset;
-    auto const decoding = GenerationConfig::from_name(preset);
+    require_room_for_prompts(s, method, max_positions);
+    auto const decoding = GenerationConfig::from_name(s.decoding.preset_for(method));
     MemoryPlanOptions o;
     o.micro_batch = int(h.micro_batch);
     o.seq = int(h.cutoff);
     o.adapter_dropout = method == "lora" ? h.lora_dropout : 0.0;
     o.decode_batch = int(s.decoding.batch);
     o.beams = std::max(1, decoding.num_beams);
-    o.new_tokens = s.decoding.max_new_tokens > 0 ? s.decoding.max_new_tokens : decoding.max_new_tokens;
+    o.new_tokens = decoding_new_tokens(s, method);
     o.prompt_tokens = std::max(1, std::min(prompt_tokens.value_or(int(h.cutoff)), max_positions - o.new_tokens));
     return o;
 }

@@ -131,8 +131,7 @@ inline RunEvaluation evaluate_network(StudyEngine& engine, StudyFile const& s, S
                                       std::string const& progress_label, bool quiet) {
     auto const start = std::chrono::steady_clock::now();
     auto const prompt_template = PromptTemplate::from_name_or_file(info.prompt_template);
-    auto const preset = s.decoding.preset == "paper" ? (info.method == "full" ? "paper-full" : "paper-lora")
-                                                     : s.decoding.preset;
+    auto const preset = s.decoding.preset_for(info.method);
     auto config = GenerationConfig::from_name(preset);
     if (s.decoding.max_new_tokens > 0) config.max_new_tokens = s.decoding.max_new_tokens;
     if (auto const eos = tokenizer.eos_id()) config.eos_token_ids = {*eos};

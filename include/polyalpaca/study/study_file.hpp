@@ -24,6 +24,7 @@
 #include "polyalpaca/core/value_checks.hpp"
 #include "polyalpaca/data/budget.hpp"
 #include "polyalpaca/data/strategy.hpp"
+#include "polyalpaca/generate/config.hpp"
 #include "polyalpaca/io/input_file.hpp"
 
 namespace polyalpaca::study {
@@ -77,6 +78,11 @@ struct DecodingSpec {
     int max_new_tokens = 0;         ///< 0: the preset's
     std::size_t batch = 8;          ///< prompts decoded together
     std::size_t max_prompts = 0;    ///< per test language (0: all)
+
+    /// The preset a run of `method` decodes with: "paper" picks paper-full or paper-lora by method.
+    std::string preset_for(std::string const& method) const {
+        return preset == "paper" ? (method == "full" ? "paper-full" : "paper-lora") : preset;
+    }
 };
 
 struct JudgeSpec {
@@ -382,6 +388,21 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     }
     r.done();
     return s;
+}
+
+/// The new tokens a run of `method` decodes: decoding.max_new_tokens, or its preset's.
+inline int decoding_new_tokens(StudyFile const& s, std::string const& method) {
+    return s.decoding.max_new_tokens > 0 ? s.decoding.max_new_tokens
+                                         : GenerationConfig::from_name(s.decoding.preset_for(method)).max_new_tokens;
+}
+
+/// Refuses new tokens that leave no room for a prompt in the model's positions: every test prompt would be skipped
+/// as too long, after the training.
+inline void require_room_for_prompts(StudyFile const& s, std::string const& method, int max_positions) {
+    int const new_tokens = decoding_new_tokens(s, method);
+    require(new_tokens < max_positions, s.source.empty() ? std::string("the study") : s.source.string(),
+            ": decoding.max_new_tokens (", new_tokens, " for ", method, ") leaves no room for a prompt in ", s.preset,
+            "'s ", max_positions, " positions");
 }
 
 /// One study per base model; with several, each writes under <output>/<preset>/.
