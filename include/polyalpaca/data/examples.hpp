@@ -132,6 +132,18 @@ inline bool has_scored_label(Example const& e) {
     return std::any_of(first, e.labels.end(), [](std::int32_t label) { return label != ignore_index; });
 }
 
+/// How many examples of every language there are, and how many of them have a scored label.
+struct ScoredCount {
+    std::size_t examples = 0, scored = 0;
+};
+template <class ByLanguage>
+ScoredCount count_scored(ByLanguage const& by_language) {
+    ScoredCount c;
+    for (auto const& [lang, list] : by_language)
+        for (auto const& e : list) ++c.examples, c.scored += has_scored_label(e) ? 1 : 0;
+    return c;
+}
+
 /// The same, finding the tokenizer's special-token layout first (make_examples does that once for all records).
 template <class Tokenizer>
 Example make_example(Record const& record, PromptTemplate const& prompt_template, Tokenizer const& tokenizer,

@@ -45,9 +45,7 @@ inline TuningExamples tuning_examples(StudyFile const& s, StudyData& d, Tokenize
                                             example_options(h), BadRecordPolicy::Skip, d.report);
         pools.push_back(make_pool(lang, t.by_language[lang]));
     }
-    std::size_t examples = 0, scored = 0;
-    for (auto const& [lang, list] : t.by_language)
-        for (auto const& e : list) ++examples, scored += has_scored_label(e) ? 1 : 0;
+    auto const [examples, scored] = count_scored(t.by_language);
     require(examples == 0 || scored > 0, "none of the ", examples, " tuning examples has a token the loss scores: ",
             "each prompt fills the cutoff (", h.cutoff, "); raise the hyperparameters' \"cutoff\"",
             h.train_on_inputs ? "" : " or set \"train_on_inputs\"");

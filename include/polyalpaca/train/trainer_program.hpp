@@ -164,9 +164,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     for (auto const& lang : c.languages)
         require(by_language.count(lang), "--languages names '", lang, "' but no --data file is given for it");
     {  // an example whose prompt fills the cutoff adds nothing to the loss; if all do, the run would learn nothing
-        std::size_t examples = 0, scored = 0;
-        for (auto const& [lang, list] : by_language)
-            for (auto const& e : list) ++examples, scored += has_scored_label(e) ? 1 : 0;
+        auto const [examples, scored] = count_scored(by_language);
         require(examples == 0 || scored > 0, "none of the ", examples, " examples has a token the loss scores: ",
                 "each prompt fills --cutoff ", c.cutoff, c.train_on_inputs ? "" : " and --train-on-inputs is off",
                 "; raise --cutoff", c.train_on_inputs ? "" : " or train on inputs");
