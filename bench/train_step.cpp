@@ -77,8 +77,8 @@ std::vector<Gemm> gemm_shapes(pa::Index n, pa::Index head_rows, bool lora) {
     } else {
         linear("query_key_value", d, 3 * d);
         linear("attn dense", d, d);
-        linear("dense_h_to_4h", d, 4 * d);
-        linear("dense_4h_to_h", 4 * d, d);
+        linear("dense_h_to_4h", d, Model::ffn);
+        linear("dense_4h_to_h", Model::ffn, d);
     }
     out.push_back({"lm_head fwd", head_rows, d, C::vocab, 1});
     out.push_back({"lm_head bwd dX", head_rows, C::vocab, d, 1});
@@ -219,19 +219,40 @@ std::string time_step(std::string const& label, Options const& o, bool lora) {
     return heading + pa::format_profile(table);
 }
 
-template <template <class, class> class Family, class Size, class Lora>
+/// The methods --method names: one, "both" (full and lora) or "adapters" (lora, dora, ia3).
+bool runs(Options const& o, std::string const& method) {
+    if (o.method == "both") return method == "full" || method == "lora";
+    if (o.method == "adapters") return method != "full";
+    return o.method == method;
+}
+
+template <template <class, class> class Family, class Size, class Lora, class Dora, class Ia3>
 void run_preset(Options const& o) {
-    // Peak RSS is the process's so far: run --method full or lora alone to read one method's memory.
+    // Peak RSS is the process's so far: run one --method alone to read its memory.
     std::string profiles;
-    if (o.method != "lora") profiles += time_step<Family<Size, pa::NoAdapter>>("full-parameter", o, false);
-    if (o.method == "both") std::printf("\n");
-    if (o.method != "full") profiles += time_step<Family<Size, Lora>>("LoRA r8", o, true);
+    bool first = true;
+    auto step = [&]<class Model>(std::string const& method, std::string const& label) {
+        if (!runs(o, method)) return;
+        if (!first) std::printf("\n");
+        first = false;
+        profiles += time_step<Model>(label, o, method != "full");
+    };
+    step.template operator()<Family<Size, pa::NoAdapter>>("full", "full-parameter");
+    step.template operator()<Family<Size, Lora>>("lora", "LoRA r8");
+    step.template operator()<Family<Size, Dora>>("dora", "DoRA r8");
+    step.template operator()<Family<Size, Ia3>>("ia3", "IA3");
     std::printf("%s", profiles.c_str());
 }
 
 using pa::bench::QkvLora;
 using pa::bench::QkvSplitLora;
 using QueryValueLora = pa::LoRA<8, 16, pa::site::Query, pa::site::Value>;  // the Alpaca-LoRA recipe
+// DoRA on each LoRA's modules; IA3 on PEFT's default modules of the family.
+using QkvDora = pa::DoRA<8, 16, pa::site::Qkv>;
+using QkvSplitDora = pa::DoRA<8, 16, pa::site::Query, pa::site::Key, pa::site::Value>;
+using QueryValueDora = pa::DoRA<8, 16, pa::site::Query, pa::site::Value>;
+using FusedIa3 = pa::IA3<pa::site::Qkv, pa::site::MlpDown>;
+using SplitIa3 = pa::IA3<pa::site::Key, pa::site::Value, pa::site::MlpDown>;
 
 // LLaMA-7B's widths at depth 1 and 2: the difference of two runs is one layer's memory and time, which scaled to
 // 32 layers predicts LLaMA-7B (whose fp32 weights alone outgrow a small machine).
@@ -244,15 +265,15 @@ struct Llama7bDepth2 : pa::llama::Size7b {
 
 int main(int argc, char** argv) try {
     std::map<std::string, std::function<void(Options const&)>> presets{
-        {"bloom-tiny", run_preset<pa::Bloom, pa::bloom::SizeTiny, QkvLora>},
-        {"bloom-study", run_preset<pa::Bloom, pa::bloom::SizeStudy, QkvLora>},
-        {"bloom-560m", run_preset<pa::Bloom, pa::bloom::Size560m, QkvLora>},
-        {"pythia-70m", run_preset<pa::GptNeoX, pa::gpt_neox::Size70m, QkvLora>},
-        {"pythia-410m", run_preset<pa::GptNeoX, pa::gpt_neox::Size410m, QkvLora>},
-        {"llama-tiny", run_preset<pa::Llama, pa::llama::SizeTiny, QkvSplitLora>},
-        {"open_llama-3b", run_preset<pa::Llama, pa::llama::OpenLlama3b, QkvSplitLora>},
-        {"llama-7b-depth1", run_preset<pa::Llama, Llama7bDepth1, QueryValueLora>},
-        {"llama-7b-depth2", run_preset<pa::Llama, Llama7bDepth2, QueryValueLora>},
+        {"bloom-tiny", run_preset<pa::Bloom, pa::bloom::SizeTiny, QkvLora, QkvDora, FusedIa3>},
+        {"bloom-study", run_preset<pa::Bloom, pa::bloom::SizeStudy, QkvLora, QkvDora, FusedIa3>},
+        {"bloom-560m", run_preset<pa::Bloom, pa::bloom::Size560m, QkvLora, QkvDora, FusedIa3>},
+        {"pythia-70m", run_preset<pa::GptNeoX, pa::gpt_neox::Size70m, QkvLora, QkvDora, FusedIa3>},
+        {"pythia-410m", run_preset<pa::GptNeoX, pa::gpt_neox::Size410m, QkvLora, QkvDora, FusedIa3>},
+        {"llama-tiny", run_preset<pa::Llama, pa::llama::SizeTiny, QkvSplitLora, QkvSplitDora, SplitIa3>},
+        {"open_llama-3b", run_preset<pa::Llama, pa::llama::OpenLlama3b, QkvSplitLora, QkvSplitDora, SplitIa3>},
+        {"llama-7b-depth1", run_preset<pa::Llama, Llama7bDepth1, QueryValueLora, QueryValueDora, SplitIa3>},
+        {"llama-7b-depth2", run_preset<pa::Llama, Llama7bDepth2, QueryValueLora, QueryValueDora, SplitIa3>},
     };
     std::string names;
     for (auto const& [name, _] : presets) names += (names.empty() ? "" : ", ") + name;
@@ -261,7 +282,7 @@ int main(int argc, char** argv) try {
     po::options_description desc("polyalpaca_bench_train_step: time CPU training steps and their GEMM shapes.\nOptions");
     desc.add_options()("help,h", "show this help")("preset", po::value(&o.preset)->default_value(o.preset),
                                                    ("one of: " + names).c_str())(
-        "method", po::value(&o.method)->default_value(o.method), "full, lora or both")(
+        "method", po::value(&o.method)->default_value(o.method), "full, lora, dora, ia3, both (full and lora) or adapters (lora, dora and ia3)")(
         "batch", po::value(&o.batch)->default_value(o.batch), "sequences per step")(
         "seq", po::value(&o.seq)->default_value(o.seq), "tokens per sequence")(
         "accumulation", po::value(&o.accumulation)->default_value(o.accumulation),
@@ -281,7 +302,9 @@ int main(int argc, char** argv) try {
     pa::require(o.batch >= 1 && o.seq >= 2 && o.accumulation >= 1 && o.repeat >= 1,
                 "--batch, --accumulation and --repeat must be at least 1 and --seq at least 2");
     pa::require(o.prompt_share >= 0 && o.prompt_share <= 1, "--prompt-share must be in [0, 1], got ", o.prompt_share);
-    pa::require(o.method == "full" || o.method == "lora" || o.method == "both", "--method must be full, lora or both");
+    pa::require(o.method == "full" || o.method == "lora" || o.method == "dora" || o.method == "ia3" ||
+                    o.method == "both" || o.method == "adapters",
+                "--method must be full, lora, dora, ia3, both or adapters, got '", o.method, "'");
     pa::require(o.gemm_math == "fp32" || o.gemm_math == "bf16" || o.gemm_math == "both",
                 "--gemm-math must be fp32, bf16 or both, got '", o.gemm_math, "'");
     if (o.gemm_math != "fp32") (void)pa::cpu::gemm_math_from_name("bf16", "--gemm-math");  // refused here, naming why

@@ -1,6 +1,7 @@
 // Run by polyalpaca_add_trainer(HF_CONFIG) at configure time (cmake/PolyalpacaTrainer.cmake):
 //   polyalpaca_model_header CONFIG_JSON OUT_HEADER SIZE_NAME
-// writes the header defining SIZE_NAME for CONFIG_JSON and prints "family=<template>", "sites=<LoRA sites>" and "head_dim=<n>";
+// writes the header defining SIZE_NAME for CONFIG_JSON and prints "family=<template>", "sites=<LoRA sites>",
+// "ia3_sites=<IA3 sites>" and "head_dim=<n>";
 // exits 1 with the reason on stderr when the config names no model this project can express.
 #include <cstdio>
 #include <fstream>
@@ -19,7 +20,8 @@ int main(int argc, char** argv) {
         out << model.header();
         out.close();
         if (!out) throw polyalpaca::Error(std::string("cannot write '") + argv[2] + "'");
-        std::cout << "family=" << model.family_template << "\nsites=" << model.lora_sites << "\nhead_dim=" << model.head_dim << "\n";
+        std::cout << "family=" << model.family_template << "\nsites=" << model.lora_sites
+                  << "\nia3_sites=" << model.ia3_sites << "\nhead_dim=" << model.head_dim << "\n";
     } catch (std::exception const& e) {
         std::cerr << e.what() << "\n";
         return 1;

@@ -71,10 +71,14 @@ void print_weights(fs::path const& dir) {
 
 void print_adapter(fs::path const& dir) {
     auto const config = io::read_json_file(dir / io::peft_config_file);
-    std::cout << "PEFT adapter: " << config.value("peft_type", std::string("?")) << ", r "
-              << config.value("r", nlohmann::json()).dump() << ", alpha "
-              << config.value("lora_alpha", nlohmann::json()).dump() << ", target_modules "
-              << config.value("target_modules", nlohmann::json()).dump() << ", base model "
+    auto const type = config.value("peft_type", std::string("?"));
+    std::cout << "PEFT adapter: " << type << (config.value("use_dora", false) ? " (DoRA)" : "");
+    if (type == "IA3")
+        std::cout << ", feedforward_modules " << config.value("feedforward_modules", nlohmann::json()).dump();
+    else
+        std::cout << ", r " << config.value("r", nlohmann::json()).dump() << ", alpha "
+                  << config.value("lora_alpha", nlohmann::json()).dump();
+    std::cout << ", target_modules " << config.value("target_modules", nlohmann::json()).dump() << ", base model "
               << config.value("base_model_name_or_path", nlohmann::json()).dump() << "\n";
     if (fs::exists(dir / io::peft_weights_file)) {
         auto const file = io::SafetensorsFile::open(dir / io::peft_weights_file);

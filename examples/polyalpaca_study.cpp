@@ -222,7 +222,7 @@ int study_main(int argc, char** argv, int rank, int ranks) {
     pa::study::EngineOptions options;
     options.seed = s.seed;
     options.keep_base_on_host = s.methods.size() > 1 || s.methods.front() == "full";
-    if (s.hyperparameters.count("lora")) options.lora_dropout = s.hyperparameters.at("lora").lora_dropout;
+    for (auto const& [method, h] : s.hyperparameters) options.adapter_dropout[method] = h.lora_dropout;
     options.attention = attention;
     options.gemm_math = gemm_math;
     options.frozen_in_bf16 = frozen_weights == "bf16";

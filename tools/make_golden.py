@@ -6,7 +6,9 @@ Pinned versions (checked at runtime): torch==2.15.0, transformers==5.24.0, peft=
     /opt/pa-venv/bin/pip install torch==2.15.0 transformers==5.24.0 accelerate==1.15.0 peft==0.21.2 safetensors==0.8.0
     /opt/pa-venv/bin/python tools/make_golden.py
 
-For each model <name> (bloom, gpt_neox, llama, llama_tied), whose config equals polyalpaca's SizeTiny preset:
+For each model <name> (bloom, gpt_neox, gpt_neox_sequential, llama, llama_tied), whose config equals polyalpaca's
+SizeTiny preset (gpt_neox_sequential: GPT-NeoX with use_parallel_residual false and an MLP 3 x hidden wide, as
+polyalpaca's gpt_neox::SizeTinySequential):
   models/<name>/config.json, generation_config.json, model.safetensors   the float32 checkpoint, as save_pretrained
       writes it
   models/<name>-lora/adapter_config.json, adapter_model.safetensors   a PEFT LoRA adapter, as save_pretrained writes it
@@ -25,6 +27,8 @@ For each model <name> (bloom, gpt_neox, llama, llama_tied), whose config equals 
   Its metadata (one key, "golden", holding JSON) records the versions and the settings above.
 
 Everything is deterministic (fixed seeds, one thread, deterministic algorithms); rerunning gives identical files.
+Each models/<name>/ is written afresh: run tools/make_adapter_golden.py after it (its adapters.safetensors lives
+there).
 """
 
 import json
@@ -76,11 +80,11 @@ def bloom_config():
                        bos_token_id=1, eos_token_id=2, pad_token_id=3)
 
 
-def gpt_neox_config():
+def gpt_neox_config(parallel_residual=True, intermediate_size=128):
     return GPTNeoXConfig(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         intermediate_size=128, hidden_act="gelu", max_position_embeddings=2048,
+                         intermediate_size=intermediate_size, hidden_act="gelu", max_position_embeddings=2048,
                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
-                         layer_norm_eps=1e-5, use_parallel_residual=True, tie_word_embeddings=False,
+                         layer_norm_eps=1e-5, use_parallel_residual=parallel_residual, tie_word_embeddings=False,
                          attention_bias=True, attention_dropout=0.0, hidden_dropout=0.0,
                          bos_token_id=0, eos_token_id=2, pad_token_id=1)
 
@@ -95,14 +99,20 @@ def llama_config(tied):
 
 # Where save_pretrained's names differ from the module names (transformers 5 renames Pythia's embed_out to lm_head
 # on load and back on save); reference tensors use the names in the saved checkpoint.
-SAVED_NAMES = {"gpt_neox": {"lm_head.weight": "embed_out.weight"}}
+SAVED_NAMES = {"gpt_neox": {"lm_head.weight": "embed_out.weight"},
+               "gpt_neox_sequential": {"lm_head.weight": "embed_out.weight"}}
 
 MODELS = {
     "bloom": (BloomForCausalLM, bloom_config, ["query_key_value"]),
     "gpt_neox": (GPTNeoXForCausalLM, gpt_neox_config, ["query_key_value"]),
+    "gpt_neox_sequential": (GPTNeoXForCausalLM, lambda: gpt_neox_config(False, 96), ["query_key_value"]),
     "llama": (LlamaForCausalLM, lambda: llama_config(False), ["q_proj", "v_proj"]),
     "llama_tied": (LlamaForCausalLM, lambda: llama_config(True), ["q_proj", "v_proj"]),
 }
+
+
+# Fixed per model, so that adding a model leaves the others' files as they were.
+SEEDS = {"bloom": 1000, "gpt_neox": 1010, "llama": 1020, "llama_tied": 1030, "gpt_neox_sequential": 1040}
 
 
 def randomise(model, seed):
@@ -251,7 +261,7 @@ def check_saved_checkpoint(model_dir, params):
 
 def make(name, versions):
     cls, make_config, targets = MODELS[name]
-    seed = 1000 + sorted(MODELS).index(name) * 10
+    seed = SEEDS[name]
     config = make_config()
     config._attn_implementation = "eager"
     torch.manual_seed(seed)

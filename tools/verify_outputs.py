@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Checks that HF libraries load what polyalpaca writes: a PEFT adapter (PeftModel.from_pretrained on the base
-checkpoint polyalpaca saved) and a merged checkpoint (AutoModelForCausalLM.from_pretrained), each compared with
-the logits polyalpaca computed with its LoRA model. Run by hand, never in CI.
+"""Checks that HF libraries load what polyalpaca writes: a PEFT adapter (LoRA, DoRA or IA3; PeftModel.from_pretrained
+on the base checkpoint polyalpaca saved) and a merged checkpoint (AutoModelForCausalLM.from_pretrained), each
+compared with the logits polyalpaca computed with its adapted model. Run by hand, never in CI.
 
 Pinned versions (checked at runtime): torch==2.15.0, transformers==5.24.0, peft==0.21.2, safetensors==0.8.0
 
@@ -13,7 +13,7 @@ Pinned versions (checked at runtime): torch==2.15.0, transformers==5.24.0, peft=
     /opt/pa-venv/bin/python tools/verify_outputs.py --base B --adapter A --merged M --logits L
 
 logits.safetensors holds "input_ids" (batch, seq; float32 holding integers) and "logits" (batch, seq, vocab),
-computed by polyalpaca's LoRA model in eval mode. Exits non-zero when an error exceeds --tolerance.
+computed by polyalpaca's adapted model in eval mode. Exits non-zero when an error exceeds --tolerance.
 """
 
 import argparse
@@ -56,7 +56,8 @@ def verify(base, adapter, merged, logits_file, tolerance):
         lora = PeftModel.from_pretrained(load_model(base), adapter).eval()
         # Every adapter weight in the file must have reached the PEFT model.
         written = safetensors.torch.load_file(pathlib.Path(adapter) / "adapter_model.safetensors")
-        state = {k.replace(".default", ""): v for k, v in lora.state_dict().items()}
+        state = {k.replace(".lora_magnitude_vector.default.weight", ".lora_magnitude_vector").replace(".default", ""): v
+                 for k, v in lora.state_dict().items()}  # the keys PEFT saves (DoRA's magnitude without ".weight")
         loaded = max((written[k] - state[k]).abs().max().item() for k in written)
         if loaded != 0:
             raise SystemExit(f"{adapter}: PEFT's adapter weights differ from the file by {loaded}")

@@ -55,10 +55,10 @@ if(MODE STREQUAL "trainer")
     list(APPEND trainer_args -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM})
   endif()
 
-  # A GPT-NeoX config whose MLP is not 4 x hidden: no model type here expresses it, and configuring says so.
+  # A GPT-NeoX config with a tied head: no model type here expresses it, and configuring says so.
   set(bad ${WORK_DIR}/bad/config.json)
   file(WRITE ${bad} [=[{"model_type": "gpt_neox", "vocab_size": 2048, "hidden_size": 48, "num_hidden_layers": 2,
- "num_attention_heads": 6, "intermediate_size": 100, "rotary_pct": 0.25}
+ "num_attention_heads": 6, "intermediate_size": 100, "rotary_pct": 0.25, "tie_word_embeddings": true}
 ]=])
   execute_process(COMMAND ${CMAKE_COMMAND} ${trainer_args} -B ${WORK_DIR}/bad_build -DMODEL_CONFIG=${bad}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -66,7 +66,7 @@ if(MODE STREQUAL "trainer")
   if(rc EQUAL 0 OR NOT flat MATCHES "bad/config.json' describes a model no gpt_neox type here expresses:")
     message(FATAL_ERROR "[${MODE}] an inexpressible config.json was not refused by name (${rc}):\n${out}")
   endif()
-  if(NOT flat MATCHES "intermediate_size: GPT-NeoX here has 4 x hidden_size = 192, found 100")
+  if(NOT flat MATCHES "tie_word_embeddings: GPT-NeoX here has an untied head")
     message(FATAL_ERROR "[${MODE}] the refusal does not name the field:\n${out}")
   endif()
 

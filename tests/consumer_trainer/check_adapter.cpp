@@ -24,7 +24,7 @@ int main(int argc, char** argv) try {
     pa::io::load_peft_adapter(ctx, net, argv[2]);
     int trained = 0, lora_b = 0;
     for (auto const* p : net.parameters().parameters()) {
-        if (!p->name.ends_with(pa::io::lora_b_suffix)) continue;
+        if (!p->name.ends_with(".lora_B.weight")) continue;
         ++lora_b;
         auto const values = pa::io::download<pa::CpuEigen>(ctx, *p);
         for (float v : values)

@@ -213,6 +213,40 @@ void check_embedding_rows(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng,
     expect_close(gback.host(ctx), back, 0, "scatter_add_rows " + tag);
 }
 
+/// The per-column scales of the adapters (IA3, DoRA): scale_columns (with and without a shift, in place),
+/// column_dots, row_norms and divide, against the CPU's.
+void check_scaling(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, pa::Index rows, pa::Index cols) {
+    auto const tag = std::to_string(rows) + " x " + std::to_string(cols);
+    Vec x = random_vector(rng, rows * cols), b = random_vector(rng, rows * cols), v = random_vector(rng, cols),
+        shift = random_vector(rng, cols), y(static_cast<std::size_t>(rows * cols));
+    Dev gx(ctx, x, rows, cols), gb(ctx, b, rows, cols), gv(ctx, v, 1, cols), gshift(ctx, shift, 1, cols),
+        gy(ctx, y, rows, cols);
+    pa::cpu::scale_columns<float>(cpu, hv(x, rows, cols), v.data(), shift.data(), hv(y, rows, cols));
+    cu::scale_columns(ctx, gx.view(), gv.view().data, gshift.view().data, gy.view());
+    expect_close(gy.host(ctx), y, 0, "scale_columns with a shift " + tag);
+    pa::cpu::scale_columns<float>(cpu, hv(x, rows, cols), v.data(), nullptr, hv(x, rows, cols));
+    cu::scale_columns(ctx, gx.view(), gv.view().data, nullptr, gx.view());
+    expect_close(gx.host(ctx), x, 0, "scale_columns in place " + tag);
+
+    Vec dots = random_vector(rng, cols);
+    Dev gdots(ctx, dots, 1, cols);
+    pa::cpu::column_dots<float>(cpu, hv(x, rows, cols), hv(b, rows, cols), dots.data());
+    cu::column_dots(ctx, gx.view(), gb.view(), gdots.view().data);
+    expect_close(gdots.host(ctx), dots, fp32_tol * double(rows), "column_dots " + tag);
+
+    Vec norms(static_cast<std::size_t>(rows));
+    Dev gnorms(ctx, norms, 1, rows);
+    pa::cpu::row_norms<float>(cpu, hv(b, rows, cols), norms.data());
+    cu::row_norms(ctx, gb.view(), gnorms.view().data);
+    expect_close(gnorms.host(ctx), norms, fp32_tol * double(cols), "row_norms " + tag);
+
+    Vec ratio(static_cast<std::size_t>(cols));
+    Dev gratio(ctx, ratio, 1, cols);
+    pa::cpu::divide<float>(cpu, v.data(), shift.data(), ratio.data(), cols);
+    cu::divide(ctx, gv.view().data, gshift.view().data, gratio.view().data, cols);
+    expect_close(gratio.host(ctx), ratio, fp32_tol, "divide " + tag);
+}
+
 void check_qkv_rope(cu::Context& ctx, pa::cpu::Context& cpu, pa::Rng& rng, int batch, int seq, int heads, int head_dim,
                     int rotary_dim, int offset, pa::RopeStyle style) {
     pa::Index const n = pa::Index(batch) * seq, width = pa::Index(heads) * head_dim;
@@ -356,6 +390,8 @@ int main() {
         check_qkv_rope(ctx, cpu, rng, 2, 5, 3, 10, 6, 7, style);
         check_qkv_rope(ctx, cpu, rng, 3, 77, 4, 64, 64, 0, style);
     }
+    for (auto [rows, cols] : {std::pair<pa::Index, pa::Index>{1, 1}, {7, 96}, {512, 3072}, {3000, 5}})
+        check_scaling(ctx, cpu, rng, rows, cols);
     check_dropout(ctx, cpu, rng, 1, 1, 0.0f);
     check_dropout(ctx, cpu, rng, 37, 41, 0.0f);
     check_dropout(ctx, cpu, rng, 301, 333, 0.1f);

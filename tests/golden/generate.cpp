@@ -3,7 +3,7 @@
 ///        greedy and 4-beam tokens and scores, per-step logits against HF and against a full recompute, batched
 ///        against one prompt at a time, and a LoRA adapter unmerged against the same adapter merged.
 #include <polyalpaca/generate/generate.hpp>
-#include <polyalpaca/io/lora_merge.hpp>
+#include <polyalpaca/io/adapter_merge.hpp>
 
 #include "model_parity.hpp"
 
@@ -185,7 +185,7 @@ void check_lora_merge(std::string const& name) {
     REQUIRE(pa::io::load_hf_checkpoint(ctx, lora, pa::testing::golden_model_dir(name)) == "");
     pa::io::load_peft_adapter(ctx, lora, pa::testing::golden_model_dir(name + "-lora"));
     pa::CausalLm<BaseModel, pa::CpuEigen, float> merged(ctx, {.seed = 4});
-    pa::io::merge_lora(ctx, lora, merged);
+    pa::io::merge_adapter(ctx, lora, merged);
     GoldenReference const ref(name);
     auto const g = golden(ref);
     auto const prompts = std::span<std::vector<std::int32_t> const>(g.prompts);

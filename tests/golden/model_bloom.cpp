@@ -16,3 +16,15 @@ TEMPLATE_TEST_CASE("BLOOM with a PEFT LoRA adapter matches PEFT: logits, loss, a
                    "[golden][bloom][lora]", float, double) {
     pa::testing::check_lora_parity<BloomTinyLora, TestType>("bloom", 1);
 }
+
+TEMPLATE_TEST_CASE("BLOOM with a PEFT DoRA adapter matches PEFT: logits, loss, gradients, merge, files",
+                   "[golden][bloom][dora]", float, double) {
+    pa::testing::check_adapter_parity<pa::Bloom<pa::bloom::SizeTiny, pa::DoRA<4, 8, pa::site::Qkv>>, TestType>("bloom",
+                                                                                                             "dora");
+}
+
+TEMPLATE_TEST_CASE("BLOOM with a PEFT IA3 adapter matches PEFT: logits, loss, gradients, merge, files",
+                   "[golden][bloom][ia3]", float, double) {
+    pa::testing::check_adapter_parity<pa::Bloom<pa::bloom::SizeTiny, pa::IA3<pa::site::Qkv, pa::site::MlpDown>>,
+                                      TestType>("bloom", "ia3");
+}

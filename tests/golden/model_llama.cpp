@@ -28,3 +28,16 @@ TEMPLATE_TEST_CASE("LLaMA with a tied head and a PEFT LoRA adapter matches PEFT"
                    double) {
     pa::testing::check_lora_parity<pa::Llama<pa::llama::SizeTinyTied, LlamaLora>, TestType>("llama_tied", 2);
 }
+
+TEMPLATE_TEST_CASE("LLaMA with a PEFT DoRA adapter matches PEFT: logits, loss, gradients, merge, files",
+                   "[golden][llama][dora]", float, double) {
+    pa::testing::check_adapter_parity<pa::Llama<pa::llama::SizeTiny, pa::DoRA<4, 8, pa::site::Query, pa::site::Value>>,
+                                      TestType>("llama", "dora");
+}
+
+TEMPLATE_TEST_CASE("LLaMA with a PEFT IA3 adapter matches PEFT: logits, loss, gradients, merge, files",
+                   "[golden][llama][ia3]", float, double) {
+    pa::testing::check_adapter_parity<
+        pa::Llama<pa::llama::SizeTiny, pa::IA3<pa::site::Key, pa::site::Value, pa::site::MlpDown>>, TestType>("llama",
+                                                                                                             "ia3");
+}

@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <polyalpaca/io/hf_weights.hpp>
@@ -36,8 +38,8 @@ inline std::filesystem::path golden_model_dir(std::string const& name) { return 
 /// HF's outputs for one tiny model: models/<name>/reference.safetensors.
 class GoldenReference {
 public:
-    explicit GoldenReference(std::string const& model)
-        : file_(io::SafetensorsFile::open(golden_model_dir(model) / "reference.safetensors")) {}
+    explicit GoldenReference(std::string const& model, std::string const& file = "reference.safetensors")
+        : file_(io::SafetensorsFile::open(golden_model_dir(model) / file)) {}
 
     bool has(std::string const& name) const { return file_.find(name) != nullptr; }
     std::vector<double> values(std::string const& name) const {
@@ -320,6 +322,98 @@ void check_lora_parity(std::string const& name, int adapted_per_layer) {
     for (auto* p : params) REQUIRE(p->name.find(".lora_") != std::string::npos);
     double const grads = gradient_error(params, ref, "lora.grad.");
     report(name, type, "LoRA gradients (A and B)", grads);
+}
+
+/// An adapter PEFT wrote (models/<name>-<kind>, kind "dora" or "ia3", by tools/make_adapter_golden.py) on the base
+/// checkpoint models/<name>: every adapter tensor loaded as saved; logits, the masked loss and every adapter
+/// gradient against PEFT's (models/<name>/adapters.safetensors); the merged weights against merge_and_unload's; and
+/// what save_peft_adapter writes of it equal to what PEFT wrote (keys, shapes, values, adapter_config.json's fields).
+template <class Model, class T>
+void check_adapter_parity(std::string const& name, std::string const& kind) {
+    using Net = CausalLm<Model, CpuEigen, T>;
+    using Adapter = typename Model::adapter;
+    char const* type = type_name<T>();
+    auto const adapter_dir = golden_model_dir(name + "-" + kind);
+    cpu::Context ctx;
+    Net net(ctx, {.seed = 99});
+    CHECK(io::load_hf_checkpoint(ctx, net, golden_model_dir(name)) == "");
+    io::load_peft_adapter(ctx, net, adapter_dir);
+    auto const peft_file = io::SafetensorsFile::open(adapter_dir / "adapter_model.safetensors");
+    std::size_t adapter_tensors = 0;
+    for (auto* p : net.parameters().parameters()) {
+        if (!p->of_adapter()) continue;
+        ++adapter_tensors;
+        INFO(p->name);
+        std::vector<T> saved(std::size_t(p->size()));
+        peft_file.read("base_model.model." + p->name, std::span<T>(saved));
+        CHECK(std::equal(saved.begin(), saved.end(), p->value));
+    }
+    CHECK(peft_file.tensors().size() == adapter_tensors);
+
+    GoldenReference const ref(name, "adapters.safetensors");
+    GoldenReference const base_ref(name);
+    auto const masked = golden_batch(base_ref, "labels.masked");
+    std::string const label = std::string(Adapter::name);
+    double const logits = logits_error<Net, T>(ctx, net, masked, ref, kind + ".logits");
+    report(name, type, label + " logits", logits);
+    CHECK(logits <= parity_tolerance);
+
+    double const want = ref.scalar(kind + ".loss.masked");
+    net.set_training(true);
+    net.parameters().zero_grads(ctx);
+    double const loss = std::abs(net.forward_backward(ctx, masked).mean() - want) / want;
+    report(name, type, label + " loss.masked", loss);
+    CHECK(loss <= parity_tolerance);
+    auto const params = trainable_parameters<T>(net);
+    REQUIRE(params.size() == adapter_tensors);
+    for (auto* p : params) REQUIRE(p->of_adapter());
+    double const grads = gradient_error(params, ref, kind + ".grad.");
+    report(name, type, label + " gradients", grads);
+
+    double merged = 0;
+    std::size_t merged_count = 0;
+    for (auto const& [p, values] : io::merged_base_weights<Adapter>(ctx, net.parameters())) {
+        if (!ref.has(kind + ".merged." + p->name)) continue;
+        ++merged_count;
+        INFO(p->name);
+        double const e = relative_error(values.data(), ref.values(kind + ".merged." + p->name));
+        CHECK(e <= parity_tolerance);
+        merged = std::max(merged, e);
+    }
+    CHECK(merged_count == ref.names_with_prefix(kind + ".merged.").size());
+    report(name, type, label + " merged weights", merged);
+
+    auto const ours = std::filesystem::temp_directory_path() /
+                      ("polyalpaca_golden_" + name + "_" + kind + "_" + type + "_" + std::to_string(::getpid()));
+    io::save_peft_adapter(ctx, net, ours);
+    auto const our_file = io::SafetensorsFile::open(ours / "adapter_model.safetensors");
+    REQUIRE(our_file.tensors().size() == peft_file.tensors().size());
+    for (auto const& t : peft_file.tensors()) {
+        INFO(t.name);
+        auto const* mine = our_file.find(t.name);
+        REQUIRE(mine != nullptr);
+        CHECK(mine->shape == t.shape);
+        std::vector<float> a(std::size_t(t.element_count())), b(a.size());
+        peft_file.read(t.name, std::span<float>(a));
+        our_file.read(t.name, std::span<float>(b));
+        CHECK(a == b);
+    }
+    auto peft_config = io::read_json_file(adapter_dir / "adapter_config.json");
+    auto our_config = io::read_json_file(ours / "adapter_config.json");
+    peft_config.erase("peft_version");
+    for (auto* config : {&peft_config, &our_config})
+        for (char const* list : {"target_modules", "feedforward_modules"})
+            if (config->contains(list)) {  // PEFT writes sets in no fixed order, and bloom's "mlp.dense_4h_to_h"
+                std::vector<std::string> leaves;
+                for (auto const& v : (*config)[list]) {
+                    auto const s = v.template get<std::string>();
+                    leaves.push_back(s.substr(s.rfind('.') + 1));
+                }
+                std::sort(leaves.begin(), leaves.end());
+                (*config)[list] = leaves;
+            }
+    CHECK(our_config == peft_config);
+    std::filesystem::remove_all(ours);
 }
 
 }  // namespace polyalpaca::testing

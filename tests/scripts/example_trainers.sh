@@ -176,8 +176,8 @@ cmp -s "$tokenizer" "$work/lora/merged/tokenizer.json" || fail "the merged model
 if "$full" "${common[@]}" --merge --output-dir "$work/full_merge" > /dev/null 2> "$work/full_merge.err"; then
     fail "a full-parameter trainer took --merge"
 fi
-grep -q "^lora branches " "$work/lora/profile.txt" || fail "profile.txt has no LoRA row: $(cat "$work/lora/profile.txt")"
-jq -se 'map(select(.type == "profile")) | length == 1 and .[0].step == 2 and .[0].regions.lora.backward_ms > 0' \
+grep -q "^adapter branches " "$work/lora/profile.txt" || fail "profile.txt has no adapter row: $(cat "$work/lora/profile.txt")"
+jq -se 'map(select(.type == "profile")) | length == 1 and .[0].step == 2 and .[0].regions.adapter.backward_ms > 0' \
     "$work/lora/metrics.jsonl" > /dev/null || fail "metrics.jsonl lacks the profile of step 2"
 jq -e '.attention_requested == "auto" and .attention == "cpu" and .gemm_math == "fp32"' "$work/lora/run_config.json" \
     > /dev/null || fail "run_config.json does not record the attention and GEMM math that ran on the CPU"

@@ -112,6 +112,24 @@ TEST_CASE("every preset is recognised from its config, with its parameter count"
     CHECK(io::spec_from_config(config).parameter_count < pa::Bloom<pa::bloom::Size560m>::parameter_count);
 }
 
+TEST_CASE("GPT-NeoX's use_parallel_residual and intermediate_size are read, written and checked", "[io][hf_config]") {
+    auto const dir = pa::testing::golden_dir() / "models" / "gpt_neox_sequential";  // written by transformers
+    using Sequential = pa::GptNeoX<pa::gpt_neox::SizeTinySequential>;
+    CHECK_NOTHROW(io::check_config<Sequential>(dir));
+    auto const config = io::read_hf_config(dir);
+    auto const spec = io::spec_from_config(config);
+    CHECK_FALSE(spec.parallel_residual);
+    CHECK(spec.ffn == 96);
+    CHECK(spec.parameter_count == Sequential::parameter_count);
+    CHECK(io::matching_preset(config) == "gpt-neox-tiny-sequential");
+    auto const ours = io::hf_config_json<Sequential>();
+    CHECK(ours["use_parallel_residual"] == false);
+    CHECK(ours["intermediate_size"] == 96);
+    CHECK_THROWS_WITH(io::check_config<pa::GptNeoX<pa::gpt_neox::SizeTiny>>(config, "c.json"),
+                      Contains("use_parallel_residual: expected true, found false") &&
+                          Contains("intermediate_size: expected 128, found 96"));
+}
+
 TEST_CASE("a config that differs lists every mismatching field in one Error", "[io][hf_config]") {
     auto config = io::read_hf_config(pa::testing::golden_dir() / "models" / "llama");
     config["num_hidden_layers"] = 3;
@@ -259,7 +277,7 @@ TEST_CASE("checkpoints that do not fit the model are refused with the tensors na
     CHECK(io::load_hf_weights(ctx, lora.parameters(), dir / "ours").empty());
     CHECK(std::vector<float>(a->value, a->value + a->size()) == a_before);
     CHECK_THROWS_WITH(io::save_hf_checkpoint(ctx, lora.parameters(), dir / "lora", io::hf_config_json<LlamaTiny>()),
-                      Contains("model.layers.0.self_attn.q_proj.lora_A.weight is a LoRA weight: merge the adapter"));
+                      Contains("model.layers.0.self_attn.q_proj.lora_A.weight is an adapter weight: merge the adapter"));
     auto with_lora = ours;
     with_lora.push_back({"model.layers.0.self_attn.q_proj.lora_A.weight", {2, 32}, std::vector<float>(64)});
     write_all(dir / "with_lora", with_lora);

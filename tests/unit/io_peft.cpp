@@ -25,6 +25,10 @@ using BloomLora = pa::Bloom<pa::bloom::SizeTiny, pa::LoRA<4, 8, pa::site::Qkv>>;
 using NeoxLora = pa::GptNeoX<pa::gpt_neox::SizeTiny, pa::LoRA<4, 8, pa::site::Qkv, pa::site::MlpDown>>;
 using LlamaLora = pa::Llama<pa::llama::SizeTiny, pa::LoRA<4, 8, pa::site::Query, pa::site::Value>>;
 using LlamaTiedLora = pa::Llama<pa::llama::SizeTinyTied, pa::LoRA<2, 16, pa::site::Key, pa::site::MlpGate>>;
+using BloomDora = pa::Bloom<pa::bloom::SizeTiny, pa::DoRA<4, 8, pa::site::Qkv, pa::site::MlpUp>>;
+using LlamaDora = pa::Llama<pa::llama::SizeTiny, pa::DoRA<4, 8, pa::site::Query, pa::site::Value>>;
+using NeoxIa3 = pa::GptNeoX<pa::gpt_neox::SizeTiny, pa::IA3<pa::site::Qkv, pa::site::MlpDown>>;
+using LlamaTiedIa3 = pa::Llama<pa::llama::SizeTinyTied, pa::IA3<pa::site::Key, pa::site::Value, pa::site::MlpDown>>;
 
 template <class Model>
 using BaseOf =
@@ -52,13 +56,17 @@ std::vector<float> logits_of(pa::cpu::Context& ctx, Net& net) {
     return out;
 }
 
-/// Gives every lora_B a nonzero value (a fresh adapter has B = 0 and changes nothing).
+/// Gives every lora_B a nonzero value and moves every other adapter tensor but lora_A (DoRA's magnitudes, IA3's
+/// scales) by a few percent: a fresh adapter changes nothing.
 template <class Net>
 void train_adapter_a_little(Net& net, std::uint64_t seed) {
     pa::Rng rng(seed);
-    for (auto* p : net.parameters().parameters())
+    for (auto* p : net.parameters().parameters()) {
         if (p->name.ends_with(".lora_B.weight"))
             for (pa::Index i = 0; i < p->size(); ++i) p->value[i] = float(0.05 * rng.normal());
+        else if (p->of_adapter() && !p->name.ends_with(".lora_A.weight"))
+            for (pa::Index i = 0; i < p->size(); ++i) p->value[i] *= float(1.0 + 0.05 * rng.normal());
+    }
 }
 
 double max_abs_difference(std::vector<float> const& a, std::vector<float> const& b) {
@@ -107,7 +115,7 @@ TEMPLATE_TEST_CASE("save_peft_adapter then load_peft_adapter gives identical log
     for (auto const& t : file.tensors()) {
         INFO(t.name);
         CHECK(t.name.starts_with("base_model.model."));
-        CHECK(io::is_lora_name(t.name));
+        CHECK((t.name.ends_with(".lora_A.weight") || t.name.ends_with(".lora_B.weight")));
     }
 }
 
@@ -121,7 +129,7 @@ TEMPLATE_TEST_CASE("adapters PEFT wrote load, and the merged model equals the Lo
     io::load_peft_adapter(ctx, lora, golden / (name + "-lora"));
 
     pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> merged(ctx, {.seed = 6});
-    io::merge_lora(ctx, lora, merged);
+    io::merge_adapter(ctx, lora, merged);
     double const error = max_abs_difference(logits_of(ctx, lora), logits_of(ctx, merged));
     INFO("max |logits(LoRA) - logits(merged)| = " << error);
     CHECK(error <= 1e-5);
@@ -134,7 +142,7 @@ TEMPLATE_TEST_CASE("merging then saving as an HF checkpoint keeps the LoRA model
     pa::CausalLm<TestType, pa::CpuEigen, float> lora(ctx, {.seed = 7});
     train_adapter_a_little(lora, 13);
     pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> merged(ctx, {.seed = 8});
-    io::merge_lora(ctx, lora, merged);
+    io::merge_adapter(ctx, lora, merged);
     auto const want = logits_of(ctx, lora);
     CHECK(max_abs_difference(want, logits_of(ctx, merged)) <= 1e-5);
 
@@ -155,6 +163,65 @@ TEMPLATE_TEST_CASE("merging then saving as an HF checkpoint keeps the LoRA model
     CHECK(io::read_hf_config(direct) == io::read_hf_config(dir));
 }
 
+TEMPLATE_TEST_CASE("DoRA and IA3 adapters: save then load gives identical logits; the merged model gives the same",
+                   "[io][peft][merge]", BloomDora, LlamaDora, NeoxIa3, LlamaTiedIa3) {
+    pa::cpu::Context ctx;
+    pa::CausalLm<TestType, pa::CpuEigen, float> trained(ctx, {.seed = 3});
+    pa::CausalLm<TestType, pa::CpuEigen, float> fresh(ctx, {.seed = 3});
+    pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> base(ctx, {.seed = 3});
+    CHECK(max_abs_difference(logits_of(ctx, fresh), logits_of(ctx, base)) <= 1e-5);  // a fresh adapter changes nothing
+    train_adapter_a_little(trained, 11);
+    auto const dir = scratch_dir("roundtrip_" + std::string(TestType::adapter::method));
+    io::save_peft_adapter(ctx, trained, dir / "adapter", "polyalpaca/tiny", 0.05);
+    CHECK(logits_of(ctx, fresh) != logits_of(ctx, trained));
+    io::load_peft_adapter(ctx, fresh, dir / "adapter");
+    CHECK(logits_of(ctx, fresh) == logits_of(ctx, trained));
+
+    auto const config = io::read_json_file(dir / "adapter" / "adapter_config.json");
+    bool const dora = TestType::adapter::method == std::string_view("dora");
+    CHECK(config["peft_type"] == (dora ? "LORA" : "IA3"));
+    CHECK(config.value("use_dora", false) == dora);
+    auto const file = io::SafetensorsFile::open(dir / "adapter" / "adapter_model.safetensors");
+    for (auto const& t : file.tensors()) {  // PEFT's shapes: the magnitude [out], an IA3 scale [out, 1] or [1, in]
+        INFO(t.name);
+        if (t.name.ends_with(".lora_magnitude_vector")) CHECK(t.shape.size() == 1);
+        if (t.name.ends_with(".ia3_l")) CHECK((t.shape.size() == 2 && (t.shape[0] == 1 || t.shape[1] == 1)));
+    }
+
+    pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> merged(ctx, {.seed = 5});
+    io::merge_adapter(ctx, trained, merged);
+    auto const want = logits_of(ctx, trained);
+    double scale = 0;
+    for (float v : want) scale = std::max(scale, double(std::abs(v)));
+    CHECK(max_abs_difference(logits_of(ctx, merged), want) <= 1e-5 * scale);
+}
+
+TEST_CASE("DoRA and IA3 adapters that do not fit the compiled adapter are refused with every reason", "[io][peft]") {
+    pa::cpu::Context ctx;
+    auto const golden = pa::testing::golden_dir() / "models";
+    pa::CausalLm<pa::Llama<pa::llama::SizeTiny, pa::LoRA<4, 8, pa::site::Query, pa::site::Value>>, pa::CpuEigen, float>
+        lora(ctx);
+    CHECK_THROWS_WITH(io::load_peft_adapter(ctx, lora, golden / "llama-dora"),
+                      Contains("does not match the model's LoRA:") && Contains("use_dora: expected false, found true"));
+    pa::CausalLm<pa::Llama<pa::llama::SizeTiny, pa::DoRA<4, 8, pa::site::Query, pa::site::Value>>, pa::CpuEigen, float>
+        dora(ctx);
+    CHECK_THROWS_WITH(io::load_peft_adapter(ctx, dora, golden / "llama-lora"),
+                      Contains("does not match the model's DoRA:") && Contains("use_dora: expected true, found false"));
+    CHECK_THROWS_WITH(io::load_peft_adapter(ctx, dora, golden / "llama-ia3"),
+                      Contains("peft_type: expected \"LORA\", found \"IA3\""));
+
+    pa::CausalLm<pa::Llama<pa::llama::SizeTiny, pa::IA3<pa::site::Key, pa::site::Value>>, pa::CpuEigen, float>
+        attention_only(ctx);  // PEFT's adapter also scales down_proj, a feed-forward module
+    CHECK_THROWS_WITH(io::load_peft_adapter(ctx, attention_only, golden / "llama-ia3"),
+                      Contains("does not match the model's IA3:") &&
+                          Contains("feedforward_modules: expected [], found [\"down_proj\"]"));
+    pa::CausalLm<pa::Llama<pa::llama::SizeTiny, pa::IA3<pa::site::Key, pa::site::Value, pa::site::MlpDown>>,
+                 pa::CpuEigen, float>
+        ia3(ctx);
+    CHECK_THROWS_WITH(io::load_peft_adapter(ctx, ia3, golden / "llama-lora"),
+                      Contains("peft_type: expected \"IA3\", found \"LORA\""));
+}
+
 TEST_CASE("adapters that do not fit the compiled LoRA are refused with every reason", "[io][peft]") {
     pa::cpu::Context ctx;
     auto const golden = pa::testing::golden_dir() / "models" / "llama-lora";  // PEFT: r 4, alpha 8, q_proj, v_proj
@@ -162,7 +229,7 @@ TEST_CASE("adapters that do not fit the compiled LoRA are refused with every rea
         other(ctx);
     CHECK_THROWS_WITH(io::load_peft_adapter(ctx, other, golden),
                       Contains("adapter_config.json' does not match the model's LoRA:") &&
-                          Contains("r: expected 2, found 4") && Contains("lora_alpha: expected 16.0, found 8"));
+                          Contains("r: expected 2, found 4") && Contains("lora_alpha: expected 16, found 8"));
 
     pa::CausalLm<pa::Llama<pa::llama::SizeTiny, pa::LoRA<4, 8, pa::site::Query, pa::site::Key>>, pa::CpuEigen, float>
         sites(ctx);
@@ -185,26 +252,25 @@ TEST_CASE("adapters that do not fit the compiled LoRA are refused with every rea
     CHECK_THROWS_WITH(io::load_peft_adapter(ctx, net, dir), Contains("peft_type: expected \"LORA\", found \"IA3\"") &&
                                                                 Contains("use_rslora: expected false, found true"));
 
-    auto settings = io::LoraSettings::of<LlamaLora>();
+    using Adapter = LlamaLora::adapter;
+    pa::PeftSettings settings;
     settings.target_modules = {"q_proj"};
-    CHECK_THROWS_WITH(io::save_peft_adapter(ctx, net.parameters(), dir, settings),
+    CHECK_THROWS_WITH(io::save_peft_adapter<Adapter>(ctx, net.parameters(), dir, settings),
                       Contains("target_modules lacks 'v_proj', which the model adapts"));
     settings.target_modules = {"q_proj", "v_proj", "o_proj"};
-    CHECK_THROWS_WITH(io::save_peft_adapter(ctx, net.parameters(), dir, settings),
+    CHECK_THROWS_WITH(io::save_peft_adapter<Adapter>(ctx, net.parameters(), dir, settings),
                       Contains("target_modules names 'o_proj', but model.layers.0.self_attn.o_proj has no adapter"));
-    settings.r = 8;
-    CHECK_THROWS_WITH(io::save_peft_adapter(ctx, net.parameters(), dir, settings),
-                      Contains("has rank 4 but the settings say r = 8"));
 }
 
 // Run by hand: POLYALPACA_EXPORT_DIR=/tmp/pa_export build/tests/unit_tests_0 "[.export]" (unit_io_peft when built
 // with -DPOLYALPACA_TEST_UNITY=0), then tools/verify_outputs.py.
 TEMPLATE_TEST_CASE("export an adapter, a merged checkpoint and their logits for tools/verify_outputs.py", "[.export]",
-                   BloomLora, NeoxLora, LlamaLora, LlamaTiedLora) {
+                   BloomLora, NeoxLora, LlamaLora, LlamaTiedLora, BloomDora, LlamaDora, NeoxIa3, LlamaTiedIa3) {
     char const* root = std::getenv("POLYALPACA_EXPORT_DIR");
     REQUIRE(root != nullptr);
     bool const llama_tied = std::is_same_v<typename TestType::config, pa::llama::SizeTinyTied>;
-    std::string const tag = std::string(TestType::family) + (llama_tied ? "_tied" : "");
+    std::string const tag = std::string(TestType::family) + (llama_tied ? "_tied" : "") + "_" +
+                            std::string(TestType::adapter::method);
     auto const dir = fs::path(root) / tag;
     fs::remove_all(dir);
     pa::cpu::Context ctx;
@@ -214,7 +280,7 @@ TEMPLATE_TEST_CASE("export an adapter, a merged checkpoint and their logits for 
     io::save_hf_checkpoint(ctx, base, dir / "base");
     io::save_peft_adapter(ctx, lora, dir / "adapter", "base");
     pa::CausalLm<BaseOf<TestType>, pa::CpuEigen, float> merged(ctx, {.seed = 23});
-    io::merge_lora(ctx, lora, merged);
+    io::merge_adapter(ctx, lora, merged);
     io::save_hf_checkpoint(ctx, merged, dir / "merged");
 
     auto const batch = tiny_batch();

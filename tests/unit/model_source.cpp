@@ -34,6 +34,15 @@ TEST_CASE("the Size struct of a preset's config.json names the preset's values",
                               "    static constexpr int vocab = 96, hidden = 32, layers = 2, heads = 4;\n"
                               "    static constexpr double norm_eps = 1e-05, rotary_pct = 0.5, rope_base = 10000.0;\n};\n");
     CHECK_THAT(neox.header(), Contains("#pragma once\n#include <polyalpaca/models/gpt_neox.hpp>\n"));
+
+    // A GPT-NeoX with its own MLP width and a sequential residual (use_parallel_residual: false).
+    auto const sequential = io::model_source(io::hf_config_json<pa::GptNeoX<pa::gpt_neox::SizeTinySequential>>(), "S");
+    CHECK(sequential.size_struct ==
+          "struct S : polyalpaca::gpt_neox::Defaults {\n"
+          "    static constexpr int vocab = 96, hidden = 32, layers = 2, heads = 4;\n"
+          "    static constexpr double norm_eps = 1e-05, rotary_pct = 0.5, rope_base = 10000.0;\n"
+          "    static constexpr int ffn = 96;\n"
+          "    static constexpr bool parallel_residual = false;\n};\n");
 }
 
 TEST_CASE("a shape that is no preset keeps every value that differs", "[io][model_source]") {
@@ -49,11 +58,11 @@ TEST_CASE("a shape that is no preset keeps every value that differs", "[io][mode
 
 TEST_CASE("a config no model type expresses is refused with every reason and the file's name", "[io][model_source]") {
     auto neox = io::hf_config_json<pa::GptNeoX<pa::gpt_neox::SizeTiny>>();
-    neox["intermediate_size"] = 100;
     neox["tie_word_embeddings"] = true;
+    neox["rope_parameters"]["rope_type"] = "dynamic";
     CHECK_THROWS_WITH(io::model_source(neox, "S", "models/x/config.json"),
                       Contains("'models/x/config.json' describes a model no gpt_neox type here expresses:") &&
-                          Contains("intermediate_size: GPT-NeoX here has 4 x hidden_size = 128, found 100") &&
+                          Contains("rope_parameters.rope_type") &&
                           Contains("tie_word_embeddings: GPT-NeoX here has an untied head"));
 
     auto bloom = io::hf_config_json<pa::Bloom<pa::bloom::SizeTiny>>();

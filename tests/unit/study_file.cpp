@@ -183,7 +183,7 @@ TEST_CASE("a path the system cannot look at is listed as such, not thrown", "[st
 
 TEST_CASE("a bad study file is an error naming the file and the key", "[study]") {
     CHECK(error_of(minimal).empty());
-    CHECK_THAT(error_of(with(R"("methods": ["qlora"])")), Catch::Contains("s.json.methods: \"qlora\" is neither"));
+    CHECK_THAT(error_of(with(R"("methods": ["qlora"])")), Catch::Contains("s.json.methods: \"qlora\" is none of"));
     CHECK_THAT(error_of(with(R"("strategies": ["bilingual"])")), Catch::Contains("s.json.strategies: unknown strategy \"bilingual\""));
     CHECK_THAT(error_of(with(R"("strategies": ["temperature:hot"])")),
                Catch::Contains("s.json.strategies: \"temperature:hot\": the temperature \"hot\" is not a number"));

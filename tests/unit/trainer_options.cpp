@@ -20,7 +20,7 @@ std::optional<pa::TrainerCommandLine> parse(std::vector<std::string> extra) {
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
-    return pa::parse_trainer_command_line(int(argv.size()), argv.data(), {.name = "trainer", .lora = true});
+    return pa::parse_trainer_command_line(int(argv.size()), argv.data(), {.name = "trainer", .adapter = true});
 }
 
 std::optional<pa::eval::EvaluateCommandLine> parse_evaluate(std::vector<std::string> extra) {

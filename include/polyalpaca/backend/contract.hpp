@@ -76,6 +76,14 @@ concept Dropout = requires(typename B::Context& c, View<T const> in, View<T> out
 };
 
 template <class B, class T>
+concept Scaling = requires(typename B::Context& c, View<T const> in, T const* v, View<T> out, T* vout, Index n) {
+    scale_columns(c, in, v, v, out);
+    column_dots(c, in, in, vout);
+    row_norms(c, in, vout);
+    divide(c, v, v, vout, n);
+};
+
+template <class B, class T>
 concept Rope = requires(typename B::Context& c, View<T> x, RopeSpec const& spec) {
     rope_forward(c, x, 1, 0, spec);
     rope_backward(c, x, 1, 0, spec);
@@ -126,6 +134,9 @@ constexpr bool check() {
                                      "swiglu_forward/backward, add, accumulate (docs/backend_ops.md)");
     static_assert(Dropout<B, T>, "the backend lacks dropout_forward(ctx, x, y, mask, p, rng) or "
                                  "dropout_backward(ctx, dy, mask, dx) (docs/backend_ops.md)");
+    static_assert(Scaling<B, T>, "the backend lacks one of scale_columns(ctx, x, v, shift, y), "
+                                 "column_dots(ctx, a, b, out), row_norms(ctx, m, out), divide(ctx, a, b, out, n) "
+                                 "(docs/backend_ops.md)");
     static_assert(Rope<B, T>, "the backend lacks rope_forward or rope_backward(ctx, x, seq, position_offset, spec) "
                               "(docs/backend_ops.md)");
     static_assert(Attention<B, T>, "the backend lacks one of attention_state_cols, attention_forward, "

@@ -20,6 +20,7 @@
 #include "polyalpaca/backend/cpu/optim_ops.hpp"
 #include "polyalpaca/backend/cpu/qkv.hpp"
 #include "polyalpaca/backend/cpu/rows.hpp"
+#include "polyalpaca/backend/cpu/scaling.hpp"
 #include "polyalpaca/backend/cpu/rope.hpp"
 
 namespace polyalpaca {

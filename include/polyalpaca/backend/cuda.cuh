@@ -27,6 +27,7 @@
 #include "polyalpaca/backend/cuda/qkv.cuh"
 #include "polyalpaca/backend/cuda/rope.cuh"
 #include "polyalpaca/backend/cuda/rows.cuh"
+#include "polyalpaca/backend/cuda/scaling.cuh"
 
 namespace polyalpaca {
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/parameter.hpp"
 #include "polyalpaca/core/rng.hpp"
 
@@ -78,8 +79,33 @@ public:
                 case Init::Kind::Uniform:
                     for (auto& x : host) x = T(rng.uniform(-p->init.scale, p->init.scale));
                     break;
+                case Init::Kind::RowNorms: continue;  // below, once every weight it reads is in place
             }
             Backend::upload(ctx, host.data(), p->value, host.size());
+        }
+        initialise_derived(ctx, which);
+    }
+
+    /// Draws the parameters derived from other weights (Init::Kind::RowNorms) again from those weights' values:
+    /// after initialise(), and whenever the base weights change (a checkpoint loaded into them).
+    void initialise_derived(typename Backend::Context& ctx, Which which = Which::All) {
+        for (auto* p : params_) {
+            if (p->init.kind != Init::Kind::RowNorms || (which == Which::Trainable && !p->trainable())) continue;
+            auto const* source = find(p->init.source);
+            require(source != nullptr && source->rows == p->size(), p->name, " starts as the row norms of ",
+                    p->init.source, ", which the model lacks or whose rows do not match");
+            std::vector<T> values(std::size_t(source->size()));
+            Backend::download(ctx, source->value, values.data(), values.size());
+            std::vector<T> norms(std::size_t(p->size()));
+            for (Index r = 0; r < source->rows; ++r) {
+                double sum = 0;
+                for (Index c = 0; c < source->cols; ++c) {
+                    double const v = double(values[std::size_t(r * source->cols + c)]);
+                    sum += v * v;
+                }
+                norms[std::size_t(r)] = T(std::sqrt(sum));
+            }
+            Backend::upload(ctx, norms.data(), p->value, norms.size());
         }
     }
 

@@ -31,7 +31,7 @@ enum class Region : std::uint8_t {
     Embedding,   ///< token embedding lookup and its gradient
     Norm,        ///< LayerNorm / RMSNorm, with the residual add fused into it
     Linear,      ///< projections' base GEMMs (with bias), bf16 conversions of their operands
-    Adapter,     ///< LoRA branches: dropout, the two low-rank GEMMs
+    Adapter,     ///< adapter branches (LoRA, DoRA, IA3): dropout, low-rank GEMMs, scales
     Attention,   ///< attention core: rotary, scores, mask, softmax, context; splitting fused QKV
     Activation,  ///< the MLP's GELU / SwiGLU and its gradient buffers
     Residual,    ///< the block's residual adds and gradient buffers
@@ -47,14 +47,14 @@ inline char const* phase_name(Phase p) {
 
 inline char const* region_name(Region r) {
     constexpr char const* names[region_count] = {"outside regions", "embedding",   "norms",     "projections",
-                                                 "lora branches",   "attention",   "mlp activation",
+                                                 "adapter branches", "attention",   "mlp activation",
                                                  "residual adds",   "lm head + loss", "zero grad, clip, adamw"};
     return names[int(r)];
 }
 
 /// One word per region, for machine-readable lines.
 inline char const* region_key(Region r) {
-    constexpr char const* keys[region_count] = {"outside", "embedding", "norm",     "linear",  "lora",
+    constexpr char const* keys[region_count] = {"outside", "embedding", "norm",     "linear",  "adapter",
                                                 "attention", "activation", "residual", "lm_head", "optimizer"};
     return keys[int(r)];
 }

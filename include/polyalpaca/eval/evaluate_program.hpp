@@ -241,10 +241,11 @@ RunOutcome evaluate_run(RunInfo const& run, EvaluateCommandLine const& c, Tokeni
     typename Backend::Context ctx;
     auto net = std::make_unique<CausalLm<Model, Backend, float>>(
         ctx, NetworkOptions{.seed = run.seed, .adapter_dropout = 0.0});
-    if constexpr (Model::adapter::is_lora) {
+    if constexpr (has_adapter_weights<typename Model::adapter>) {
         auto const base = !c.base_model.empty() ? c.base_model : run.base_model_dir;
         if (base.empty()) {
-            notes.push_back("run " + run.name + ": the LoRA adapter sits on random base weights (seed " +
+            notes.push_back("run " + run.name + ": the " + std::string(Model::adapter::name) +
+                            " adapter sits on random base weights (seed " +
                             std::to_string(run.seed) + "), as the run was trained");
         } else {
             auto const warning = io::load_hf_checkpoint(ctx, *net, base);
@@ -300,6 +301,10 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
     std::vector<RunInfo> runs;
     std::vector<std::filesystem::path> unfinished;
     for (auto const& dir : find_run_dirs(c.runs, &unfinished)) runs.push_back(read_run_info(dir, defaults.model));
+    for (auto const& run : runs)  // the evaluator is compiled for one adapter type beside full-parameter
+        require(run.method == "full" || run.method == Lora::adapter::method, run.dir.string(), ": the run trained a ",
+                run.method, " adapter, but ", defaults.name, " is compiled for ", Lora::adapter::method,
+                " adapters (and full-parameter models)");
 
     std::vector<std::string> langs;
     std::size_t total_prompts = 0;
@@ -340,7 +345,7 @@ int run_evaluate_program(int argc, char** argv, EvaluateDefaults const& defaults
         auto const& run = runs[i];
         auto const label = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + run.name + "]";
         auto const responses_path = c.output / "responses" / (run.name + ".jsonl");
-        auto const outcome = run.method == "lora"
+        auto const outcome = run.method != "full"
                                  ? evaluate_run<Lora, Backend>(run, c, tokenizer, sets, val, responses_path, label,
                                                                progress, study.notes, report)
                                  : evaluate_run<Full, Backend>(run, c, tokenizer, sets, val, responses_path, label,

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/eval/run_info.hpp"
 #include "polyalpaca/eval/score_table.hpp"
 #include "polyalpaca/eval/svg_plot.hpp"
@@ -57,7 +58,9 @@ inline std::string fixed(double v, int digits) {
 }
 
 inline std::string method_name(std::string const& m) {
-    return m == "lora" ? "LoRA" : m == "full" ? "full-parameter" : m;
+    for (auto const& a : adapter_methods)
+        if (a.method == m) return std::string(a.name);
+    return m == "full" ? "full-parameter" : m;
 }
 
 }  // namespace report_detail

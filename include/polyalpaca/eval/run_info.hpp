@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/io/input_file.hpp"
@@ -26,7 +27,7 @@ struct RunInfo {
     std::string name;  ///< the run directory's name
     std::filesystem::path dir;
     std::string model;     ///< e.g. "bloom-560m" (given by the evaluator)
-    std::string method;    ///< "lora" or "full"
+    std::string method;    ///< "lora", "dora", "ia3" (an adapter's method) or "full"
     std::string strategy;  ///< "monolingual", "multilingual", "downsampled", ...
     std::vector<std::string> training_languages;
     std::string prompt_template = "alpaca";  ///< a built-in name or a template file
@@ -94,7 +95,7 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
     r.method = has_adapter ? "lora" : "full";
     r.weights = dir / (has_adapter ? "adapter" : "model");
     r.strategy = r.training_languages.size() == 1 ? "monolingual" : "unknown";
-    r.train_on_inputs = r.method == "lora";
+    r.train_on_inputs = r.method != "full";
     if (auto const config_path = dir / "run_config.json"; fs::exists(config_path)) {
         auto const config = eval_detail::read_json_file(config_path);
         try {
@@ -105,13 +106,13 @@ inline RunInfo read_run_info(std::filesystem::path const& dir, std::string model
             r.base_model_dir = config.value("model_dir", std::string());
             r.seed = config.value("seed", r.seed);
             r.cutoff = config.value("cutoff", r.cutoff);
-            r.train_on_inputs = config.value("train_on_inputs", r.method == "lora");
+            r.train_on_inputs = config.value("train_on_inputs", r.method != "full");
             r.eos = config.value("eos", r.eos);
         } catch (nlohmann::json::exception const& e) {
             fail(config_path.string(), ": unexpected layout: ", json_error_text(e.what()));
         }
-        require(r.method == "lora" || r.method == "full", config_path.string(), ": \"method\" is \"",
-                r.method.substr(0, 40), "\"; polyalpaca's trainers write \"lora\" or \"full\"");
+        require(r.method == "full" || is_adapter_method(r.method), config_path.string(), ": \"method\" is \"",
+                r.method.substr(0, 40), "\"; polyalpaca's trainers write one of ", adapter_method_list(), ", full");
     }
     return r;
 }

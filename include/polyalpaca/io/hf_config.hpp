@@ -1,151 +1,36 @@
 /// @file io/hf_config.hpp
-/// @brief HF config.json for bloom, gpt_neox and llama: compare with a model type field by field, find the
-///        matching preset, and write one that transformers loads.
+/// @brief HF config.json of any family models/families.hpp lists: compare with a model type field by field, read
+///        the architecture it describes, find the matching preset, and write one that transformers loads. What
+///        each key means is the family's (models/<family>.hpp, `Hf`).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/io/dtype.hpp"
 #include "polyalpaca/io/model_spec.hpp"
 #include "polyalpaca/io/safetensors_checkpoint.hpp"
 #include "polyalpaca/io/safetensors_header.hpp"
+#include "polyalpaca/models/families.hpp"
+#include "polyalpaca/models/hf_config_fields.hpp"
 
 namespace polyalpaca::io {
 
-/// A value of an untrusted config.json in a message: a scalar as JSON (cut after 60 characters), a container by
-/// its type and size only, since serialising it would recurse as deep as its nesting.
-inline std::string config_value_text(nlohmann::json const& v) {
-    if (v.is_structured()) return detail::describe(v);
-    std::string const text = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    return text.size() > 60 ? text.substr(0, 60) + "..." : text;
-}
+using polyalpaca::config_value_text;
+using polyalpaca::ConfigField;
 
-/// One field of config.json next to the value a model type needs. `key` is the key read (the first of its
-/// spellings the file has); an absent key takes transformers' default for that model_type.
-struct ConfigField {
-    std::string id;  ///< the ModelSpec member it sets ("" for fields that must hold a fixed value)
-    std::string key;
-    nlohmann::json expected;
-    nlohmann::json found;
-    bool present = false;
-
-    bool matches() const {
-        if (expected.is_number() && found.is_number()) {
-            double const a = expected.get<double>(), b = found.get<double>();
-            return std::abs(a - b) <= 1e-9 * std::max({1e-300, std::abs(a), std::abs(b)});
-        }
-        return expected == found;
-    }
-    std::string describe() const {
-        return key + ": expected " + expected.dump() + ", found " + config_value_text(found) +
-               (present ? "" : " (absent: transformers' default)");
-    }
-};
-
-namespace detail {
-
-/// The value at a dotted key ("rope_parameters.rope_theta"), or null.
-inline nlohmann::json const* at_dotted(nlohmann::json const& config, std::string const& key) {
-    nlohmann::json const* node = &config;
-    std::size_t start = 0;
-    while (true) {
-        std::size_t const dot = key.find('.', start);
-        std::string const part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-        if (!node->is_object()) return nullptr;
-        auto it = node->find(part);
-        if (it == node->end() || it->is_null()) return nullptr;
-        node = &*it;
-        if (dot == std::string::npos) return node;
-        start = dot + 1;
-    }
-}
-
-struct FieldBuilder {
-    nlohmann::json const& config;
-    std::vector<ConfigField> fields;
-
-    /// Adds the field read from the first of `keys` present, else `fallback`.
-    void add(std::string id, std::initializer_list<char const*> keys, nlohmann::json expected,
-             nlohmann::json fallback) {
-        ConfigField f{std::move(id), *keys.begin(), std::move(expected), std::move(fallback), false};
-        for (char const* key : keys)
-            if (auto const* v = at_dotted(config, key)) {
-                f.key = key;
-                f.found = *v;
-                f.present = true;
-                break;
-            }
-        fields.push_back(std::move(f));
-    }
-    nlohmann::json const& found(std::string const& id) const {
-        for (auto const& f : fields)
-            if (f.id == id) return f.found;
-        fail("no config field ", id);
-    }
-};
-
-}  // namespace detail
-
-/// The fields of `config` (already known to be of model_type `spec.family`) that `spec` constrains.
+/// The fields of `config` (already known to be of model_type `spec.family`) that `spec` constrains, as its family
+/// maps them (models/<family>.hpp, `Hf::config_fields`).
 inline std::vector<ConfigField> config_fields(ModelSpec const& s, nlohmann::json const& config) {
-    detail::FieldBuilder b{config, {}};
-    if (s.family == "bloom") {  // BloomConfig defaults
-        b.add("vocab", {"vocab_size"}, s.vocab, 250880);
-        b.add("hidden", {"hidden_size", "n_embed"}, s.hidden, 64);
-        b.add("layers", {"n_layer", "num_hidden_layers"}, s.layers, 2);
-        b.add("heads", {"n_head", "num_attention_heads"}, s.heads, 8);
-        b.add("norm_eps", {"layer_norm_epsilon"}, s.norm_eps, 1e-5);
-        b.add("tied_head", {"tie_word_embeddings"}, s.tied_head, true);
-        b.add("", {"apply_residual_connection_post_layernorm"}, false, false);
-    } else if (s.family == "gpt_neox") {  // GPTNeoXConfig defaults
-        b.add("vocab", {"vocab_size"}, s.vocab, 50432);
-        b.add("hidden", {"hidden_size"}, s.hidden, 6144);
-        b.add("layers", {"num_hidden_layers"}, s.layers, 44);
-        b.add("heads", {"num_attention_heads"}, s.heads, 64);
-        b.add("ffn", {"intermediate_size"}, s.ffn, 24576);
-        b.add("rotary_pct", {"rope_parameters.partial_rotary_factor", "partial_rotary_factor", "rotary_pct"},
-              s.rotary_pct, 0.25);
-        b.add("rope_theta", {"rope_parameters.rope_theta", "rope_theta", "rotary_emb_base"}, s.rope_theta, 10000.0);
-        b.add("", {"rope_parameters.rope_type", "rope_scaling.rope_type", "rope_scaling.type"}, "default", "default");
-        b.add("norm_eps", {"layer_norm_eps"}, s.norm_eps, 1e-5);
-        b.add("", {"use_parallel_residual"}, true, true);
-        b.add("tied_head", {"tie_word_embeddings"}, s.tied_head, false);
-        b.add("", {"hidden_act"}, "gelu", "gelu");
-        b.add("", {"attention_bias"}, true, true);
-    } else if (s.family == "llama") {  // LlamaConfig defaults
-        b.add("vocab", {"vocab_size"}, s.vocab, 32000);
-        b.add("hidden", {"hidden_size"}, s.hidden, 4096);
-        b.add("layers", {"num_hidden_layers"}, s.layers, 32);
-        b.add("heads", {"num_attention_heads"}, s.heads, 32);
-        b.add("kv_heads", {"num_key_value_heads"}, s.kv_heads, b.found("heads"));
-        nlohmann::json const hidden = b.found("hidden"), heads = b.found("heads");
-        nlohmann::json head_dim = nullptr;
-        if (hidden.is_number_integer() && heads.is_number_integer() && heads.get<std::int64_t>() > 0)
-            head_dim = hidden.get<std::int64_t>() / heads.get<std::int64_t>();
-        b.add("", {"head_dim"}, s.heads > 0 ? s.hidden / s.heads : 0, head_dim);
-        b.add("ffn", {"intermediate_size"}, s.ffn, 11008);
-        b.add("norm_eps", {"rms_norm_eps"}, s.norm_eps, 1e-6);
-        b.add("rope_theta", {"rope_parameters.rope_theta", "rope_theta"}, s.rope_theta, 10000.0);
-        b.add("rotary_pct", {"rope_parameters.partial_rotary_factor", "partial_rotary_factor"}, s.rotary_pct, 1.0);
-        b.add("", {"rope_parameters.rope_type", "rope_scaling.rope_type", "rope_scaling.type"}, "default", "default");
-        b.add("tied_head", {"tie_word_embeddings"}, s.tied_head, false);
-        b.add("", {"hidden_act"}, "silu", "silu");
-        b.add("", {"attention_bias"}, false, false);
-        b.add("", {"mlp_bias"}, false, false);
-        // Every HF LLaMA checkpoint rotates halves; a Meta-layout (adjacent pairs) model type cannot load one.
-        b.fields.push_back(
-            {"", "rope layout", s.rope_rotate_half ? "rotate-half" : "adjacent pairs (Meta)", "rotate-half", true});
-    } else {
-        fail("no config fields for model family '", s.family, "'");
-    }
+    HfConfigReader b{config, {}};
+    require(with_hf_family(s.family, [&]<class Hf>() { Hf::config_fields(s, b); }),
+            "no config fields for model family '", s.family, "'");
     return b.fields;
 }
 
@@ -191,8 +76,8 @@ inline ModelSpec spec_from_config(nlohmann::json const& config, std::string cons
     require(type != config.end() && type->is_string(), "'", source, "' has no string \"model_type\"");
     ModelSpec s;
     s.family = type->get<std::string>();
-    require(s.family == "bloom" || s.family == "gpt_neox" || s.family == "llama", "'", source, "': model_type \"",
-            s.family, "\" is not one of bloom, gpt_neox, llama");
+    require(with_hf_family(s.family, [] <class Hf>() {}), "'", source, "': model_type \"", excerpt(s.family),
+            "\" is not one of ", hf_family_names());
     s.rope_rotate_half = true;
     s.kv_heads = s.heads;
     for (auto const& f : config_fields(s, config)) {
@@ -226,16 +111,12 @@ inline ModelSpec spec_from_config(nlohmann::json const& config, std::string cons
             s.rope_theta = number();
         else if (f.id == "norm_eps")
             s.norm_eps = number();
-        else if (f.id == "tied_head") {
+        else if (f.id == "tied_head" || f.id == "parallel_residual") {
             require(f.found.is_boolean(), where(), ", not true or false");
-            s.tied_head = f.found.get<bool>();
+            (f.id == "tied_head" ? s.tied_head : s.parallel_residual) = f.found.get<bool>();
         }
     }
-    if (s.family == "bloom") {
-        s.kv_heads = s.heads;
-        s.ffn = 4 * s.hidden;
-    }
-    if (s.family == "gpt_neox") s.kv_heads = s.heads;
+    with_hf_family(s.family, [&]<class Hf>() { Hf::complete(s); });
     s.parameter_count = parameter_count(s);
     return s;
 }
@@ -280,38 +161,11 @@ nlohmann::json hf_config_json(DType dtype = DType::F32) {
     c["torch_dtype"] = std::string(torch_dtype_name(dtype));
     c["dtype"] = c["torch_dtype"];
     c["max_position_embeddings"] = Model::config::max_positions;
-    if (s.family == "bloom") {
-        c["architectures"] = {"BloomForCausalLM"};
-        c["n_layer"] = s.layers;
-        c["n_head"] = s.heads;
-        c["layer_norm_epsilon"] = s.norm_eps;
-        c["apply_residual_connection_post_layernorm"] = false;
-    } else {
-        c["num_hidden_layers"] = s.layers;
-        c["num_attention_heads"] = s.heads;
-        c["intermediate_size"] = s.ffn;
-        c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", s.rope_theta}};
-        c["rope_theta"] = s.rope_theta;
-    }
-    if (s.family == "gpt_neox") {
-        c["architectures"] = {"GPTNeoXForCausalLM"};
-        c["rope_parameters"]["partial_rotary_factor"] = s.rotary_pct;
-        c["rotary_pct"] = s.rotary_pct;
-        c["rotary_emb_base"] = s.rope_theta;
-        c["layer_norm_eps"] = s.norm_eps;
-        c["use_parallel_residual"] = true;
-        c["hidden_act"] = "gelu";
-        c["attention_bias"] = true;
-    }
-    if (s.family == "llama") {
-        c["architectures"] = {"LlamaForCausalLM"};
-        c["num_key_value_heads"] = s.kv_heads;
-        c["head_dim"] = s.hidden / s.heads;
-        c["rms_norm_eps"] = s.norm_eps;
-        c["hidden_act"] = "silu";
-        c["attention_bias"] = false;
-        c["mlp_bias"] = false;
-    }
+    require(with_hf_family(s.family, [&]<class Hf>() {
+                c["architectures"] = {Hf::architecture};
+                Hf::write_config(s, c);
+            }),
+            "no HF config.json for model family '", s.family, "'");
     return c;
 }
 

@@ -28,17 +28,17 @@ inline bool is_known_buffer(std::string_view name) {
 
 namespace detail {
 
-/// The checkpoint tensor holding parameter `name`: itself, or without "transformer." (BLOOM's own files).
+/// The checkpoint tensor holding parameter `name`: itself, or under the other name a family's files use for it
+/// (models/<family>.hpp, `Hf::checkpoint_alias`: BLOOM's own files drop "transformer.").
 template <class Weights>
 TensorInfo const* find_hf_tensor(Weights const& ckpt, std::string const& name) {
     if (auto const* t = ckpt.find(name)) return t;
-    std::string_view const prefix = "transformer.";
-    if (name.starts_with(prefix)) return ckpt.find(std::string_view(name).substr(prefix.size()));
-    return nullptr;
+    TensorInfo const* found = nullptr;
+    for_each_hf_family([&]<class Hf>() {
+        if (auto const alias = Hf::checkpoint_alias(name); !found && !alias.empty()) found = ckpt.find(alias);
+    });
+    return found;
 }
-
-inline constexpr std::string_view embedding_names[] = {"transformer.word_embeddings.weight",
-                                                       "model.embed_tokens.weight", "gpt_neox.embed_in.weight"};
 
 /// load_hf_weights from a SafetensorsFile or a SafetensorsCheckpoint (both have path, find, tensors, read).
 template <class Backend, class T, class Weights>
@@ -48,7 +48,7 @@ std::string load_hf_weights_from(typename Backend::Context& ctx, ParameterStore<
     std::set<std::string> used;
     std::vector<std::string> missing;
     for (auto* p : store.parameters()) {
-        if (is_lora_name(p->name)) continue;
+        if (p->of_adapter()) continue;
         auto const* t = detail::find_hf_tensor(ckpt, p->name);
         if (!t) {
             missing.push_back(p->name);
@@ -60,14 +60,16 @@ std::string load_hf_weights_from(typename Backend::Context& ctx, ParameterStore<
     if (!missing.empty())
         fail(where, "lacks ", missing.size(), " of the model's ", store.parameters().size(),
              " tensors: ", name_list(missing));
+    store.initialise_derived(ctx);  // adapter weights that start from the base (DoRA's magnitude) follow it
 
     std::vector<std::string> unexpected;
     for (auto const& t : ckpt.tensors()) {
         if (used.count(t.name) || is_known_buffer(t.name)) continue;
         if (t.name == "lm_head.weight" && !store.find("lm_head.weight")) {  // a tied model: must equal the embedding
             Parameter<T> const* embedding = nullptr;
-            for (auto name : detail::embedding_names)
-                if (!embedding) embedding = store.find(std::string(name));
+            for_each_hf_family([&]<class Hf>() {
+                if (!embedding) embedding = store.find(Hf::embedding_weight);
+            });
             if (embedding) {
                 require(shape_matches(*embedding, t), where, "lm_head.weight has shape ", shape_string(t.shape),
                         " but the tied word embeddings are ", shape_string(hf_shape(*embedding)));
@@ -87,8 +89,9 @@ std::string load_hf_weights_from(typename Backend::Context& ctx, ParameterStore<
 
 }  // namespace detail
 
-/// Fills every base parameter of `store` from the tensor of its HF name (LoRA weights are not expected in a base
-/// checkpoint and keep their values). Throws one Error listing every missing tensor, or naming a tensor of the
+/// Fills every base parameter of `store` from the tensor of its HF name (adapter weights are not expected in a base
+/// checkpoint and keep their values, but those derived from the base, DoRA's magnitude, are derived again: load the
+/// base before an adapter). Throws one Error listing every missing tensor, or naming a tensor of the
 /// wrong shape or dtype. Returns a warning listing tensors the model does not use ("" when there are none);
 /// known buffers are skipped, and a tied model accepts an lm_head.weight equal to its word embeddings.
 template <class Backend, class T>
@@ -130,7 +133,7 @@ inline void write_hf_checkpoint(std::filesystem::path const& dir, std::vector<Te
 }  // namespace detail
 
 /// Writes `store`'s weights as `dir`/model.safetensors (HF names and shapes, `dtype`) and `config` as
-/// `dir`/config.json, each atomically. A store with LoRA weights is refused: merge it first (io/lora_merge.hpp).
+/// `dir`/config.json, each atomically. A store with adapter weights is refused: merge it first (io/adapter_merge.hpp).
 template <class Backend, class T>
 void save_hf_checkpoint(typename Backend::Context& ctx, ParameterStore<Backend, T> const& store,
                         std::filesystem::path const& dir, nlohmann::json config, DType dtype = DType::F32) {
@@ -138,9 +141,9 @@ void save_hf_checkpoint(typename Backend::Context& ctx, ParameterStore<Backend, 
     values.reserve(store.parameters().size());
     std::vector<TensorToWrite> tensors;
     for (auto const* p : store.parameters()) {
-        require(!is_lora_name(p->name), "cannot save a checkpoint in '", dir.string(), "': ", p->name,
-                " is a LoRA weight: merge the adapter into a model without "
-                "one first (save_merged_hf_checkpoint, merge_lora), or save it with save_peft_adapter");
+        require(!p->of_adapter(), "cannot save a checkpoint in '", dir.string(), "': ", p->name,
+                " is an adapter weight: merge the adapter into a model without "
+                "one first (save_merged_hf_checkpoint, merge_adapter), or save it with save_peft_adapter");
         values.push_back(download_as_float<Backend>(ctx, *p));
         tensors.push_back({p->name, dtype, hf_shape(*p), values.back()});
     }

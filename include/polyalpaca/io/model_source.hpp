@@ -4,7 +4,6 @@
 ///        this, and polyalpaca-inspect --cpp prints it.
 #pragma once
 
-#include <charconv>
 #include <cctype>
 #include <string>
 
@@ -13,6 +12,7 @@
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/io/hf_config.hpp"
 #include "polyalpaca/io/model_spec.hpp"
+#include "polyalpaca/models/families.hpp"
 
 namespace polyalpaca::io {
 
@@ -20,6 +20,7 @@ namespace polyalpaca::io {
 struct ModelSource {
     std::string family_template;  ///< "polyalpaca::Llama"
     std::string lora_sites;       ///< PEFT's default target modules for the family, as site types
+    std::string ia3_sites;        ///< PEFT's default IA3 target modules (feed-forward ones included), as site types
     std::string size_struct;      ///< "struct NAME : polyalpaca::llama::Defaults { ... };"
     std::string family_header;    ///< "polyalpaca/models/llama.hpp"
     std::string size_name;
@@ -35,22 +36,9 @@ struct ModelSource {
     }
 };
 
-namespace detail {
-
-/// A double as C++ source: the shortest text that reads back to the same value ("1e-06", "10000.0").
-inline std::string cpp_double(double v) {
-    char text[32];
-    auto const end = std::to_chars(text, text + sizeof text, v).ptr;
-    std::string s(text, end);
-    if (s.find_first_of(".en") == std::string::npos) s += ".0";
-    return s;
-}
-
-}  // namespace detail
-
 /// The model type `config` describes (`source` names it in errors), its Size struct called `size_name`. Error
-/// listing every field that no model type of its family expresses (e.g. a GPT-NeoX intermediate_size other than
-/// 4 x hidden, an untied BLOOM head, rope scaling), so a generated type always loads its checkpoint.
+/// listing every field that no model type of its family expresses (e.g. an untied BLOOM head, rope scaling), so a
+/// generated type always loads its checkpoint. The family says how (models/<family>.hpp, `Hf`).
 inline ModelSource model_source(nlohmann::json const& config, std::string const& size_name,
                                 std::string const& source = "config.json") {
     bool identifier = !size_name.empty() && !std::isdigit(static_cast<unsigned char>(size_name[0]));
@@ -58,14 +46,17 @@ inline ModelSource model_source(nlohmann::json const& config, std::string const&
     require(identifier, "the name of the Size struct must be a C++ identifier, got '", size_name, "'");
     auto const spec = spec_from_config(config, source);
     auto differences = config_differences(spec, config);
-    auto const count = [](std::int64_t v) { return std::to_string(v); };
-    if (spec.family == "bloom" && !spec.tied_head) differences.push_back("tie_word_embeddings: BLOOM ties its head");
-    if (spec.family == "gpt_neox") {
-        if (spec.ffn != 4 * spec.hidden)
-            differences.push_back("intermediate_size: GPT-NeoX here has 4 x hidden_size = " + count(4 * spec.hidden) +
-                                  ", found " + count(spec.ffn));
-        if (spec.tied_head) differences.push_back("tie_word_embeddings: GPT-NeoX here has an untied head");
-    }
+    ModelSource out;
+    std::string members;
+    with_hf_family(spec.family, [&]<class Hf>() {
+        for (auto& d : Hf::inexpressible(spec)) differences.push_back(std::move(d));
+        out.family_template = Hf::type_template;
+        out.lora_sites = Hf::default_lora_sites;
+        out.ia3_sites = Hf::default_ia3_sites;
+        members = "    static constexpr int vocab = " + std::to_string(spec.vocab) + ", hidden = " +
+                  std::to_string(spec.hidden) + ", layers = " + std::to_string(spec.layers) + ", heads = " +
+                  std::to_string(spec.heads) + Hf::size_ints(spec) + ";\n" + Hf::size_members(spec);
+    });
     require(spec.heads > 0 && spec.hidden % spec.heads == 0, "'", source, "': ", spec.heads,
             " attention heads do not divide hidden size ", spec.hidden);
     if (!differences.empty()) {
@@ -73,29 +64,7 @@ inline ModelSource model_source(nlohmann::json const& config, std::string const&
         for (auto const& d : differences) message += "\n  " + d;
         throw Error(message);
     }
-
-    ModelSource out;
-    std::string const ints = "    static constexpr int vocab = " + count(spec.vocab) + ", hidden = " + count(spec.hidden) +
-                             ", layers = " + count(spec.layers) + ", heads = " + count(spec.heads);
-    std::string const eps = "    static constexpr double norm_eps = " + detail::cpp_double(spec.norm_eps);
-    if (spec.family == "bloom") {
-        out.family_template = "polyalpaca::Bloom";
-        out.lora_sites = "polyalpaca::site::Qkv";
-        out.size_struct = "struct " + size_name + " : polyalpaca::bloom::Defaults {\n" + ints + ";\n" + eps + ";\n};\n";
-    } else if (spec.family == "gpt_neox") {
-        out.family_template = "polyalpaca::GptNeoX";
-        out.lora_sites = "polyalpaca::site::Qkv";
-        out.size_struct = "struct " + size_name + " : polyalpaca::gpt_neox::Defaults {\n" + ints + ";\n" + eps +
-                          ", rotary_pct = " + detail::cpp_double(spec.rotary_pct) +
-                          ", rope_base = " + detail::cpp_double(spec.rope_theta) + ";\n};\n";
-    } else {
-        out.family_template = "polyalpaca::Llama";
-        out.lora_sites = "polyalpaca::site::Query, polyalpaca::site::Value";
-        out.size_struct = "struct " + size_name + " : polyalpaca::llama::Defaults {\n" + ints +
-                          ", kv_heads = " + count(spec.kv_heads) + ", ffn = " + count(spec.ffn) + ";\n" + eps +
-                          ", rope_base = " + detail::cpp_double(spec.rope_theta) + ";\n" +
-                          "    static constexpr bool tied_head = " + (spec.tied_head ? "true" : "false") + ";\n};\n";
-    }
+    out.size_struct = "struct " + size_name + " : polyalpaca::" + spec.family + "::Defaults {\n" + members + "};\n";
     out.family_header = "polyalpaca/models/" + spec.family + ".hpp";
     out.size_name = size_name;
     out.head_dim = int(spec.hidden / spec.heads);

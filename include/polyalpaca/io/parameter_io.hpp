@@ -1,5 +1,5 @@
 /// @file io/parameter_io.hpp
-/// @brief Moving Parameters between backend memory and files: host copies, HF shapes, LoRA names.
+/// @brief Moving Parameters between backend memory and files: host copies, HF shapes, adapter tensor names.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace polyalpaca::io {
 /// HF shape of a parameter: vectors (1, n) are stored as [n], matrices as [rows, cols].
 template <class T>
 std::vector<std::int64_t> hf_shape(Parameter<T> const& p) {
-    if (p.rows == 1) return {p.cols};
+    if (p.rows == 1 && !p.saved_as_matrix) return {p.cols};
     return {p.rows, p.cols};
 }
 
@@ -65,17 +65,12 @@ void load_parameter(typename Backend::Context& ctx, Parameter<T>& p, File const&
     Backend::upload(ctx, host.data(), p.value, host.size());
 }
 
-inline constexpr std::string_view lora_a_suffix = ".lora_A.weight";
-inline constexpr std::string_view lora_b_suffix = ".lora_B.weight";
-
-/// True for LoRA adapter weights ("<module>.lora_A.weight", "<module>.lora_B.weight").
-inline bool is_lora_name(std::string_view name) {
-    return name.ends_with(lora_a_suffix) || name.ends_with(lora_b_suffix);
-}
-
-/// "<module>" of "<module>.lora_A.weight".
-inline std::string lora_module(std::string_view name) {
-    return std::string(name.substr(0, name.size() - lora_a_suffix.size()));
+/// "<module>" of an adapter tensor "<module><suffix>", for the first of `suffixes` the name ends with ("" if none).
+template <class Suffixes>
+std::string adapter_module(std::string_view name, Suffixes const& suffixes) {
+    for (std::string_view suffix : suffixes)
+        if (name.ends_with(suffix)) return std::string(name.substr(0, name.size() - suffix.size()));
+    return "";
 }
 
 /// "query_key_value" of "transformer.h.0.self_attention.query_key_value": the name PEFT's target_modules match.

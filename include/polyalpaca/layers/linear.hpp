@@ -1,5 +1,6 @@
 /// @file layers/linear.hpp
-/// @brief Linear<In, Out, HasBias, Site, Adapter>: y = x W^T + b, with a LoRA branch when the adapter names Site.
+/// @brief Linear<B, T, LinearSpec, Site, Adapter>: y = x W^T + b, computed by the adapter's branch when the adapter
+///        names Site.
 #pragma once
 
 #include <algorithm>
@@ -17,90 +18,6 @@
 
 namespace polyalpaca {
 
-/// The low-rank branch of an adapted Linear: A (rank, In), B (Out, rank), dropout on its input.
-template <class Backend, class T, int In, int Out, class Adapter>
-class LoraBranch {
-    static_assert(Adapter::rank <= (In < Out ? In : Out),
-                  "LoRA rank exceeds min(in_features, out_features) of an adapted projection: choose a smaller rank");
-
-public:
-    static constexpr int rank = Adapter::rank;
-
-    LoraBranch(std::string const& module, double dropout)
-        : a_(module + ".lora_A.weight", rank, In, Role::Trainable, Init::uniform(Adapter::a_init_bound(In))),
-          b_(module + ".lora_B.weight", Out, rank, Role::Trainable, Init::zeros()),
-          dropout_(dropout) {}
-
-    template <class F>
-    void visit_parameters(F&& f) {
-        f(a_);
-        f(b_);
-    }
-
-    /// y += scale * dropout(x) A^T B^T. Keeps neither dropout(x) nor its mask: backward draws the same mask again
-    /// from the generator's state saved here and applies it to x (which the caller keeps), so an adapted site holds
-    /// only its (N, rank) product between the passes.
-    void forward(typename Backend::Context& ctx, View<T const> x, View<T> y, Mode const& mode) {
-        ProfileRegion region(ctx, Region::Adapter);
-        Index const n = x.rows;
-        x_ = x;
-        use_mask_ = mode.training && dropout_ > 0;
-        ScratchFrame temps(ctx.temporaries);
-        View<T const> dropped = x;
-        if (use_mask_) {
-            mask_rng_ = *mode.rng;
-            auto xd = temps.template take<T>(n, In);
-            dropout_forward(ctx, x, xd, temps.template take<T>(n, In), T(dropout_), *mode.rng);
-            dropped = xd;
-        }
-        auto u = low_rank_.ensure(n, rank);  // (N, r): scale * dropout(x) A^T
-        linear_forward(ctx, dropped, a_.values(), static_cast<T const*>(nullptr), u);
-        scale(ctx, u.data, u.size(), T(Adapter::scale));
-        linear_forward(ctx, View<T const>(u), b_.values(), static_cast<T const*>(nullptr), y, true);
-    }
-
-    /// dA, dB from dy; dx += the branch's contribution (skipped when dx is empty).
-    void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
-        ProfileRegion region(ctx, Region::Adapter);
-        Index const n = dy.rows;
-        ScratchFrame temps(ctx.temporaries);
-        auto du = temps.template take<T>(n, rank);  // (N, r): gradient w.r.t. dropout(x) A^T
-        Backend::fill_zero(ctx, du.data, std::size_t(du.size()));
-        linear_backward(ctx, View<T const>(low_rank_.view()), b_.values(), dy, du, b_.grads(), static_cast<T*>(nullptr));
-        scale(ctx, du.data, du.size(), T(Adapter::scale));
-        if (!use_mask_) {
-            linear_backward(ctx, x_, a_.values(), View<T const>(du), dx, a_.grads(), static_cast<T*>(nullptr));
-            return;
-        }
-        // dropout(x) and its mask, bit for bit as forward drew them (a copy: the model's generator is not moved).
-        auto xd = temps.template take<T>(n, In);
-        auto mask = temps.template take<T>(n, In);
-        Rng again = mask_rng_;
-        dropout_forward(ctx, x_, xd, mask, T(dropout_), again);
-        if (dx.empty()) {
-            linear_backward(ctx, View<T const>(xd), a_.values(), View<T const>(du), View<T>{}, a_.grads(),
-                            static_cast<T*>(nullptr));
-            return;
-        }
-        auto dxd = temps.template take<T>(n, In);
-        Backend::fill_zero(ctx, dxd.data, std::size_t(dxd.size()));
-        linear_backward(ctx, View<T const>(xd), a_.values(), View<T const>(du), dxd, a_.grads(),
-                        static_cast<T*>(nullptr));
-        dropout_backward(ctx, View<T const>(dxd), View<T const>(mask), dx);
-    }
-
-    Parameter<T>& a() { return a_; }
-    Parameter<T>& b() { return b_; }
-
-private:
-    Parameter<T> a_, b_;
-    double dropout_;
-    bool use_mask_ = false;
-    Rng mask_rng_;  // the dropout generator's state before forward drew the mask
-    View<T const> x_;
-    ActivationBuffer<Backend, T> low_rank_;
-};
-
 struct NoBranch {
     template <class F>
     void visit_parameters(F&&) {}
@@ -114,8 +31,8 @@ struct LinearSpec {
     bool bias = true;
 };
 
-/// A dense projection with the HF weight layout (Out, In). The base weight is frozen under LoRA and
-/// trainable under NoAdapter; the LoRA branch exists only when Adapter applies to Site.
+/// A dense projection with the HF weight layout (Out, In). The base weight is frozen under an adapter and
+/// trainable under NoAdapter; where Adapter applies to Site its branch (adapters/) computes the adapted projection.
 template <class Backend, class T, LinearSpec Spec, class Site, class Adapter = NoAdapter>
 class Linear {
     static constexpr int In = Spec.in, Out = Spec.out;
@@ -125,10 +42,11 @@ class Linear {
 public:
     static constexpr bool adapted = Adapter::template applies_to<Site>;
     static constexpr Index parameter_count = Index(In) * Out + (HasBias ? Out : 0);
-    static constexpr Index adapter_parameter_count = adapted ? Index(Adapter::rank) * (In + Out) : 0;
+    static constexpr Index adapter_parameter_count = adapted ? Adapter::template parameter_count<In, Out, Site> : 0;
+    static constexpr double adapter_flops_per_token = adapted ? Adapter::template flops_per_token<In, Out, Site> : 0.0;
     static constexpr int in_features = In;
     static constexpr int out_features = Out;
-    /// Whether backward reads x: for the trainable weight's gradient or the LoRA branch. A frozen, unadapted
+    /// Whether backward reads x: for the trainable weight's gradient or the adapter's branch. A frozen, unadapted
     /// projection needs only dy and its weight, so its input may be a temporary of the caller's forward.
     static constexpr bool backward_reads_input = base_role<Adapter> == Role::Trainable || adapted;
 
@@ -156,15 +74,15 @@ public:
         ProfileRegion region(ctx, Region::Linear);
         require_shape(y, x.rows, Out, "Linear::forward_into: y");
         x_ = x;
-        linear_forward(ctx, x, weight_.values(), HasBias ? bias_.value : nullptr, y);
-        if constexpr (adapted) branch_.forward(ctx, x, y, mode);
+        if constexpr (adapted) branch_.forward(ctx, base(), x, y, mode);
+        else linear_forward(ctx, x, weight_.values(), HasBias ? bias_.value : nullptr, y);
     }
 
     /// Adds into dx (unless empty) and into the gradients of trainable weights.
     void backward(typename Backend::Context& ctx, View<T const> dy, View<T> dx) {
         ProfileRegion region(ctx, Region::Linear);
-        linear_backward(ctx, x_, weight_.values(), dy, dx, weight_.grads(), HasBias ? bias_.grad : nullptr);
-        if constexpr (adapted) branch_.backward(ctx, dy, dx);
+        if constexpr (adapted) branch_.backward(ctx, base(), x_, dy, dx);
+        else linear_backward(ctx, x_, weight_.values(), dy, dx, weight_.grads(), HasBias ? bias_.grad : nullptr);
     }
 
     View<T> output() const { return y_.view(); }
@@ -173,11 +91,20 @@ public:
     auto& branch() { return branch_; }
 
 private:
-    using Branch = std::conditional_t<adapted, LoraBranch<Backend, T, In, Out, Adapter>, NoBranch>;
+    template <bool Adapted, class = void>
+    struct BranchOf {
+        using type = NoBranch;
+    };
+    template <class Unused>
+    struct BranchOf<true, Unused> {
+        using type = typename Adapter::template Branch<Backend, T, In, Out, Site>;
+    };
+    using Branch = typename BranchOf<adapted>::type;
     static Branch make_branch(std::string const& module, double dropout) {
         if constexpr (adapted) return Branch(module, dropout);
         else return Branch{};
     }
+    BaseProjection<T> base() { return {weight_, bias_, HasBias}; }
 
     Parameter<T> weight_, bias_;
     [[no_unique_address]] Branch branch_;

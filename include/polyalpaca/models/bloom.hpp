@@ -1,8 +1,14 @@
 /// @file models/bloom.hpp
-/// @brief BLOOM as a type: word-embedding LayerNorm, ALiBi, fused per-head QKV, tanh-GELU MLP, tied head.
+/// @brief BLOOM as a type: word-embedding LayerNorm, ALiBi, fused per-head QKV, tanh-GELU MLP, tied head; and
+///        bloom::Hf, its HF config.json mapping, checkpoint names, parameter count and presets.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/backend/counting_backend.hpp"
@@ -10,12 +16,15 @@
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
 #include "polyalpaca/layers/residual_block.hpp"
+#include "polyalpaca/models/hf_config_fields.hpp"
+#include "polyalpaca/models/model_spec.hpp"
 
 namespace polyalpaca {
 
 namespace bloom {
 
-/// Settings shared by every BLOOM size (HF BloomConfig defaults).
+/// Settings shared by every BLOOM size (HF BloomConfig defaults). A Size may set `ffn`, the MLP width (default
+/// 4 x hidden, the only width HF's BloomMLP has: another cannot be saved or loaded as an HF checkpoint).
 struct Defaults {
     static constexpr double norm_eps = 1e-5;
     static constexpr double init_std = 0.02;
@@ -41,7 +50,7 @@ template <class Size, Adapter A = NoAdapter>
 struct Bloom {
     static_assert(Size::hidden % Size::heads == 0, "the number of attention heads must divide the hidden size");
     static_assert(A::template sites_within<bloom::Sites>,
-                  "this LoRA names a site BLOOM does not have; BLOOM's sites are Qkv, AttnOut, MlpUp, MlpDown");
+                  "this adapter names a site BLOOM does not have; BLOOM's sites are Qkv, AttnOut, MlpUp, MlpDown");
 
     using config = Size;
     using adapter = A;
@@ -52,6 +61,10 @@ struct Bloom {
     static constexpr char const* embedding_norm_name = "transformer.word_embeddings_layernorm";
     static constexpr char const* final_norm_name = "transformer.ln_f";
     static constexpr char const* head_name = "lm_head";
+    static constexpr int ffn = [] {
+        if constexpr (requires { Size::ffn; }) return Size::ffn;
+        else return 4 * Size::hidden;
+    }();
 
     template <class B, class T>
     struct Parts {
@@ -69,7 +82,7 @@ struct Bloom {
                                                             .positional = Positional::Alibi,
                                                             .bias = true},
                                               A>;
-        using Mlp = GeluMlp<B, T, Size::hidden, 4 * Size::hidden, Gelu::Tanh, A>;
+        using Mlp = GeluMlp<B, T, Size::hidden, ffn, Gelu::Tanh, A>;
 
         static std::string prefix(int i) { return "transformer.h." + std::to_string(i) + "."; }
         static Norm make_norm1(int i, Options const&) { return Norm(prefix(i) + "input_layernorm", Size::norm_eps); }
@@ -97,5 +110,77 @@ struct Bloom {
     /// Weights the adapter adds (zero for full-parameter training).
     static constexpr Index adapter_parameter_count = Size::layers * Block<CountingBackend, float>::adapter_parameter_count;
 };
+
+namespace bloom {
+
+/// BLOOM's HF side: config.json (BloomConfig), checkpoint names, parameter count and presets, which io/ reads and
+/// writes checkpoints by (models/families.hpp lists the families).
+struct Hf {
+    static constexpr std::string_view model_type = "bloom";
+    static constexpr char const* architecture = "BloomForCausalLM";
+    static constexpr char const* type_template = "polyalpaca::Bloom";
+    static constexpr char const* default_lora_sites = "polyalpaca::site::Qkv";  ///< PEFT's target modules
+    /// PEFT's IA3 target modules (the feed-forward one included).
+    static constexpr char const* default_ia3_sites =
+        "polyalpaca::site::Qkv, polyalpaca::site::MlpDown";
+    static constexpr char const* embedding_weight = "transformer.word_embeddings.weight";
+
+    /// The fields of config.json `s` constrains (absent keys at BloomConfig's defaults).
+    static void config_fields(ModelSpec const& s, HfConfigReader& b) {
+        b.add("vocab", {"vocab_size"}, s.vocab, 250880);
+        b.add("hidden", {"hidden_size", "n_embed"}, s.hidden, 64);
+        b.add("layers", {"n_layer", "num_hidden_layers"}, s.layers, 2);
+        b.add("heads", {"n_head", "num_attention_heads"}, s.heads, 8);
+        b.add("norm_eps", {"layer_norm_epsilon"}, s.norm_eps, 1e-5);
+        b.add("tied_head", {"tie_word_embeddings"}, s.tied_head, true);
+        b.add("", {"apply_residual_connection_post_layernorm"}, false, false);
+        nlohmann::json const hidden = b.found("hidden");  // HF's BloomMLP is 4 x hidden_size, with no key of its own
+        b.fields.push_back({"", "MLP width (BloomMLP: 4 x hidden_size)", s.ffn,
+                            hidden.is_number_integer() ? nlohmann::json(4 * hidden.get<std::int64_t>()) : hidden,
+                            true});
+    }
+    /// What config.json leaves implicit: no grouped-query attention, the MLP 4 x hidden.
+    static void complete(ModelSpec& s) {
+        s.kv_heads = s.heads;
+        s.ffn = 4 * s.hidden;
+    }
+    /// Weights of the base model (the tied head counted once): LayerNorms with bias, fused qkv with bias, the MLP
+    /// with bias.
+    static std::int64_t parameter_count(ModelSpec const& s) {
+        std::int64_t const h = s.hidden, f = s.ffn;
+        std::int64_t const block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h);
+        return s.vocab * h + 4 * h + s.layers * block;
+    }
+    static void write_config(ModelSpec const& s, nlohmann::json& c) {
+        require(s.ffn == 4 * s.hidden, "a BLOOM with an MLP ", s.ffn, " wide cannot be written as an HF checkpoint: "
+                "HF's BloomMLP is 4 x hidden_size = ", 4 * s.hidden);
+        c["n_layer"] = s.layers;
+        c["n_head"] = s.heads;
+        c["layer_norm_epsilon"] = s.norm_eps;
+        c["apply_residual_connection_post_layernorm"] = false;
+    }
+    /// What a BLOOM config.json may say that no Bloom type expresses.
+    static std::vector<std::string> inexpressible(ModelSpec const& s) {
+        if (!s.tied_head) return {"tie_word_embeddings: BLOOM ties its head"};
+        return {};
+    }
+    /// A Size struct's integers for `s` after vocab, hidden, layers and heads, then its other members' lines.
+    static std::string size_ints(ModelSpec const&) { return ""; }
+    static std::string size_members(ModelSpec const& s) {
+        return "    static constexpr double norm_eps = " + cpp_double(s.norm_eps) + ";\n";
+    }
+    /// The other name a checkpoint may hold `name` under ("" for none): BLOOM's own files drop "transformer.".
+    static std::string checkpoint_alias(std::string const& name) {
+        std::string_view const prefix = "transformer.";
+        return name.starts_with(prefix) ? name.substr(prefix.size()) : std::string();
+    }
+    static std::vector<Preset> presets() {
+        return {{"bloom-560m", spec_of<Bloom<Size560m>>()}, {"bloom-1b1", spec_of<Bloom<Size1b1>>()},
+                {"bloom-1b7", spec_of<Bloom<Size1b7>>()},   {"bloom-3b", spec_of<Bloom<Size3b>>()},
+                {"bloom-7b1", spec_of<Bloom<Size7b1>>()},   {"bloom-tiny", spec_of<Bloom<SizeTiny>>()}};
+    }
+};
+
+}  // namespace bloom
 
 }  // namespace polyalpaca

@@ -1,8 +1,14 @@
 /// @file models/llama.hpp
-/// @brief LLaMA as a type: RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention, tied or untied head.
+/// @brief LLaMA as a type: RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention, tied or untied head;
+///        and llama::Hf, its HF config.json mapping, checkpoint names, parameter count and presets.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/backend/counting_backend.hpp"
@@ -10,6 +16,8 @@
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
 #include "polyalpaca/layers/residual_block.hpp"
+#include "polyalpaca/models/hf_config_fields.hpp"
+#include "polyalpaca/models/model_spec.hpp"
 
 namespace polyalpaca {
 
@@ -67,7 +75,7 @@ struct Llama {
     static_assert(Size::heads % Size::kv_heads == 0,
                   "the number of kv heads must divide the number of attention heads (grouped-query attention)");
     static_assert(A::template sites_within<llama::Sites>,
-                  "this LoRA names a site LLaMA does not have; LLaMA's sites are Query, Key, Value, AttnOut, MlpGate, "
+                  "this adapter names a site LLaMA does not have; LLaMA's sites are Query, Key, Value, AttnOut, MlpGate, "
                   "MlpUp, MlpDown");
 
     using config = Size;
@@ -75,6 +83,7 @@ struct Llama {
     static constexpr char const* family = "llama";
     static constexpr bool has_embedding_norm = false;
     static constexpr bool tied_head = Size::tied_head;
+    static constexpr int ffn = Size::ffn;
     static constexpr char const* embedding_name = "model.embed_tokens";
     static constexpr char const* embedding_norm_name = "";
     static constexpr char const* final_norm_name = "model.norm";
@@ -127,5 +136,89 @@ struct Llama {
                                              Size::layers * Block<CountingBackend, float>::parameter_count;
     static constexpr Index adapter_parameter_count = Size::layers * Block<CountingBackend, float>::adapter_parameter_count;
 };
+
+namespace llama {
+
+/// LLaMA's HF side: config.json (LlamaConfig), parameter count and presets, which io/ reads and writes checkpoints
+/// by (models/families.hpp lists the families).
+struct Hf {
+    static constexpr std::string_view model_type = "llama";
+    static constexpr char const* architecture = "LlamaForCausalLM";
+    static constexpr char const* type_template = "polyalpaca::Llama";
+    static constexpr char const* default_lora_sites = "polyalpaca::site::Query, polyalpaca::site::Value";
+    /// PEFT's IA3 target modules (the feed-forward one included).
+    static constexpr char const* default_ia3_sites =
+        "polyalpaca::site::Key, polyalpaca::site::Value, polyalpaca::site::MlpDown";
+    static constexpr char const* embedding_weight = "model.embed_tokens.weight";
+
+    /// The fields of config.json `s` constrains (absent keys at LlamaConfig's defaults).
+    static void config_fields(ModelSpec const& s, HfConfigReader& b) {
+        b.add("vocab", {"vocab_size"}, s.vocab, 32000);
+        b.add("hidden", {"hidden_size"}, s.hidden, 4096);
+        b.add("layers", {"num_hidden_layers"}, s.layers, 32);
+        b.add("heads", {"num_attention_heads"}, s.heads, 32);
+        b.add("kv_heads", {"num_key_value_heads"}, s.kv_heads, b.found("heads"));
+        nlohmann::json const hidden = b.found("hidden"), heads = b.found("heads");
+        nlohmann::json head_dim = nullptr;
+        if (hidden.is_number_integer() && heads.is_number_integer() && heads.get<std::int64_t>() > 0)
+            head_dim = hidden.get<std::int64_t>() / heads.get<std::int64_t>();
+        b.add("", {"head_dim"}, s.heads > 0 ? s.hidden / s.heads : 0, head_dim);
+        b.add("ffn", {"intermediate_size"}, s.ffn, 11008);
+        b.add("norm_eps", {"rms_norm_eps"}, s.norm_eps, 1e-6);
+        b.add("rope_theta", {"rope_parameters.rope_theta", "rope_theta"}, s.rope_theta, 10000.0);
+        b.add("rotary_pct", {"rope_parameters.partial_rotary_factor", "partial_rotary_factor"}, s.rotary_pct, 1.0);
+        b.add("", {"rope_parameters.rope_type", "rope_scaling.rope_type", "rope_scaling.type"}, "default", "default");
+        b.add("tied_head", {"tie_word_embeddings"}, s.tied_head, false);
+        b.add("", {"hidden_act"}, "silu", "silu");
+        b.add("", {"attention_bias"}, false, false);
+        b.add("", {"mlp_bias"}, false, false);
+        // Every HF LLaMA checkpoint rotates halves; a Meta-layout (adjacent pairs) model type cannot load one.
+        b.fields.push_back(
+            {"", "rope layout", s.rope_rotate_half ? "rotate-half" : "adjacent pairs (Meta)", "rotate-half", true});
+    }
+    static void complete(ModelSpec&) {}
+    /// Weights of the base model: RMSNorms, no biases, grouped-query k and v, SwiGLU.
+    static std::int64_t parameter_count(ModelSpec const& s) {
+        std::int64_t const h = s.hidden, f = s.ffn;
+        std::int64_t const kv = s.heads > 0 ? s.kv_heads * (h / s.heads) : 0;
+        std::int64_t const block = 2 * h + 2 * h * h + 2 * h * kv + 3 * h * f;
+        return (s.tied_head ? 1 : 2) * s.vocab * h + h + s.layers * block;
+    }
+    static void write_config(ModelSpec const& s, nlohmann::json& c) {
+        c["num_hidden_layers"] = s.layers;
+        c["num_attention_heads"] = s.heads;
+        c["intermediate_size"] = s.ffn;
+        c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", s.rope_theta}};
+        c["rope_theta"] = s.rope_theta;
+        c["num_key_value_heads"] = s.kv_heads;
+        c["head_dim"] = s.hidden / s.heads;
+        c["rms_norm_eps"] = s.norm_eps;
+        c["hidden_act"] = "silu";
+        c["attention_bias"] = false;
+        c["mlp_bias"] = false;
+    }
+    static std::vector<std::string> inexpressible(ModelSpec const&) { return {}; }
+    /// A Size struct's integers for `s` after vocab, hidden, layers and heads, then its other members' lines.
+    static std::string size_ints(ModelSpec const& s) {
+        return ", kv_heads = " + std::to_string(s.kv_heads) + ", ffn = " + std::to_string(s.ffn);
+    }
+    static std::string size_members(ModelSpec const& s) {
+        return "    static constexpr double norm_eps = " + cpp_double(s.norm_eps) + ", rope_base = " +
+               cpp_double(s.rope_theta) + ";\n    static constexpr bool tied_head = " + (s.tied_head ? "true" : "false") +
+               ";\n";
+    }
+    static std::string checkpoint_alias(std::string const&) { return ""; }
+    static std::vector<Preset> presets() {
+        return {{"llama-7b", spec_of<Llama<Size7b>>()},
+                {"llama-13b", spec_of<Llama<Size13b>>()},
+                {"open-llama-3b", spec_of<Llama<OpenLlama3b>>()},
+                {"open-llama-7b", spec_of<Llama<OpenLlama7b>>()},
+                {"open-llama-13b", spec_of<Llama<OpenLlama13b>>()},
+                {"llama-tiny", spec_of<Llama<SizeTiny>>()},
+                {"llama-tiny-tied", spec_of<Llama<SizeTinyTied>>()}};
+    }
+};
+
+}  // namespace llama
 
 }  // namespace polyalpaca

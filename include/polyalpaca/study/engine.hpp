@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -56,7 +57,7 @@ struct DeviceDescription {
 /// examples per language, the trainer's options (the engine fills in the model's FLOP cost) and where the
 /// trained weights go.
 struct TrainJob {
-    std::string method;  ///< "lora" or "full"
+    std::string method;  ///< "lora", "dora", "ia3" or "full"
     Mixture const& mixture;
     std::vector<std::vector<Example>> const& examples;
     std::vector<std::pair<std::string, std::vector<Example>>> const& validation;
@@ -117,7 +118,8 @@ struct EngineOptions {
     /// Keep a host copy of the base weights: needed when a full-parameter network must start from the base again
     /// (more than one full run, or both methods). A LoRA network keeps its frozen base itself.
     bool keep_base_on_host = true;
-    double lora_dropout = 0.05;  ///< the LoRA network's adapter dropout (PEFT lora_dropout)
+    /// Adapter dropout by method ("lora", "dora": PEFT lora_dropout); a method not named takes 0.05.
+    std::map<std::string, double> adapter_dropout;
     int cuda_device = 0;
     std::string attention = "auto";  ///< CUDA: auto, gemm or flash
     std::string gemm_math;           ///< "" keeps the backend's own (train/kernel_record.hpp, select_gemm_math)

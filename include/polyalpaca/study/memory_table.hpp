@@ -18,7 +18,7 @@
 
 namespace polyalpaca::study {
 
-/// A method's FLOP cost per sequence ("lora" or "full").
+/// A method's FLOP cost per sequence ("lora", "dora", "ia3" or "full").
 using FlopCostOf = std::function<FlopCost(std::string const& method)>;
 
 /// Where a study's runs are planned: the backend ("cpu" or "cuda") and, on CUDA, the attention kernels asked for and
@@ -41,8 +41,7 @@ auto with_model(std::string const& preset, std::string const& method, F&& f) {
     std::optional<Result> out;
     for_each_preset([&]<class P>() {
         if (P::name != preset || out) return;
-        if (method == "lora") out = f.template operator()<typename P::Lora>();
-        else out = f.template operator()<typename P::Full>();
+        out = with_method_model<P>(method, f);
     });
     require(out.has_value(), "\"", preset, "\" is not a preset polyalpaca knows (", known_preset_names(), ")");
     return *out;
@@ -75,7 +74,7 @@ inline MemoryPlanOptions memory_plan_options(StudyFile const& s, std::string con
     MemoryPlanOptions o;
     o.micro_batch = int(h.micro_batch);
     o.seq = int(h.cutoff);
-    o.adapter_dropout = method == "lora" ? h.lora_dropout : 0.0;
+    o.adapter_dropout = method == "full" ? 0.0 : h.lora_dropout;  // an adapter without dropout (IA3) ignores it
     o.decode_batch = int(s.decoding.batch);
     o.beams = std::max(1, decoding.num_beams);
     o.new_tokens = decoding_new_tokens(s, method);

@@ -1,9 +1,10 @@
 /// @file study/model_engine.hpp
-/// @brief ModelEngine<Full, Lora, Backend>: the StudyEngine of one base model on one backend. It owns the
-///        backend's context for the whole study and at most one network at a time (switching method frees the
-///        other's memory). The base checkpoint is read from disk once: a LoRA network keeps it in its frozen
-///        weights from run to run (only the adapter is drawn again), and when the study also trains full-parameter
-///        runs a host copy restores the base into a network whose weights a run changed.
+/// @brief ModelEngine<Full, Backend, Adapted...>: the StudyEngine of one base model on one backend, training Full
+///        (full-parameter) and the adapted models (one per adapter method: LoRA, DoRA, IA3). It owns the backend's
+///        context for the whole study and at most one network at a time (switching method frees the other's
+///        memory). The base checkpoint is read from disk once: an adapted network keeps it in its frozen weights
+///        from run to run (only the adapter is drawn again), and when the study trains several methods a host copy
+///        restores the base into a network whose weights a run changed, or into another method's new network.
 ///        Include it only in the translation unit that instantiates one engine (examples/study_engine.cpp.in):
 ///        with the Cuda backend that is a .cu file.
 #pragma once
@@ -14,6 +15,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -98,12 +102,12 @@ struct FrozenStorage<Backend> {
 
 }  // namespace engine_detail
 
-template <class Full, class Lora, class Backend>
+template <class Full, class Backend, class... Adapted>
 class ModelEngine final : public StudyEngine {
-    static_assert(!Full::adapter::is_lora && Lora::adapter::is_lora,
-                  "ModelEngine<Full, Lora, Backend>: Full has no adapter, Lora the LoRA the study's LoRA runs train");
-    static_assert(Full::config::vocab == Lora::config::vocab && Full::config::hidden == Lora::config::hidden,
-                  "ModelEngine<Full, Lora, Backend>: Full and Lora must be the same base model");
+    static_assert(!has_adapter_weights<typename Full::adapter> && (has_adapter_weights<typename Adapted::adapter> && ...),
+                  "ModelEngine<Full, Backend, Adapted...>: Full has no adapter, each Adapted the adapter of a method");
+    static_assert(((std::is_same_v<typename Full::config, typename Adapted::config>) && ...),
+                  "ModelEngine<Full, Backend, Adapted...>: every model must be the same base model");
 
 public:
     using Context = typename Backend::Context;
@@ -141,19 +145,16 @@ public:
     void set_base(std::filesystem::path const& dir) override {
         base_dir_ = dir;
         base_.clear();
-        full_.reset(), lora_.reset();
-        current_ = nullptr;
+        free_networks();
     }
 
     TrainResult train(TrainJob const& job) override {
-        if (job.method == "lora") return train_net(network(lora_), job);
-        return train_net(network(full_), job);
+        return with_slot(job.method, [&](auto& slot) { return train_net(network(slot), job); });
     }
 
     TrainResult pretrain(TrainJob const& job) override {
         require(job.method == "full", "pretrain: the full-parameter model is pretrained, not \"", job.method, "\"");
-        full_.reset(), lora_.reset();
-        current_ = nullptr;
+        free_networks();
         auto net = std::make_unique<FullNet>(*ctx_, NetworkOptions{.seed = options_.seed});  // random, not the base
         auto result = fit(*net, job, /*load_best*/ false);  // the last weights, as a pretraining run ends
         if (rank() == 0) io::save_hf_checkpoint(*ctx_, *net, job.weights_dir, io::DType::F32);
@@ -162,8 +163,7 @@ public:
     }
 
     void load(std::string const& method, std::filesystem::path const& weights) override {
-        if (method == "lora") load_into(network(lora_), weights);
-        else load_into(network(full_), weights);
+        with_slot(method, [&](auto& slot) { load_into(network(slot), weights); });
     }
 
     std::vector<Generated> generate(std::span<std::vector<std::int32_t> const> prompts,
@@ -204,22 +204,56 @@ private:
         BatchLoss loss(Context& ctx, TokenBatch const& batch) override { return net.evaluate(ctx, batch); }
     };
 
-    /// The method's network holding the base weights and fresh trainable weights (as a new network would), built
-    /// when there is none; the other method's network is freed first.
     template <class Model>
-    Held<Model>& network(std::unique_ptr<Held<Model>>& slot) {
+    using Slot = std::unique_ptr<Held<Model>>;
+
+    /// f(slot) with the network slot of `method`: "full" or an adapted model's adapter method.
+    template <class F>
+    auto with_slot(std::string const& method, F&& f) {
+        if (method == Full::adapter::method) return f(full_);
+        return with_adapted_slot<0>(method, f);
+    }
+    template <std::size_t I, class F>
+    auto with_adapted_slot(std::string const& method, F& f) {
+        using Model = std::tuple_element_t<I, std::tuple<Adapted...>>;
+        if constexpr (I + 1 == sizeof...(Adapted)) {
+            if (method != Model::adapter::method)
+                fail("this study engine trains no \"", method, "\" model (", methods_compiled(), ")");
+            return f(std::get<I>(adapted_));
+        } else {
+            if (method == Model::adapter::method) return f(std::get<I>(adapted_));
+            return with_adapted_slot<I + 1>(method, f);
+        }
+    }
+    static std::string methods_compiled() {
+        std::string out(Full::adapter::method);
+        ((out += ", " + std::string(Adapted::adapter::method)), ...);
+        return out;
+    }
+    /// Frees every network but the one in `keep` (nullptr: every one).
+    void free_networks(void const* keep = nullptr) {
         current_ = nullptr;
-        if constexpr (Model::adapter::is_lora) full_.reset();
-        else lora_.reset();
+        if (static_cast<void const*>(&full_) != keep) full_.reset();
+        std::apply([&](auto&... slots) { ((static_cast<void const*>(&slots) != keep ? slots.reset() : void()), ...); },
+                   adapted_);
+    }
+
+    /// The method's network holding the base weights and fresh trainable weights (as a new network would), built
+    /// when there is none; the other methods' networks are freed first.
+    template <class Model>
+    Held<Model>& network(Slot<Model>& slot) {
+        free_networks(&slot);
+        constexpr bool adapted = has_adapter_weights<typename Model::adapter>;
         if (!slot) {
-            double const dropout = Model::adapter::is_lora ? options_.lora_dropout : 0.0;
+            double const dropout = Model::adapter::has_dropout ? dropout_of(Model::adapter::method) : 0.0;
             slot = std::make_unique<Held<Model>>(*ctx_, NetworkOptions{.seed = options_.seed, .adapter_dropout = dropout});
             restore_base(slot->net);
-            if constexpr (Model::adapter::is_lora && engine_detail::FrozenStorage<Backend>::exists)
-                if (options_.frozen_in_bf16)  // the base is final: LoRA never changes it
+            if constexpr (adapted && !reads_base_values<typename Model::adapter> &&
+                          engine_detail::FrozenStorage<Backend>::exists)
+                if (options_.frozen_in_bf16)  // the base is final: an adapter never changes it
                     slot->frozen.emplace(*ctx_, slot->net.parameters(), std::string(Model::embedding_name) + ".weight");
         } else if (slot->changed) {
-            if (Model::adapter::is_lora || base_dir_.empty()) {
+            if (adapted || base_dir_.empty()) {
                 slot->net.reset_trainable(*ctx_, options_.seed);  // frozen weights are untouched by training
             } else {
                 restore_base(slot->net);
@@ -242,21 +276,22 @@ private:
             ++base_reads_;
             if (options_.keep_base_on_host)
                 for (auto const* p : net.parameters().parameters())
-                    if (!io::is_lora_name(p->name)) base_[p->name] = io::download_as_float<Backend>(*ctx_, *p);
+                    if (!p->of_adapter()) base_[p->name] = io::download_as_float<Backend>(*ctx_, *p);
             return;
         }
         for (auto* p : net.parameters().parameters()) {
-            if (io::is_lora_name(p->name)) continue;
+            if (p->of_adapter()) continue;
             auto const it = base_.find(p->name);
             require(it != base_.end(), "the base weights kept in memory lack ", p->name);
             Backend::upload(*ctx_, it->second.data(), p->value, it->second.size());
         }
+        net.parameters().initialise_derived(*ctx_);  // DoRA's magnitude follows the base it was drawn from
     }
 
     template <class Model>
     void load_into(Held<Model>& held, std::filesystem::path const& weights) {
         if (!weights.empty()) {
-            if constexpr (Model::adapter::is_lora) {
+            if constexpr (has_adapter_weights<typename Model::adapter>) {
                 io::load_peft_adapter(*ctx_, held.net, weights);
             } else {
                 auto const warning = io::load_hf_checkpoint(*ctx_, held.net, weights);
@@ -271,8 +306,9 @@ private:
     TrainResult train_net(Held<Model>& held, TrainJob const& job) {
         auto result = fit(held.net, job, /*load_best*/ true);
         if (rank() == 0) {
-            if constexpr (Model::adapter::is_lora)
-                io::save_peft_adapter(*ctx_, held.net, job.weights_dir, job.base_model_name, options_.lora_dropout);
+            if constexpr (has_adapter_weights<typename Model::adapter>)
+                io::save_peft_adapter(*ctx_, held.net, job.weights_dir, job.base_model_name,
+                                      dropout_of(Model::adapter::method));
             else
                 io::save_hf_checkpoint(*ctx_, held.net, job.weights_dir, io::DType::F32);
         }
@@ -307,8 +343,13 @@ private:
     DeviceDescription device_;
     std::filesystem::path base_dir_;
     std::map<std::string, std::vector<float>> base_;  ///< name -> values, when kept on the host
-    std::unique_ptr<Held<Full>> full_;
-    std::unique_ptr<Held<Lora>> lora_;
+    double dropout_of(std::string_view method) const {
+        auto const it = options_.adapter_dropout.find(std::string(method));
+        return it == options_.adapter_dropout.end() ? 0.05 : it->second;
+    }
+
+    Slot<Full> full_;
+    std::tuple<Slot<Adapted>...> adapted_;
     Current* current_ = nullptr;
     int base_reads_ = 0;
 };

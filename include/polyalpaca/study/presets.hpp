@@ -1,8 +1,9 @@
 /// @file study/presets.hpp
 /// @brief The base models a study can name, as types: per preset name (the checkpoint's, as io/model_spec.hpp
-///        names it) the full-parameter model and the same model with the paper's LoRA (r 8, alpha 16 on the fused
-///        query_key_value of BLOOM and GPT-NeoX, on q, k and v of LLaMA). The study runner compiles an engine for
-///        the presets a build asks for (POLYALPACA_STUDY_PRESETS) and plans memory for all of them.
+///        names it) the full-parameter model and the same model with each adapter a study's "methods" may name: the
+///        paper's LoRA (r 8, alpha 16 on the fused query_key_value of BLOOM and GPT-NeoX, on q, k and v of LLaMA),
+///        DoRA on the same modules, and IA3 on PEFT's default modules of the family. The study runner compiles an
+///        engine for the presets a build asks for (POLYALPACA_STUDY_PRESETS) and plans memory for all of them.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@
 #include <string_view>
 #include <tuple>
 
+#include "polyalpaca/core/error.hpp"
 #include "polyalpaca/models/bloom.hpp"
 #include "polyalpaca/models/gpt_neox.hpp"
 #include "polyalpaca/models/llama.hpp"
@@ -21,19 +23,48 @@ namespace polyalpaca::study {
 using PaperLoraFused = LoRA<8, 16, site::Qkv>;                         // BLOOM, GPT-NeoX: query_key_value
 using PaperLoraSeparate = LoRA<8, 16, site::Query, site::Key, site::Value>;  // LLaMA: q_proj, k_proj, v_proj
 
-/// One preset: the two model types a study trains (full-parameter and the paper's LoRA) and its head dim.
-template <class FullModel, class LoraModel>
+/// DoRA on the paper's LoRA modules, at the paper's r and alpha.
+using PaperDoraFused = DoRA<8, 16, site::Qkv>;
+using PaperDoraSeparate = DoRA<8, 16, site::Query, site::Key, site::Value>;
+
+/// IA3 where PEFT puts it by default: the fused query_key_value and the MLP's down projection (BLOOM, GPT-NeoX);
+/// k_proj, v_proj and down_proj (LLaMA).
+using DefaultIa3Fused = IA3<site::Qkv, site::MlpDown>;
+using DefaultIa3Separate = IA3<site::Key, site::Value, site::MlpDown>;
+
+/// One preset: the model types a study trains (full-parameter, and one per adapter method) and its head dim.
+/// `Adapted` lists the adapted models in the order of adapter_methods.
+template <class FullModel, class LoraModel, class DoraModel, class Ia3Model>
 struct StudyPreset {
     using Full = FullModel;
     using Lora = LoraModel;
+    using Adapted = std::tuple<LoraModel, DoraModel, Ia3Model>;
     static constexpr int head_dim = Full::config::hidden / Full::config::heads;
 };
 template <class Size>
-using BloomPreset = StudyPreset<Bloom<Size>, Bloom<Size, PaperLoraFused>>;
+using BloomPreset = StudyPreset<Bloom<Size>, Bloom<Size, PaperLoraFused>, Bloom<Size, PaperDoraFused>,
+                                Bloom<Size, DefaultIa3Fused>>;
 template <class Size>
-using PythiaPreset = StudyPreset<GptNeoX<Size>, GptNeoX<Size, PaperLoraFused>>;
+using PythiaPreset = StudyPreset<GptNeoX<Size>, GptNeoX<Size, PaperLoraFused>, GptNeoX<Size, PaperDoraFused>,
+                                 GptNeoX<Size, DefaultIa3Fused>>;
 template <class Size>
-using LlamaPreset = StudyPreset<Llama<Size>, Llama<Size, PaperLoraSeparate>>;
+using LlamaPreset = StudyPreset<Llama<Size>, Llama<Size, PaperLoraSeparate>, Llama<Size, PaperDoraSeparate>,
+                                Llama<Size, DefaultIa3Separate>>;
+
+/// Calls f.template operator()<Model>() with preset P's model of `method` ("full", "lora", "dora" or "ia3") and
+/// returns what it returns; any other method is an Error.
+template <class P, class F>
+decltype(auto) with_method_model(std::string_view method, F&& f) {
+    using Adapted = typename P::Adapted;
+    if (method == P::Full::adapter::method) return f.template operator()<typename P::Full>();
+    if (method == std::tuple_element_t<0, Adapted>::adapter::method)
+        return f.template operator()<std::tuple_element_t<0, Adapted>>();
+    if (method == std::tuple_element_t<1, Adapted>::adapter::method)
+        return f.template operator()<std::tuple_element_t<1, Adapted>>();
+    require(method == std::tuple_element_t<2, Adapted>::adapter::method, "no model of method \"", method,
+            "\": a study trains \"lora\", \"dora\", \"ia3\" or \"full\"");
+    return f.template operator()<std::tuple_element_t<2, Adapted>>();
+}
 
 namespace preset {
 struct BloomStudy : BloomPreset<bloom::SizeStudy> { static constexpr std::string_view name = "bloom-study"; };

@@ -112,7 +112,7 @@ inline TrainResult train_run(StudyEngine& engine, StudyFile const& s, PlannedRun
                          .examples = examples,
                          .validation = validation,
                          .options = trainer_options(run, h, quiet),
-                         .weights_dir = run.dir / (run.method == "lora" ? "adapter" : "model"),
+                         .weights_dir = run.dir / (run.method == "full" ? "model" : "adapter"),
                          .base_model_name = base.string()});
 }
 

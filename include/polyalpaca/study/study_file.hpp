@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "polyalpaca/adapters/adapter.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/core/value_checks.hpp"
@@ -119,7 +120,7 @@ struct StudyFile {
     std::string preset;                 ///< the base model this study runs (the first of base_models until split)
     std::filesystem::path checkpoint;
     std::filesystem::path tokenizer;
-    std::vector<std::string> methods;   ///< "lora", "full"
+    std::vector<std::string> methods;   ///< "lora", "dora", "ia3", "full"
     std::vector<std::string> languages; ///< tuned languages, in order
     std::vector<std::string> zero_shot; ///< tested, never tuned
     std::map<std::string, std::filesystem::path> data, test_sets;
@@ -150,13 +151,15 @@ struct StudyFile {
 };
 
 /// The paper's settings of a method (PAPER.md): LoRA lr 3e-4, 100 warmup steps, linear decay, group_by_length,
-/// loss on prompt and response; full-parameter lr 2e-5, cosine, warmup ratio 0.03, loss on the response.
+/// loss on prompt and response; full-parameter lr 2e-5, cosine, warmup ratio 0.03, loss on the response. DoRA and
+/// IA3, beyond the paper, take LoRA's, IA3 at lr 3e-3 (its scales move little at 3e-4; T-Few trains them at 3e-3).
 inline Hyperparameters paper_hyperparameters(std::string const& method) {
     Hyperparameters h;
     if (method == "full") {
         h.epochs = 3, h.lr = 2e-5, h.schedule = "cosine", h.warmup_ratio = 0.03, h.prompt_template = "alpaca_legacy";
     } else {
         h.epochs = 5, h.warmup_steps = 100, h.group_by_length = true, h.train_on_inputs = true;
+        if (method == "ia3") h.lr = 3e-3;
     }
     return h;
 }
@@ -289,9 +292,10 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
         s.tokenizer = s.base_models.front().tokenizer;
     }
     r.get("methods", s.methods);
-    require(!s.methods.empty(), r.at("methods"), ": give \"lora\", \"full\" or both");
+    require(!s.methods.empty(), r.at("methods"), ": give one or more of ", adapter_method_list(), ", full");
     for (auto const& m : s.methods)
-        require(m == "lora" || m == "full", r.at("methods"), ": \"", excerpt(m), "\" is neither \"lora\" nor \"full\"");
+        require(m == "full" || is_adapter_method(m), r.at("methods"), ": \"", excerpt(m), "\" is none of ",
+                adapter_method_list(), ", full");
     r.get("languages", s.languages), r.get("zero_shot", s.zero_shot);
     require(!s.languages.empty(), r.at("languages"), ": no tuned languages");
     std::set<std::string> seen;
@@ -366,7 +370,9 @@ inline StudyFile parse_study(nlohmann::json const& j, std::string const& origin,
     for (auto const& m : s.methods) s.hyperparameters[m] = paper_hyperparameters(m);
     if (r.has("hyperparameters")) {
         Reader h(r.raw("hyperparameters"), r.at("hyperparameters"));
-        for (auto const& m : {"lora", "full"})
+        std::vector<std::string> methods{"full"};
+        for (auto const& a : adapter_methods) methods.emplace_back(a.method);
+        for (auto const& m : methods)
             if (h.has(m)) s.hyperparameters[m] = study_file_detail::read_hyperparameters(h.raw(m), h.at(m), s.hyperparameters[m]);
         h.done();
     }

@@ -1,5 +1,6 @@
 /// @file train/flops.hpp
-/// @brief Training FLOPs per token of a model type (6 N_mm full, 4 N_mm + adapters LoRA, plus attention).
+/// @brief Training FLOPs per token of a model type (6 N_mm full, 4 N_mm + the adapter's own under an adapter, plus
+///        attention).
 #pragma once
 
 #include <cstdint>
@@ -32,7 +33,7 @@ struct FlopsOptions {
 struct MatmulWeights {
     Index blocks = 0;   ///< attention and MLP projections of all layers
     Index head = 0;     ///< LM head
-    Index adapter = 0;  ///< LoRA A and B weights (0 without an adapter)
+    Index adapter = 0;  ///< adapter parameters (LoRA A and B, DoRA's magnitudes, IA3's scales; 0 without)
 
     constexpr Index n_mm() const { return blocks + head; }
 };
@@ -40,10 +41,10 @@ struct MatmulWeights {
 /// One token's training FLOPs at sequence length T, by part.
 struct FlopsPerToken {
     MatmulWeights weights;
-    bool lora = false;
-    double blocks = 0.0;     ///< 6 (full) or 4 (LoRA) x block weights
+    bool frozen_base = false;  ///< under an adapter: the base weights need dX but no dW
+    double blocks = 0.0;     ///< 6 (full) or 4 (adapter) x block weights
     double head = 0.0;       ///< 6 or 4 x head weights x head_token_fraction
-    double adapters = 0.0;   ///< 6 x adapter weights
+    double adapters = 0.0;   ///< the adapter policy's own FLOPs per adapted projection (LoRA: 6 x its weights)
     double attention = 0.0;  ///< 12 L T d (full square) or 6 L T d (llm.c)
 
     double total() const { return blocks + head + adapters + attention; }
@@ -62,6 +63,21 @@ constexpr Index attention_weights() {
         return linear_weights<typename Attention::Query>() + linear_weights<typename Attention::Key>() +
                linear_weights<typename Attention::Value>() + linear_weights<typename Attention::Out>();
     }
+}
+template <class Attention>
+constexpr double attention_adapter_flops() {
+    if constexpr (Attention::fused) {
+        return Attention::Qkv::adapter_flops_per_token + Attention::Out::adapter_flops_per_token;
+    } else {
+        return Attention::Query::adapter_flops_per_token + Attention::Key::adapter_flops_per_token +
+               Attention::Value::adapter_flops_per_token + Attention::Out::adapter_flops_per_token;
+    }
+}
+template <class Mlp>
+constexpr double mlp_adapter_flops() {
+    double f = Mlp::Up::adapter_flops_per_token + Mlp::Down::adapter_flops_per_token;
+    if constexpr (requires { typename Mlp::Gate; }) f += Mlp::Gate::adapter_flops_per_token;
+    return f;
 }
 template <class Mlp>
 constexpr Index mlp_weights() {
@@ -96,11 +112,13 @@ FlopsPerToken flops_per_token(FlopsOptions const& options = {}) {
     using Size = typename Model::config;
     FlopsPerToken f;
     f.weights = matmul_weights<Model>();
-    f.lora = Model::adapter::is_lora;
-    double const per_weight = f.lora ? 4.0 : 6.0;
+    f.frozen_base = !Model::adapter::trains_base;
+    double const per_weight = f.frozen_base ? 4.0 : 6.0;
     f.blocks = per_weight * double(f.weights.blocks);
     f.head = per_weight * double(f.weights.head) * options.head_token_fraction;
-    f.adapters = 6.0 * double(f.weights.adapter);
+    using Parts = typename Model::counted;
+    f.adapters = double(Size::layers) * (detail::attention_adapter_flops<typename Parts::Attention>() +
+                                         detail::mlp_adapter_flops<typename Parts::Mlp>());
     double const square = options.attention == AttentionCount::FullSquare ? 12.0 : 6.0;
     f.attention = square * double(Size::layers) * double(options.seq_len) * double(Size::hidden);
     return f;

@@ -254,7 +254,8 @@ MemoryPlan plan_on(Device const& device, MemoryPlanOptions const& o) {
     std::optional<Frozen> frozen;  // after the net: it goes first, as the engine's does
     std::size_t moved = 0;
     if constexpr (Target::cuda) {
-        if (o.frozen_in_bf16 && store.frozen_count() > 0) {
+        // Not under an adapter that reads its base's fp32 values (DoRA), which the engine keeps in fp32 too.
+        if (o.frozen_in_bf16 && !reads_base_values<typename Model::adapter> && store.frozen_count() > 0) {
             frozen.emplace(ctx, store, std::string(Model::embedding_name) + ".weight");
             moved = frozen->values();
             plan.frozen_bf16 = frozen->bytes();

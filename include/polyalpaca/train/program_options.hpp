@@ -22,7 +22,8 @@ namespace polyalpaca {
 struct TrainerDefaults {
     std::string name;                      ///< program name for --help
     std::string strategy = "multilingual"; ///< a Strategy's spelling (data/strategy.hpp)
-    bool lora = true;                      ///< decides the paper's per-method defaults below
+    bool adapter = true;                   ///< an adapter (LoRA, DoRA, IA3) or full-parameter: the paper's per-method defaults below
+    std::string adapter_name = "LoRA";     ///< in --help
 };
 
 struct TrainerCommandLine {
@@ -77,16 +78,16 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
     namespace po = boost::program_options;
     TrainerCommandLine c;
     c.strategy = d.strategy;
-    c.lr = d.lora ? 3e-4 : 2e-5;
-    c.schedule = d.lora ? "linear" : "cosine";
-    c.warmup_steps = d.lora ? 100 : 0;
-    c.warmup_ratio = d.lora ? 0.0 : 0.03;
-    c.epochs = d.lora ? 5 : 3;
-    c.group_by_length = d.lora;
-    c.train_on_inputs = d.lora;
-    std::string train_on_inputs = d.lora ? "on" : "off", group = d.lora ? "on" : "off";
+    c.lr = d.adapter ? 3e-4 : 2e-5;
+    c.schedule = d.adapter ? "linear" : "cosine";
+    c.warmup_steps = d.adapter ? 100 : 0;
+    c.warmup_ratio = d.adapter ? 0.0 : 0.03;
+    c.epochs = d.adapter ? 5 : 3;
+    c.group_by_length = d.adapter;
+    c.train_on_inputs = d.adapter;
+    std::string train_on_inputs = d.adapter ? "on" : "off", group = d.adapter ? "on" : "off";
 
-    po::options_description desc(d.name + ": instruction-tunes a " + (d.lora ? "LoRA adapter" : "full model") +
+    po::options_description desc(d.name + ": instruction-tunes a " + (d.adapter ? d.adapter_name + " adapter" : std::string("full model")) +
                                  " on Alpaca data in one or more languages.\nOptions");
     auto add = desc.add_options();
     add("help,h", "print this help");
@@ -136,7 +137,7 @@ inline std::optional<TrainerCommandLine> parse_trainer_command_line(int argc, ch
         "fail (stop at the first bad record, naming it) or skip (skip and list each in data_report.txt)");
     add("lora-dropout", po::value(&c.lora_dropout)->default_value(c.lora_dropout), "dropout on the adapter input");
     add("save-dtype", po::value(&c.save_dtype)->default_value(c.save_dtype), "f32, bf16 or f16 for saved weights");
-    if (d.lora)
+    if (d.adapter)
         add("merge", po::bool_switch(&c.merge),
             "also write output-dir/merged: the base with the adapter merged in (PEFT's merge_and_unload), an HF "
             "checkpoint that transformers loads without PEFT");

@@ -19,7 +19,7 @@ namespace polyalpaca {
 /// Left out are those that only decide how or where it runs or what it writes (threads, --micro-batch within the
 /// same --global-batch, --gemm-math, --attention, --zero1, --eval-every, --keep-last, --save-dtype, --merge).
 /// Keys are the command-line spellings; paths are absolute, so a resume from another directory compares equal.
-inline nlohmann::json defining_options(TrainerCommandLine const& c, bool lora) {
+inline nlohmann::json defining_options(TrainerCommandLine const& c, bool adapter) {
     auto absolute = [](std::filesystem::path const& p) {
         return p.empty() ? std::string() : std::filesystem::absolute(p).lexically_normal().string();
     };
@@ -54,7 +54,7 @@ inline nlohmann::json defining_options(TrainerCommandLine const& c, bool lora) {
                      {"warmup-ratio", c.warmup_ratio},
                      {"weight-decay", c.weight_decay},
                      {"max-grad-norm", c.max_grad_norm}};
-    if (lora) o["lora-dropout"] = c.lora_dropout;
+    if (adapter) o["lora-dropout"] = c.lora_dropout;
     return o;
 }
 

@@ -20,7 +20,7 @@
 #include "polyalpaca/data/mixture_split.hpp"
 #include "polyalpaca/io/atomic_file.hpp"
 #include "polyalpaca/io/hf_weights.hpp"
-#include "polyalpaca/io/lora_merge.hpp"
+#include "polyalpaca/io/adapter_merge.hpp"
 #include "polyalpaca/io/peft.hpp"
 #include "polyalpaca/tokenizer/file_bytes.hpp"
 #include "polyalpaca/tokenizer/tokenizer.hpp"
@@ -127,7 +127,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     if (!c.gemm_math.empty()) select_gemm_math<Backend>(ctx, c.gemm_math);
     require_attention_compiled<Backend>(ctx, head_dim);  // before anything is written
     // A resume continues the run in output-dir only under the options it started with (train/resume_check.hpp).
-    auto const options = defining_options(c, Model::adapter::is_lora);
+    auto const options = defining_options(c, has_adapter_weights<typename Model::adapter>);
     ResumeCheck resume;
     if (auto const found = list_checkpoints(c.output_dir / "checkpoints"); !c.no_resume && !found.empty())
         resume = check_resume_options(c.output_dir, found.back().first, found.back().second, options,
@@ -180,7 +180,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     auto const mixture = make_mixture(c, split.train);
     // run_config.json: what an evaluation labels the run with and needs to rebuild its model, prompts and examples,
     // and the kernels that run: "attention" is the path taken ("flash", "gemm" or "cpu"), not the --attention asked.
-    nlohmann::json run_config{{"trainer", defaults.name},         {"method", Model::adapter::is_lora ? "lora" : "full"},
+    nlohmann::json run_config{{"trainer", defaults.name},         {"method", std::string(Model::adapter::method)},
                               {"strategy", c.strategy},            {"mixture", mixture.name()},
                               {"languages", nlohmann::json::array()}, {"template", c.prompt_template},
                               {"model_dir", c.model_dir.string()}, {"seed", c.seed},
@@ -203,7 +203,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
         if (!held.empty()) validation.emplace_back(pool.lang, std::move(held));
     }
 
-    CausalLm<Model, Backend, float> net(ctx, {.seed = c.seed, .adapter_dropout = Model::adapter::is_lora ? c.lora_dropout : 0.0});
+    CausalLm<Model, Backend, float> net(ctx, {.seed = c.seed, .adapter_dropout = Model::adapter::has_dropout ? c.lora_dropout : 0.0});
     if (!c.model_dir.empty()) {
         auto const warning = io::load_hf_checkpoint(ctx, net, c.model_dir);
         if (!warning.empty() && writes) std::fprintf(stderr, "%s\n", warning.c_str());
@@ -256,7 +256,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     if (!writes) return 0;
     auto const dtype = dtype_of(c.save_dtype);
     std::filesystem::path saved;
-    if constexpr (Model::adapter::is_lora) {
+    if constexpr (has_adapter_weights<typename Model::adapter>) {
         saved = c.output_dir / "adapter";
         io::save_peft_adapter(ctx, net, saved, base_model_path(c.model_dir), c.lora_dropout);
         if (c.merge) {

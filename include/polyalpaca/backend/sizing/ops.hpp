@@ -150,7 +150,7 @@ void rms_norm_backward(Context<Target>& ctx, View<float const>, View<float const
         if (dgamma) ctx.scratch(slot::norm_grads, cuda::norm_grads_bytes(x.rows, x.cols));
 }
 
-// Elementwise ops, dropout and the fused QKV layout: no memory of their own.
+// Elementwise ops, per-column scales, dropout and the fused QKV layout: no memory of their own.
 template <class Target>
 void gelu_tanh_forward(Context<Target>&, View<float const>, View<float>) {}
 template <class Target>
@@ -172,6 +172,14 @@ template <class Target>
 void add(Context<Target>&, View<float const>, View<float const>, View<float>) {}
 template <class Target>
 void accumulate(Context<Target>&, View<float const>, View<float>) {}
+template <class Target>
+void scale_columns(Context<Target>&, View<float const>, float const*, float const*, View<float>) {}
+template <class Target>
+void column_dots(Context<Target>&, View<float const>, View<float const>, float*) {}
+template <class Target>
+void row_norms(Context<Target>&, View<float const>, float*) {}
+template <class Target>
+void divide(Context<Target>&, float const*, float const*, float*, Index) {}
 template <class Target>
 void dropout_forward(Context<Target>&, View<float const>, View<float>, View<float>, float, Rng&) {}
 template <class Target>

@@ -1,0 +1,62 @@
+/// @file models/families.hpp
+/// @brief The model families io/ reads and writes HF checkpoints of, by their HF side (models/<family>.hpp, `Hf`):
+///        one list, and the lookups of a family by its model_type.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "polyalpaca/models/bloom.hpp"
+#include "polyalpaca/models/gpt_neox.hpp"
+#include "polyalpaca/models/llama.hpp"
+#include "polyalpaca/models/model_spec.hpp"
+
+namespace polyalpaca {
+
+/// Every family's HF side. A new family adds its `Hf` here (docs/architecture.md, "How to add a model family").
+using HfFamilies = std::tuple<bloom::Hf, gpt_neox::Hf, llama::Hf>;
+
+/// Calls f.template operator()<Hf>() for every family, in order.
+template <class F>
+void for_each_hf_family(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (f.template operator()<std::tuple_element_t<I, HfFamilies>>(), ...);
+    }(std::make_index_sequence<std::tuple_size_v<HfFamilies>>{});
+}
+
+/// Calls f.template operator()<Hf>() for the family whose model_type is `model_type`; false when none is.
+template <class F>
+bool with_hf_family(std::string_view model_type, F&& f) {
+    bool found = false;
+    for_each_hf_family([&]<class Hf>() {
+        if (!found && Hf::model_type == model_type) {
+            found = true;
+            f.template operator()<Hf>();
+        }
+    });
+    return found;
+}
+
+/// "bloom, gpt_neox, llama".
+inline std::string hf_family_names() {
+    std::string out;
+    for_each_hf_family([&]<class Hf>() { out += (out.empty() ? "" : ", ") + std::string(Hf::model_type); });
+    return out;
+}
+
+/// Every family's presets (the published checkpoints and the test sizes), in family order.
+inline std::vector<Preset> const& all_presets() {
+    static std::vector<Preset> const table = [] {
+        std::vector<Preset> out;
+        for_each_hf_family([&]<class Hf>() {
+            for (auto& p : Hf::presets()) out.push_back(std::move(p));
+        });
+        return out;
+    }();
+    return table;
+}
+
+}  // namespace polyalpaca
