@@ -245,7 +245,7 @@ TEST_CASE("a llama GGUF that does not fit the model type is refused", "[io][gguf
             if (t.name == "output_norm.weight") t = {t.name, {16}, io::GgmlType::I8, std::string(16, '\0')};
     }};
     CHECK_THAT(load_error<pa::Llama<GqaSize>>(llama_gguf(source, quantized)),
-               Contains("tensor 'output_norm.weight' has type I8; only F32, F16 and BF16"));
+               Contains("tensor 'output_norm.weight' has type I8; only F32, F16, BF16 and Q8_0"));
 }
 
 TEST_CASE("check_llama_size accepts the file's own sizes and a shorter context", "[io][gguf][llama]") {

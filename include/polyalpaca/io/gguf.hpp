@@ -1,5 +1,6 @@
 /// @file io/gguf.hpp
-/// @brief A validating reader of GGUF v2/v3 files (llama.cpp): typed metadata, tensor directory, F32/F16/BF16 reads.
+/// @brief A validating reader of GGUF v2/v3 files (llama.cpp): typed metadata, tensor directory, F32/F16/BF16/Q8_0
+///        reads.
 #pragma once
 
 #include <array>
@@ -226,7 +227,8 @@ public:
     GgufTensorInfo const& tensor(std::string_view name) const;
     /// The stored bytes of tensor `name` (in the mapped file).
     std::span<std::byte const> tensor_bytes(std::string_view name) const;
-    /// Converts tensor `name` (F32, F16 or BF16) into `out`, which must hold exactly its elements, in file order.
+    /// Converts tensor `name` (F32, F16, BF16, or Q8_0 dequantized) into `out`, which must hold exactly its elements,
+    /// in file order.
     template <class T>
     void read_tensor(std::string_view name, std::span<T> out) const;
 

@@ -380,9 +380,21 @@ void GgufFile::read_tensor(std::string_view name, std::span<T> out) const {
             }
             return;
         }
+        case GgmlType::Q8_0:  // blocks of 34 bytes: an fp16 scale d, then 32 int8 q; x = d * q
+            for (std::size_t b = 0; b < n / 32; ++b) {
+                std::uint16_t d;
+                std::memcpy(&d, src + 34 * b, 2);
+                float const scale = half_to_float(d);
+                for (std::size_t j = 0; j < 32; ++j) {
+                    std::int8_t q;
+                    std::memcpy(&q, src + 34 * b + 2 + j, 1);
+                    out[32 * b + j] = T(scale * float(q));
+                }
+            }
+            return;
         default:
             fail_here("tensor '", name, "' has type ", ggml_type_name(t.type),
-                      "; only F32, F16 and BF16 tensors can be read (quantized types are not supported)");
+                      "; only F32, F16, BF16 and Q8_0 tensors can be read (other quantized types are not supported)");
     }
 }
 

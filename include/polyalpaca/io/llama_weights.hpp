@@ -16,9 +16,6 @@
 
 namespace polyalpaca::io {
 
-/// True for LoRA weights, which base checkpoints do not hold (they keep their initial values).
-inline bool is_adapter_parameter(std::string const& name) { return name.find(".lora_") != std::string::npos; }
-
 /// Meta-layout sources store q_proj / k_proj rows for interleaved rotary pairs. A model type with
 /// RopeStyle::AdjacentPairs takes them as they are; one with RotateHalf gets them through permute_meta_to_hf.
 /// Every base weight of the model must be set exactly once before finish().
@@ -56,16 +53,18 @@ public:
         Backend::upload(ctx_, host_.data(), p.value, host_.size());
     }
 
-    /// Throws unless every base weight was set, naming the first ones missing.
+    /// Throws unless every base weight was set (adapter weights, which base checkpoints do not hold, keep their
+    /// values), naming the first ones missing; then derives what starts from the base (DoRA's magnitude).
     void finish() const {
         std::string missing;
         int count = 0;
         for (auto const* p : net_.parameters().parameters()) {
-            if (is_adapter_parameter(p->name) || done_.contains(p->name)) continue;
+            if (p->of_adapter() || done_.contains(p->name)) continue;
             if (++count <= 5) missing += (missing.empty() ? "'" : ", '") + p->name + "'";
         }
         require(count == 0, source_, ": ", count, " model weight(s) not found in the file: ", missing,
                 count > 5 ? ", ..." : "");
+        net_.parameters().initialise_derived(ctx_);
     }
 
 private:
