@@ -30,7 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             unsigned sum = 0;
             for (std::uint64_t i = 0; i < t.bytes; ++i) sum += unsigned(copy[std::size_t(t.file_offset + i)]);
             (void)sum;
-            if (t.type == io::GgmlType::F32 || t.type == io::GgmlType::F16 || t.type == io::GgmlType::BF16) {
+            if (t.type == io::GgmlType::F32 || t.type == io::GgmlType::F16 || t.type == io::GgmlType::BF16 ||
+                t.type == io::GgmlType::Q8_0) {
                 values.resize(std::size_t(t.elements));
                 g.read_tensor(t.name, std::span<float>(values));
             }

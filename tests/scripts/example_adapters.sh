@@ -12,20 +12,8 @@ rm -rf "$work"
 mkdir -p "$work"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
-words_en=(zero one two three four five six seven eight nine)
-words_fr=(zéro un deux trois quatre cinq six sept huit neuf)
-for lang in en fr; do
-    out="$work/$lang.jsonl"
-    : > "$out"
-    for i in $(seq 0 79); do
-        a=$((i % 10))
-        if [ "$lang" = en ]; then
-            echo "{\"id\": \"t$i\", \"instruction\": \"Write the number $a in words.\", \"input\": \"\", \"output\": \"${words_en[$a]}\"}" >> "$out"
-        else
-            echo "{\"id\": \"t$i\", \"instruction\": \"Écris le nombre $a en lettres.\", \"input\": \"\", \"output\": \"${words_fr[$a]}\"}" >> "$out"
-        fi
-    done
-done
+. "$(dirname "${BASH_SOURCE[0]}")/number_words_data.sh"
+write_number_words "$work" 80
 common=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" "fr=$work/fr.jsonl" --val-size 16 --global-batch 8
         --micro-batch 4 --cutoff 128 --warmup-steps 2 --eval-every 4 --seed 7)
 

@@ -19,21 +19,8 @@ mkdir -p "$work"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
 # 120 parallel records per language: the same id means the same task in both languages.
-words_en=(zero one two three four five six seven eight nine)
-words_fr=(zéro un deux trois quatre cinq six sept huit neuf)
-for lang in en fr; do
-    out="$work/$lang.jsonl"
-    : > "$out"
-    for i in $(seq 0 119); do
-        a=$((i % 10)) b=$(((i * 7 + 3) % 10))
-        if [ "$lang" = en ]; then
-            echo "{\"id\": \"t$i\", \"instruction\": \"Write the number $a in words.\", \"input\": \"\", \"output\": \"${words_en[$a]}\"}" >> "$out"
-        else
-            echo "{\"id\": \"t$i\", \"instruction\": \"Écris le nombre $a en lettres.\", \"input\": \"\", \"output\": \"${words_fr[$a]}\"}" >> "$out"
-        fi
-        [ $((i % 3)) -eq 0 ] && sed -i '$ s/"input": ""/"input": "'"$b"' et '"$a"'"/' "$out"
-    done
-done
+. "$(dirname "${BASH_SOURCE[0]}")/number_words_data.sh"
+write_number_words "$work" 120
 printf '{"id": "t120", "instruction": "no output here"}' >> "$work/en.jsonl"  # a bad record, no final newline
 
 common=(--tokenizer "$tokenizer" --data "en=$work/en.jsonl" "fr=$work/fr.jsonl" --val-size 16 --global-batch 8

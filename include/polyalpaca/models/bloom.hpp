@@ -147,9 +147,7 @@ struct Hf {
     /// Weights of the base model (the tied head counted once): LayerNorms with bias, fused qkv with bias, the MLP
     /// with bias.
     static std::int64_t parameter_count(ModelSpec const& s) {
-        std::int64_t const h = s.hidden, f = s.ffn;
-        std::int64_t const block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h);
-        return s.vocab * h + 4 * h + s.layers * block;
+        return s.vocab * s.hidden + 4 * s.hidden + s.layers * biased_fused_block_parameters(s.hidden, s.ffn);
     }
     static void write_config(ModelSpec const& s, nlohmann::json& c) {
         require(s.ffn == 4 * s.hidden, "a BLOOM with an MLP ", s.ffn, " wide cannot be written as an HF checkpoint: "

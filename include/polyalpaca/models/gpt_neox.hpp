@@ -165,9 +165,7 @@ struct Hf {
     static void complete(ModelSpec& s) { s.kv_heads = s.heads; }
     /// Weights of the base model: as BLOOM's blocks, plus an untied embed_out, no embedding norm.
     static std::int64_t parameter_count(ModelSpec const& s) {
-        std::int64_t const h = s.hidden, f = s.ffn;
-        std::int64_t const block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h);
-        return 2 * s.vocab * h + 2 * h + s.layers * block;
+        return 2 * s.vocab * s.hidden + 2 * s.hidden + s.layers * biased_fused_block_parameters(s.hidden, s.ffn);
     }
     static void write_config(ModelSpec const& s, nlohmann::json& c) {
         c["num_hidden_layers"] = s.layers;

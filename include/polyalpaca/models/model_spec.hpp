@@ -51,6 +51,12 @@ ModelSpec spec_of() {
     return s;
 }
 
+/// Weights of one block with LayerNorms (scale and shift), a fused qkv projection, an output projection and a
+/// two-layer MLP `f` wide, all with biases: BLOOM's and GPT-NeoX's block at hidden size `h`.
+constexpr std::int64_t biased_fused_block_parameters(std::int64_t h, std::int64_t f) {
+    return 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h);
+}
+
 /// A named size of a family (a published checkpoint, or a test size) and its spec.
 struct Preset {
     std::string name;

@@ -1,6 +1,7 @@
 /// @file study/model_engine.hpp
-/// @brief ModelEngine<Full, Backend, Adapted...>: the StudyEngine of one base model on one backend, training Full
-///        (full-parameter) and the adapted models (one per adapter method: LoRA, DoRA, IA3). It owns the backend's
+/// @brief ModelEngine<Full, Backend, std::tuple<Adapted...>>: the StudyEngine of one base model on one backend,
+///        training Full (full-parameter) and the adapted models (one per adapter method: LoRA, DoRA, IA3; a
+///        StudyPreset's Adapted). It owns the backend's
 ///        context for the whole study and at most one network at a time (switching method frees the other's
 ///        memory). The base checkpoint is read from disk once: an adapted network keeps it in its frozen weights
 ///        from run to run (only the adapter is drawn again), and when the study trains several methods a host copy
@@ -102,12 +103,15 @@ struct FrozenStorage<Backend> {
 
 }  // namespace engine_detail
 
+template <class Full, class Backend, class AdaptedModels>
+class ModelEngine;
+
 template <class Full, class Backend, class... Adapted>
-class ModelEngine final : public StudyEngine {
+class ModelEngine<Full, Backend, std::tuple<Adapted...>> final : public StudyEngine {
     static_assert(!has_adapter_weights<typename Full::adapter> && (has_adapter_weights<typename Adapted::adapter> && ...),
-                  "ModelEngine<Full, Backend, Adapted...>: Full has no adapter, each Adapted the adapter of a method");
+                  "ModelEngine: Full has no adapter, each Adapted the adapter of a method");
     static_assert(((std::is_same_v<typename Full::config, typename Adapted::config>) && ...),
-                  "ModelEngine<Full, Backend, Adapted...>: every model must be the same base model");
+                  "ModelEngine: every model must be the same base model");
 
 public:
     using Context = typename Backend::Context;

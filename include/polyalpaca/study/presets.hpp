@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -54,16 +55,17 @@ using LlamaPreset = StudyPreset<Llama<Size>, Llama<Size, PaperLoraSeparate>, Lla
 /// Calls f.template operator()<Model>() with preset P's model of `method` ("full", "lora", "dora" or "ia3") and
 /// returns what it returns; any other method is an Error.
 template <class P, class F>
-decltype(auto) with_method_model(std::string_view method, F&& f) {
-    using Adapted = typename P::Adapted;
+auto with_method_model(std::string_view method, F&& f) {
+    using Result = decltype(f.template operator()<typename P::Full>());
     if (method == P::Full::adapter::method) return f.template operator()<typename P::Full>();
-    if (method == std::tuple_element_t<0, Adapted>::adapter::method)
-        return f.template operator()<std::tuple_element_t<0, Adapted>>();
-    if (method == std::tuple_element_t<1, Adapted>::adapter::method)
-        return f.template operator()<std::tuple_element_t<1, Adapted>>();
-    require(method == std::tuple_element_t<2, Adapted>::adapter::method, "no model of method \"", method,
-            "\": a study trains \"lora\", \"dora\", \"ia3\" or \"full\"");
-    return f.template operator()<std::tuple_element_t<2, Adapted>>();
+    std::optional<Result> out;
+    [&]<class... Adapted>(std::tuple<Adapted...>*) {
+        ((!out && method == Adapted::adapter::method ? (void)out.emplace(f.template operator()<Adapted>()) : void()),
+         ...);
+    }(static_cast<typename P::Adapted*>(nullptr));
+    require(out.has_value(), "no model of method \"", method, "\": a study trains one of ", adapter_method_list(),
+            ", full");
+    return std::move(*out);
 }
 
 namespace preset {
