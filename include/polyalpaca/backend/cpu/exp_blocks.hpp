@@ -26,9 +26,6 @@ inline void exp_in_place(double* values, Index n) {
     v = v.exp();
 }
 
-/// tanh(u) from exp(2u): 1 - 2 / (exp(2u) + 1); exact limits at both infinities.
-inline double tanh_from_exp_2u(double exp_2u) { return 1.0 - 2.0 / (exp_2u + 1.0); }
-
 /// Calls f(begin, count) for consecutive blocks of at most exp_block values covering [0, n), over OpenMP threads
 /// when n is large enough. A block is the same whatever the thread count, so results do not depend on it.
 template <class F>

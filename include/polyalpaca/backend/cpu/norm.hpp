@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -17,6 +18,20 @@ namespace polyalpaca::cpu {
 namespace detail {
 
 inline constexpr Index norm_parallel_min = Index(1) << 15;  // elements below which a norm runs on one thread
+
+/// Sum of term(j) for j in [0, n) in double, as eight running sums (one per vector lane) added in a fixed order:
+/// the compiler vectorises it where one running sum waits for each add, and the order does not depend on the data.
+template <class Term>
+double lane_sum(Index n, Term const& term) {
+    std::array<double, 8> lanes{};
+    Index j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (Index l = 0; l < 8; ++l) lanes[std::size_t(l)] += term(j + l);
+    double sum = 0;
+    for (; j < n; ++j) sum += term(j);
+    for (double const lane : lanes) sum += lane;
+    return sum;
+}
 
 template <class T>
 void check_norm_input(View<T const> x, View<T> out, char const* x_name, char const* out_name, char const* op) {
@@ -45,12 +60,11 @@ void layer_norm_forward(Context& ctx, std::type_identity_t<View<T const>> x, std
     for (Index r = 0; r < n; ++r) {
         T const* xr = x.row(r);
         T* yr = y.row(r);
-        double sum = 0;
-        for (Index j = 0; j < dim; ++j) sum += double(xr[j]);
-        double const mu = sum / double(dim);
-        double squares = 0;
-        for (Index j = 0; j < dim; ++j) squares += (double(xr[j]) - mu) * (double(xr[j]) - mu);
+        double const mu = detail::lane_sum(dim, [&](Index j) { return double(xr[j]); }) / double(dim);
+        double const squares =
+            detail::lane_sum(dim, [&](Index j) { return (double(xr[j]) - mu) * (double(xr[j]) - mu); });
         double const inv_std = 1.0 / std::sqrt(squares / double(dim) + double(eps));
+#pragma omp simd  // the output row does not overlap the inputs
         for (Index j = 0; j < dim; ++j) yr[j] = T((double(xr[j]) - mu) * inv_std * double(gamma[j]) + double(beta[j]));
         if (mean != nullptr) mean[r] = T(mu);
         if (rstd != nullptr) rstd[r] = T(inv_std);
@@ -94,16 +108,13 @@ void layer_norm_backward(Context& ctx, std::type_identity_t<View<T const>> dy, s
             T const* dyr = dy.row(r);
             double const mu = mean[r];
             double const inv_std = rstd[r];
-            double sum_g = 0;
-            double sum_g_xhat = 0;
-            for (Index j = 0; j < dim; ++j) {
-                double const g = double(dyr[j]) * double(gamma[j]);
-                sum_g += g;
-                sum_g_xhat += g * (double(xr[j]) - mu) * inv_std;
-            }
+            double const sum_g = detail::lane_sum(dim, [&](Index j) { return double(dyr[j]) * double(gamma[j]); });
+            double const sum_g_xhat = detail::lane_sum(
+                dim, [&](Index j) { return double(dyr[j]) * double(gamma[j]) * (double(xr[j]) - mu) * inv_std; });
             double const mean_g = sum_g / double(dim);
             double const mean_g_xhat = sum_g_xhat / double(dim);
             T* dxr = dx.row(r);
+#pragma omp simd  // the output row does not overlap the inputs
             for (Index j = 0; j < dim; ++j) {
                 double const xhat = (double(xr[j]) - mu) * inv_std;
                 double const g = double(dyr[j]) * double(gamma[j]);
@@ -120,6 +131,7 @@ void layer_norm_backward(Context& ctx, std::type_identity_t<View<T const>> dy, s
         T const* dyr = dy.row(r);
         double const mu = mean[r];
         double const inv_std = rstd[r];
+#pragma omp simd  // two distinct accumulator rows
         for (Index j = 0; j < dim; ++j) {
             sum_dy_xhat[std::size_t(j)] += double(dyr[j]) * (double(xr[j]) - mu) * inv_std;
             sum_dy[std::size_t(j)] += double(dyr[j]);
@@ -146,9 +158,9 @@ void rms_norm_forward(Context& ctx, std::type_identity_t<View<T const>> x, std::
     for (Index r = 0; r < n; ++r) {
         T const* xr = x.row(r);
         T* yr = y.row(r);
-        double squares = 0;
-        for (Index j = 0; j < dim; ++j) squares += double(xr[j]) * double(xr[j]);
+        double const squares = detail::lane_sum(dim, [&](Index j) { return double(xr[j]) * double(xr[j]); });
         double const inv_rms = 1.0 / std::sqrt(squares / double(dim) + double(eps));
+#pragma omp simd  // the output row does not overlap the inputs
         for (Index j = 0; j < dim; ++j) yr[j] = T(double(gamma[j]) * double(xr[j]) * inv_rms);
         if (rstd != nullptr) rstd[r] = T(inv_rms);
     }
@@ -185,10 +197,11 @@ void rms_norm_backward(Context& ctx, std::type_identity_t<View<T const>> dy, std
             T const* xr = x.row(r);
             T const* dyr = dy.row(r);
             double const inv_rms = rstd[r];
-            double sum_g_xhat = 0;
-            for (Index j = 0; j < dim; ++j) sum_g_xhat += double(dyr[j]) * double(gamma[j]) * double(xr[j]) * inv_rms;
+            double const sum_g_xhat = detail::lane_sum(
+                dim, [&](Index j) { return double(dyr[j]) * double(gamma[j]) * double(xr[j]) * inv_rms; });
             double const mean_g_xhat = sum_g_xhat / double(dim);
             T* dxr = dx.row(r);
+#pragma omp simd  // the output row does not overlap the inputs
             for (Index j = 0; j < dim; ++j) {
                 double const g = double(dyr[j]) * double(gamma[j]);
                 dxr[j] += T(inv_rms * (g - double(xr[j]) * inv_rms * mean_g_xhat));
