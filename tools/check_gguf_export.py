@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Reads the GGUF files polyalpaca writes with gguf-py, llama.cpp's own Python package, and checks them against it:
-every file parses; names, types and shapes are as llama.cpp's converter lays out a LLaMA; the llama.* metadata is
-there; and every F16, BF16 and Q8_0 tensor holds, byte for byte, what gguf-py's quantize() makes of the same
+every file parses; names, types and shapes agree across types; the architecture's metadata is there; and every F16, BF16 and Q8_0 tensor holds, byte for byte, what gguf-py's quantize() makes of the same
 tensor of the F32 file. Run by hand, never in CI.
 
 Pinned versions (checked at runtime): gguf==0.19.0, numpy==2.4.6
@@ -21,10 +20,14 @@ from gguf.quants import quantize
 
 PINNED = {"gguf": "0.19.0", "numpy": "2.4.6"}
 TYPES = {"F16": GGMLQuantizationType.F16, "BF16": GGMLQuantizationType.BF16, "Q8_0": GGMLQuantizationType.Q8_0}
-LLAMA_KEYS = ["llama.vocab_size", "llama.context_length", "llama.embedding_length", "llama.block_count",
-              "llama.feed_forward_length", "llama.attention.head_count", "llama.attention.head_count_kv",
-              "llama.rope.dimension_count", "llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon",
-              "general.architecture", "general.name", "general.file_type"]
+COMMON_KEYS = ["context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count"]
+ARCH_KEYS = {
+    "llama": COMMON_KEYS + ["vocab_size", "attention.head_count_kv", "rope.dimension_count", "rope.freq_base",
+                            "attention.layer_norm_rms_epsilon"],
+    "bloom": COMMON_KEYS + ["attention.head_count_kv", "attention.layer_norm_epsilon"],
+    "gptneox": COMMON_KEYS + ["rope.dimension_count", "use_parallel_residual", "attention.layer_norm_epsilon"],
+}
+PREFIXES = ("", "tied_", "bloom_", "gpt_neox_", "gpt_neox_sequential_")  # tests/unit/gguf_writer.cpp's files
 
 
 def check_versions():
@@ -36,7 +39,9 @@ def check_versions():
 
 def tensors(path):
     reader = GGUFReader(path)
-    missing = [k for k in LLAMA_KEYS if k not in reader.fields]
+    arch = reader.fields["general.architecture"].contents()
+    keys = ["general.architecture", "general.name", "general.file_type"] + [f"{arch}.{k}" for k in ARCH_KEYS[arch]]
+    missing = [k for k in keys if k not in reader.fields]
     if missing:
         raise SystemExit(f"{path}: metadata lacks {missing}")
     return {t.name: t for t in reader.tensors}
@@ -75,7 +80,7 @@ def main():
     directory = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/gguf_export")
     print("| file | tensors | byte-equal to gguf-py |")
     print("|---|---:|---:|")
-    for prefix in ("", "tied_"):
+    for prefix in PREFIXES:
         for name, count, equal in check(directory, prefix):
             print(f"| {name} | {count} | {equal} |")
 

@@ -1,10 +1,13 @@
 /// @file tests/unit/gguf_writer.cpp
-/// @brief GGUF writing (io/gguf_writer.hpp, save_llama_gguf): what the writer puts in a file the reader reads back
-///        as written (every metadata type, F32 / F16 / BF16 / Q8_0 tensors), Q8_0 as ggml's reference quantizer
-///        encodes, and the golden LLaMA written in each type and loaded again giving the logits of the original.
+/// @brief GGUF writing (io/gguf_writer.hpp, io/gguf_export.hpp): what the writer puts in a file the reader reads
+///        back as written (every metadata type, F32 / F16 / BF16 / Q8_0 tensors), Q8_0 as ggml's reference quantizer
+///        encodes, and the golden LLaMA, BLOOM and GPT-NeoX written in each type and loaded again giving the logits
+///        of the original, with llama.cpp's names, row orders and hyperparameters.
+#include <polyalpaca/io/gguf_export.hpp>
 #include <polyalpaca/io/gguf_llama.hpp>
 #include <polyalpaca/io/gguf_writer.hpp>
 #include <polyalpaca/io/hf_weights.hpp>
+#include <polyalpaca/io/safetensors_writer.hpp>
 #include <polyalpaca/polyalpaca.hpp>
 
 #include <catch2/catch.hpp>
@@ -12,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <unistd.h>
 
 #include "support/fixtures.hpp"
@@ -181,7 +185,7 @@ TEMPLATE_TEST_CASE("a LLaMA written as GGUF loads back with the original's logit
                                    std::pair{io::GgmlType::BF16, 3e-2}, std::pair{io::GgmlType::Q8_0, 8e-2}}) {
         INFO(io::ggml_type_name(type));
         auto const path = scratch(std::string(tied ? "tied_" : "") + std::string(io::ggml_type_name(type)) + ".gguf");
-        io::save_llama_gguf(ctx, original, path, type, "tiny");
+        io::save_gguf(ctx, original, path, type, "tiny");
         io::GgufFile g(path);
         CHECK(g.get_string("general.architecture") == "llama");
         CHECK(g.get<std::uint32_t>("general.file_type") == io::llama_file_type(type));
@@ -196,4 +200,160 @@ TEMPLATE_TEST_CASE("a LLaMA written as GGUF loads back with the original's logit
                     std::string(io::ggml_type_name(type)).c_str(), e);
         CHECK(e <= tolerance);
     }
+}
+
+TEMPLATE_TEST_CASE("a BLOOM and a GPT-NeoX written as GGUF load back with the original's logits", "[io][gguf][writer]",
+                   pa::Bloom<pa::bloom::SizeTiny>, pa::GptNeoX<pa::gpt_neox::SizeTiny>,
+                   pa::GptNeoX<pa::gpt_neox::SizeTinySequential>) {
+    using Model = TestType;
+    using C = typename Model::config;
+    auto const spec = pa::spec_of<Model>();
+    bool const bloom = spec.family == "bloom";
+    std::string const golden = bloom ? "bloom" : spec.parallel_residual ? "gpt_neox" : "gpt_neox_sequential";
+    std::string const arch = bloom ? "bloom" : "gptneox";
+    pa::cpu::Context ctx;
+    pa::CausalLm<Model, pa::CpuEigen, float> original(ctx, {.seed = 3});
+    CHECK(io::load_hf_checkpoint(ctx, original, pa::testing::golden_dir() / "models" / golden).empty());
+    auto const want = logits_of(ctx, original);
+    // Measured on these random models: F32 0; F16 <= 7.2e-4; BF16 <= 5.5e-3; Q8_0 <= 2.0e-2.
+    for (auto [type, tolerance] : {std::pair{io::GgmlType::F32, 0.0}, std::pair{io::GgmlType::F16, 3e-3},
+                                   std::pair{io::GgmlType::BF16, 3e-2}, std::pair{io::GgmlType::Q8_0, 8e-2}}) {
+        INFO(golden << " as " << io::ggml_type_name(type));
+        auto const path = scratch(golden + "_" + std::string(io::ggml_type_name(type)) + ".gguf");
+        io::save_gguf(ctx, original, path, type, golden);
+        io::GgufFile g(path);
+        CHECK(g.get_string("general.architecture") == arch);
+        CHECK(g.get_integer(arch + ".embedding_length") == C::hidden);
+        CHECK(g.get_integer(arch + ".block_count") == C::layers);
+        CHECK(g.get_integer(arch + ".feed_forward_length") == Model::ffn);
+        CHECK(g.get_integer(arch + ".attention.head_count") == C::heads);
+        CHECK(g.get_number(arch + ".attention.layer_norm_epsilon") == Approx(C::norm_eps));
+        if (!bloom) {
+            CHECK(g.get_integer("gptneox.rope.dimension_count") ==
+                  std::int64_t(spec.rotary_pct * (C::hidden / C::heads)));
+            CHECK(std::get<bool>(g.find("gptneox.use_parallel_residual")->data) == spec.parallel_residual);
+        }
+        CHECK((g.find_tensor("output.weight") == nullptr) == bloom);  // BLOOM's head is tied, as llama.cpp's
+        CHECK((g.find_tensor("token_embd_norm.weight") != nullptr) == bloom);
+        CHECK(g.tensor("blk.1.attn_qkv.bias").type == io::GgmlType::F32);  // vectors stay F32
+        CHECK(g.tensor("blk.1.attn_qkv.weight").type == type);
+        CHECK(g.tensor("blk.1.attn_qkv.weight").dims == std::vector<std::int64_t>{C::hidden, 3 * C::hidden});
+        if (type == io::GgmlType::F32) {
+            // llama.cpp's converter regroups HF's per-head [q, k, v] rows as all q, then all k, then all v.
+            auto const* qkv = original.parameters().find("gpt_neox.layers.1.attention.query_key_value.weight");
+            if (bloom) qkv = original.parameters().find("transformer.h.1.self_attention.query_key_value.weight");
+            REQUIRE(qkv != nullptr);
+            auto const hf = io::download<pa::CpuEigen>(ctx, *qkv);
+            std::vector<float> stored(hf.size());
+            g.read_tensor("blk.1.attn_qkv.weight", std::span<float>(stored));
+            int const d = C::hidden / C::heads;
+            for (int kind = 0; kind < 3; ++kind)
+                for (int h = 0; h < C::heads; ++h)
+                    for (int i = 0; i < d; ++i) {
+                        auto const gguf_row = std::size_t((kind * C::heads + h) * d + i) * C::hidden;
+                        auto const hf_row = std::size_t((h * 3 + kind) * d + i) * C::hidden;
+                        REQUIRE(std::equal(stored.begin() + gguf_row, stored.begin() + gguf_row + C::hidden,
+                                           hf.begin() + hf_row));
+                    }
+        }
+        pa::CausalLm<Model, pa::CpuEigen, float> loaded(ctx, {.seed = 9});
+        io::load_gguf(ctx, g, loaded);
+        double const e = relative_difference(logits_of(ctx, loaded), want);
+        std::printf("gguf %-19s %-5s logits relative difference %.3e\n", golden.c_str(),
+                    std::string(io::ggml_type_name(type)).c_str(), e);
+        CHECK(e <= tolerance);
+    }
+}
+
+struct WiderBloom : pa::bloom::SizeTiny {
+    static constexpr int hidden = 64;
+};
+
+TEST_CASE("load_gguf refuses a file of another family or size, naming what differs", "[io][gguf][writer]") {
+    pa::cpu::Context ctx;
+    pa::CausalLm<pa::Bloom<pa::bloom::SizeTiny>, pa::CpuEigen, float> bloom(ctx, {.seed = 1});
+    auto const path = scratch("refused_bloom.gguf");
+    io::save_gguf(ctx, bloom, path, io::GgmlType::F32);
+    io::GgufFile g(path);
+    pa::CausalLm<pa::GptNeoX<pa::gpt_neox::SizeTiny>, pa::CpuEigen, float> neox(ctx, {.seed = 1});
+    CHECK_THROWS_WITH(io::load_gguf(ctx, g, neox),
+                      Contains("general.architecture is 'bloom', the model type is a gptneox"));
+    pa::CausalLm<pa::Bloom<WiderBloom>, pa::CpuEigen, float> wider(ctx, {.seed = 1});
+    CHECK_THROWS_WITH(io::load_gguf(ctx, g, wider),
+                      Contains("bloom.embedding_length: file 32, model 64") && Contains("bloom.feed_forward_length"));
+}
+
+namespace {
+/// Throws unless two GGUF files hold the same metadata and the same tensors (name, type, dims, values), in any order.
+void check_same_gguf(fs::path const& a_path, fs::path const& b_path) {
+    io::GgufFile a(a_path), b(b_path);
+    REQUIRE(a.metadata().size() == b.metadata().size());
+    for (auto const& [key, value] : a.metadata()) {
+        INFO(key);
+        auto const* other = b.find(key);
+        REQUIRE(other != nullptr);
+        REQUIRE(other->type() == value.type());
+        std::visit(
+            [&](auto const& x) {
+                using X = std::decay_t<decltype(x)>;
+                if constexpr (std::is_same_v<X, io::GgufArray>)
+                    FAIL("check_same_gguf does not compare arrays (a model file without tokenizer has none)");
+                else
+                    CHECK(std::get<X>(other->data) == x);
+            },
+            value.data);
+    }
+    REQUIRE(a.tensors().size() == b.tensors().size());
+    for (auto const& t : a.tensors()) {
+        INFO(t.name);
+        auto const& u = b.tensor(t.name);
+        CHECK(u.type == t.type);
+        CHECK(u.dims == t.dims);
+        std::vector<float> x(std::size_t(t.elements)), y(std::size_t(t.elements));
+        a.read_tensor(t.name, std::span<float>(x));
+        b.read_tensor(t.name, std::span<float>(y));
+        CHECK(x == y);
+    }
+}
+
+template <class Model>
+void check_export_equals_save(std::string const& golden) {
+    pa::cpu::Context ctx;
+    pa::CausalLm<Model, pa::CpuEigen, float> net(ctx, {.seed = 3});
+    auto const dir = pa::testing::golden_dir() / "models" / golden;
+    CHECK(io::load_hf_checkpoint(ctx, net, dir).empty());
+    for (auto type : {io::GgmlType::F32, io::GgmlType::Q8_0}) {
+        INFO(golden << " as " << io::ggml_type_name(type));
+        auto const saved = scratch("saved_" + golden + ".gguf"), exported = scratch("exported_" + golden + ".gguf");
+        io::save_gguf(ctx, net, saved, type, golden);
+        auto const result = io::export_hf_to_gguf(dir, exported, type, golden);
+        CHECK(result.tensors == net.parameters().parameters().size());
+        check_same_gguf(exported, saved);
+    }
+}
+}  // namespace
+
+TEST_CASE("an HF checkpoint exported to GGUF without building the model equals the model saved",
+          "[io][gguf][writer]") {
+    check_export_equals_save<pa::Llama<pa::llama::SizeTiny>>("llama");
+    check_export_equals_save<pa::Llama<pa::llama::SizeTinyTied>>("llama_tied");
+    check_export_equals_save<pa::Bloom<pa::bloom::SizeTiny>>("bloom");
+    check_export_equals_save<pa::GptNeoX<pa::gpt_neox::SizeTiny>>("gpt_neox");
+}
+
+TEST_CASE("export_hf_to_gguf names the checkpoint and the tensor it cannot place", "[io][gguf][writer]") {
+    auto const dir = scratch("odd_checkpoint");
+    fs::create_directories(dir);
+    fs::copy_file(pa::testing::golden_dir() / "models" / "bloom" / "config.json", dir / "config.json",
+                  fs::copy_options::overwrite_existing);
+    std::vector<float> const values(4, 1.0f);  // a BLOOM checkpoint with one tensor BLOOM does not have
+    io::write_safetensors(dir / "model.safetensors",
+                          {{"transformer.h.0.mystery.weight", io::DType::F32, {2, 2}, values}});
+    CHECK_THROWS_WITH(io::export_hf_to_gguf(dir, scratch("odd.gguf"), io::GgmlType::F32, "odd"),
+                      Contains("odd_checkpoint: tensor 'transformer.h.0.mystery.weight' has no place in a GGUF bloom"));
+    CHECK_FALSE(fs::exists(scratch("odd.gguf")));
+    auto config = io::read_hf_config(dir);
+    config["model_type"] = "gpt2";
+    std::ofstream(dir / "config.json") << config.dump();
+    CHECK_THROWS_WITH(io::export_hf_to_gguf(dir, scratch("odd.gguf"), io::GgmlType::F32, "odd"), Contains("gpt2"));
 }

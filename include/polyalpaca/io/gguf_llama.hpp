@@ -1,6 +1,6 @@
 /// @file io/gguf_llama.hpp
-/// @brief LLaMA in GGUF: hyperparameters, GGUF <-> HF tensor names, a check against a Llama Size, weight loading, and
-///        writing a Llama as llama.cpp lays it out.
+/// @brief LLaMA in GGUF files made elsewhere (llama.cpp's converter, llama2.c's exports): hyperparameters, GGUF <-> HF
+///        tensor names, a check against a Llama Size, and weight loading. Writing any family: io/gguf_export.hpp.
 #pragma once
 
 #include <cmath>
@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "polyalpaca/io/gguf.hpp"
-#include "polyalpaca/io/gguf_writer.hpp"
 #include "polyalpaca/io/parameter_io.hpp"
 #include "polyalpaca/io/llama_weights.hpp"
 
@@ -108,36 +107,18 @@ inline std::optional<std::string> hf_name_of_gguf_llama(std::string_view gguf) {
     if (layer.empty() || layer.size() > 6 || layer.find_first_not_of("0123456789") != std::string_view::npos ||
         (layer.size() > 1 && layer[0] == '0'))
         return std::nullopt;
-    static constexpr std::pair<std::string_view, std::string_view> parts[] = {
-        {"attn_norm.weight", "input_layernorm.weight"},    {"attn_q.weight", "self_attn.q_proj.weight"},
-        {"attn_k.weight", "self_attn.k_proj.weight"},      {"attn_v.weight", "self_attn.v_proj.weight"},
-        {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
-        {"ffn_gate.weight", "mlp.gate_proj.weight"},       {"ffn_up.weight", "mlp.up_proj.weight"},
-        {"ffn_down.weight", "mlp.down_proj.weight"},
-    };
     auto const rest = gguf.substr(dot + 1);
-    for (auto const& [g, hf] : parts)
-        if (rest == g) return "model.layers." + std::string(layer) + "." + std::string(hf);
+    for (auto const& part : llama::Gguf::block_parts)
+        if (rest.size() == part.gguf.size() + 7 && rest.starts_with(part.gguf) && rest.ends_with(".weight"))
+            return "model.layers." + std::string(layer) + "." + std::string(part.hf) + ".weight";
     return std::nullopt;
 }
 
 /// The GGUF name of a LLaMA parameter's HF name, or nullopt (the inverse of hf_name_of_gguf_llama).
 inline std::optional<std::string> gguf_name_of_hf_llama(std::string_view hf) {
-    if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-    if (hf == "model.norm.weight") return "output_norm.weight";
-    if (hf == "lm_head.weight") return "output.weight";
-    constexpr std::string_view prefix = "model.layers.";
-    if (!hf.starts_with(prefix)) return std::nullopt;
-    auto const dot = hf.find('.', prefix.size());
-    if (dot == std::string_view::npos) return std::nullopt;
-    auto const candidate = "blk." + std::string(hf.substr(prefix.size(), dot - prefix.size()));
-    static constexpr std::string_view parts[] = {"attn_norm", "attn_q",   "attn_k", "attn_v",  "attn_output",
-                                                 "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
-    for (auto part : parts) {
-        auto const name = candidate + "." + std::string(part) + ".weight";
-        if (hf_name_of_gguf_llama(name) == hf) return name;
-    }
-    return std::nullopt;
+    auto place = llama::Gguf::tensor(hf);
+    if (!place) return std::nullopt;
+    return std::move(place->name);
 }
 
 /// Loads every base weight of `net` from a llama GGUF file (F32/F16/BF16 tensors) after check_llama_size. GGUF holds
@@ -170,64 +151,6 @@ void load_llama_gguf(typename Backend::Context& ctx, GgufFile const& f, CausalLm
         loader.set(*hf, values);
     }
     loader.finish();
-}
-
-/// llama.cpp's general.file_type of a model whose matrices are stored as `type` (LLAMA_FTYPE_ALL_F32,
-/// MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16).
-inline std::uint32_t llama_file_type(GgmlType type) {
-    switch (type) {
-        case GgmlType::F32: return 0;
-        case GgmlType::F16: return 1;
-        case GgmlType::Q8_0: return 7;
-        case GgmlType::BF16: return 32;
-        default: fail("a GGUF model is written as F32, F16, BF16 or Q8_0, not ", ggml_type_name(type));
-    }
-}
-
-/// Writes `net` (a LLaMA without adapter: merge one first, io::merge_adapter) as a llama GGUF file the way llama.cpp's
-/// converter lays it out: its llama.* hyperparameters, GGUF tensor names, q/k rows in Meta's interleaved layout,
-/// vectors (the norms) in F32 and every matrix as `type` (F32, F16, BF16 or Q8_0; a matrix whose rows are no whole
-/// number of Q8_0 blocks is F16, as the converter does). One tensor at a time is on the host; the file appears
-/// atomically. load_llama_gguf reads it back. The tokenizer is not written.
-template <class Model, class Backend, class T>
-void save_llama_gguf(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net,
-                     std::filesystem::path const& path, GgmlType type, std::string name = "polyalpaca") {
-    static_assert(std::string_view(Model::family) == "llama", "save_llama_gguf writes Llama<...> models");
-    static_assert(!has_adapter_weights<typename Model::adapter>,
-                  "save_llama_gguf writes a model without adapter: merge it first (io::merge_adapter)");
-    using C = typename Model::config;
-    GgufWriter w;
-    w.set("general.architecture", std::string("llama"));
-    w.set("general.name", std::move(name));
-    w.set("general.file_type", GgufValue{llama_file_type(type)});
-    auto u32 = [](auto v) { return GgufValue{std::uint32_t(v)}; };
-    w.set("llama.vocab_size", u32(C::vocab));
-    w.set("llama.context_length", u32(C::max_positions));
-    w.set("llama.embedding_length", u32(C::hidden));
-    w.set("llama.block_count", u32(C::layers));
-    w.set("llama.feed_forward_length", u32(C::ffn));
-    w.set("llama.attention.head_count", u32(C::heads));
-    w.set("llama.attention.head_count_kv", u32(C::kv_heads));
-    w.set("llama.rope.dimension_count", u32(C::hidden / C::heads));
-    w.set("llama.rope.freq_base", GgufValue{float(C::rope_base)});
-    w.set("llama.attention.layer_norm_rms_epsilon", GgufValue{float(C::norm_eps)});
-    for (auto const* p : net.parameters().parameters()) {
-        auto const gguf = gguf_name_of_hf_llama(p->name);
-        require(gguf.has_value(), "save_llama_gguf: '", p->name, "' has no GGUF name");
-        bool const matrix = p->rows > 1;
-        GgmlType const stored = !matrix ? GgmlType::F32 : ggml_type_fits(type, p->cols) ? type : GgmlType::F16;
-        int const permute_heads = C::rope_style != RopeStyle::RotateHalf ? 0
-                                  : p->name.ends_with(".self_attn.q_proj.weight") ? C::heads
-                                  : p->name.ends_with(".self_attn.k_proj.weight") ? C::kv_heads
-                                                                                  : 0;
-        auto dims = matrix ? std::vector<std::int64_t>{p->cols, p->rows} : std::vector<std::int64_t>{p->cols};
-        w.add_tensor(*gguf, std::move(dims), stored, [&ctx, p, permute_heads](std::span<float> out) {
-            auto host = download_as_float<Backend>(ctx, *p);
-            if (permute_heads > 0) permute_hf_to_meta_in_place(View<float>(host.data(), p->rows, p->cols), permute_heads);
-            std::copy(host.begin(), host.end(), out.begin());
-        });
-    }
-    w.write(path);
 }
 
 }  // namespace polyalpaca::io

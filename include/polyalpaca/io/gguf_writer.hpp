@@ -108,7 +108,7 @@ public:
             head.resize(at + s.size());
             std::memcpy(head.data() + at, s.data(), s.size());
         };
-        head.insert(head.end(), {std::byte('G'), std::byte('G'), std::byte('U'), std::byte('F')});
+        for (char const c : {'G', 'G', 'U', 'F'}) head.push_back(std::byte(c));
         put(std::uint32_t(3));
         put(std::uint64_t(tensors_.size()));
         put(std::uint64_t(metadata_.size()));

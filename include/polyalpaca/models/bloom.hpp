@@ -16,6 +16,7 @@
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
 #include "polyalpaca/layers/residual_block.hpp"
+#include "polyalpaca/models/gguf_layout.hpp"
 #include "polyalpaca/models/hf_config_fields.hpp"
 #include "polyalpaca/models/model_spec.hpp"
 
@@ -176,6 +177,47 @@ struct Hf {
         return {{"bloom-560m", spec_of<Bloom<Size560m>>()}, {"bloom-1b1", spec_of<Bloom<Size1b1>>()},
                 {"bloom-1b7", spec_of<Bloom<Size1b7>>()},   {"bloom-3b", spec_of<Bloom<Size3b>>()},
                 {"bloom-7b1", spec_of<Bloom<Size7b1>>()},   {"bloom-tiny", spec_of<Bloom<SizeTiny>>()}};
+    }
+};
+
+/// BLOOM's GGUF side, as llama.cpp's converter writes it (convert_hf_to_gguf.py, BloomModel): the "bloom"
+/// architecture, q/k/v of the fused projection regrouped by kind, and no output tensor (llama.cpp ties it).
+struct Gguf {
+    static constexpr std::string_view model_type = "bloom";
+    static constexpr char const* architecture = "bloom";
+    /// The block parameters: HF part, GGUF part, row order.
+    static constexpr GgufBlockPart block_parts[] = {
+        {"input_layernorm", "attn_norm"},
+        {"self_attention.query_key_value", "attn_qkv", GgufRows::FusedQkvByKind},
+        {"self_attention.dense", "attn_output"},
+        {"post_attention_layernorm", "ffn_norm"},
+        {"mlp.dense_h_to_4h", "ffn_up"},
+        {"mlp.dense_4h_to_h", "ffn_down"},
+    };
+
+    static std::vector<GgufHyperparameter> hyperparameters(ModelSpec const& s, std::int64_t context_length) {
+        auto u32 = [](std::int64_t v) { return std::uint32_t(v); };
+        return {{"context_length", u32(context_length)},
+                {"embedding_length", u32(s.hidden)},
+                {"feed_forward_length", u32(s.ffn)},
+                {"block_count", u32(s.layers)},
+                {"attention.head_count", u32(s.heads)},
+                {"attention.head_count_kv", u32(s.heads)},
+                {"attention.layer_norm_epsilon", float(s.norm_eps)}};
+    }
+    /// config.json's context length: BLOOM's have none (ALiBi has no table), so its pretraining length.
+    static std::int64_t context_length(nlohmann::json const& config) { return config.value("seq_length", 2048); }
+    /// A checkpoint tensor the GGUF file leaves out: the head, which llama.cpp ties to the embedding.
+    static bool left_out(std::string_view hf, ModelSpec const&) { return hf == "lm_head.weight"; }
+    /// The place of an HF tensor, under the model's name or BLOOM's own files' (without "transformer.").
+    static std::optional<GgufTensorPlace> tensor(std::string_view hf) {
+        if (!hf.starts_with("transformer.") && hf != "lm_head.weight") return tensor("transformer." + std::string(hf));
+        if (hf == "transformer.word_embeddings.weight") return GgufTensorPlace{"token_embd.weight"};
+        if (hf == "transformer.word_embeddings_layernorm.weight") return GgufTensorPlace{"token_embd_norm.weight"};
+        if (hf == "transformer.word_embeddings_layernorm.bias") return GgufTensorPlace{"token_embd_norm.bias"};
+        if (hf == "transformer.ln_f.weight") return GgufTensorPlace{"output_norm.weight"};
+        if (hf == "transformer.ln_f.bias") return GgufTensorPlace{"output_norm.bias"};
+        return gguf_block_place(hf, "transformer.h.", block_parts);
     }
 };
 

@@ -1,6 +1,6 @@
 /// @file models/families.hpp
-/// @brief The model families io/ reads and writes HF checkpoints of, by their HF side (models/<family>.hpp, `Hf`):
-///        one list, and the lookups of a family by its model_type.
+/// @brief The model families io/ reads and writes checkpoints of, by their HF side (models/<family>.hpp, `Hf`) and
+///        their GGUF side (`Gguf`): the lists, and the lookups of a family by its model_type.
 #pragma once
 
 #include <string>
@@ -37,6 +37,38 @@ bool with_hf_family(std::string_view model_type, F&& f) {
             f.template operator()<Hf>();
         }
     });
+    return found;
+}
+
+/// Every family's GGUF side (models/gguf_layout.hpp), which io/gguf_export.hpp writes and reads llama.cpp files by.
+using GgufFamilies = std::tuple<bloom::Gguf, gpt_neox::Gguf, llama::Gguf>;
+
+namespace detail {
+template <class Model, std::size_t I = 0>
+constexpr std::size_t gguf_family_index() {
+    if constexpr (I == std::tuple_size_v<GgufFamilies>)
+        return I;
+    else if constexpr (std::tuple_element_t<I, GgufFamilies>::model_type == std::string_view(Model::family))
+        return I;
+    else
+        return gguf_family_index<Model, I + 1>();
+}
+}  // namespace detail
+
+/// The GGUF side of a family type such as Bloom<bloom::Size560m>.
+template <class Model>
+using gguf_family_of = std::tuple_element_t<detail::gguf_family_index<Model>(), GgufFamilies>;
+
+/// Calls f.template operator()<Gguf>() for the family whose model_type is `model_type`; false when none is.
+template <class F>
+bool with_gguf_family(std::string_view model_type, F&& f) {
+    bool found = false;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((!found && std::tuple_element_t<I, GgufFamilies>::model_type == model_type
+              ? (found = true, f.template operator()<std::tuple_element_t<I, GgufFamilies>>(), 0)
+              : 0),
+         ...);
+    }(std::make_index_sequence<std::tuple_size_v<GgufFamilies>>{});
     return found;
 }
 

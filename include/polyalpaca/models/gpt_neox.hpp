@@ -17,6 +17,7 @@
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
 #include "polyalpaca/layers/residual_block.hpp"
+#include "polyalpaca/models/gguf_layout.hpp"
 #include "polyalpaca/models/hf_config_fields.hpp"
 #include "polyalpaca/models/model_spec.hpp"
 
@@ -204,6 +205,53 @@ struct Hf {
                 {"pythia-6.9b", spec_of<GptNeoX<Size6b9>>()},  {"pythia-12b", spec_of<GptNeoX<Size12b>>()},
                 {"gpt-neox-tiny", spec_of<GptNeoX<SizeTiny>>()},
                 {"gpt-neox-tiny-sequential", spec_of<GptNeoX<SizeTinySequential>>()}};
+    }
+};
+
+/// GPT-NeoX's GGUF side, as llama.cpp's converter writes it (convert_hf_to_gguf.py, GPTNeoXModel): the "gptneox"
+/// architecture, q/k/v of the fused projection regrouped by kind, the rotary width and the residual form.
+struct Gguf {
+    static constexpr std::string_view model_type = "gpt_neox";
+    static constexpr char const* architecture = "gptneox";
+    /// The block parameters: HF part, GGUF part, row order.
+    static constexpr GgufBlockPart block_parts[] = {
+        {"input_layernorm", "attn_norm"},
+        {"attention.query_key_value", "attn_qkv", GgufRows::FusedQkvByKind},
+        {"attention.dense", "attn_output"},
+        {"post_attention_layernorm", "ffn_norm"},
+        {"mlp.dense_h_to_4h", "ffn_up"},
+        {"mlp.dense_4h_to_h", "ffn_down"},
+    };
+
+    static std::vector<GgufHyperparameter> hyperparameters(ModelSpec const& s, std::int64_t context_length) {
+        auto u32 = [](std::int64_t v) { return std::uint32_t(v); };
+        std::vector<GgufHyperparameter> out{
+            {"context_length", u32(context_length)},
+            {"embedding_length", u32(s.hidden)},
+            {"block_count", u32(s.layers)},
+            {"feed_forward_length", u32(s.ffn)},
+            {"rope.dimension_count", u32(std::int64_t(s.rotary_pct * double(s.hidden / s.heads)))},
+            {"attention.head_count", u32(s.heads)},
+            {"use_parallel_residual", s.parallel_residual},
+            {"attention.layer_norm_epsilon", float(s.norm_eps)}};
+        // The converter leaves the base out (Pythia's is llama.cpp's default, 10000); another must be written.
+        if (s.rope_theta != 10000.0) out.push_back({"rope.freq_base", float(s.rope_theta)});
+        return out;
+    }
+    static std::int64_t context_length(nlohmann::json const& config) {
+        return config.value("max_position_embeddings", 2048);
+    }
+    /// A checkpoint tensor the GGUF file leaves out: older checkpoints' attention mask and rotary buffers.
+    static bool left_out(std::string_view hf, ModelSpec const&) {
+        return hf.ends_with(".attention.bias") || hf.ends_with(".attention.masked_bias") ||
+               hf.ends_with(".rotary_emb.inv_freq");
+    }
+    static std::optional<GgufTensorPlace> tensor(std::string_view hf) {
+        if (hf == "gpt_neox.embed_in.weight") return GgufTensorPlace{"token_embd.weight"};
+        if (hf == "gpt_neox.final_layer_norm.weight") return GgufTensorPlace{"output_norm.weight"};
+        if (hf == "gpt_neox.final_layer_norm.bias") return GgufTensorPlace{"output_norm.bias"};
+        if (hf == "embed_out.weight") return GgufTensorPlace{"output.weight"};
+        return gguf_block_place(hf, "gpt_neox.layers.", block_parts);
     }
 };
 

@@ -16,6 +16,7 @@
 #include "polyalpaca/layers/mlp.hpp"
 #include "polyalpaca/layers/norm.hpp"
 #include "polyalpaca/layers/residual_block.hpp"
+#include "polyalpaca/models/gguf_layout.hpp"
 #include "polyalpaca/models/hf_config_fields.hpp"
 #include "polyalpaca/models/model_spec.hpp"
 
@@ -216,6 +217,54 @@ struct Hf {
                 {"open-llama-13b", spec_of<Llama<OpenLlama13b>>()},
                 {"llama-tiny", spec_of<Llama<SizeTiny>>()},
                 {"llama-tiny-tied", spec_of<Llama<SizeTinyTied>>()}};
+    }
+};
+
+/// LLaMA's GGUF side, as llama.cpp's converter writes it (convert_hf_to_gguf.py, LlamaModel): the "llama"
+/// architecture, q/k rows in Meta's interleaved rotary pairs.
+struct Gguf {
+    static constexpr std::string_view model_type = "llama";
+    static constexpr char const* architecture = "llama";
+    /// The block parameters: HF part, GGUF part, row order.
+    static constexpr GgufBlockPart block_parts[] = {
+        {"input_layernorm", "attn_norm"},
+        {"self_attn.q_proj", "attn_q", GgufRows::RopeQuery},
+        {"self_attn.k_proj", "attn_k", GgufRows::RopeKey},
+        {"self_attn.v_proj", "attn_v"},
+        {"self_attn.o_proj", "attn_output"},
+        {"post_attention_layernorm", "ffn_norm"},
+        {"mlp.gate_proj", "ffn_gate"},
+        {"mlp.up_proj", "ffn_up"},
+        {"mlp.down_proj", "ffn_down"},
+    };
+
+    static std::vector<GgufHyperparameter> hyperparameters(ModelSpec const& s, std::int64_t context_length) {
+        auto u32 = [](std::int64_t v) { return std::uint32_t(v); };
+        return {{"vocab_size", u32(s.vocab)},
+                {"context_length", u32(context_length)},
+                {"embedding_length", u32(s.hidden)},
+                {"block_count", u32(s.layers)},
+                {"feed_forward_length", u32(s.ffn)},
+                {"attention.head_count", u32(s.heads)},
+                {"attention.head_count_kv", u32(s.kv_heads)},
+                {"rope.dimension_count", u32(s.hidden / s.heads)},
+                {"attention.key_length", u32(s.hidden / s.heads)},
+                {"attention.value_length", u32(s.hidden / s.heads)},
+                {"rope.freq_base", float(s.rope_theta)},
+                {"attention.layer_norm_rms_epsilon", float(s.norm_eps)}};
+    }
+    static std::int64_t context_length(nlohmann::json const& config) {
+        return config.value("max_position_embeddings", 2048);
+    }
+    /// A checkpoint tensor the GGUF file leaves out: a tied head, older checkpoints' rotary buffers.
+    static bool left_out(std::string_view hf, ModelSpec const& s) {
+        return (hf == "lm_head.weight" && s.tied_head) || hf.ends_with(".rotary_emb.inv_freq");
+    }
+    static std::optional<GgufTensorPlace> tensor(std::string_view hf) {
+        if (hf == "model.embed_tokens.weight") return GgufTensorPlace{"token_embd.weight"};
+        if (hf == "model.norm.weight") return GgufTensorPlace{"output_norm.weight"};
+        if (hf == "lm_head.weight") return GgufTensorPlace{"output.weight"};
+        return gguf_block_place(hf, "model.layers.", block_parts);
     }
 };
 
