@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Compares the GGUF files polyalpaca writes (io/gguf_export.hpp) with what llama.cpp's own converter,
-convert_hf_to_gguf.py, makes of the same HF checkpoints (the golden models of tests/golden/data/models): the same
-tensor names, types and shapes, every tensor byte for byte, and the same architecture keys. Run by hand, never in CI.
+"""Compares the GGUF files polyalpaca writes with what llama.cpp's own converters make of the same inputs (the golden
+models and PEFT LoRA adapters of tests/golden/data/models): models (io/gguf_export.hpp) against convert_hf_to_gguf.py,
+LoRA adapters (io/gguf_adapter.hpp, written here with build/examples/polyalpaca_export --adapter) against
+convert_lora_to_gguf.py. The same tensor names, types and shapes, every tensor byte for byte, and the same
+architecture or adapter keys. Run by hand, never in CI.
 
 The converter is the one llama-cpp-python vendors (its sdist holds llama.cpp's source, gguf-py included), run with
 torch and transformers from the project's tools environment. The golden checkpoints carry no tokenizer, so the
@@ -32,6 +34,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 MODELS = {"llama": "", "llama_tied": "tied_", "bloom": "bloom_", "gpt_neox": "gpt_neox_",
           "gpt_neox_sequential": "gpt_neox_sequential_"}
 TYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}
+ADAPTERS = ["llama-lora", "llama_tied-lora", "bloom-lora", "gpt_neox-lora", "gpt_neox_sequential-lora"]
+EXPORT = REPO / "build/examples/polyalpaca_export"
 
 # Runs the converter with its tokenizer step skipped (the golden checkpoints have none).
 RUNNER = """
@@ -62,6 +66,13 @@ def check_versions(llama_cpp):
         raise SystemExit(f"{llama_cpp} is not the vendored llama.cpp of {SDIST}")
 
 
+def convert_lora(llama_cpp, adapter_dir, base_dir, out):
+    run = subprocess.run([sys.executable, str(llama_cpp / "convert_lora_to_gguf.py"), "--base", str(base_dir),
+                          "--outtype", "f32", "--outfile", str(out), str(adapter_dir)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"convert_lora_to_gguf.py failed on {adapter_dir}:\n{run.stderr[-3000:]}")
+
+
 def convert(llama_cpp, model_dir, outtype, out):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as runner:
         runner.write(RUNNER)
@@ -74,7 +85,7 @@ def convert(llama_cpp, model_dir, outtype, out):
 def arch_fields(reader, arch):
     out = {}
     for name, field in reader.fields.items():
-        if name.startswith(arch + "."):
+        if name.startswith(arch + ".") or name.startswith("adapter.") or name == "general.type":
             value = field.contents()
             out[name] = round(value, 9) if isinstance(value, float) else value
     return out
@@ -122,6 +133,14 @@ def main():
                 convert(llama_cpp, REPO / "tests/golden/data/models" / model, outtype, theirs)
                 count, equal, differ = compare(export_dir / f"{prefix}{type_name}.gguf", theirs)
                 print(f"| {model} | {type_name} | {count} | {equal} | {'; '.join(differ) or 'none'} |")
+        for adapter in ADAPTERS:
+            base = REPO / "tests/golden/data/models" / adapter.removesuffix("-lora")
+            ours, theirs = pathlib.Path(scratch) / f"{adapter}_ours.gguf", pathlib.Path(scratch) / f"{adapter}.gguf"
+            subprocess.run([str(EXPORT), "--model", str(base), "--adapter", str(base.parent / adapter), "--out",
+                            str(ours)], check=True, capture_output=True)
+            convert_lora(llama_cpp, base.parent / adapter, base, theirs)
+            count, equal, differ = compare(ours, theirs)
+            print(f"| {adapter} | adapter, F32 | {count} | {equal} | {'; '.join(differ) or 'none'} |")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ void set_model_metadata(GgufWriter& w, ModelSpec const& spec, std::int64_t conte
                         std::string name) {
     std::string const arch = Gguf::architecture;
     w.set("general.architecture", arch);
+    w.set("general.type", std::string("model"));
     w.set("general.name", std::move(name));
     w.set("general.file_type", GgufValue{llama_file_type(type)});
     for (auto const& h : Gguf::hyperparameters(spec, context_length)) w.set(arch + "." + h.key, gguf_value(h.value));
