@@ -52,8 +52,8 @@ int main(int argc, char** argv) try {
     std::string model, adapter, out, type = "f16", name;
     po::options_description desc(
         "polyalpaca_export: writes an HF checkpoint of a BLOOM, GPT-NeoX or LLaMA as a GGUF file for llama.cpp, laid "
-        "out as llama.cpp's convert_hf_to_gguf.py lays it out (tensor names, q/k/v row orders, hyperparameters).\n"
-        "Options");
+        "out as llama.cpp's convert_hf_to_gguf.py lays it out (tensor names, q/k/v row orders, hyperparameters), or "
+        "a PEFT LoRA adapter of it as a GGUF adapter for llama.cpp's --lora.\nOptions");
     desc.add_options()("help,h", "show this help")(
         "model", po::value(&model)->required(),
         "the checkpoint: a directory with config.json and model.safetensors (or its index and shards), or a run's "
@@ -77,9 +77,11 @@ int main(int argc, char** argv) try {
     auto const ggml_type = type_of(type);
     auto const dir = checkpoint_of(model);
     if (!adapter.empty()) {
+        pa::require(vm["type"].defaulted(), "--type applies to a model; an adapter's tensors are written f32, as "
+                    "llama.cpp's convert_lora_to_gguf.py writes them");
         fs::path adapter_dir = adapter;
-        if (!fs::exists(adapter_dir / "adapter_config.json") && fs::exists(adapter_dir / "adapter" / "adapter_config.json"))
-            adapter_dir /= "adapter";
+        bool const run_output = fs::exists(adapter_dir / "adapter" / "adapter_config.json");
+        if (!fs::exists(adapter_dir / "adapter_config.json") && run_output) adapter_dir /= "adapter";
         if (name.empty()) name = directory_name(adapter_dir);
         auto const result = io::export_peft_lora_to_gguf(dir, adapter_dir, out, name);
         std::printf("wrote %s: a %s LoRA adapter, %zu modules of rank %lld, alpha %g\n", out.c_str(),

@@ -78,6 +78,18 @@ void reorder_for_gguf(GgufRows order, View<T> rows, GgufHeads const& h, bool to_
     }
 }
 
+/// llama.cpp's general.file_type of a model whose matrices are stored as `type` (LLAMA_FTYPE_ALL_F32,
+/// MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16).
+inline std::uint32_t llama_file_type(GgmlType type) {
+    switch (type) {
+        case GgmlType::F32: return 0;
+        case GgmlType::F16: return 1;
+        case GgmlType::Q8_0: return 7;
+        case GgmlType::BF16: return 32;
+        default: fail("a GGUF model is written as F32, F16, BF16 or Q8_0, not ", ggml_type_name(type));
+    }
+}
+
 namespace detail {
 
 /// A parameter's host values as the rows reorder_for_gguf takes (a vector's elements are its rows).
@@ -96,21 +108,6 @@ inline GgufValue gguf_value(std::variant<std::uint32_t, float, bool> const& v) {
     return std::visit([](auto x) { return GgufValue{x}; }, v);
 }
 
-}  // namespace detail
-
-/// llama.cpp's general.file_type of a model whose matrices are stored as `type` (LLAMA_FTYPE_ALL_F32,
-/// MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16).
-inline std::uint32_t llama_file_type(GgmlType type) {
-    switch (type) {
-        case GgmlType::F32: return 0;
-        case GgmlType::F16: return 1;
-        case GgmlType::Q8_0: return 7;
-        case GgmlType::BF16: return 32;
-        default: fail("a GGUF model is written as F32, F16, BF16 or Q8_0, not ", ggml_type_name(type));
-    }
-}
-
-namespace detail {
 
 /// general.* and the architecture's hyperparameters of a model file.
 template <class Gguf>
@@ -132,12 +129,12 @@ inline GgmlType stored_type(GgmlType type, std::int64_t rows, std::int64_t cols)
 
 }  // namespace detail
 
-/// Writes `net` (without adapter: merge one first, io::merge_adapter) as a GGUF file the way llama.cpp's converter
-/// lays its family out (`<family>::Gguf`): the architecture's hyperparameters, GGUF tensor names and row orders,
-/// vectors (norms, biases) in F32 and every matrix as `type` (F32, F16, BF16 or Q8_0; a matrix whose rows are no
-/// whole number of Q8_0 blocks is F16, as the converter does). A tied head is not written (llama.cpp ties it too).
-/// One tensor at a time is on the host; the file appears atomically. load_gguf reads it back. The tokenizer is not
-/// written.
+/// Writes `net` (without adapter: merge one first, io::merge_adapter, or write the adapter apart,
+/// io/gguf_adapter.hpp) as a GGUF file the way llama.cpp's converter lays its family out (`<family>::Gguf`): the
+/// architecture's hyperparameters, GGUF tensor names and row orders, vectors (norms, biases) in F32 and every matrix
+/// as `type` (F32, F16, BF16 or Q8_0; a matrix whose rows are no whole number of Q8_0 blocks is F16, as the
+/// converter does). A tied head is not written (llama.cpp ties it too). One tensor at a time is on the host; the
+/// file appears atomically. load_gguf reads it back. The tokenizer is not written.
 template <class Model, class Backend, class T>
 void save_gguf(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net, std::filesystem::path const& path,
                GgmlType type, std::string name = "polyalpaca") {

@@ -55,9 +55,17 @@ constexpr std::size_t gguf_family_index() {
 }
 }  // namespace detail
 
+template <class Model>
+struct GgufFamilyOf {
+    static constexpr std::size_t index = detail::gguf_family_index<Model>();
+    static_assert(index < std::tuple_size_v<GgufFamilies>,
+                  "this model's family has no GGUF side: add its Gguf to GgufFamilies (models/families.hpp)");
+    using type = std::tuple_element_t<index, GgufFamilies>;
+};
+
 /// The GGUF side of a family type such as Bloom<bloom::Size560m>.
 template <class Model>
-using gguf_family_of = std::tuple_element_t<detail::gguf_family_index<Model>(), GgufFamilies>;
+using gguf_family_of = typename GgufFamilyOf<Model>::type;
 
 /// Calls f.template operator()<Gguf>() for the family whose model_type is `model_type`; false when none is.
 template <class F>
