@@ -92,6 +92,7 @@ int main(int argc, char** argv) try {
     auto const result = io::export_hf_to_gguf(dir, out, ggml_type, name);
     std::printf("wrote %s: %s, %zu tensors, matrices as %s", out.c_str(), result.architecture.c_str(), result.tensors,
                 std::string(io::ggml_type_name(ggml_type)).c_str());
+    if (!result.tokenizer.empty()) std::printf("; the tokenizer of %s", result.tokenizer.c_str());
     for (std::size_t i = 0; i < result.left_out.size(); ++i)
         std::printf("%s%s", i == 0 ? "; left out as llama.cpp does: " : ", ", result.left_out[i].c_str());
     std::printf("\n");

@@ -3,9 +3,10 @@
 and compares llama.cpp's logits with HF transformers' and PEFT's on the golden models (tests/golden/data/models/
 <model>/reference.safetensors: input_ids, logits, and lora.logits of the model with its PEFT LoRA adapter): each
 model in F32, F16, BF16 and Q8_0 (io/gguf_export.hpp), and in F32 with its LoRA adapter as a GGUF adapter
-(io/gguf_adapter.hpp, llama.cpp's lora_path). Run by hand, never in CI.
+(io/gguf_adapter.hpp, llama.cpp's lora_path); and stories260K written with its own tokenizer, decoded greedily
+against the fixture's expected tokens. Run by hand, never in CI.
 
-The model files carry no tokenizer yet, and llama.cpp will not load a model without one: each file is copied with a
+The golden models have no tokenizer, and llama.cpp will not load a model without one: each file is copied with a
 placeholder vocabulary added (tokenizer.ggml.model "llama", one token per id, through gguf-py's
 copy_with_new_metadata); every tensor and every other key stays as polyalpaca wrote it. Token ids go to llama.cpp
 as they are, so the placeholder is never used.
@@ -16,6 +17,7 @@ Pinned versions (checked at runtime): llama-cpp-python==0.3.36, numpy==2.4.6, sa
     /opt/pa-venv/bin/pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/llama-cpp-sdist
     tar xzf /tmp/llama-cpp-sdist/llama_cpp_python-0.3.36.tar.gz -C /tmp/llama-cpp-sdist   # for its gguf-py
     POLYALPACA_GGUF_EXPORT_DIR=/tmp/gguf_export build/tests/unit_tests_0 "[writer]"
+    POLYALPACA_GGUF_EXPORT_DIR=/tmp/gguf_export build/tests/fixtures_tests_0 "[gguf]"   # stories260K_F32.gguf
     /opt/pa-venv/bin/python tools/check_llama_cpp.py /tmp/gguf_export \\
         /tmp/llama-cpp-sdist/llama_cpp_python-0.3.36/vendor/llama.cpp
 """
@@ -118,6 +120,37 @@ def main():
             relative, same = compare(llama_cpp_logits(scratch / f"{model}_F32.gguf", ids, adapter),
                                      reference["lora.logits"])
             print(f"| {model} + LoRA | F32 + adapter (against PEFT) | {relative:.2e} | {same:.0%} |")
+    check_stories(export_dir)
+
+
+def check_stories(export_dir):
+    """stories260K written with its tokenizer (tests/fixtures/gguf_stories.cpp): llama.cpp loads it as it is and
+    decodes greedily from BOS, stopping at BOS as llama2.c's run.c does; the tokens must be the fixture's
+    expected_greedy.json, and llama.cpp's tokenizer must encode a text as the file's vocabulary says."""
+    import json
+    from llama_cpp import Llama
+    fixture = REPO.parent / "shared/fixtures/stories260K/expected_greedy.json"
+    path = export_dir / "stories260K_F32.gguf"
+    if not fixture.exists() or not path.exists():
+        print(f"\nstories260K: skipped ({fixture} or {path} is missing)")
+        return
+    expected = json.loads(fixture.read_text())["greedy_tokens_including_bos"]
+    llm = Llama(model_path=str(path), n_ctx=len(expected) + 1, n_batch=1, n_ubatch=1, logits_all=True, n_threads=2,
+                verbose=False, type_k=0, type_v=0)
+    tokens = [1]
+    llm.eval(tokens)
+    while len(tokens) < len(expected):
+        following = int(np.argmax(llm.scores[len(tokens) - 1]))
+        if following == 1:
+            break
+        tokens.append(following)
+        llm.eval([following])
+    same = sum(a == b for a, b in zip(tokens, expected))
+    text = "Once upon a time, there was a little girl named Lily."
+    print(f"\nstories260K_F32.gguf (its own tokenizer) in llama.cpp: greedy from BOS {same} of {len(expected)} tokens "
+          f"as expected_greedy.json ({'equal' if tokens == expected else 'DIFFERENT'}); "
+          f"'{text}' -> {llm.tokenize(text.encode())}")
+    llm.close()
 
 
 if __name__ == "__main__":

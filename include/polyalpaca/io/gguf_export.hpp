@@ -21,6 +21,7 @@
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/io/gguf.hpp"
+#include "polyalpaca/io/gguf_vocabulary.hpp"
 #include "polyalpaca/io/gguf_writer.hpp"
 #include "polyalpaca/io/hf_config.hpp"
 #include "polyalpaca/io/parameter_io.hpp"
@@ -134,10 +135,11 @@ inline GgmlType stored_type(GgmlType type, std::int64_t rows, std::int64_t cols)
 /// architecture's hyperparameters, GGUF tensor names and row orders, vectors (norms, biases) in F32 and every matrix
 /// as `type` (F32, F16, BF16 or Q8_0; a matrix whose rows are no whole number of Q8_0 blocks is F16, as the
 /// converter does). A tied head is not written (llama.cpp ties it too). One tensor at a time is on the host; the
-/// file appears atomically. load_gguf reads it back. The tokenizer is not written.
+/// file appears atomically. load_gguf reads it back. With a `vocabulary` (io/gguf_vocabulary.hpp) the file carries
+/// the tokenizer too, as llama.cpp needs to load it.
 template <class Model, class Backend, class T>
 void save_gguf(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net, std::filesystem::path const& path,
-               GgmlType type, std::string name = "polyalpaca") {
+               GgmlType type, std::string name = "polyalpaca", tokenizer::LlamaCppVocabulary const* vocabulary = nullptr) {
     static_assert(!has_adapter_weights<typename Model::adapter>,
                   "save_gguf writes a model without adapter: merge it first (io::merge_adapter)");
     using Gguf = gguf_family_of<Model>;
@@ -145,6 +147,7 @@ void save_gguf(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net,
     GgufHeads const heads = gguf_heads(spec);
     GgufWriter w;
     detail::set_model_metadata<Gguf>(w, spec, Model::config::max_positions, type, std::move(name));
+    if (vocabulary != nullptr) set_tokenizer_metadata(w, *vocabulary, Model::config::vocab, path.string());
     for (auto const* p : net.parameters().parameters()) {
         auto const place = Gguf::tensor(p->name);
         require(place.has_value(), "save_gguf: '", p->name, "' has no place in a GGUF ", Gguf::architecture, " model");
@@ -242,13 +245,15 @@ struct GgufExport {
     std::string architecture;
     std::size_t tensors = 0;
     std::vector<std::string> left_out;  ///< checkpoint tensors the GGUF file leaves out (a tied head, buffers)
+    std::string tokenizer;              ///< the tokenizer file written with the model ("" for none)
 };
 
 /// Writes the HF checkpoint in `dir` (config.json and model.safetensors or its shards: what HF's save_pretrained and
 /// polyalpaca's trainers write) as a GGUF file, as save_gguf writes the same model, without building it: the family
 /// and sizes come from config.json, each tensor is read, reordered and encoded in turn. A checkpoint tensor the file
 /// leaves out by design (a tied head, rotary buffers) is listed; any other without a place is an error naming the
-/// checkpoint and the tensor, as is a model_type without a GGUF side.
+/// checkpoint and the tensor, as is a model_type without a GGUF side. A SentencePiece tokenizer.model beside the
+/// weights is written too (io/gguf_vocabulary.hpp); a tokenizer.json is not yet.
 inline GgufExport export_hf_to_gguf(std::filesystem::path const& dir, std::filesystem::path const& out, GgmlType type,
                                     std::string name) {
     auto const config = read_hf_config(dir);
@@ -261,6 +266,10 @@ inline GgufExport export_hf_to_gguf(std::filesystem::path const& dir, std::files
     bool const known = with_gguf_family(spec.family, [&]<class Gguf>() {
         result.architecture = Gguf::architecture;
         detail::set_model_metadata<Gguf>(w, spec, Gguf::context_length(config), type, std::move(name));
+        if (auto const model = dir / "tokenizer.model"; std::filesystem::exists(model)) {
+            set_tokenizer_metadata(w, llama_cpp_vocabulary_of_sentencepiece(model), spec.vocab, model.string());
+            result.tokenizer = model.string();
+        }
         for (auto const& t : checkpoint.tensors()) {
             if (Gguf::left_out(t.name, spec)) {
                 result.left_out.push_back(t.name);
