@@ -28,15 +28,13 @@ import json
 import pathlib
 import shutil
 
-import peft
-import safetensors
 import safetensors.torch
 import torch
-import transformers
 from peft import IA3Config, LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-PINNED = {"torch": "2.15.0", "transformers": "5.24.0", "peft": "0.21.2", "safetensors": "0.8.0"}
+from make_golden import check_versions  # the versions the base goldens are pinned to
+
 MODELS_DIR = pathlib.Path(__file__).resolve().parent.parent / "tests" / "golden" / "data" / "models"
 
 DORA = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
@@ -45,15 +43,6 @@ LORA_TARGETS = {"bloom": ["query_key_value"], "gpt_neox": ["query_key_value"], "
 IA3_TARGETS = {"bloom": (["query_key_value", "mlp.dense_4h_to_h"], ["mlp.dense_4h_to_h"]),
                "gpt_neox": (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"]),
                "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"])}
-
-
-def check_versions():
-    found = {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
-             "peft": peft.__version__, "safetensors": safetensors.__version__}
-    for name, want in PINNED.items():
-        if found[name] != want:
-            raise SystemExit(f"{name} {found[name]} is installed but the golden files are pinned to {want}")
-    return found
 
 
 def load_base(name):

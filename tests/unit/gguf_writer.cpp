@@ -352,6 +352,24 @@ TEST_CASE("export_hf_to_gguf names the checkpoint and the tensor it cannot place
     CHECK_THROWS_WITH(io::export_hf_to_gguf(dir, scratch("odd.gguf"), io::GgmlType::F32, "odd"),
                       Contains("odd_checkpoint: tensor 'transformer.h.0.mystery.weight' has no place in a GGUF bloom"));
     CHECK_FALSE(fs::exists(scratch("odd.gguf")));
+    // Checked before any work: a fused qkv whose rows are not q, k and v of config.json's heads, and an integer tensor.
+    std::vector<float> const rows(90 * 32, 0.5f);
+    io::write_safetensors(dir / "model.safetensors",
+                          {{"transformer.h.0.self_attention.query_key_value.weight", io::DType::F32, {90, 32}, rows}});
+    CHECK_THROWS_WITH(io::export_hf_to_gguf(dir, scratch("odd.gguf"), io::GgmlType::F32, "odd"),
+                      Contains("tensor 'transformer.h.0.self_attention.query_key_value.weight' [90, 32]: 90 rows are "
+                               "not q, k and v of 4 heads"));
+    {  // safetensors' layout by hand: the writer writes float types only
+        std::string header = R"({"transformer.ln_f.weight":{"dtype":"I32","shape":[32],"data_offsets":[0,128]}})";
+        header.resize((header.size() + 7) / 8 * 8, ' ');
+        std::ofstream f(dir / "model.safetensors", std::ios::binary);
+        std::uint64_t const length = header.size();
+        f.write(reinterpret_cast<char const*>(&length), 8);
+        f << header << std::string(128, '\0');
+    }
+    CHECK_THROWS_WITH(io::export_hf_to_gguf(dir, scratch("odd.gguf"), io::GgmlType::F32, "odd"),
+                      Contains("tensor 'transformer.ln_f.weight' is I32, not a float type"));
+    CHECK_FALSE(fs::exists(scratch("odd.gguf")));
     auto config = io::read_hf_config(dir);
     config["model_type"] = "gpt2";
     std::ofstream(dir / "config.json") << config.dump();

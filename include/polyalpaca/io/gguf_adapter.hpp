@@ -103,8 +103,11 @@ inline GgufAdapterExport export_peft_lora_to_gguf(std::filesystem::path const& b
                 });
             require(w_info != nullptr, weights.string(), ": the adapter adapts '", weight, "', which the base ",
                     base_dir.string(), " does not hold");
+            require(w_info->shape.size() == 2, weights.string(), ": '", m.a, "' adapts '", weight, "' ",
+                    shape_string(w_info->shape), ", not a matrix");
             auto const& a = *adapter.find(m.a);
             auto const& b = *adapter.find(m.b);
+            require(!a.shape.empty(), weights.string(), ": '", m.a, "' has no dimensions");
             std::int64_t const out_features = w_info->shape.at(0), in_features = w_info->shape.at(1);
             std::int64_t const rank = a.shape.at(0);
             bool const fits = a.shape.size() == 2 && b.shape.size() == 2 && a.shape[1] == in_features &&
@@ -112,6 +115,12 @@ inline GgufAdapterExport export_peft_lora_to_gguf(std::filesystem::path const& b
             require(fits, weights.string(), ": '", m.a, "' ", shape_string(a.shape), " and '", m.b, "' ",
                     shape_string(b.shape), " do not fit the base's '", weight, "' ", shape_string(w_info->shape),
                     " (an adapter of another base?)");
+            for (auto const* half : {&a, &b})
+                require(is_float_dtype(half->dtype), weights.string(), ": tensor '", printable_excerpt(half->name),
+                        "' is ", dtype_name(half->dtype), ", not a float type");
+            auto const problem = gguf_rows_problem(m.place.rows, out_features, heads);
+            require(problem.empty(), weights.string(), ": '", m.b, "' ", shape_string(b.shape), ": ", problem,
+                    " (the base's config.json)");
             require(result.rank == 0 || result.rank == rank, weights.string(), ": '", m.a, "' has rank ", rank,
                     " where the others have ", result.rank, "; llama.cpp has one rank per adapter");
             result.rank = rank;

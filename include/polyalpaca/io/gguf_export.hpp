@@ -79,6 +79,19 @@ void reorder_for_gguf(GgufRows order, View<T> rows, GgufHeads const& h, bool to_
     }
 }
 
+/// Why `rows` rows cannot take `order` for heads `h` ("" when they can): the check an export makes before any work.
+inline std::string gguf_rows_problem(GgufRows order, std::int64_t rows, GgufHeads const& h) {
+    auto const concat = [](auto const&... parts) { return polyalpaca::detail::concat(parts...); };
+    if (order == GgufRows::FusedQkvByKind && (h.heads <= 0 || rows % (3 * h.heads) != 0))
+        return concat(rows, " rows are not q, k and v of ", h.heads, " heads");
+    if ((order == GgufRows::RopeQuery || order == GgufRows::RopeKey) && h.rotate_half) {
+        int const heads = order == GgufRows::RopeQuery ? h.heads : h.kv_heads;
+        if (heads <= 0 || rows % heads != 0 || (rows / heads) % 2 != 0)
+            return concat(rows, " rows are not ", heads, " heads of rotary pairs");
+    }
+    return {};
+}
+
 /// llama.cpp's general.file_type of a model whose matrices are stored as `type` (LLAMA_FTYPE_ALL_F32,
 /// MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16).
 inline std::uint32_t llama_file_type(GgmlType type) {
@@ -93,10 +106,10 @@ inline std::uint32_t llama_file_type(GgmlType type) {
 
 namespace detail {
 
-/// A parameter's host values as the rows reorder_for_gguf takes (a vector's elements are its rows).
-template <class V, class T>
-View<V> gguf_rows(std::vector<V>& values, Parameter<T> const& p) {
-    return p.rows == 1 ? View<V>(values.data(), p.cols, 1) : View<V>(values.data(), p.rows, p.cols);
+/// A (rows, cols) tensor's values as the rows reorder_for_gguf takes (a vector's elements are its rows).
+template <class V>
+View<V> gguf_rows(V* values, std::int64_t rows, std::int64_t cols) {
+    return rows == 1 ? View<V>(values, cols, 1) : View<V>(values, rows, cols);
 }
 
 /// The GGUF dims of a parameter: [cols, rows] for a matrix, [n] for a vector.
@@ -139,7 +152,8 @@ inline GgmlType stored_type(GgmlType type, std::int64_t rows, std::int64_t cols)
 /// the tokenizer too, as llama.cpp needs to load it.
 template <class Model, class Backend, class T>
 void save_gguf(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net, std::filesystem::path const& path,
-               GgmlType type, std::string name = "polyalpaca", tokenizer::LlamaCppVocabulary const* vocabulary = nullptr) {
+               GgmlType type, std::string name = "polyalpaca",
+               tokenizer::LlamaCppVocabulary const* vocabulary = nullptr) {
     static_assert(!has_adapter_weights<typename Model::adapter>,
                   "save_gguf writes a model without adapter: merge it first (io::merge_adapter)");
     using Gguf = gguf_family_of<Model>;
@@ -154,7 +168,7 @@ void save_gguf(typename Backend::Context& ctx, CausalLm<Model, Backend, T>& net,
         GgmlType const stored = detail::stored_type(type, p->rows, p->cols);
         w.add_tensor(place->name, detail::gguf_dims(*p), stored, [&, p, order = place->rows](std::span<float> out) {
             auto host = download_as_float<Backend>(ctx, *p);
-            reorder_for_gguf(order, detail::gguf_rows(host, *p), heads, true);
+            reorder_for_gguf(order, detail::gguf_rows(host.data(), p->rows, p->cols), heads, true);
             std::copy(host.begin(), host.end(), out.begin());
         });
     }
@@ -218,6 +232,7 @@ void load_gguf(typename Backend::Context& ctx, GgufFile const& f, CausalLm<Model
     }
     std::set<std::string, std::less<>> done;
     std::vector<T> values;
+    GgufHeads const heads = gguf_heads(spec_of<Model>());
     for (auto const& t : f.tensors()) {
         auto const it = by_gguf_name.find(t.name);
         require(it != by_gguf_name.end(), file, ": tensor '", printable_excerpt(t.name), "' (described at offset ",
@@ -229,7 +244,7 @@ void load_gguf(typename Backend::Context& ctx, GgufFile const& f, CausalLm<Model
                  "' of shape (", p->rows, ", ", p->cols, ") needs ", shape_string(expected));
         values.resize(std::size_t(p->size()));
         f.read_tensor(t.name, std::span<T>(values));
-        reorder_for_gguf(order, detail::gguf_rows(values, *p), gguf_heads(spec_of<Model>()), false);
+        reorder_for_gguf(order, detail::gguf_rows(values.data(), p->rows, p->cols), heads, false);
         Backend::upload(ctx, values.data(), p->value, values.size());
         done.insert(t.name);
     }
@@ -280,14 +295,17 @@ inline GgufExport export_hf_to_gguf(std::filesystem::path const& dir, std::files
                     "' has no place in a GGUF ", Gguf::architecture, " model");
             require(t.shape.size() == 1 || t.shape.size() == 2, dir.string(), ": tensor '", printable_excerpt(t.name),
                     "' has shape ", shape_string(t.shape), "; a model weight is a vector or a matrix");
+            require(is_float_dtype(t.dtype), dir.string(), ": tensor '", printable_excerpt(t.name), "' is ",
+                    dtype_name(t.dtype), ", not a float type a GGUF model holds");
             std::int64_t const rows = t.shape.size() == 2 ? t.shape[0] : 1, cols = t.shape.back();
+            auto const problem = gguf_rows_problem(place->rows, rows == 1 ? cols : rows, heads);
+            require(problem.empty(), dir.string(), ": tensor '", printable_excerpt(t.name), "' ",
+                    shape_string(t.shape), ": ", problem, " (config.json's)");
             auto dims = rows > 1 ? std::vector<std::int64_t>{cols, rows} : std::vector<std::int64_t>{cols};
             w.add_tensor(place->name, std::move(dims), detail::stored_type(type, rows, cols),
                          [&, tensor = t.name, rows, cols, order = place->rows](std::span<float> values) {
                              checkpoint.read(tensor, values);
-                             View<float> view = rows > 1 ? View<float>(values.data(), rows, cols)
-                                                         : View<float>(values.data(), cols, 1);
-                             reorder_for_gguf(order, view, heads, true);
+                             reorder_for_gguf(order, detail::gguf_rows(values.data(), rows, cols), heads, true);
                          });
             ++result.tensors;
         }

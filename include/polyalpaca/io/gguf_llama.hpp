@@ -109,7 +109,7 @@ inline std::optional<std::string> hf_name_of_gguf_llama(std::string_view gguf) {
         return std::nullopt;
     auto const rest = gguf.substr(dot + 1);
     for (auto const& part : llama::Gguf::block_parts)
-        if (rest.size() == part.gguf.size() + 7 && rest.starts_with(part.gguf) && rest.ends_with(".weight"))
+        if (rest == std::string(part.gguf) + ".weight")
             return "model.layers." + std::string(layer) + "." + std::string(part.hf) + ".weight";
     return std::nullopt;
 }

@@ -19,25 +19,38 @@ namespace polyalpaca {
 /// Every family's HF side. A new family adds its `Hf` here (docs/architecture.md, "How to add a model family").
 using HfFamilies = std::tuple<bloom::Hf, gpt_neox::Hf, llama::Hf>;
 
+/// Calls f.template operator()<Side>() for every element of the tuple `Sides` (HfFamilies, GgufFamilies), in order.
+template <class Sides, class F>
+void for_each_family_side(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (f.template operator()<std::tuple_element_t<I, Sides>>(), ...);
+    }(std::make_index_sequence<std::tuple_size_v<Sides>>{});
+}
+
+/// Calls f.template operator()<Side>() for the element of `Sides` whose model_type is `model_type`; false when none
+/// is.
+template <class Sides, class F>
+bool with_family_side(std::string_view model_type, F&& f) {
+    bool found = false;
+    for_each_family_side<Sides>([&]<class Side>() {
+        if (!found && Side::model_type == model_type) {
+            found = true;
+            f.template operator()<Side>();
+        }
+    });
+    return found;
+}
+
 /// Calls f.template operator()<Hf>() for every family, in order.
 template <class F>
 void for_each_hf_family(F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (f.template operator()<std::tuple_element_t<I, HfFamilies>>(), ...);
-    }(std::make_index_sequence<std::tuple_size_v<HfFamilies>>{});
+    for_each_family_side<HfFamilies>(std::forward<F>(f));
 }
 
 /// Calls f.template operator()<Hf>() for the family whose model_type is `model_type`; false when none is.
 template <class F>
 bool with_hf_family(std::string_view model_type, F&& f) {
-    bool found = false;
-    for_each_hf_family([&]<class Hf>() {
-        if (!found && Hf::model_type == model_type) {
-            found = true;
-            f.template operator()<Hf>();
-        }
-    });
-    return found;
+    return with_family_side<HfFamilies>(model_type, std::forward<F>(f));
 }
 
 /// Every family's GGUF side (models/gguf_layout.hpp), which io/gguf_export.hpp writes and reads llama.cpp files by.
@@ -70,14 +83,7 @@ using gguf_family_of = typename GgufFamilyOf<Model>::type;
 /// Calls f.template operator()<Gguf>() for the family whose model_type is `model_type`; false when none is.
 template <class F>
 bool with_gguf_family(std::string_view model_type, F&& f) {
-    bool found = false;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((!found && std::tuple_element_t<I, GgufFamilies>::model_type == model_type
-              ? (found = true, f.template operator()<std::tuple_element_t<I, GgufFamilies>>(), 0)
-              : 0),
-         ...);
-    }(std::make_index_sequence<std::tuple_size_v<GgufFamilies>>{});
-    return found;
+    return with_family_side<GgufFamilies>(model_type, std::forward<F>(f));
 }
 
 /// "bloom, gpt_neox, llama".
