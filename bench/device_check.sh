@@ -92,6 +92,12 @@ if [[ ! -d "$root/.devkit/include/eigen3" ]]; then
 fi
 
 kit="$root/.devkit"
+# ICU's data library travels gzipped (bench/make_device_kit.sh). libicuuc needs it, and a library's own needs are
+# not looked up along the program's rpath: the linker and the loader find it on LD_LIBRARY_PATH.
+for packed in "$kit"/lib/*.so.*.gz; do
+  if [[ -e "$packed" && ! -e "${packed%.gz}" ]]; then gunzip -k "$packed"; fi
+done
+export LD_LIBRARY_PATH="$kit/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 study_log="$logs/study.log"
 : >"$study_log"
 

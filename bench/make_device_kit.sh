@@ -3,10 +3,10 @@
 # as an install prefix, so that a machine without them (and without network) can configure and build with
 #   cmake -DCMAKE_PREFIX_PATH=$PWD/.devkit -DCMAKE_CXX_FLAGS="-isystem $PWD/.devkit/include" ...
 # (bench/device_check.sh does exactly that). Contents: Eigen 3 (headers + CMake package), xtensor and xtl,
-# Catch2 2.x (headers + CMake package), nlohmann json, oniguruma (headers + shared library), and for the study runner
-# CLD2 (headers + shared library) and Boost.Program_options (the headers it includes, its shared library and its
-# CMake package). Run from anywhere on a Debian/Ubuntu machine with libeigen3-dev, xtensor-dev, libxtl-dev, catch2,
-# nlohmann-json3-dev, libonig-dev, libcld2-dev and libboost-program-options-dev installed.
+# Catch2 2.x (headers + CMake package), nlohmann json, oniguruma and ICU (headers + shared libraries), and for the
+# study runner CLD2 (headers + shared library) and Boost.Program_options (the headers it includes, its shared library
+# and its CMake package). Run from anywhere on a Debian/Ubuntu machine with libeigen3-dev, xtensor-dev, libxtl-dev,
+# catch2, nlohmann-json3-dev, libonig-dev, libicu-dev, libcld2-dev and libboost-program-options-dev installed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +29,8 @@ need /usr/lib/cmake/Catch2/Catch2Config.cmake catch2
 need /usr/include/nlohmann/json.hpp nlohmann-json3-dev
 need /usr/include/oniguruma.h libonig-dev
 need "$libdir/libonig.so" libonig-dev
+need /usr/include/unicode/uchar.h libicu-dev
+need "$libdir/libicuuc.so" libicu-dev
 need /usr/include/cld2/public/compact_lang_det.h libcld2-dev
 need "$libdir/libcld2.so" libcld2-dev
 need /usr/include/boost/program_options.hpp libboost-program-options-dev
@@ -51,6 +53,20 @@ if [[ -e /usr/lib/libCatch2WithMain.a ]]; then cp -L /usr/lib/libCatch2WithMain.
 
 # Oniguruma's shared library (found by cmake/PolyalpacaOniguruma.cmake's find_library fallback).
 for f in "$libdir"/libonig.so*; do cp -L "$f" "$kit.tmp/lib/"; done  # real files: links may not travel
+
+# ICU: the headers tokenizer/unicode.hpp includes (with those they include), libicuuc under the name the linker looks
+# for and under its soname, and the data library it needs (31 MB) gzipped under its soname, which
+# bench/device_check.sh unpacks (and puts on LD_LIBRARY_PATH): the kit has to stay small enough to travel.
+grep -h '^#include <unicode/' "$root/include/polyalpaca/tokenizer/unicode.hpp" | g++ -std=c++20 -x c++ -M - |
+  tr ' \\' '\n\n' | grep '^/usr/include/unicode/' | sort -u | while read -r header; do
+    mkdir -p "$kit.tmp/include/unicode"
+    cp -L "$header" "$kit.tmp/include/unicode/"
+  done
+soname() { objdump -p "$1" | awk '$1 == "SONAME" { print $2 }'; }
+cp -L "$libdir/libicuuc.so" "$kit.tmp/lib/"
+cp -L "$libdir/libicuuc.so" "$kit.tmp/lib/$(soname "$libdir/libicuuc.so")"
+data="$(ldd "$libdir/libicuuc.so" | awk '/libicudata/ { print $3 }')"
+gzip -9 -c "$data" >"$kit.tmp/lib/$(soname "$data").gz"
 
 # CLD2: headers and the shared library (cmake/PolyalpacaEval.cmake finds both under the prefix).
 cp -rL /usr/include/cld2 "$kit.tmp/include/"

@@ -28,7 +28,8 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/polyalpacaConfig.cmake
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/polyalpacaConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/polyalpacaConfig.cmake ${PROJECT_BINARY_DIR}/polyalpacaConfigVersion.cmake
-              ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaOniguruma.cmake ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaTrainer.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaOniguruma.cmake ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaIcu.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaTrainer.cmake
               ${PROJECT_SOURCE_DIR}/cmake/PolyalpacaCudaPrograms.cmake
               ${PROJECT_SOURCE_DIR}/cmake/polyalpaca_model_header.cpp ${PROJECT_SOURCE_DIR}/examples/trainer.cpp.in
         DESTINATION ${POLYALPACA_INSTALL_CMAKEDIR} COMPONENT development)

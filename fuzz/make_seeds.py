@@ -35,6 +35,12 @@ def tokenizer_json():
         m["merges"] = merges
         j["added_tokens"] = [t for t in j.get("added_tokens", []) if t["id"] < 160]
         put("tokenizer_json", f"{name}.json", json.dumps(j, ensure_ascii=False, indent=1))
+        if name == "bpe_unk":
+            # The Unicode normalizers and pre-tokenizers, all in one file (unicode_cases.json has their JSON).
+            cases = json.loads((src / "unicode_cases.json").read_text())
+            j["normalizer"] = {"type": "Sequence", "normalizers": [n["json"] for n in cases["normalizers"]]}
+            j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [p["json"] for p in cases["pre_tokenizers"]]}
+            put("tokenizer_json", "unicode_components.json", json.dumps(j, ensure_ascii=False, indent=1))
 
 
 def varint(n):

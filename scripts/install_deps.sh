@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config git jq
     libeigen3-dev libxtensor-dev libboost-program-options-dev catch2 nlohmann-json3-dev libopenblas-dev libonig-dev
-    libcld2-dev libcurl4-openssl-dev libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev
+    libicu-dev libcld2-dev libcurl4-openssl-dev libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev
     clang libclang-rt-dev
 )
 

@@ -17,6 +17,9 @@ Committed outputs (all small):
                                 for the fixtures' tokenizer.model / tok512.model (when --fixtures exists) only ids and
                                 decodings: the tokenizer.json that transformers converts tokenizer.model into is derived
                                 from a shared fixture and is not committed.
+  unicode_cases.json, sentencepiece_bpe.tokenizer.json
+                                the Unicode normalizers and pre-tokenizers (NFKC, BertNormalizer, Precompiled,
+                                UnicodeScripts, ...) on hard cases, and an NFKC tokenizer: see tokenizer_unicode_golden.py
 """
 
 import argparse
@@ -34,6 +37,8 @@ import sentencepiece
 import tokenizers
 import transformers
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+import tokenizer_unicode_golden  # tools/: the Unicode normalizers and pre-tokenizers
 
 PINNED = {"tokenizers": "0.23.3", "transformers": "5.24.0", "sentencepiece": "0.2.3", "protobuf": "7.36.2"}
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -403,6 +408,13 @@ def alpaca_checksums(encoders, fixtures):
     return out
 
 
+def write_json(path, data):
+    """Indented JSON with lists of integers on one line."""
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]", lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]", text)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--fixtures", default=str(ROOT.parent / "shared" / "fixtures"))
@@ -456,9 +468,8 @@ def main():
     else:
         print(f"warning: {fixtures} is absent; cases.json has no entries for the fixtures' tokenizers", file=sys.stderr)
 
-    text = json.dumps(golden, ensure_ascii=False, indent=1)
-    text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]", lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]", text)
-    (OUT / "cases.json").write_text(text + "\n", encoding="utf-8")
+    write_json(OUT / "cases.json", golden)
+    tokenizer_unicode_golden.write(OUT, corpus_lines, versions)
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {OUT} ({total} bytes)")
 

@@ -1,8 +1,10 @@
 /// @file tests/golden/tokenizer_components.cpp
 /// @brief Single normalizers, pre-tokenizers and decoders against HF tokenizers running them alone
-/// (normalize_str, pre_tokenize_str, decode), as tools/make_tokenizer_golden.py recorded in cases.json.
+/// (normalize_str, pre_tokenize_str, decode), as tools/make_tokenizer_golden.py recorded in cases.json; the
+/// Unicode ones (unicode_cases.json) also in pairs, cut as a whole encode cuts the text.
 
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 
 #include "support/fixtures.hpp"
 
+#include "polyalpaca/tokenizer/added_vocabulary.hpp"
 #include "polyalpaca/tokenizer/hf_json_components.hpp"
 
 using nlohmann::json;
@@ -29,6 +32,22 @@ json const& components() {
 }
 
 std::string const origin = "cases.json";
+
+json const& unicode_cases() {
+    static json const data = [] {
+        auto const path = polyalpaca::testing::golden_dir() / "tokenizers" / "unicode_cases.json";
+        std::ifstream in(path);
+        if (!in) throw std::runtime_error("cannot open " + path.string());
+        return json::parse(in);
+    }();
+    return data;
+}
+
+std::vector<std::string> texts_of(Pieces const& pieces) {
+    std::vector<std::string> out;
+    for (auto const& p : pieces) out.push_back(p.text);
+    return out;
+}
 
 }  // namespace
 
@@ -70,6 +89,61 @@ TEST_CASE("decoders join tokens as HF's decode", "[tokenizer][golden]") {
         for (std::size_t i = 0; i < lists.size(); ++i) {
             INFO(entry["json"].dump() << "\ntokens " << i);
             CHECK(decoder->decode(lists[i]) == entry["decoded"][i].get<std::string>());
+        }
+    }
+}
+
+TEST_CASE("Unicode normalizers rewrite as HF's normalize_str", "[tokenizer][golden]") {
+    auto const& c = unicode_cases();
+    auto const texts = c["texts"].get<std::vector<std::string>>();
+    std::set<std::string> types;
+    for (auto const& entry : c["normalizers"]) {
+        types.insert(entry["json"]["type"].get<std::string>());
+        auto const normalizer = hf_json::normalizer(JsonAt(entry["json"], "$", "unicode_cases.json"));
+        for (std::size_t i = 0; i < texts.size(); ++i) {
+            INFO(entry["json"].dump().substr(0, 200) << "\ntext " << i << ": " << json(texts[i]).dump());
+            CHECK(normalizer->normalized(texts[i]) == entry["normalized"][i].get<std::string>());
+        }
+    }
+    CHECK(types == std::set<std::string>{"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Nmt", "ByteLevel",
+                                         "BertNormalizer", "Precompiled", "Sequence"});
+}
+
+TEST_CASE("Unicode pre-tokenizers split as HF's pre_tokenize_str", "[tokenizer][golden]") {
+    auto const& c = unicode_cases();
+    auto const texts = c["texts"].get<std::vector<std::string>>();
+    std::set<std::string> types;
+    for (auto const& entry : c["pre_tokenizers"]) {
+        types.insert(entry["json"]["type"].get<std::string>());
+        auto const pre = hf_json::pre_tokenizer(JsonAt(entry["json"], "$", "unicode_cases.json"));
+        for (std::size_t i = 0; i < texts.size(); ++i) {
+            INFO(entry["json"].dump() << "\ntext " << i << ": " << json(texts[i]).dump());
+            Pieces pieces{{texts[i], -1, true}};
+            if (texts[i].empty()) pieces.clear();
+            pre->pre_tokenize(pieces);
+            CHECK(texts_of(pieces) == entry["pieces"][i].get<std::vector<std::string>>());
+        }
+    }
+    CHECK(types ==
+          std::set<std::string>{"BertPreTokenizer", "CharDelimiterSplit", "UnicodeScripts", "FixedLength", "Sequence"});
+}
+
+TEST_CASE("a normalizer and a pre-tokenizer cut the text as HF's encode does", "[tokenizer][golden]") {
+    // Metaspace's prepend_scheme "first" shows whether a piece still starts the original text after normalizing.
+    auto const& c = unicode_cases();
+    auto const texts = c["pipeline_texts"].get<std::vector<std::string>>();
+    REQUIRE(c["pipelines"].size() >= 10);
+    for (auto const& entry : c["pipelines"]) {
+        auto const normalizer = hf_json::normalizer(JsonAt(entry["normalizer"], "$.normalizer", "unicode_cases.json"));
+        auto const pre =
+            hf_json::pre_tokenizer(JsonAt(entry["pre_tokenizer"], "$.pre_tokenizer", "unicode_cases.json"));
+        for (std::size_t i = 0; i < texts.size(); ++i) {
+            INFO(entry["normalizer"].dump().substr(0, 200)
+                 << "\n"
+                 << entry["pre_tokenizer"].dump() << "\ntext " << i << ": " << json(texts[i]).dump());
+            auto pieces = AddedVocabulary().split(texts[i], normalizer.get());
+            pre->pre_tokenize(pieces);
+            CHECK(texts_of(pieces) == entry["pieces"][i].get<std::vector<std::string>>());
         }
     }
 }

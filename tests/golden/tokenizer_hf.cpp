@@ -4,7 +4,7 @@
 /// tests/golden/data/tokenizers/ is written by tools/make_tokenizer_golden.py (tokenizers 0.23.3,
 /// transformers 5.24.0, sentencepiece 0.2.3): four tokenizers trained there (BLOOM's byte-level layout, a
 /// Metaspace/byte-fallback LLaMA layout, the older Prepend/Replace LLaMA layout, BPE with <unk> and "##"), and
-/// cases.json with the texts and HF's results.
+/// cases.json with the texts and HF's results; and an NFKC SentencePiece-style BPE with unicode_cases.json.
 
 #include <cstdint>
 #include <fstream>
@@ -127,4 +127,20 @@ TEST_CASE("LLaMA-style tokenizer.json adds <s> ... </s> and the legacy layout ad
     CHECK(b.front() == legacy.bos_id());
     CHECK(b.back() != legacy.eos_id());
     CHECK(style.unk_id() == style.token_to_id("<unk>"));
+}
+
+TEST_CASE("an NFKC tokenizer (HF's SentencePieceBPETokenizer) encodes and decodes as HF", "[tokenizer][golden]") {
+    std::ifstream in(data_dir() / "unicode_cases.json");
+    REQUIRE(in);
+    auto const all = json::parse(in);
+    auto const& entry = all["sentencepiece_bpe"];
+    auto const tok = Tokenizer::from_hf_json(data_dir() / entry["file"].get<std::string>());
+    auto const texts = all["texts"].get<std::vector<std::string>>();
+    REQUIRE(texts.size() == entry["ids"].size());
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        INFO("text " << i << ": " << json(texts[i]).dump());
+        auto const ids = entry["ids"][i].get<std::vector<std::int32_t>>();
+        CHECK(tok.encode(texts[i], true) == ids);
+        CHECK(tok.decode(ids, true) == entry["decoded_skip_special"][i].get<std::string>());  // <unk> is special
+    }
 }

@@ -83,6 +83,7 @@ run=("$full" "${common[@]}" --strategy multilingual --epochs 8)
 "${run[@]}" --output-dir "$work/straight" > /dev/null
 "${run[@]}" --output-dir "$work/again" > /dev/null
 cmp -s "$work/straight/model/model.safetensors" "$work/again/model/model.safetensors" || fail "same seed, different weights"
+cmp -s "$tokenizer" "$work/straight/model/tokenizer.json" || fail "the model has not the run's tokenizer.json"
 ( exec "${run[@]}" --output-dir "$work/killed" > /dev/null 2>&1 ) &  # exec: $! is the trainer itself
 pid=$!
 for _ in $(seq 1 600); do

@@ -170,10 +170,38 @@ TEST_CASE("broken tokenizer.json files are Errors naming the file and the JSON p
     CHECK_THAT(edit([](json& j) { j["model"]["merges"][1] = "Ġ  ab"; }),
                Catch::Contains("$.model.merges[1]") && Catch::Contains("one space"));
     CHECK_THAT(edit([](json& j) { j["model"]["dropout"] = 0.1; }), Catch::Contains("$.model.dropout"));
+    CHECK_THAT(
+        edit([](json& j) {
+            j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFKC"}}, {{"type", "NFKC_CF"}}}}};
+        }),
+        Catch::Contains("$.normalizer.normalizers[1]") && Catch::Contains("'NFKC_CF' is not supported") &&
+            Catch::Contains("NFKC, NFKD, Lowercase") && Catch::Contains("Precompiled"));
     CHECK_THAT(edit([](json& j) {
-                   j["normalizer"] = {{"type", "NFKC"}};
+                   j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAA*"}};
                }),
-               Catch::Contains("$.normalizer") && Catch::Contains("'NFKC' is not supported"));
+               Catch::Contains("$.normalizer.precompiled_charsmap") && Catch::Contains("base64"));
+    CHECK_THAT(edit([](json& j) {
+                   j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "QAAAAA=="}};
+               }),
+               Catch::Contains("$.normalizer.precompiled_charsmap") && Catch::Contains("trie of 64 bytes"));
+    CHECK_THAT(edit([](json& j) {
+                   j["normalizer"] = {{"type", "BertNormalizer"}, {"lowercase", true}};
+               }),
+               Catch::Contains("$.normalizer") && Catch::Contains("missing member \"clean_text\""));
+    CHECK_THAT(edit([](json& j) {
+                   j["pre_tokenizer"] = {{"type", "Sequence"},
+                                         {"pretokenizers", {{{"type", "UnicodeScripts"}}, {{"type", "Unigram"}}}}};
+               }),
+               Catch::Contains("$.pre_tokenizer.pretokenizers[1]") && Catch::Contains("'Unigram' is not supported") &&
+                   Catch::Contains("BertPreTokenizer, CharDelimiterSplit, FixedLength, UnicodeScripts"));
+    CHECK_THAT(edit([](json& j) {
+                   j["pre_tokenizer"] = {{"type", "FixedLength"}, {"length", 0}};
+               }),
+               Catch::Contains("$.pre_tokenizer.length") && Catch::Contains("at least 1"));
+    CHECK_THAT(edit([](json& j) {
+                   j["pre_tokenizer"] = {{"type", "CharDelimiterSplit"}, {"delimiter", "ab"}};
+               }),
+               Catch::Contains("$.pre_tokenizer.delimiter") && Catch::Contains("exactly one character"));
     CHECK_THAT(edit([](json& j) {
                    j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(a"}}}, {"behavior", "Isolated"}};
                }),

@@ -130,6 +130,17 @@ private:
     bool used_mask_ = false;
 };
 
+/// PEFT's DoRA merge_and_unload on host copies: W + scale B A, each row then scaled to the module's magnitude,
+/// (m / ||W + s B A||) * (W + s B A); the bias is unchanged.
+template <class T>
+void dora_merge(AdaptedModule<T> const& m, Eigen::Map<Matrix<T>> w, double scale) {
+    lora_detail::add_low_rank(m, w, scale);
+    auto const& magnitude = m.tensor(".lora_magnitude_vector");
+    require(magnitude.rows * magnitude.cols == w.rows(), "merge: ", m.module, ": the magnitude has ",
+            magnitude.rows * magnitude.cols, " values for ", w.rows(), " rows");
+    for (Index r = 0; r < w.rows(); ++r) w.row(r) *= magnitude.values[std::size_t(r)] / w.row(r).norm();
+}
+
 /// DoRA on LoRA's low-rank pair: A (rank, in) and B (out, rank) start as LoRA's, the magnitude m (out) as the row
 /// norms of the base weight, so a fresh adapter leaves the base model's outputs unchanged. PEFT saves m as
 /// "<module>.lora_magnitude_vector".
@@ -174,11 +185,7 @@ struct DoRA {
     /// PEFT's merge_and_unload: (m / ||W + s B A||) * (W + s B A), row by row; the bias is unchanged.
     template <class T>
     static void merge(AdaptedModule<T> const& m, Eigen::Map<Matrix<T>> w, T*) {
-        lora_detail::add_low_rank(m, w, scale);
-        auto const& magnitude = m.tensor(".lora_magnitude_vector");
-        require(magnitude.rows * magnitude.cols == w.rows(), "merge: ", m.module, ": the magnitude has ",
-                magnitude.rows * magnitude.cols, " values for ", w.rows(), " rows");
-        for (Index r = 0; r < w.rows(); ++r) w.row(r) *= magnitude.values[std::size_t(r)] / w.row(r).norm();
+        dora_merge(m, w, scale);
     }
 };
 

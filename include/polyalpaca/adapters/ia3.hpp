@@ -33,6 +33,22 @@ inline constexpr bool feedforward =
 
 }  // namespace ia3_detail
 
+/// PEFT's IA3 merge_and_unload on host copies: W's columns times l (a feed-forward site: l is (1, in)) or W's rows
+/// and the bias (`bias` may be null) times l (an attention site: l is (out, 1)).
+template <class T>
+void ia3_merge(AdaptedModule<T> const& m, Eigen::Map<Matrix<T>> w, T* bias) {
+    auto const& l = m.tensor(".ia3_l");
+    if (l.rows == 1) {
+        require(l.cols == w.cols(), "merge: ", m.module, ": ia3_l has ", l.cols, " values for ", w.cols(), " inputs");
+        for (Index c = 0; c < w.cols(); ++c) w.col(c) *= l.values[std::size_t(c)];
+        return;
+    }
+    require(l.rows == w.rows(), "merge: ", m.module, ": ia3_l has ", l.rows, " values for ", w.rows(), " outputs");
+    for (Index r = 0; r < w.rows(); ++r) w.row(r) *= l.values[std::size_t(r)];
+    if (bias != nullptr)
+        for (Index r = 0; r < w.rows(); ++r) bias[r] *= l.values[std::size_t(r)];
+}
+
 /// The IA3 branch of a projection with base W (Out, In) and bias b, scale vector l:
 ///   an attention site:     y = (x W^T + b) * l,  l (Out, 1), kept with y before scaling (z) for dl
 ///   a feed-forward site:   y = (x * l) W^T + b,  l (1, In)
@@ -157,17 +173,7 @@ struct IA3 {
     /// times l.
     template <class T>
     static void merge(AdaptedModule<T> const& m, Eigen::Map<Matrix<T>> w, T* bias) {
-        auto const& l = m.tensor(".ia3_l");
-        if (l.rows == 1) {
-            require(l.cols == w.cols(), "merge: ", m.module, ": ia3_l has ", l.cols, " values for ", w.cols(),
-                    " inputs");
-            for (Index c = 0; c < w.cols(); ++c) w.col(c) *= l.values[std::size_t(c)];
-            return;
-        }
-        require(l.rows == w.rows(), "merge: ", m.module, ": ia3_l has ", l.rows, " values for ", w.rows(), " outputs");
-        for (Index r = 0; r < w.rows(); ++r) w.row(r) *= l.values[std::size_t(r)];
-        if (bias != nullptr)
-            for (Index r = 0; r < w.rows(); ++r) bias[r] *= l.values[std::size_t(r)];
+        ia3_merge(m, w, bias);
     }
 
 private:

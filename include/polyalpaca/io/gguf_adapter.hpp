@@ -34,8 +34,10 @@ namespace detail {
 inline std::string lora_settings_llama_cpp_lacks(nlohmann::json const& c, std::string const& file) {
     if (c.value("peft_type", std::string()) != "LORA")
         return file + ": peft_type is '" + c.value("peft_type", std::string("?")) +
-               "'; llama.cpp's adapters are LoRA only (merge other adapters into the model and export that)";
-    if (c.value("use_dora", false)) return file + ": use_dora is true; llama.cpp has no DoRA (export the merged model)";
+               "'; llama.cpp's adapters are LoRA only (polyalpaca_export --merge writes the model with it merged in)";
+    if (c.value("use_dora", false))
+        return file + ": use_dora is true; llama.cpp has no DoRA (polyalpaca_export --merge writes the model with it "
+                      "merged in)";
     if (c.value("use_rslora", false))
         return file + ": use_rslora is true; llama.cpp scales by alpha / rank, not alpha / sqrt(rank)";
     for (char const* key : {"alpha_pattern", "rank_pattern"})

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -21,10 +22,12 @@
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/excerpt.hpp"
 #include "polyalpaca/io/gguf.hpp"
+#include "polyalpaca/io/gguf_hf_vocabulary.hpp"
 #include "polyalpaca/io/gguf_vocabulary.hpp"
 #include "polyalpaca/io/gguf_writer.hpp"
 #include "polyalpaca/io/hf_config.hpp"
 #include "polyalpaca/io/parameter_io.hpp"
+#include "polyalpaca/io/peft_merge.hpp"
 #include "polyalpaca/io/rope_permutation.hpp"
 #include "polyalpaca/io/safetensors_checkpoint.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
@@ -255,6 +258,23 @@ void load_gguf(typename Backend::Context& ctx, GgufFile const& f, CausalLm<Model
     net.parameters().initialise_derived(ctx);
 }
 
+/// The tokenizer export_hf_to_gguf writes with the model.
+struct GgufTokenizerChoice {
+    std::filesystem::path file;                ///< tokenizer.model or tokenizer.json; empty: the one beside the weights
+    std::optional<std::string> chat_template;  ///< replaces the tokenizer's own; "" writes none
+};
+
+/// `choice.file`, else the checkpoint's tokenizer.model, else its tokenizer.json, else none ("").
+inline std::filesystem::path tokenizer_file(std::filesystem::path const& dir, GgufTokenizerChoice const& choice) {
+    if (!choice.file.empty()) {
+        require(std::filesystem::is_regular_file(choice.file), choice.file.string(), ": no such tokenizer file");
+        return choice.file;
+    }
+    for (char const* name : {"tokenizer.model", "tokenizer.json"})
+        if (std::filesystem::exists(dir / name)) return dir / name;
+    return {};
+}
+
 /// What export_hf_to_gguf wrote.
 struct GgufExport {
     std::string architecture;
@@ -267,10 +287,13 @@ struct GgufExport {
 /// polyalpaca's trainers write) as a GGUF file, as save_gguf writes the same model, without building it: the family
 /// and sizes come from config.json, each tensor is read, reordered and encoded in turn. A checkpoint tensor the file
 /// leaves out by design (a tied head, rotary buffers) is listed; any other without a place is an error naming the
-/// checkpoint and the tensor, as is a model_type without a GGUF side. A SentencePiece tokenizer.model beside the
-/// weights is written too (io/gguf_vocabulary.hpp); a tokenizer.json is not yet.
+/// checkpoint and the tensor, as is a model_type without a GGUF side. The tokenizer (`tokenizer`, else a
+/// tokenizer.model or tokenizer.json beside the weights) is written too: a SentencePiece model as "llama"
+/// (io/gguf_vocabulary.hpp), a tokenizer.json as "gpt2" or "llama" (io/gguf_hf_vocabulary.hpp). With `merge`
+/// (io/peft_merge.hpp) the file holds the base with that adapter merged in, each weight merged as it is read.
 inline GgufExport export_hf_to_gguf(std::filesystem::path const& dir, std::filesystem::path const& out, GgmlType type,
-                                    std::string name) {
+                                    std::string name, GgufTokenizerChoice const& tokenizer = {},
+                                    PeftMerge const* merge = nullptr) {
     auto const config = read_hf_config(dir);
     std::string const origin = (dir / "config.json").string();
     ModelSpec const spec = spec_from_config(config, origin);
@@ -281,9 +304,16 @@ inline GgufExport export_hf_to_gguf(std::filesystem::path const& dir, std::files
     bool const known = with_gguf_family(spec.family, [&]<class Gguf>() {
         result.architecture = Gguf::architecture;
         detail::set_model_metadata<Gguf>(w, spec, Gguf::context_length(config), type, std::move(name));
-        if (auto const model = dir / "tokenizer.model"; std::filesystem::exists(model)) {
-            set_tokenizer_metadata(w, llama_cpp_vocabulary_of_sentencepiece(model), spec.vocab, model.string());
-            result.tokenizer = model.string();
+        if (auto const file = tokenizer_file(dir, tokenizer); !file.empty()) {
+            auto vocabulary = file.extension() == ".json"
+                                  ? llama_cpp_vocabulary_of_tokenizer_json(file, dir / "config.json", spec.vocab)
+                                  : llama_cpp_vocabulary_of_sentencepiece(file);
+            if (tokenizer.chat_template) vocabulary.chat_template = *tokenizer.chat_template;
+            set_tokenizer_metadata(w, vocabulary, spec.vocab, file.string());
+            result.tokenizer = file.string();
+        } else {
+            require(!tokenizer.chat_template || tokenizer.chat_template->empty(), dir.string(),
+                    ": a chat template needs a tokenizer to go with, and the checkpoint has none");
         }
         for (auto const& t : checkpoint.tensors()) {
             if (Gguf::left_out(t.name, spec)) {
@@ -305,12 +335,19 @@ inline GgufExport export_hf_to_gguf(std::filesystem::path const& dir, std::files
             w.add_tensor(place->name, std::move(dims), detail::stored_type(type, rows, cols),
                          [&, tensor = t.name, rows, cols, order = place->rows](std::span<float> values) {
                              checkpoint.read(tensor, values);
+                             if (merge != nullptr) merge->apply(tensor, values, rows, cols);
                              reorder_for_gguf(order, detail::gguf_rows(values.data(), rows, cols), heads, true);
                          });
             ++result.tensors;
         }
     });
     require(known, origin, ": model_type '", spec.family, "' has no GGUF side (", hf_family_names(), " have)");
+    if (merge != nullptr) {
+        std::map<std::string, std::pair<std::int64_t, std::int64_t>> shapes;
+        for (auto const& t : checkpoint.tensors())
+            if (t.shape.size() == 2) shapes[t.name] = {t.shape[0], t.shape[1]};
+        merge->check_base(shapes, dir.string());
+    }
     w.write(out);
     return result;
 }

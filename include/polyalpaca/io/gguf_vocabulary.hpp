@@ -48,8 +48,8 @@ inline tokenizer::LlamaCppVocabulary llama_cpp_vocabulary_of_sentencepiece(std::
 }
 
 /// Writes `v` as tokenizer.ggml.* keys: model, pre, tokens, scores (when it has them), token types, merges ("gpt2"),
-/// the special ids it has, add_bos_token / add_eos_token, and add_space_prefix ("llama"). `vocab` is the model's
-/// embedding rows, which the token list must match.
+/// the special ids it has, add_bos_token / add_eos_token, add_space_prefix ("llama"), and tokenizer.chat_template
+/// when it has one. `vocab` is the model's embedding rows, which the token list must match.
 inline void set_tokenizer_metadata(GgufWriter& w, tokenizer::LlamaCppVocabulary const& v, std::int64_t vocab,
                                    std::string const& origin) {
     require(std::int64_t(v.tokens.size()) == vocab, origin, ": the tokenizer has ", v.tokens.size(),
@@ -65,7 +65,9 @@ inline void set_tokenizer_metadata(GgufWriter& w, tokenizer::LlamaCppVocabulary 
     if (!v.token_types.empty()) w.set("tokenizer.ggml.token_type", GgufValue{GgufArray{v.token_types}});
     if (!v.merges.empty()) w.set("tokenizer.ggml.merges", GgufValue{GgufArray{v.merges}});
     for (auto [key, id] : {std::pair{"bos_token_id", v.bos_id}, std::pair{"eos_token_id", v.eos_id},
-                           std::pair{"unknown_token_id", v.unk_id}, std::pair{"padding_token_id", v.pad_id}}) {
+                           std::pair{"unknown_token_id", v.unk_id},
+                           std::pair{"seperator_token_id", v.sep_id},  // sic: llama.cpp's key
+                           std::pair{"padding_token_id", v.pad_id}, std::pair{"mask_token_id", v.mask_id}}) {
         if (id < 0) continue;
         require(id < vocab, origin, ": ", key, " ", id, " is outside the ", vocab, " tokens");
         w.set(std::string("tokenizer.ggml.") + key, GgufValue{std::uint32_t(id)});
@@ -73,6 +75,7 @@ inline void set_tokenizer_metadata(GgufWriter& w, tokenizer::LlamaCppVocabulary 
     w.set("tokenizer.ggml.add_bos_token", GgufValue{v.add_bos});
     w.set("tokenizer.ggml.add_eos_token", GgufValue{v.add_eos});
     if (v.model == "llama") w.set("tokenizer.ggml.add_space_prefix", GgufValue{v.add_space_prefix});
+    if (!v.chat_template.empty()) w.set("tokenizer.chat_template", v.chat_template);
 }
 
 }  // namespace polyalpaca::io

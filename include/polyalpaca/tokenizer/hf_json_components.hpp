@@ -13,7 +13,9 @@
 #include "polyalpaca/tokenizer/normalizers.hpp"
 #include "polyalpaca/tokenizer/post_processors.hpp"
 #include "polyalpaca/tokenizer/pre_tokenizers.hpp"
+#include "polyalpaca/tokenizer/precompiled_charsmap.hpp"
 #include "polyalpaca/tokenizer/regex.hpp"
+#include "polyalpaca/tokenizer/unicode_normalizers.hpp"
 #include "polyalpaca/tokenizer/utf8.hpp"
 
 namespace polyalpaca::tokenizer::hf_json {
@@ -47,9 +49,34 @@ inline std::shared_ptr<Normalizer const> normalizer(JsonAt const& at) {
     if (type == "Strip")
         return std::make_shared<StripNormalizer const>(at.boolean_or("strip_left", true),
                                                        at.boolean_or("strip_right", true));
+    if (type == "NFC") return std::make_shared<UnicodeNormalizer const>(unicode::Form::nfc);
+    if (type == "NFD") return std::make_shared<UnicodeNormalizer const>(unicode::Form::nfd);
+    if (type == "NFKC") return std::make_shared<UnicodeNormalizer const>(unicode::Form::nfkc);
+    if (type == "NFKD") return std::make_shared<UnicodeNormalizer const>(unicode::Form::nfkd);
+    if (type == "Lowercase") return std::make_shared<LowercaseNormalizer const>();
+    if (type == "StripAccents") return std::make_shared<StripAccentsNormalizer const>();
+    if (type == "Nmt") return std::make_shared<NmtNormalizer const>();
+    if (type == "ByteLevel") return std::make_shared<ByteLevelNormalizer const>();
+    if (type == "BertNormalizer") {
+        BertNormalizer::Options options;
+        options.clean_text = at["clean_text"].boolean();
+        options.handle_chinese_chars = at["handle_chinese_chars"].boolean();
+        options.lowercase = at["lowercase"].boolean();
+        auto const strip = at.find("strip_accents");  // null or absent: as lowercase
+        options.strip_accents = strip ? strip->boolean() : options.lowercase;
+        return std::make_shared<BertNormalizer const>(options);
+    }
+    if (type == "Precompiled") {
+        auto const charsmap = at["precompiled_charsmap"];
+        try {
+            return std::make_shared<PrecompiledNormalizer const>(PrecompiledCharsmap(decode_base64(charsmap.string())));
+        } catch (Error const& e) {
+            charsmap.fail_here(e.what());
+        }
+    }
     at.fail_here("normalizer type '", type,
-                 "' is not supported (supported: Sequence, Prepend, Replace, Strip; Unicode normalization forms are "
-                 "not implemented)");
+                 "' is not supported (supported: Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD, Lowercase, "
+                 "StripAccents, Nmt, ByteLevel, BertNormalizer, Precompiled)");
 }
 
 inline MetaspacePreTokenizer::Prepend prepend_scheme(JsonAt const& at) {
@@ -100,9 +127,23 @@ inline std::shared_ptr<PreTokenizer const> pre_tokenizer(JsonAt const& at) {
     }
     if (type == "WhitespaceSplit") return make_whitespace_split();
     if (type == "Whitespace") return make_whitespace();
+    if (type == "BertPreTokenizer") return make_bert();
+    if (type == "CharDelimiterSplit") {
+        auto const delimiter = at["delimiter"];
+        if (utf8::count_chars(delimiter.string()) != 1) delimiter.fail_here("must be exactly one character");
+        std::size_t n = 0;
+        return make_char_delimiter_split(utf8::decode(delimiter.string(), 0, n));
+    }
+    if (type == "FixedLength") {
+        auto const length = at.find("length");
+        auto const chars = length ? length->integer() : 5;
+        if (chars < 1) length->fail_here("must be at least 1");
+        return std::make_shared<FixedLengthPreTokenizer const>(static_cast<std::size_t>(chars));
+    }
+    if (type == "UnicodeScripts") return std::make_shared<UnicodeScriptsPreTokenizer const>();
     at.fail_here("pre-tokenizer type '", type,
                  "' is not supported (supported: Sequence, Split, ByteLevel, Metaspace, Digits, Punctuation, "
-                 "Whitespace, WhitespaceSplit)");
+                 "Whitespace, WhitespaceSplit, BertPreTokenizer, CharDelimiterSplit, FixedLength, UnicodeScripts)");
 }
 
 inline std::shared_ptr<Decoder const> decoder(JsonAt const& at) {

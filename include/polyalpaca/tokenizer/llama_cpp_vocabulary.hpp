@@ -19,21 +19,25 @@
 
 namespace polyalpaca::tokenizer {
 
-/// The fields of tokenizer.ggml.* a tokenizer needs (io::GgufFile::vocabulary() has the same ones).
+/// The fields of tokenizer.ggml.* a tokenizer needs (io::GgufFile::vocabulary() has the same ones), and what a
+/// GGUF writer adds beside them (separator and mask ids, the chat template).
 struct LlamaCppVocabulary {
     std::string model;  ///< "llama" or "gpt2"
-    std::string pre;    ///< "gpt-2", "falcon", or empty/"default"
+    std::string pre;    ///< "gpt-2", "bloom", "falcon", or empty/"default"
     std::vector<std::string> tokens;
     std::vector<float> scores;              ///< "llama": one per token
     std::vector<std::int32_t> token_types;  ///< llama.cpp's types (1 normal .. 6 byte); empty: all normal
     std::vector<std::string> merges;        ///< "gpt2": "left right"
     std::int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
+    std::int32_t sep_id = -1, mask_id = -1;  ///< written, not used for encoding
     bool add_bos = false, add_eos = false;
     bool add_space_prefix = true;  ///< tokenizer.ggml.add_space_prefix ("llama")
+    std::string chat_template;     ///< tokenizer.chat_template (Jinja); empty: none
 };
 
 /// HF's pre-tokenizer for a llama.cpp pre name. llama.cpp splits "gpt-2" with
-/// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S) and "falcon" with
+/// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S), "bloom" with BLOOM's Split pattern
+/// (the same character set without the nested class) before byte-level encoding, and "falcon" with
 /// [\p{P}\$\+<=>\^~\|`]+ , then that, then [0-9][0-9][0-9]; the HF tokenizer.json files those vocabularies come from
 /// (and that produced llama.cpp's test vectors) say the same as ByteLevel, and Punctuation + ByteLevel + Digits +
 /// Split for falcon.
@@ -45,7 +49,12 @@ inline std::shared_ptr<PreTokenizer const> llama_cpp_pre_tokenizer(std::string c
             make_punctuation(SplitBehavior::contiguous), std::make_shared<ByteLevelPreTokenizer const>(false, true),
             make_digits(false),
             std::make_shared<SplitPreTokenizer const>(Regex("[0-9][0-9][0-9]"), SplitBehavior::isolated, false)});
-    fail(origin, ": llama.cpp pre-tokenizer '", pre, "' is not supported (gpt-2, falcon)");
+    if (pre == "bloom")
+        return std::make_shared<SequencePreTokenizer const>(std::vector<std::shared_ptr<PreTokenizer const>>{
+            std::make_shared<SplitPreTokenizer const>(Regex(" ?[^(\\s|.,!?…。，、।۔،)]+"), SplitBehavior::isolated,
+                                                      false),
+            std::make_shared<ByteLevelPreTokenizer const>(false, false)});
+    fail(origin, ": llama.cpp pre-tokenizer '", pre, "' is not supported (gpt-2, bloom, falcon)");
 }
 
 inline std::shared_ptr<Pipeline const> llama_cpp_pipeline(LlamaCppVocabulary const& v, std::string const& origin) {

@@ -1,14 +1,18 @@
 /// @file tokenizer/pre_tokenizers.hpp
-/// @brief HF tokenizers' pre-tokenizers: Split, ByteLevel, Metaspace, Digits, Punctuation, whitespace, Sequence.
+/// @brief HF tokenizers' pre-tokenizers: Split, ByteLevel, Metaspace, Digits, Punctuation, whitespace, BERT's,
+/// CharDelimiterSplit, FixedLength, UnicodeScripts, Sequence.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "polyalpaca/core/error.hpp"
 #include "polyalpaca/tokenizer/byte_level.hpp"
+#include "polyalpaca/tokenizer/hf_unicode.hpp"
 #include "polyalpaca/tokenizer/pieces.hpp"
 #include "polyalpaca/tokenizer/regex.hpp"
 
@@ -159,6 +163,27 @@ struct WhitespacePredicate {
     }
 };
 
+/// One given character as a predicate (CharDelimiterSplit).
+struct SameCharPredicate {
+    char32_t c;
+    bool operator()(std::string_view text, std::size_t at) const {
+        std::size_t n = 0;
+        return utf8::decode(text, at, n) == c;
+    }
+};
+
+/// BERT's punctuation: ASCII punctuation, or general category P as Unicode 8.0 has it (HF's unicode_categories).
+struct BertPunctuationPredicate {
+    bool operator()(std::string_view text, std::size_t at) const {
+        std::size_t n = 0;
+        auto const c = utf8::decode(text, at, n);
+        if (c < 0x80)
+            return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+                   (c >= 0x7B && c <= 0x7E);
+        return unicode::is_punctuation(hf_unicode::category_8_0(c));
+    }
+};
+
 /// Digits: numbers (char::is_numeric = \p{N}) split off, each digit alone or runs together.
 inline std::shared_ptr<PreTokenizer const> make_digits(bool individual_digits) {
     CharClassPredicate numeric{std::make_shared<Regex const>("\\p{N}")};
@@ -186,5 +211,77 @@ inline std::shared_ptr<PreTokenizer const> make_whitespace() {
               "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}\\p{White_Space}]+"),
         SplitBehavior::removed, true);
 }
+
+/// BertPreTokenizer: split on whitespace (dropped), then every punctuation character on its own.
+inline std::shared_ptr<PreTokenizer const> make_bert() {
+    return std::make_shared<SequencePreTokenizer const>(std::vector<std::shared_ptr<PreTokenizer const>>{
+        make_whitespace_split(), std::make_shared<CharSplitPreTokenizer<BertPunctuationPredicate> const>(
+                                     BertPunctuationPredicate{}, SplitBehavior::isolated)});
+}
+
+/// CharDelimiterSplit: split on one character, dropping it.
+inline std::shared_ptr<PreTokenizer const> make_char_delimiter_split(char32_t delimiter) {
+    return std::make_shared<CharSplitPreTokenizer<SameCharPredicate> const>(SameCharPredicate{delimiter},
+                                                                            SplitBehavior::removed);
+}
+
+/// FixedLength: pieces of `length` characters, the last one perhaps shorter.
+class FixedLengthPreTokenizer final : public PreTokenizer {
+public:
+    explicit FixedLengthPreTokenizer(std::size_t length) : length_(length) {
+        require(length > 0, "FixedLength: the length must be at least 1");
+    }
+    void pre_tokenize(Pieces& pieces) const override {
+        split_untokenized(pieces, [&](Piece const& piece, Pieces& out) {
+            std::vector<std::pair<std::size_t, std::size_t>> ranges;
+            std::size_t begin = 0, chars = 0;
+            for (std::size_t i = 0; i < piece.text.size();) {
+                i += utf8::char_length(static_cast<unsigned char>(piece.text[i]));
+                if (++chars == length_) {
+                    ranges.emplace_back(begin, i);
+                    begin = i;
+                    chars = 0;
+                }
+            }
+            ranges.emplace_back(begin, piece.text.size());
+            append_split(piece, ranges, out);
+        });
+    }
+
+private:
+    std::size_t length_;
+};
+
+/// UnicodeScripts: a new piece wherever the script changes, as sentencepiece's unigram trainer sees scripts: kana
+/// and U+30FC count as Han, ' ' and characters of no script (HF's "Any") join either side, and Any characters before
+/// the first scripted one are dropped (HF's quirk).
+class UnicodeScriptsPreTokenizer final : public PreTokenizer {
+public:
+    static constexpr int any = hf_unicode::any_script;
+
+    static int script(char32_t c) {
+        if (c == 0x30FC) return USCRIPT_HAN;
+        if (c == ' ') return any;
+        auto const s = hf_unicode::script_9_0(c);
+        return s == USCRIPT_HIRAGANA || s == USCRIPT_KATAKANA ? USCRIPT_HAN : s;
+    }
+
+    void pre_tokenize(Pieces& pieces) const override {
+        split_untokenized(pieces, [&](Piece const& piece, Pieces& out) {
+            std::vector<std::size_t> starts;
+            std::optional<int> last;
+            std::size_t n = 0;
+            for (std::size_t i = 0; i < piece.text.size(); i += n) {
+                auto const s = script(utf8::decode(piece.text, i, n));
+                if (s != any && last != any && last != s) starts.push_back(i);
+                if (s != any) last = s;
+            }
+            starts.push_back(piece.text.size());
+            std::vector<std::pair<std::size_t, std::size_t>> ranges;
+            for (std::size_t k = 0; k + 1 < starts.size(); ++k) ranges.emplace_back(starts[k], starts[k + 1]);
+            append_split(piece, ranges, out);
+        });
+    }
+};
 
 }  // namespace polyalpaca::tokenizer

@@ -2,6 +2,9 @@
 /// @brief Oniguruma regular expressions (the engine HF tokenizers uses), with the onig crate's find_iter semantics.
 #pragma once
 
+#ifndef ONIG_ESCAPE_UCHAR_COLLISION
+#define ONIG_ESCAPE_UCHAR_COLLISION  // else oniguruma.h defines UChar, ICU's UTF-16 code unit type
+#endif
 #include <oniguruma.h>
 
 #include <cstddef>

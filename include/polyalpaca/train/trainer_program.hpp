@@ -76,7 +76,7 @@ inline std::string base_model_path(std::filesystem::path const& model_dir) {
     return model_dir.empty() ? "" : std::filesystem::absolute(model_dir).lexically_normal().string();
 }
 
-/// Copies the run's tokenizer next to a merged model, so that AutoTokenizer loads from there too: --model-dir's
+/// Copies the run's tokenizer next to a saved model, so that AutoTokenizer loads from there too: --model-dir's
 /// tokenizer files, then --tokenizer (the one the run used) as tokenizer.json or tokenizer.model.
 inline void copy_tokenizer_files(TrainerCommandLine const& c, std::filesystem::path const& dir) {
     namespace fs = std::filesystem;
@@ -267,6 +267,7 @@ int train(int argc, char** argv, TrainerDefaults const& defaults, Communicator& 
     } else {
         saved = c.output_dir / "model";
         io::save_hf_checkpoint(ctx, net, saved, dtype);
+        copy_tokenizer_files(c, saved);
     }
 
     std::printf("\n| run | steps | records | tokens | training FLOPs | tokens/s | best step | best val loss |\n");
