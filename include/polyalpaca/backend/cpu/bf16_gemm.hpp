@@ -9,11 +9,11 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
-#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "polyalpaca/backend/cpu/gemm_math.hpp"
+#include "polyalpaca/backend/cpu/onednn_matmul.hpp"
 #include "polyalpaca/core/error.hpp"
 #include "polyalpaca/core/tensor.hpp"
 
@@ -58,18 +58,9 @@ struct Bf16Operand {
     bool transposed = false;
 };
 
-#ifdef POLYALPACA_ONEDNN
-namespace detail {
-inline void check_dnnl(dnnl_status_t status, char const* call) {
-    if (status != dnnl_success) fail("oneDNN call ", call, " failed (dnnl_status_t ", int(status), ")");
-}
-}  // namespace detail
-#define POLYALPACA_DNNL_CHECK(call) ::polyalpaca::cpu::detail::check_dnnl((call), #call)
-#endif
-
 /// What a CPU context needs for GemmMath::Bf16: the bf16 working copies of the weights it multiplies (one per
-/// (address, element count), refreshed after a write into the weight: parameters_written) and oneDNN's matmul
-/// primitives, one per shape. One per context; not shared between threads.
+/// (address, element count), refreshed after a write into the weight: parameters_written) and oneDNN's bf16 matmuls.
+/// One per context; not shared between threads.
 class Bf16Gemms {
 public:
     Bf16Gemms() {
@@ -77,20 +68,6 @@ public:
                 bf16_gemms_built ? "oneDNN has no bf16 matmul "
                                    "on this CPU (it needs AVX-512 at least, AVX512_BF16 or AMX to be fast)"
                                  : bf16_gemms_missing());
-#ifdef POLYALPACA_ONEDNN
-        POLYALPACA_DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0));
-        POLYALPACA_DNNL_CHECK(dnnl_stream_create(&stream_, engine_, dnnl_stream_default_flags));
-#endif
-    }
-    ~Bf16Gemms() {
-#ifdef POLYALPACA_ONEDNN
-        for (auto& [key, m] : matmuls_) {
-            for (auto* memory : {m.a, m.b, m.c}) dnnl_memory_destroy(memory);
-            dnnl_primitive_destroy(m.primitive);
-        }
-        if (stream_) dnnl_stream_destroy(stream_);
-        if (engine_) dnnl_engine_destroy(engine_);
-#endif
     }
     Bf16Gemms(Bf16Gemms const&) = delete;
     Bf16Gemms& operator=(Bf16Gemms const&) = delete;
@@ -131,23 +108,8 @@ public:
     /// c = op(a) op(b), or c += op(a) op(b) when `accumulate`; c is (a.rows, b.cols) fp32, row-major, contiguous.
     /// The products of bf16 values are summed in fp32.
     void multiply(Bf16Operand const& a, Bf16Operand const& b, float* c, bool accumulate) {
-        require(a.cols == b.rows, "bf16 matmul: op(a) is (", a.rows, ", ", a.cols, ") but op(b) is (", b.rows, ", ",
-                b.cols, ")");
-#ifdef POLYALPACA_ONEDNN
-        auto const key = std::tuple{a.rows, a.cols, b.cols, a.transposed, b.transposed, accumulate};
-        auto it = matmuls_.find(key);
-        if (it == matmuls_.end()) it = matmuls_.emplace(key, make_matmul(a, b, accumulate)).first;
-        auto const& m = it->second;
-        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.a, const_cast<std::uint16_t*>(a.data)));
-        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.b, const_cast<std::uint16_t*>(b.data)));
-        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.c, c));
-        dnnl_exec_arg_t const args[] = {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}};
-        POLYALPACA_DNNL_CHECK(dnnl_primitive_execute(m.primitive, stream_, 3, args));
-        POLYALPACA_DNNL_CHECK(dnnl_stream_wait(stream_));
-#else
-        (void)c, (void)accumulate;
-        fail("GemmMath::Bf16 on the CPU: ", bf16_gemms_missing());
-#endif
+        matmuls_.multiply(OneDnnMatmuls::Operands::bf16, {a.data, a.rows, a.cols, a.transposed},
+                          {b.data, b.rows, b.cols, b.transposed}, c, accumulate);
     }
 
     /// How many working copies exist, their bytes, and how many conversions into them ran so far.
@@ -169,52 +131,7 @@ private:
     std::uint64_t frees_seen_ = detail::host_buffer_frees().load();
     std::uint64_t conversions_ = 0;
 
-#ifdef POLYALPACA_ONEDNN
-    /// One shape's primitive and the memory objects its calls point at their operands.
-    struct Matmul {
-        dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
-        dnnl_primitive_t primitive = nullptr;
-    };
-    static dnnl_memory_desc_t describe(Index rows, Index cols, dnnl_data_type_t type, bool transposed) {
-        dnnl_memory_desc_t md;
-        dnnl_dims_t const dims{rows, cols}, strides{transposed ? 1 : cols, transposed ? rows : 1};
-        POLYALPACA_DNNL_CHECK(dnnl_memory_desc_init_by_strides(&md, 2, dims, type, strides));
-        return md;
-    }
-    Matmul make_matmul(Bf16Operand const& a, Bf16Operand const& b, bool accumulate) {
-        auto const a_md = describe(a.rows, a.cols, dnnl_bf16, a.transposed);
-        auto const b_md = describe(b.rows, b.cols, dnnl_bf16, b.transposed);
-        auto const c_md = describe(a.rows, b.cols, dnnl_f32, false);
-        dnnl_matmul_desc_t desc;
-        POLYALPACA_DNNL_CHECK(dnnl_matmul_desc_init(&desc, &a_md, &b_md, nullptr, &c_md));
-        dnnl_primitive_attr_t attr = nullptr;
-        dnnl_post_ops_t sum = nullptr;
-        POLYALPACA_DNNL_CHECK(dnnl_primitive_attr_create(&attr));
-        if (accumulate) {
-            POLYALPACA_DNNL_CHECK(dnnl_post_ops_create(&sum));
-            POLYALPACA_DNNL_CHECK(dnnl_post_ops_append_sum(sum, 1.0f));
-            POLYALPACA_DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, sum));
-        }
-        dnnl_primitive_desc_t pd = nullptr;
-        auto const status = dnnl_primitive_desc_create(&pd, &desc, attr, engine_, nullptr);
-        if (sum) dnnl_post_ops_destroy(sum);
-        dnnl_primitive_attr_destroy(attr);
-        require(status == dnnl_success, "oneDNN has no bf16 matmul for (", a.rows, " x ", a.cols, ") x (", b.rows,
-                " x ", b.cols, ") (dnnl_status_t ", int(status), ")");
-        Matmul m;
-        auto const made = dnnl_primitive_create(&m.primitive, pd);
-        dnnl_primitive_desc_destroy(pd);
-        POLYALPACA_DNNL_CHECK(made);
-        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.a, &a_md, engine_, DNNL_MEMORY_NONE));
-        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.b, &b_md, engine_, DNNL_MEMORY_NONE));
-        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.c, &c_md, engine_, DNNL_MEMORY_NONE));
-        return m;
-    }
-    using Key = std::tuple<Index, Index, Index, bool, bool, bool>;
-    std::map<Key, Matmul> matmuls_;
-    dnnl_engine_t engine_ = nullptr;
-    dnnl_stream_t stream_ = nullptr;
-#endif
+    OneDnnMatmuls matmuls_;
 };
 
 }  // namespace polyalpaca::cpu

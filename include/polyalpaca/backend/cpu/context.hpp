@@ -16,6 +16,7 @@
 #include "polyalpaca/backend/cpu/bf16_gemm.hpp"
 #include "polyalpaca/backend/cpu/blas.hpp"
 #include "polyalpaca/backend/cpu/gemm_math.hpp"
+#include "polyalpaca/backend/cpu/onednn_matmul.hpp"
 #include "polyalpaca/core/scratch_stack.hpp"
 #include "polyalpaca/core/step_profile.hpp"
 
@@ -64,10 +65,16 @@ struct Context {
         require(bf16_ != nullptr, "bf16_gemms: this CPU context was never set to GemmMath::Bf16");
         return *bf16_;
     }
+    /// oneDNN's fp32 matmuls of the linear layers (fp32_gemms_by_onednn), made at first use.
+    OneDnnMatmuls& fp32_matmuls() {
+        if (!fp32_) fp32_ = std::make_unique<OneDnnMatmuls>();
+        return *fp32_;
+    }
 
 private:
     GemmMath gemm_math_ = GemmMath::Fp32;
     std::unique_ptr<Bf16Gemms> bf16_;
+    std::unique_ptr<OneDnnMatmuls> fp32_;
 };
 
 /// Makes this process compute on `threads` threads from now on: the ops' OpenMP loops, Eigen's GEMMs and

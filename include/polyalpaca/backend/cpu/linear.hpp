@@ -1,5 +1,6 @@
 /// @file backend/cpu/linear.hpp
-/// @brief Dense layer y = x W^T + b with HF (out, in) weights, as Eigen GEMMs (fp32) or oneDNN ones (GemmMath::Bf16).
+/// @brief Dense layer y = x W^T + b with HF (out, in) weights, as oneDNN's matmuls (fp32 where the build has oneDNN,
+///        and GemmMath::Bf16) or Eigen's products.
 #pragma once
 
 #include <algorithm>
@@ -46,6 +47,34 @@ Bf16Operand bf16_activation(Context& ctx, Frame& frame, View<float const> v, boo
 inline Bf16Operand bf16_weight(Context& ctx, View<float const> w, bool transposed) {
     auto const* copy = ctx.bf16_gemms().weight(ctx.threads, w.data, std::size_t(w.size()));
     return transposed ? Bf16Operand{copy, w.cols, w.rows, true} : Bf16Operand{copy, w.rows, w.cols};
+}
+
+/// fp32 products of at most this many multiply-adds go to oneDNN's matmul: at a small model's shapes its JIT
+/// kernels run 1.2 to 2x faster than OpenBLAS, which packs its operands on every call; at BLOOM-560m's the two are
+/// level (docs/performance.md), and OpenBLAS keeps them.
+inline constexpr double onednn_fp32_max_work = double(Index(1) << 26);
+
+/// True when an fp32 (m, k) x (k, n) product runs on oneDNN's matmul: a build with it, a small product, every side
+/// long enough (thinner ones, a LoRA rank of 8, stay with Eigen).
+inline bool onednn_fp32_product(Index m, Index k, Index n) {
+    return fp32_gemms_by_onednn && bf16_shape(m, k, n) && double(m) * double(k) * double(n) <= onednn_fp32_max_work;
+}
+
+/// y (+)= x W^T, dx += dy W and dW += dy^T x on fp32 operands by oneDNN; an output with no data is skipped.
+inline void onednn_linear_forward(Context& ctx, View<float const> x, View<float const> w, View<float> y,
+                                  bool accumulate) {
+    ctx.fp32_matmuls().multiply(OneDnnMatmuls::Operands::f32, {x.data, x.rows, x.cols},
+                                {w.data, w.cols, w.rows, true}, y.data, accumulate);
+}
+inline void onednn_linear_backward(Context& ctx, View<float const> x, View<float const> w, View<float const> dy,
+                                   View<float> dx, View<float> dw) {
+    auto& matmuls = ctx.fp32_matmuls();
+    if (dx.data != nullptr)
+        matmuls.multiply(OneDnnMatmuls::Operands::f32, {dy.data, dy.rows, dy.cols}, {w.data, w.rows, w.cols},
+                         dx.data, true);
+    if (dw.data != nullptr)
+        matmuls.multiply(OneDnnMatmuls::Operands::f32, {dy.data, dy.cols, dy.rows, true}, {x.data, x.rows, x.cols},
+                         dw.data, true);
 }
 
 /// y (+)= x W^T on bf16 operands.
@@ -95,14 +124,19 @@ void linear_forward(Context& ctx, std::type_identity_t<View<T const>> x, std::ty
         return;
     }
     auto ym = y.map();
-    bool bf16 = false;
+    bool done = false;
     if constexpr (std::is_same_v<T, float>) {
-        bf16 = detail::bf16_product(ctx, n, x.cols, out_features);
-        if (bf16) detail::bf16_linear_forward(ctx, x, w, y, accumulate);
+        if (detail::bf16_product(ctx, n, x.cols, out_features)) {
+            detail::bf16_linear_forward(ctx, x, w, y, accumulate);
+            done = true;
+        } else if (detail::onednn_fp32_product(n, x.cols, out_features)) {
+            detail::onednn_linear_forward(ctx, x, w, y, accumulate);
+            done = true;
+        }
     }
-    if (!bf16 && accumulate)
+    if (!done && accumulate)
         ym.noalias() += x.map() * w.map().transpose();
-    else if (!bf16)
+    else if (!done)
         ym.noalias() = x.map() * w.map().transpose();
     if (bias != nullptr) ym.rowwise() += Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic> const>(bias, out_features);
 }
@@ -124,13 +158,18 @@ void linear_backward(Context& ctx, std::type_identity_t<View<T const>> x, std::t
     if (dx.data != nullptr) require_shape(dx, n, in_features, "linear_backward: dx");             // (N, In)
     if (dw.data != nullptr) require_shape(dw, out_features, in_features, "linear_backward: dw");  // (Out, In)
 
-    bool bf16 = false;
+    bool done = false;
     if constexpr (std::is_same_v<T, float>) {
-        bf16 = detail::bf16_product(ctx, n, in_features, out_features);
-        if (bf16) detail::bf16_linear_backward(ctx, x, w, dy, dx, dw);
+        if (detail::bf16_product(ctx, n, in_features, out_features)) {
+            detail::bf16_linear_backward(ctx, x, w, dy, dx, dw);
+            done = true;
+        } else if (detail::onednn_fp32_product(n, in_features, out_features)) {
+            detail::onednn_linear_backward(ctx, x, w, dy, dx, dw);
+            done = true;
+        }
     }
-    if (!bf16 && dx.data != nullptr) dx.map().noalias() += dy.map() * w.map();
-    if (!bf16 && dw.data != nullptr) dw.map().noalias() += dy.map().transpose() * x.map();
+    if (!done && dx.data != nullptr) dx.map().noalias() += dy.map() * w.map();
+    if (!done && dw.data != nullptr) dw.map().noalias() += dy.map().transpose() * x.map();
     if (dbias != nullptr)
         Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(dbias, out_features) += dy.map().colwise().sum();
 }

@@ -1,0 +1,136 @@
+/// @file backend/cpu/onednn_matmul.hpp
+/// @brief oneDNN's matmul on the CPU: c (+)= op(a) op(b) with fp32 or bf16 operands and an fp32 result, one primitive
+///        per operand type and shape, made at first use and kept (its JIT kernels are what make small products fast).
+#pragma once
+
+#include <map>
+#include <tuple>
+
+#include "polyalpaca/backend/cpu/gemm_math.hpp"
+#include "polyalpaca/core/error.hpp"
+#include "polyalpaca/core/tensor.hpp"
+
+namespace polyalpaca::cpu {
+
+/// True when this build multiplies the small fp32 products of its linear layers with oneDNN's matmul
+/// (POLYALPACA_ONEDNN) rather than Eigen's products over OpenBLAS (backend/cpu/linear.hpp, onednn_fp32_product).
+inline constexpr bool fp32_gemms_by_onednn = bf16_gemms_built;
+
+/// One side of a product: op(x), a (rows, cols) matrix stored row-major as itself or, when `transposed`, as its
+/// (cols, rows) transpose.
+struct MatmulOperand {
+    void const* data = nullptr;
+    Index rows = 0;
+    Index cols = 0;
+    bool transposed = false;
+};
+
+#ifdef POLYALPACA_ONEDNN
+namespace detail {
+inline void check_dnnl(dnnl_status_t status, char const* call) {
+    if (status != dnnl_success) fail("oneDNN call ", call, " failed (dnnl_status_t ", int(status), ")");
+}
+}  // namespace detail
+#define POLYALPACA_DNNL_CHECK(call) ::polyalpaca::cpu::detail::check_dnnl((call), #call)
+#endif
+
+/// oneDNN's engine, stream and matmul primitives (one per operand type, shape, layout and accumulation). One per
+/// context; not shared between threads. oneDNN runs on the OpenMP threads the process allows (set_cpu_threads). In a
+/// build without oneDNN, multiply is an error.
+class OneDnnMatmuls {
+public:
+    enum class Operands { f32, bf16 };
+
+    OneDnnMatmuls() {
+#ifdef POLYALPACA_ONEDNN
+        POLYALPACA_DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0));
+        POLYALPACA_DNNL_CHECK(dnnl_stream_create(&stream_, engine_, dnnl_stream_default_flags));
+#endif
+    }
+    ~OneDnnMatmuls() {
+#ifdef POLYALPACA_ONEDNN
+        for (auto& [key, m] : matmuls_) {
+            for (auto* memory : {m.a, m.b, m.c}) dnnl_memory_destroy(memory);
+            dnnl_primitive_destroy(m.primitive);
+        }
+        if (stream_) dnnl_stream_destroy(stream_);
+        if (engine_) dnnl_engine_destroy(engine_);
+#endif
+    }
+    OneDnnMatmuls(OneDnnMatmuls const&) = delete;
+    OneDnnMatmuls& operator=(OneDnnMatmuls const&) = delete;
+
+    /// c = op(a) op(b), or c += op(a) op(b) when `accumulate`; a and b hold `operands`, c is (a.rows, b.cols) fp32,
+    /// row-major, contiguous. Products are summed in fp32.
+    void multiply(Operands operands, MatmulOperand const& a, MatmulOperand const& b, float* c, bool accumulate) {
+        require(a.cols == b.rows, "matmul: op(a) is (", a.rows, ", ", a.cols, ") but op(b) is (", b.rows, ", ", b.cols,
+                ")");
+#ifdef POLYALPACA_ONEDNN
+        auto const key = Key{operands, a.rows, a.cols, b.cols, a.transposed, b.transposed, accumulate};
+        auto it = matmuls_.find(key);
+        if (it == matmuls_.end()) it = matmuls_.emplace(key, make_matmul(operands, a, b, accumulate)).first;
+        auto const& m = it->second;
+        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.a, const_cast<void*>(a.data)));
+        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.b, const_cast<void*>(b.data)));
+        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.c, c));
+        dnnl_exec_arg_t const args[] = {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}};
+        POLYALPACA_DNNL_CHECK(dnnl_primitive_execute(m.primitive, stream_, 3, args));
+        POLYALPACA_DNNL_CHECK(dnnl_stream_wait(stream_));
+#else
+        (void)operands, (void)c, (void)accumulate;
+        fail("oneDNN's matmul on the CPU: this build has no oneDNN (Debian: apt-get install libdnnl-dev)");
+#endif
+    }
+
+private:
+#ifdef POLYALPACA_ONEDNN
+    /// One shape's primitive and the memory objects its calls point at their operands.
+    struct Matmul {
+        dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
+        dnnl_primitive_t primitive = nullptr;
+    };
+    static dnnl_memory_desc_t describe(Index rows, Index cols, dnnl_data_type_t type, bool transposed) {
+        dnnl_memory_desc_t md;
+        dnnl_dims_t const dims{rows, cols}, strides{transposed ? 1 : cols, transposed ? rows : 1};
+        POLYALPACA_DNNL_CHECK(dnnl_memory_desc_init_by_strides(&md, 2, dims, type, strides));
+        return md;
+    }
+    Matmul make_matmul(Operands operands, MatmulOperand const& a, MatmulOperand const& b, bool accumulate) {
+        auto const type = operands == Operands::bf16 ? dnnl_bf16 : dnnl_f32;
+        auto const a_md = describe(a.rows, a.cols, type, a.transposed);
+        auto const b_md = describe(b.rows, b.cols, type, b.transposed);
+        auto const c_md = describe(a.rows, b.cols, dnnl_f32, false);
+        dnnl_matmul_desc_t desc;
+        POLYALPACA_DNNL_CHECK(dnnl_matmul_desc_init(&desc, &a_md, &b_md, nullptr, &c_md));
+        dnnl_primitive_attr_t attr = nullptr;
+        dnnl_post_ops_t sum = nullptr;
+        POLYALPACA_DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+        if (accumulate) {
+            POLYALPACA_DNNL_CHECK(dnnl_post_ops_create(&sum));
+            POLYALPACA_DNNL_CHECK(dnnl_post_ops_append_sum(sum, 1.0f));
+            POLYALPACA_DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, sum));
+        }
+        dnnl_primitive_desc_t pd = nullptr;
+        auto const status = dnnl_primitive_desc_create(&pd, &desc, attr, engine_, nullptr);
+        if (sum) dnnl_post_ops_destroy(sum);
+        dnnl_primitive_attr_destroy(attr);
+        require(status == dnnl_success, "oneDNN has no ", operands == Operands::bf16 ? "bf16" : "fp32",
+                " matmul for (", a.rows, " x ", a.cols, ") x (", b.rows, " x ", b.cols, ") (dnnl_status_t ",
+                int(status), ")");
+        Matmul m;
+        auto const made = dnnl_primitive_create(&m.primitive, pd);
+        dnnl_primitive_desc_destroy(pd);
+        POLYALPACA_DNNL_CHECK(made);
+        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.a, &a_md, engine_, DNNL_MEMORY_NONE));
+        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.b, &b_md, engine_, DNNL_MEMORY_NONE));
+        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.c, &c_md, engine_, DNNL_MEMORY_NONE));
+        return m;
+    }
+    using Key = std::tuple<Operands, Index, Index, Index, bool, bool, bool>;
+    std::map<Key, Matmul> matmuls_;
+    dnnl_engine_t engine_ = nullptr;
+    dnnl_stream_t stream_ = nullptr;
+#endif
+};
+
+}  // namespace polyalpaca::cpu
