@@ -3,8 +3,11 @@
 ///        per operand type and shape, made at first use and kept (its JIT kernels are what make small products fast).
 #pragma once
 
+#include <cstddef>
 #include <map>
+#include <memory>
 #include <tuple>
+#include <vector>
 
 #include "polyalpaca/backend/cpu/gemm_math.hpp"
 #include "polyalpaca/core/error.hpp"
@@ -43,16 +46,17 @@ public:
 
     OneDnnMatmuls() {
 #ifdef POLYALPACA_ONEDNN
+        // These objects keep their primitives; oneDNN's own process-wide cache (1,024 by default) would keep a
+        // second copy of each, tens of MiB for a run over many sequence lengths.
+        static bool const uncached = dnnl_set_primitive_cache_capacity(0) == dnnl_success;
+        (void)uncached;
         POLYALPACA_DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0));
         POLYALPACA_DNNL_CHECK(dnnl_stream_create(&stream_, engine_, dnnl_stream_default_flags));
 #endif
     }
     ~OneDnnMatmuls() {
 #ifdef POLYALPACA_ONEDNN
-        for (auto& [key, m] : matmuls_) {
-            for (auto* memory : {m.a, m.b, m.c}) dnnl_memory_destroy(memory);
-            dnnl_primitive_destroy(m.primitive);
-        }
+        clear();
         if (stream_) dnnl_stream_destroy(stream_);
         if (engine_) dnnl_engine_destroy(engine_);
 #endif
@@ -68,13 +72,25 @@ public:
 #ifdef POLYALPACA_ONEDNN
         auto const key = Key{operands, a.rows, a.cols, b.cols, a.transposed, b.transposed, accumulate};
         auto it = matmuls_.find(key);
-        if (it == matmuls_.end()) it = matmuls_.emplace(key, make_matmul(operands, a, b, accumulate)).first;
+        if (it == matmuls_.end()) {
+            if (matmuls_.size() >= max_primitives) clear();  // sequences of many lengths: start afresh
+            it = matmuls_.emplace(key, make_matmul(operands, a, b, accumulate)).first;
+        }
         auto const& m = it->second;
+        if (scratchpad_.size() < m.scratchpad_bytes + scratchpad_alignment)
+            scratchpad_.resize(m.scratchpad_bytes + scratchpad_alignment);
+        void* scratchpad = scratchpad_.data();
+        std::size_t room = scratchpad_.size();
+        std::align(scratchpad_alignment, m.scratchpad_bytes, scratchpad, room);
         POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.a, const_cast<void*>(a.data)));
         POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.b, const_cast<void*>(b.data)));
         POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.c, c));
-        dnnl_exec_arg_t const args[] = {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}};
-        POLYALPACA_DNNL_CHECK(dnnl_primitive_execute(m.primitive, stream_, 3, args));
+        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.scratchpad, scratchpad));
+        dnnl_exec_arg_t const args[] = {{DNNL_ARG_SRC, m.a},
+                                        {DNNL_ARG_WEIGHTS, m.b},
+                                        {DNNL_ARG_DST, m.c},
+                                        {DNNL_ARG_SCRATCHPAD, m.scratchpad}};
+        POLYALPACA_DNNL_CHECK(dnnl_primitive_execute(m.primitive, stream_, 4, args));
         POLYALPACA_DNNL_CHECK(dnnl_stream_wait(stream_));
 #else
         (void)operands, (void)c, (void)accumulate;
@@ -84,11 +100,24 @@ public:
 
 private:
 #ifdef POLYALPACA_ONEDNN
-    /// One shape's primitive and the memory objects its calls point at their operands.
+    /// Primitives kept at most: a product's rows follow the sequence length, and a run over many lengths would
+    /// otherwise keep one primitive per length and shape.
+    static constexpr std::size_t max_primitives = 256;
+    static constexpr std::size_t scratchpad_alignment = 64;
+
+    /// One shape's primitive and the memory objects its calls point at their operands and the shared scratchpad.
     struct Matmul {
-        dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
+        dnnl_memory_t a = nullptr, b = nullptr, c = nullptr, scratchpad = nullptr;
         dnnl_primitive_t primitive = nullptr;
+        std::size_t scratchpad_bytes = 0;
     };
+    void clear() {
+        for (auto& [key, m] : matmuls_) {
+            for (auto* memory : {m.a, m.b, m.c, m.scratchpad}) dnnl_memory_destroy(memory);
+            dnnl_primitive_destroy(m.primitive);
+        }
+        matmuls_.clear();
+    }
     static dnnl_memory_desc_t describe(Index rows, Index cols, dnnl_data_type_t type, bool transposed) {
         dnnl_memory_desc_t md;
         dnnl_dims_t const dims{rows, cols}, strides{transposed ? 1 : cols, transposed ? rows : 1};
@@ -105,6 +134,9 @@ private:
         dnnl_primitive_attr_t attr = nullptr;
         dnnl_post_ops_t sum = nullptr;
         POLYALPACA_DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+        // Each primitive would own a scratchpad (a packed copy of an operand) for as long as it lives; one buffer,
+        // grown to the largest, serves them all, as calls run one at a time.
+        POLYALPACA_DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
         if (accumulate) {
             POLYALPACA_DNNL_CHECK(dnnl_post_ops_create(&sum));
             POLYALPACA_DNNL_CHECK(dnnl_post_ops_append_sum(sum, 1.0f));
@@ -118,6 +150,9 @@ private:
                 " matmul for (", a.rows, " x ", a.cols, ") x (", b.rows, " x ", b.cols, ") (dnnl_status_t ",
                 int(status), ")");
         Matmul m;
+        auto const* scratchpad_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        m.scratchpad_bytes = dnnl_memory_desc_get_size(scratchpad_md);
+        POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.scratchpad, scratchpad_md, engine_, DNNL_MEMORY_NONE));
         auto const made = dnnl_primitive_create(&m.primitive, pd);
         dnnl_primitive_desc_destroy(pd);
         POLYALPACA_DNNL_CHECK(made);
@@ -128,6 +163,7 @@ private:
     }
     using Key = std::tuple<Operands, Index, Index, Index, bool, bool, bool>;
     std::map<Key, Matmul> matmuls_;
+    std::vector<std::byte> scratchpad_;
     dnnl_engine_t engine_ = nullptr;
     dnnl_stream_t stream_ = nullptr;
 #endif
