@@ -210,7 +210,8 @@ inline tokenizer::LlamaCppVocabulary llama_cpp_vocabulary_of_tokenizer_json(std:
     namespace d = gguf_hf_vocabulary_detail;
     using tokenizer::JsonAt;
     auto const origin = tokenizer_json.string();
-    auto const json = tokenizer::parse_json(tokenizer::read_file_bytes(tokenizer_json), origin);
+    auto const text = tokenizer::read_file_bytes(tokenizer_json);  // read once: the JSON here, the pipeline below
+    auto const json = tokenizer::parse_json(text, origin);
     JsonAt const root(json, "$", origin);
     auto const model = root["model"];
     d::check_model(model);
@@ -353,7 +354,7 @@ inline tokenizer::LlamaCppVocabulary llama_cpp_vocabulary_of_tokenizer_json(std:
     }
     // Neither names them: the ids the tokenizer itself encodes with (its conventional special tokens), where the
     // converter would write none and llama.cpp would take token 11 for BOS and EOS.
-    auto const own = tokenizer::hf_json::load_file(tokenizer_json)->special_ids;
+    auto const own = tokenizer::hf_json::load(text, origin, config_path)->special_ids;
     for (auto [slot, id] : {std::pair{&v.bos_id, own.bos}, std::pair{&v.eos_id, own.eos}, std::pair{&v.unk_id, own.unk},
                             std::pair{&v.pad_id, own.pad}})
         if (*slot < 0 && id) *slot = *id;
