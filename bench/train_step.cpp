@@ -50,7 +50,7 @@ struct Gemm {
     std::string what;
     pa::Index m, k, n;  // (m, k) x (k, n)
     int count;          // times a step runs it (once per layer, or once)
-    double best = 1e30;       // fp32 (Eigen over the BLAS)
+    double best = 1e30;       // fp32 (as the step runs it: oneDNN, or Eigen over the BLAS)
     double best_bf16 = 1e30;  // bf16 operands already rounded (oneDNN), when the run times bf16 steps
 };
 
@@ -80,9 +80,14 @@ std::vector<Gemm> gemm_shapes(pa::Index n, pa::Index head_rows, bool lora) {
         linear("dense_h_to_4h", d, Model::ffn);
         linear("dense_4h_to_h", Model::ffn, d);
     }
-    out.push_back({"lm_head fwd", head_rows, d, C::vocab, 1});
-    out.push_back({"lm_head bwd dX", head_rows, C::vocab, d, 1});
-    if (!lora) out.push_back({"lm_head bwd dW", C::vocab, head_rows, d, 1});
+    // The LM head in blocks of the vocabulary, as backend/cpu/lm_head.hpp multiplies it: full blocks, then the rest.
+    pa::Index const block = std::min<pa::Index>(pa::cpu::lm_head_vocab_block, C::vocab);
+    for (auto const [width, count] : {std::pair{block, C::vocab / block}, std::pair{C::vocab % block, pa::Index(1)}}) {
+        if (width == 0) continue;
+        out.push_back({"lm_head fwd", head_rows, d, width, int(count)});
+        out.push_back({"lm_head bwd dX", head_rows, width, d, int(count)});
+        if (!lora) out.push_back({"lm_head bwd dW", width, head_rows, d, int(count)});
+    }
     return out;
 }
 

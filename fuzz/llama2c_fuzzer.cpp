@@ -4,10 +4,8 @@
 ///        the file would be caught by AddressSanitizer) and a tokenizer that encodes and decodes a short fixed text,
 ///        or in an Error. The input is split in two: its first 4 bytes (little-endian) are the checkpoint's length,
 ///        the checkpoint follows, and the rest is tokenizer.bin.
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -31,12 +29,9 @@ float touch(std::vector<char> const& file, std::uint64_t offset, std::uint64_t b
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {
     namespace io = polyalpaca::io;
     namespace tk = polyalpaca::tokenizer;
-    std::string_view const input(reinterpret_cast<char const*>(data), size);
-    std::uint32_t length = 0;
-    if (input.size() >= 4) std::memcpy(&length, input.data(), 4);
-    auto const rest = input.substr(std::min<std::size_t>(4, input.size()));
-    auto const checkpoint = rest.substr(0, std::min<std::size_t>(length, rest.size()));
-    auto const tokenizer_bin = rest.substr(checkpoint.size());
+    auto const parts = polyalpaca::fuzz::length_prefixed_parts({reinterpret_cast<char const*>(data), size}, 2);
+    auto const checkpoint = parts[0];
+    auto const tokenizer_bin = parts[1];
 
     try {
         polyalpaca::fuzz::TempFile const file("model.bin", checkpoint);

@@ -19,28 +19,63 @@ def put(target, name, data):
     (d / name).write_bytes(data)
 
 
+TOKENIZERS = ROOT / "tests" / "golden" / "data" / "tokenizers"
+
+
+def cut_tokenizer(name):
+    """The golden tokenizer.json `name` with the vocabulary cut to its first 160 tokens (merges of those only)."""
+    j = json.loads((TOKENIZERS / f"{name}.tokenizer.json").read_text())
+    m = j["model"]
+    keep = {t: i for t, i in m["vocab"].items() if i < 160}
+    m["vocab"] = keep
+    merges = []
+    for mg in m.get("merges", []):
+        a, b = mg if isinstance(mg, list) else mg.split(" ", 1)
+        if a in keep and b in keep and a + b in keep:
+            merges.append(mg)
+    m["merges"] = merges
+    j["added_tokens"] = [t for t in j.get("added_tokens", []) if t["id"] < 160]
+    return j
+
+
 def tokenizer_json():
-    """The golden tokenizer.json files with the vocabulary cut to its first 160 tokens (merges of those only)."""
-    src = ROOT / "tests" / "golden" / "data" / "tokenizers"
     for name in ["llama_style", "llama_legacy", "bloom_style", "bpe_unk"]:
-        j = json.loads((src / f"{name}.tokenizer.json").read_text())
-        m = j["model"]
-        keep = {t: i for t, i in m["vocab"].items() if i < 160}
-        m["vocab"] = keep
-        merges = []
-        for mg in m.get("merges", []):
-            a, b = mg if isinstance(mg, list) else mg.split(" ", 1)
-            if a in keep and b in keep and a + b in keep:
-                merges.append(mg)
-        m["merges"] = merges
-        j["added_tokens"] = [t for t in j.get("added_tokens", []) if t["id"] < 160]
+        j = cut_tokenizer(name)
         put("tokenizer_json", f"{name}.json", json.dumps(j, ensure_ascii=False, indent=1))
         if name == "bpe_unk":
             # The Unicode normalizers and pre-tokenizers, all in one file (unicode_cases.json has their JSON).
-            cases = json.loads((src / "unicode_cases.json").read_text())
+            cases = json.loads((TOKENIZERS / "unicode_cases.json").read_text())
             j["normalizer"] = {"type": "Sequence", "normalizers": [n["json"] for n in cases["normalizers"]]}
             j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [p["json"] for p in cases["pre_tokenizers"]]}
             put("tokenizer_json", "unicode_components.json", json.dumps(j, ensure_ascii=False, indent=1))
+
+
+def length_prefixed(*files):
+    """Files joined as fuzz/temp_file.hpp's length_prefixed_parts splits them: each but the last after its length."""
+    out = b""
+    for f in files[:-1]:
+        f = f.encode() if isinstance(f, str) else f
+        out += struct.pack("<I", len(f)) + f
+    last = files[-1]
+    return out + (last.encode() if isinstance(last, str) else last)
+
+
+def gguf_vocabulary():
+    """A tokenizer's directory as the GGUF export reads it: tokenizer.json, tokenizer_config.json, chat_template.json,
+    config.json (an empty part is an absent file)."""
+    alpaca = ("{% for m in messages %}{% if m['role'] == 'user' %}### Instruction:\n{{ m['content'] }}\n\n"
+              "### Response:\n{% else %}{{ m['content'] }}{% endif %}{% endfor %}")
+    bloom = json.dumps(cut_tokenizer("bloom_style"), ensure_ascii=False)
+    llama = json.dumps(cut_tokenizer("llama_style"), ensure_ascii=False)
+    legacy = json.dumps(cut_tokenizer("llama_legacy"), ensure_ascii=False)
+    put("gguf_vocabulary", "bloom_config_ids.bin", length_prefixed(
+        bloom, json.dumps({"bos_token": "<s>", "eos_token": {"content": "</s>", "special": True},
+                           "pad_token": "<pad>", "add_bos_token": False, "add_eos_token": True}),
+        "", json.dumps({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3})))
+    put("gguf_vocabulary", "llama_chat_template.bin", length_prefixed(
+        llama, json.dumps({"bos_token": "<s>", "unk_token": "<unk>", "chat_template": alpaca}), "", ""))
+    put("gguf_vocabulary", "legacy_template_file.bin", length_prefixed(
+        legacy, "", json.dumps({"chat_template": alpaca}), json.dumps({"eos_token_id": 2})))
 
 
 def varint(n):
@@ -210,10 +245,13 @@ def alpaca():
 
 def peft():
     src = ROOT / "tests" / "golden" / "data" / "models"
-    for name in ["llama-lora", "llama_tied-lora", "bloom-lora"]:
+    for name in ["llama-lora", "llama_tied-lora", "bloom-lora", "llama-dora", "llama-ia3"]:
         config = (src / name / "adapter_config.json").read_bytes()
         weights = (src / name / "adapter_model.safetensors").read_bytes()
-        put("peft_config", f"{name}.bin", struct.pack("<I", len(config)) + config + weights)
+        if name in ["llama-lora", "llama_tied-lora", "bloom-lora"]:
+            put("peft_config", f"{name}.bin", length_prefixed(config, weights))
+        if name != "llama_tied-lora":
+            put("peft_merge", f"{name}.bin", length_prefixed(config, weights))
 
 
 def eval_jsonl():
@@ -249,6 +287,7 @@ def judge_reply():
 
 if __name__ == "__main__":
     tokenizer_json()
+    gguf_vocabulary()
     sentencepiece_model()
     llama2c()
     gguf_seeds()

@@ -206,6 +206,24 @@ TEST_CASE("a tokenizer.json llama.cpp would split otherwise is refused, naming t
                       Contains("is not below the model's 1000 embedding rows"));
 }
 
+TEST_CASE("a bad tokenizer_config.json or chat_template.json is refused, naming the file", "[io][gguf][golden]") {
+    // Found by gguf_vocabulary_fuzzer: the error of a bad special token in tokenizer_config.json named its file
+    // through a string that no longer existed (AddressSanitizer: heap-use-after-free).
+    Scratch const s;
+    s.write("tokenizer.json", read_json(data_dir() / "bloom_style.tokenizer.json").dump());
+    auto refused = [&](char const* name, std::string const& text, std::string const& expected) {
+        s.write(name, text);
+        CHECK_THROWS_WITH(io::llama_cpp_vocabulary_of_tokenizer_json(s.dir / "tokenizer.json", s.dir / "config.json",
+                                                                     2048),
+                          Contains((s.dir / name).string()) && Contains(expected));
+        fs::remove(s.dir / name);
+    };
+    refused("tokenizer_config.json", R"({"bos_token": 5})", "$.bos_token");
+    refused("tokenizer_config.json", R"({"eos_token": {"content": 7}})", "$.eos_token");
+    s.write("tokenizer_config.json", "{}");  // chat_template.json is read beside it only, as SpecialVocab reads it
+    refused("chat_template.json", R"({"chat_template": 3})", "$.chat_template");
+}
+
 TEST_CASE("the Alpaca prompt template as a chat template", "[data][gguf]") {
     auto const t = polyalpaca::PromptTemplate::alpaca();
     auto const jinja = polyalpaca::chat_template_of(t);

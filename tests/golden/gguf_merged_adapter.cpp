@@ -5,6 +5,7 @@
 ///        another base is refused before anything is written.
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -66,4 +67,19 @@ TEST_CASE("merging an adapter of another base is refused before anything is writ
                  "'transformer.h.0.self_attention.query_key_value.weight', which the base"));
     CHECK(!fs::exists(out));
     CHECK_THROWS_WITH(io::PeftMerge::open(pa::testing::golden_model_dir("bloom")), Contains("adapter_config.json"));
+}
+
+TEST_CASE("an adapter_config.json that is not an object, or whose peft_type is not a string, is refused",
+          "[io][gguf]") {
+    // Found by peft_merge_fuzzer: both escaped as nlohmann::json's type_error instead of an Error naming the file.
+    auto const dir = scratch("bad_adapter");
+    fs::create_directories(dir);
+    auto refused = [&](std::string const& config, std::string const& expected) {
+        std::ofstream(dir / "adapter_config.json") << config;
+        CHECK_THROWS_WITH(io::PeftMerge::open(dir), Contains("adapter_config.json: " + expected));
+    };
+    refused("7", "a number, not a JSON object");
+    refused(R"({"peft_type": 3})", "peft_type is not a string");
+    refused(R"({"peft_type": "PROMPT_TUNING"})", "peft_type 'PROMPT_TUNING' cannot be merged");
+    fs::remove_all(dir);
 }

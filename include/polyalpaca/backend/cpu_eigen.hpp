@@ -15,6 +15,7 @@
 #include "polyalpaca/backend/cpu/dropout.hpp"
 #include "polyalpaca/backend/cpu/embedding.hpp"
 #include "polyalpaca/backend/cpu/linear.hpp"
+#include "polyalpaca/backend/cpu/lm_head.hpp"
 #include "polyalpaca/backend/cpu/loss.hpp"
 #include "polyalpaca/backend/cpu/norm.hpp"
 #include "polyalpaca/backend/cpu/optim_ops.hpp"

@@ -25,6 +25,7 @@
 #include "polyalpaca/core/tensor.hpp"
 #include "polyalpaca/generate/beam_search.hpp"
 #include "polyalpaca/generate/config.hpp"
+#include "polyalpaca/generate/prefill.hpp"
 #include "polyalpaca/generate/processors.hpp"
 #include "polyalpaca/layers/kv_cache.hpp"
 
@@ -75,18 +76,37 @@ public:
     RowMajorMatrix<T> const& run(typename Backend::Context& ctx, Net& net, typename Net::Cache& cache,
                                  std::span<CacheStep const> steps, std::span<std::int32_t const> ids) {
         host_.resize(Index(steps.size()), Net::vocab);
-        if constexpr (on_host) {
-            net.forward_cached(ctx, cache, steps, ids, view(host_));
-        } else {
-            std::size_t const n = std::size_t(host_.size());
-            if (device_.size() < n) device_ = typename Backend::template Buffer<T>(n);
-            net.forward_cached(ctx, cache, steps, ids, View<T>(device_.data(), host_.rows(), host_.cols()));
-            Backend::download(ctx, device_.data(), host_.data(), n);
-        }
+        forward_into_rows(ctx, net, cache, steps, ids, 0);
+        return host_;
+    }
+
+    /// run() over whole prompts in calls of at most prefill_call_tokens tokens (a longer prompt runs alone), the
+    /// logits of every call stacked in the order of `steps`.
+    RowMajorMatrix<T> const& prefill(typename Backend::Context& ctx, Net& net, typename Net::Cache& cache,
+                                     std::span<CacheStep const> steps, std::span<std::int32_t const> ids) {
+        host_.resize(Index(steps.size()), Net::vocab);
+        for_each_prefill_call(steps, ids, [&](auto call_steps, auto call_ids, std::size_t first) {
+            forward_into_rows(ctx, net, cache, call_steps, call_ids, Index(first));
+        });
         return host_;
     }
 
 private:
+    // The logits of `steps` into host_ rows [row, row + steps.size()).
+    void forward_into_rows(typename Backend::Context& ctx, Net& net, typename Net::Cache& cache,
+                           std::span<CacheStep const> steps, std::span<std::int32_t const> ids, Index row) {
+        Index const rows = Index(steps.size());
+        T* const out = host_.data() + row * Net::vocab;
+        if constexpr (on_host) {
+            net.forward_cached(ctx, cache, steps, ids, View<T>(out, rows, Net::vocab));
+        } else {
+            std::size_t const n = std::size_t(rows * Net::vocab);
+            if (device_.size() < n) device_ = typename Backend::template Buffer<T>(n);
+            net.forward_cached(ctx, cache, steps, ids, View<T>(device_.data(), rows, Net::vocab));
+            Backend::download(ctx, device_.data(), out, n);
+        }
+    }
+
     RowMajorMatrix<T> host_;
     typename Backend::template Buffer<T> device_;  // device backends only
 };
@@ -138,7 +158,7 @@ std::vector<Generated> generate_single(Context& ctx, Net& net, std::span<std::ve
     auto cache = net.make_cache(capacities);
     auto t0 = Clock::now();
     HostLogits<Net> head;
-    RowMajorMatrix<T> const& logits = head.run(ctx, net, cache, steps, ids);  // (active sequences, vocab)
+    RowMajorMatrix<T> const& logits = head.prefill(ctx, net, cache, steps, ids);  // (active sequences, vocab)
     std::vector<int> active(n);  // active[r]: the prompt of logits row r
     std::iota(active.begin(), active.end(), 0);
     if (progress) {
@@ -206,7 +226,7 @@ std::vector<Generated> generate_beams(Context& ctx, Net& net, std::span<std::vec
     auto cache = net.make_cache(capacities);
     auto t0 = Clock::now();
     HostLogits<Net> head;
-    RowMajorMatrix<T> const& prompt_logits = head.run(ctx, net, cache, steps, ids);  // (prompts, vocab)
+    RowMajorMatrix<T> const& prompt_logits = head.prefill(ctx, net, cache, steps, ids);  // (prompts, vocab)
     std::vector<int> src, dst;  // every beam starts from its prompt's cache
     for (std::size_t i = 0; i < n; ++i)
         for (int b = 1; b < beams; ++b) {

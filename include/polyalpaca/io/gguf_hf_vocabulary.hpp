@@ -167,11 +167,17 @@ inline bool looks_special(std::string_view t) {
            wrapped("<｜", "｜>") || wrapped("<unused", ">");
 }
 
-inline std::optional<JsonAt> read_json_if_present(std::filesystem::path const& path, nlohmann::json& storage,
-                                                  std::string const& origin) {
+/// A JSON file's value and its name, which a JsonAt into it points at (so this must outlive the JsonAt).
+struct JsonFile {
+    nlohmann::json value;
+    std::string origin;
+};
+
+inline std::optional<JsonAt> read_json_if_present(std::filesystem::path const& path, JsonFile& storage) {
     if (!std::filesystem::exists(path)) return std::nullopt;
-    storage = tokenizer::parse_json(tokenizer::read_file_bytes(path), origin);
-    return JsonAt(storage, "$", origin);
+    storage.origin = path.string();
+    storage.value = tokenizer::parse_json(tokenizer::read_file_bytes(path), storage.origin);
+    return JsonAt(storage.value, "$", storage.origin);
 }
 
 /// The chat template of the tokenizer's directory, as SpecialVocab finds it: tokenizer_config.json's
@@ -183,9 +189,8 @@ inline std::string chat_template(JsonAt const& config, std::filesystem::path con
     if (from) return from->string();
     if (auto const jinja = dir / "chat_template.jinja"; std::filesystem::exists(jinja))
         return tokenizer::read_file_bytes(jinja);
-    nlohmann::json storage;
-    auto const json_path = dir / "chat_template.json";
-    if (auto const json = read_json_if_present(json_path, storage, json_path.string()))
+    JsonFile storage;
+    if (auto const json = read_json_if_present(dir / "chat_template.json", storage))
         return json->string_or("chat_template", "");
     return "";
 }
@@ -273,9 +278,9 @@ inline tokenizer::LlamaCppVocabulary llama_cpp_vocabulary_of_tokenizer_json(std:
 
     // add_bos / add_eos: the post-processor's, then tokenizer_config.json's where the post-processor says nothing.
     std::optional<bool> add_bos, add_eos;
-    nlohmann::json config_storage;
+    d::JsonFile config_storage;
     auto const config_path = tokenizer_json.parent_path() / "tokenizer_config.json";
-    auto const config = d::read_json_if_present(config_path, config_storage, config_path.string());
+    auto const config = d::read_json_if_present(config_path, config_storage);
     auto config_token = [&](char const* key) {
         return config ? tokenizer::hf_json::config_token(*config, key) : std::nullopt;
     };
@@ -339,8 +344,8 @@ inline tokenizer::LlamaCppVocabulary llama_cpp_vocabulary_of_tokenizer_json(std:
         set_from_config(v.pad_id, config_token("pad_token"));
         set_from_config(v.mask_id, config_token("mask_token"));
     }
-    nlohmann::json model_config_storage;
-    if (auto const model_config = d::read_json_if_present(config_json, model_config_storage, config_json.string())) {
+    d::JsonFile model_config_storage;
+    if (auto const model_config = d::read_json_if_present(config_json, model_config_storage)) {
         auto set_from_ids = [&](std::int32_t& slot, char const* key) {
             auto const at = model_config->find(key);
             if (slot < 0 && at && at->raw().is_number_integer()) slot = at->id();

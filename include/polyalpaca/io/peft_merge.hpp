@@ -34,11 +34,14 @@ public:
         PeftMerge m;
         m.config_file_ = (dir / "adapter_config.json").string();
         auto const c = read_json_file(dir / "adapter_config.json");
-        auto const type = c.value("peft_type", std::string());
+        require(c.is_object(), m.config_file_, ": a ", c.type_name(), ", not a JSON object");
         auto setting = [&](char const* key) -> nlohmann::json {
             auto const it = c.find(key);
             return it == c.end() ? nlohmann::json() : *it;
         };
+        require(setting("peft_type").is_string() || setting("peft_type").is_null(), m.config_file_,
+                ": peft_type is not a string");
+        auto const type = setting("peft_type").is_string() ? setting("peft_type").get<std::string>() : std::string();
         require(!setting("fan_in_fan_out").is_boolean() || !setting("fan_in_fan_out").get<bool>(), m.config_file_,
                 ": fan_in_fan_out is true (Conv1D weights), which no family here has");
         std::vector<std::string_view> suffixes;
@@ -99,7 +102,9 @@ public:
     /// of every adapted module, with the shape the adapter's tensors fit; an error names the module otherwise.
     void check_base(std::map<std::string, std::pair<std::int64_t, std::int64_t>> const& shapes,
                     std::string const& base) const {
-        for (auto const& [name, module] : modules_) {
+        for (auto const& adapted : modules_) {
+            auto const& name = adapted.first;
+            auto const& module = adapted.second;  // not a structured binding: lambdas capture it (clang 14)
             auto it = shapes.find(name + ".weight");
             if (it == shapes.end() && name.starts_with("transformer."))
                 it = shapes.find(name.substr(std::string_view("transformer.").size()) + ".weight");

@@ -23,6 +23,7 @@
 #include "polyalpaca/core/batch.hpp"
 #include "polyalpaca/core/parameter_store.hpp"
 #include "polyalpaca/distributed/communicator.hpp"
+#include "polyalpaca/generate/prefill.hpp"
 #include "polyalpaca/models/causal_lm.hpp"
 #include "polyalpaca/optim/adamw.hpp"
 #include "polyalpaca/train/step.hpp"
@@ -185,7 +186,7 @@ void plan_decoding(Context& ctx, Net& net, MemoryPlanOptions const& o, MemoryPla
     std::size_t const before_cache = ledger.current();
     auto cache = net.make_cache(capacities);
     plan.kv_cache = ledger.current() - before_cache;
-    // generate's logits of one forward (HostLogits), grown to the most steps of one call.
+    // generate's logits of one forward (HostLogits), grown to the most steps of one call; the prefill in its calls.
     typename Net::BackendType::template Buffer<float> logits;
     auto run = [&](std::span<CacheStep const> steps, std::span<std::int32_t const> ids) {
         std::size_t const n = steps.size() * std::size_t(Net::vocab);
@@ -207,7 +208,7 @@ void plan_decoding(Context& ctx, Net& net, MemoryPlanOptions const& o, MemoryPla
         steps.push_back({p * o.beams, o.prompt_tokens});
         ids.insert(ids.end(), std::size_t(o.prompt_tokens), std::int32_t(p % Net::vocab));
     }
-    run(steps, ids);
+    for_each_prefill_call(steps, ids, [&](auto call_steps, auto call_ids, std::size_t) { run(call_steps, call_ids); });
     if (o.beams > 1) reorder_every_beam(true);
     if (o.new_tokens >= 2) {  // the last token is chosen from the previous step's logits: new_tokens - 1 steps
         steps.clear();

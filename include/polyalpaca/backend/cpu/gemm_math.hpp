@@ -1,6 +1,6 @@
 /// @file backend/cpu/gemm_math.hpp
-/// @brief How the CPU backend multiplies its large matrices: fp32 (Eigen over OpenBLAS; small products on oneDNN where
-///        the build has it) or bf16 operands with fp32 accumulation (oneDNN), and whether this CPU and build can do
+/// @brief How the CPU backend multiplies its large matrices: fp32 (oneDNN's matmul where the build has it, else Eigen
+///        over OpenBLAS) or bf16 operands with fp32 accumulation (oneDNN), and whether this CPU and build can do
 ///        the latter at speed.
 #pragma once
 

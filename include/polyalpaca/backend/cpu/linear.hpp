@@ -49,15 +49,21 @@ inline Bf16Operand bf16_weight(Context& ctx, View<float const> w, bool transpose
     return transposed ? Bf16Operand{copy, w.cols, w.rows, true} : Bf16Operand{copy, w.rows, w.cols};
 }
 
-/// fp32 products of at most this many multiply-adds go to oneDNN's matmul: at a small model's shapes its JIT
-/// kernels run 1.2 to 2x faster than OpenBLAS, which packs its operands on every call; at BLOOM-560m's the two are
-/// level (docs/performance.md), and OpenBLAS keeps them.
-inline constexpr double onednn_fp32_max_work = double(Index(1) << 26);
+/// OpenBLAS runs a product of fewer multiply-adds than this on the calling thread (its SMP_THRESHOLD_MIN times
+/// GEMM_MULTITHREAD_THRESHOLD), and starts its own threads for larger ones.
+inline constexpr double openblas_threaded_work = double(Index(1) << 18);
 
-/// True when an fp32 (m, k) x (k, n) product runs on oneDNN's matmul: a build with it, a small product, every side
-/// long enough (thinner ones, a LoRA rank of 8, stay with Eigen).
+/// True when an fp32 (m, k) x (k, n) product runs on oneDNN's matmul, in a build with it: every product with all
+/// sides of at least bf16_min_side, and a thinner one (a LoRA rank of 8) that OpenBLAS would run on its own threads,
+/// so that a step runs on one pool of threads, OpenMP's. OpenBLAS (the pthread build Debian installs) keeps its
+/// threads spinning after each call, and they took the cores from the OpenMP regions that followed: BLOOM-560m's
+/// fp32 steps ran 1.3-1.7x slower on OpenBLAS than on oneDNN, whose JIT kernels also run most of these shapes 1.2x
+/// faster (docs/performance.md, "One pool of threads"). Small thin products stay with Eigen: on oneDNN each new
+/// shape costs a primitive, and the embedded study's LoRA runs, whose rows change with every batch, took 20% longer.
 inline bool onednn_fp32_product(Index m, Index k, Index n) {
-    return fp32_gemms_by_onednn && bf16_shape(m, k, n) && double(m) * double(k) * double(n) <= onednn_fp32_max_work;
+    if (!fp32_gemms_by_onednn) return false;
+    return bf16_shape(m, k, n) ||
+           (std::max({m, k, n}) >= bf16_min_side && double(m) * double(k) * double(n) > openblas_threaded_work);
 }
 
 /// y (+)= x W^T, dx += dy W and dW += dy^T x on fp32 operands by oneDNN; an output with no data is skipped.

@@ -16,16 +16,40 @@
 
 namespace polyalpaca::cpu {
 
-/// Per row r with target t = targets[r] != ignore_index: loss_r = logsumexp(logits[r]) - logits[r][t], computed
-/// in double after subtracting the row max (one vectorised exp per logit, exp_blocks.hpp). Returns the sum of
-/// loss_r and the number of such rows.
-/// When dlogits.data is not null it is WRITTEN (not added): grad_scale * (softmax(logits[r]) - onehot(t)) on
-/// counted rows and 0 on ignored rows; it may alias logits (in-place gradient). A target outside [0, V) that is not
-/// ignore_index throws. T is deduced from logits.
+namespace detail {
+/// Logits (rows, vocab) stored as column blocks: block b, the columns [b * block, b * block + width_b), is a
+/// (rows, width_b) row-major matrix at data + rows * b * block. A block as wide as the vocabulary is the plain
+/// row-major layout.
 template <class T>
-LossSum cross_entropy(Context& ctx, View<T const> logits, std::span<std::int32_t const> targets, int ignore_index,
-                      std::type_identity_t<View<T>> dlogits, std::type_identity_t<T> grad_scale) {
+struct VocabBlocks {
+    T* data;
+    Index rows, vocab, block;
+
+    /// Calls f(column, pointer, width) for each piece of row r, left to right.
+    template <class F>
+    void for_each_piece(Index r, F const& f) const {
+        for (Index begin = 0; begin < vocab; begin += block) {
+            Index const width = std::min(block, vocab - begin);
+            f(begin, data + rows * begin + r * width, width);
+        }
+    }
+    T& at(Index r, Index column) const {
+        Index const begin = column / block * block;
+        return data[rows * begin + r * std::min(block, vocab - begin) + column - begin];
+    }
+};
+}  // namespace detail
+
+/// cross_entropy over logits stored as column blocks of `block` columns (detail::VocabBlocks; what the LM head's
+/// vocabulary-blocked GEMMs write, backend/cpu/lm_head.hpp), dlogits written in the same layout. Each row is
+/// gathered into one array first, so the exps and their sum are those of the row-major form, cross_entropy (below):
+/// the same bits for any block width.
+template <class T>
+LossSum cross_entropy_in_vocab_blocks(Context& ctx, View<T const> logits, std::span<std::int32_t const> targets,
+                                      int ignore_index, std::type_identity_t<View<T>> dlogits,
+                                      std::type_identity_t<T> grad_scale, Index block) {
     require(!logits.empty(), "cross_entropy: logits is empty");
+    require(block > 0, "cross_entropy: vocabulary block of ", block, " columns");
     Index const n = logits.rows;
     Index const vocab = logits.cols;
     require(Index(targets.size()) == n, "cross_entropy: targets has ", targets.size(), " entries, logits has ", n,
@@ -37,6 +61,8 @@ LossSum cross_entropy(Context& ctx, View<T const> logits, std::span<std::int32_t
     }
     bool const with_grad = dlogits.data != nullptr;
     if (with_grad) require_shape(dlogits, n, vocab, "cross_entropy: dlogits");
+    detail::VocabBlocks<T const> const in{logits.data, n, vocab, block};
+    detail::VocabBlocks<T> const grads{dlogits.data, n, vocab, block};
 
     double sum = 0;
     Index count = 0;
@@ -47,28 +73,46 @@ LossSum cross_entropy(Context& ctx, View<T const> logits, std::span<std::int32_t
 #pragma omp for
         for (Index r = 0; r < n; ++r) {
             std::int32_t const t = targets[std::size_t(r)];
-            T const* row = logits.row(r);
             if (t == ignore_index) {
-                if (with_grad) std::fill_n(dlogits.row(r), vocab, T(0));
+                if (with_grad) grads.for_each_piece(r, [](Index, T* piece, Index w) { std::fill_n(piece, w, T(0)); });
                 continue;
             }
-            double const row_max = double(*std::max_element(row, row + vocab));
-            for (Index j = 0; j < vocab; ++j) shifted[j] = double(row[j]) - row_max;
+            T row_max = in.at(r, 0);
+            in.for_each_piece(r, [&](Index, T const* piece, Index w) {
+                row_max = std::max(row_max, *std::max_element(piece, piece + w));
+            });
+            in.for_each_piece(r, [&](Index begin, T const* piece, Index w) {
+                for (Index j = 0; j < w; ++j) shifted[begin + j] = double(piece[j]) - double(row_max);
+            });
             detail::exp_in_place(shifted.data(), vocab);
             double const sum_exp = shifted.sum();
-            double const log_sum_exp = row_max + std::log(sum_exp);
-            double const target_logit = double(row[t]);  // read before dlogits (which may alias logits) is written
+            double const log_sum_exp = double(row_max) + std::log(sum_exp);
+            double const target_logit = double(in.at(r, t));  // read before dlogits (which may alias logits)
             sum += log_sum_exp - target_logit;
             count += 1;
             if (!with_grad) continue;
-            T* grad = dlogits.row(r);
             double const scale = double(grad_scale);
             double const softmax_scale = scale / sum_exp;
-            for (Index j = 0; j < vocab; ++j) grad[j] = T(shifted[j] * softmax_scale);
-            grad[t] = T(scale * (std::exp(target_logit - log_sum_exp) - 1.0));
+            grads.for_each_piece(r, [&](Index begin, T* piece, Index w) {
+                for (Index j = 0; j < w; ++j) piece[j] = T(shifted[begin + j] * softmax_scale);
+            });
+            grads.at(r, t) = T(scale * (std::exp(target_logit - log_sum_exp) - 1.0));
         }
     }
     return {sum, count};
+}
+
+/// Per row r with target t = targets[r] != ignore_index: loss_r = logsumexp(logits[r]) - logits[r][t], computed
+/// in double after subtracting the row max (one vectorised exp per logit, exp_blocks.hpp). Returns the sum of
+/// loss_r and the number of such rows.
+/// When dlogits.data is not null it is WRITTEN (not added): grad_scale * (softmax(logits[r]) - onehot(t)) on
+/// counted rows and 0 on ignored rows; it may alias logits (in-place gradient). A target outside [0, V) that is not
+/// ignore_index throws. T is deduced from logits.
+template <class T>
+LossSum cross_entropy(Context& ctx, View<T const> logits, std::span<std::int32_t const> targets, int ignore_index,
+                      std::type_identity_t<View<T>> dlogits, std::type_identity_t<T> grad_scale) {
+    return cross_entropy_in_vocab_blocks<T>(ctx, logits, targets, ignore_index, dlogits, grad_scale,
+                                            std::max<Index>(logits.cols, 1));
 }
 
 /// The same for mutable logits (deduction does not convert View<T> to View<T const>).

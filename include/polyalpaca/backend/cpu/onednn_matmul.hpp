@@ -1,6 +1,6 @@
 /// @file backend/cpu/onednn_matmul.hpp
 /// @brief oneDNN's matmul on the CPU: c (+)= op(a) op(b) with fp32 or bf16 operands and an fp32 result, one primitive
-///        per operand type and shape, made at first use and kept (its JIT kernels are what make small products fast).
+///        per operand type and shape, made at first use and kept (its JIT kernels are what make products fast).
 #pragma once
 
 #include <cstddef>
@@ -15,8 +15,8 @@
 
 namespace polyalpaca::cpu {
 
-/// True when this build multiplies the small fp32 products of its linear layers with oneDNN's matmul
-/// (POLYALPACA_ONEDNN) rather than Eigen's products over OpenBLAS (backend/cpu/linear.hpp, onednn_fp32_product).
+/// True when this build multiplies the fp32 products of its linear layers with oneDNN's matmul (POLYALPACA_ONEDNN)
+/// rather than Eigen's products over OpenBLAS (backend/cpu/linear.hpp, onednn_fp32_product).
 inline constexpr bool fp32_gemms_by_onednn = bf16_gemms_built;
 
 /// One side of a product: op(x), a (rows, cols) matrix stored row-major as itself or, when `transposed`, as its

@@ -13,6 +13,7 @@
 #include <span>
 
 #include "polyalpaca/backend/cpu/linear.hpp"
+#include "polyalpaca/backend/cpu/lm_head.hpp"
 #include "polyalpaca/backend/cpu/optim_ops.hpp"
 #include "polyalpaca/backend/cuda/kernel_choice.hpp"
 #include "polyalpaca/backend/cuda/op_memory.hpp"
@@ -270,6 +271,24 @@ inline LossSum lm_head_chunk_forward_backward(Context<CudaTarget>& ctx, View<flo
     detail::bf16_weight(ctx, w);  // dhc += dlogits W
     if (dw.data) detail::bf16_operand(ctx, slot::bf16_second, hc.size());  // dW += dlogits^T hc
     return loss;
+}
+
+/// The CPU's LM head chunk (cpu/lm_head.hpp): in GemmMath::Bf16, the whole head's working copy, the hidden states
+/// rounded for every block, and one vocabulary block of dlogits rounded at a time; fp32 holds nothing of its own.
+inline LossSum lm_head_chunk_forward_backward(Context<CpuEigenTarget>& ctx, View<float const> hc, View<float const> w,
+                                              std::span<std::int32_t const> targets, int ignore_index,
+                                              float grad_scale, View<float> logits, View<float>, View<float>) {
+    auto loss = [&] {
+        return cross_entropy(ctx, View<float const>(logits), targets, ignore_index, View<float>{}, grad_scale);
+    };
+    if (!(hc.rows > cpu::detail::linear_few_rows && detail::cpu_bf16_product(ctx, hc.rows, hc.cols, w.rows)))
+        return loss();
+    ScratchFrame frame(ctx.temporaries);
+    frame.take<std::uint16_t>(hc.rows, hc.cols);  // hc rounded
+    detail::bf16_weight(ctx, w);
+    ScratchFrame block_frame(ctx.temporaries);
+    block_frame.take<std::uint16_t>(hc.rows, std::min(cpu::lm_head_vocab_block, w.rows));  // a block of dlogits
+    return loss();
 }
 
 // Row gathers: the row indices in slot 2.
