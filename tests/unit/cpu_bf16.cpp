@@ -1,9 +1,10 @@
 /// @file tests/unit/cpu_bf16.cpp
 /// @brief GemmMath::Bf16 on the CPU (backend/cpu/bf16_gemm.hpp): rounding to bf16; linear forward and backward equal
-///        fp32 products of the rounded operands (what bf16 operands with fp32 accumulation compute); the weights'
-///        working copies follow every write (upload, copy, AdamW, a freed and reused buffer); a model's logits,
-///        gradients and a short training run within docs/tolerances.md's bf16 bounds of fp32. oneDNN runs the
-///        products on whatever the CPU has (bf16 units or emulation on AVX-512); without either they are skipped.
+///        fp32 products of the rounded operands (what bf16 operands with fp32 accumulation compute); attention equals
+///        attention in double on the rounded operands; the weights' working copies follow every write (upload, copy,
+///        AdamW, a freed and reused buffer); a model's logits, gradients and a short training run within
+///        docs/tolerances.md's bf16 bounds of fp32. oneDNN runs the products on whatever the CPU has (bf16 units or
+///        emulation on AVX-512); without either they are skipped.
 #include <polyalpaca/data/markov_stream.hpp>
 #include <polyalpaca/polyalpaca.hpp>
 #include <polyalpaca/train/step.hpp>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "support/gradcheck.hpp"
@@ -229,9 +231,126 @@ TEST_CASE("bf16 working copies follow every write into the weight", "[unit][cpu_
 
 namespace {
 
+using Dense = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Causal attention forward and backward in double on operands rounded as attention_bf16.hpp rounds them (q, k,
+/// v and dO; the probabilities before P V and P^T dO; scale P (dP - rowsum(P dP)) before dQ and dK). `probs` is the
+/// softmax in double; the rest starts from `saved` (the op's fp32 probabilities), so that both round the same
+/// values to bf16.
+struct RoundedAttention {
+    pa::Matrix<float> out, probs, dq, dk, dv;
+
+    RoundedAttention(pa::AttentionShape const& s, pa::Matrix<float> const& q, pa::Matrix<float> const& k,
+                     pa::Matrix<float> const& v, pa::Matrix<float> const& dout, std::vector<float> const& slopes,
+                     float scale, pa::Matrix<float> const& saved) {
+        auto const rq = rounded(q), rk = rounded(k), rv = rounded(v), rdo = rounded(dout);
+        out = pa::Matrix<float>::Zero(q.rows(), q.cols());
+        probs = pa::Matrix<float>::Zero(pa::Index(s.batch) * s.heads * s.seq, s.seq);
+        dq = pa::Matrix<float>::Zero(q.rows(), q.cols());
+        dk = pa::Matrix<float>::Zero(k.rows(), k.cols());
+        dv = pa::Matrix<float>::Zero(v.rows(), v.cols());
+        auto head = [&](pa::Matrix<float> const& x, int b, int h) {
+            return x.block(pa::Index(b) * s.seq, pa::Index(h) * s.head_dim, s.seq, s.head_dim).cast<double>().eval();
+        };
+        auto round_dense = [](Dense const& x) { return rounded(x.cast<float>()).cast<double>().eval(); };
+        for (int b = 0; b < s.batch; ++b) {
+            for (int h = 0; h < s.heads; ++h) {
+                int const g = h / (s.heads / s.kv_heads);
+                Dense const qh = head(rq, b, h), kh = head(rk, b, g), vh = head(rv, b, g), doh = head(rdo, b, h);
+                Dense p = Dense::Zero(s.seq, s.seq);
+                for (int i = 0; i < s.seq; ++i) {
+                    Eigen::RowVectorXd row = scale * qh.row(i) * kh.topRows(i + 1).transpose();
+                    for (int j = 0; j <= i; ++j) row[j] += slopes.empty() ? 0.0 : double(slopes[h]) * j;
+                    row = (row.array() - row.maxCoeff()).exp();
+                    p.row(i).head(i + 1) = row / row.sum();
+                }
+                pa::Index const first = (pa::Index(b) * s.heads + h) * s.seq;
+                probs.block(first, 0, s.seq, s.seq) = p.cast<float>();
+                p = saved.block(first, 0, s.seq, s.seq).cast<double>();
+                Dense const rp = round_dense(p);
+                auto rows = [&](pa::Matrix<float>& x, int at) {
+                    return x.block(pa::Index(b) * s.seq, pa::Index(at) * s.head_dim, s.seq, s.head_dim);
+                };
+                rows(out, h) = (rp * vh).cast<float>();
+                rows(dv, g) += (rp.transpose() * doh).cast<float>();
+                Dense const dp = doh * vh.transpose();
+                Eigen::VectorXd const row_dot = (p.array() * dp.array()).rowwise().sum();
+                Dense const ds = round_dense(scale * (p.array() * (dp.array().colwise() - row_dot.array())).matrix());
+                rows(dq, h) += (ds * kh).cast<float>();
+                rows(dk, g) += (ds.transpose() * qh).cast<float>();
+            }
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("bf16 attention equals attention on rounded operands, in batched products", "[unit][cpu_bf16]") {
+    if (!bf16_built()) return;
+    auto ctx = bf16_context();
+    auto ref_ctx = fp32_context();
+    // GQA with ALiBi, and plain multi-head attention; seq and head_dim at least bf16_min_side.
+    bool const gqa = GENERATE(true, false);
+    pa::AttentionShape const s{2, 37, gqa ? 4 : 2, 2, 16};
+    std::vector<float> const slopes = gqa ? std::vector<float>{-0.5f, -0.25f, -0.125f, -0.0625f} : std::vector<float>{};
+    REQUIRE(pa::cpu::detail::bf16_attention(ctx, s));
+    float const scale = 0.25f;
+    pa::Index const n = pa::Index(s.batch) * s.seq, q_cols = s.heads * s.head_dim, kv_cols = s.kv_heads * s.head_dim;
+    auto const q = pa::testing::random_matrix<float>(n, q_cols, 11),
+               k = pa::testing::random_matrix<float>(n, kv_cols, 12);
+    auto const v = pa::testing::random_matrix<float>(n, kv_cols, 13),
+               dout = pa::testing::random_matrix<float>(n, q_cols, 14);
+    float const* alibi = slopes.empty() ? nullptr : slopes.data();
+
+    pa::Matrix<float> out(n, q_cols), probs(pa::Index(s.batch) * s.heads * s.seq, s.seq);
+    pa::cpu::attention_forward<float>(ctx, pa::view<float>(q), pa::view<float>(k), pa::view<float>(v),
+                                      pa::view<float>(out), pa::view<float>(probs), s, alibi, scale);
+    RoundedAttention const expected(s, q, k, v, dout, slopes, scale, probs);
+    // fp32 sums of the same products in another order.
+    CHECK(max_abs(probs - expected.probs) <= 1e-5);
+    CHECK(max_abs(out - expected.out) <= 1e-5 * max_abs(expected.out));
+    for (pa::Index r = 0; r < probs.rows(); ++r)
+        CHECK(probs.row(r).tail(s.seq - 1 - r % s.seq).isZero(0.0f));  // exactly 0 above the diagonal
+
+    // Gradients are added into what the outputs hold.
+    pa::Matrix<float> dq = pa::Matrix<float>::Constant(n, q_cols, 0.5f),
+                      dk = pa::Matrix<float>::Constant(n, kv_cols, -1.0f);
+    pa::Matrix<float> dv = pa::Matrix<float>::Constant(n, kv_cols, 2.0f);
+    pa::cpu::attention_backward<float>(ctx, pa::view<float>(dout), pa::view<float>(q), pa::view<float>(k),
+                                       pa::view<float>(v), pa::View<float const>(pa::view<float>(probs)),
+                                       pa::view<float>(dq), pa::view<float>(dk), pa::view<float>(dv), s, scale);
+    auto close = [](pa::Matrix<float> const& got, pa::Matrix<float> const& want, double bound) {
+        INFO("max error " << max_abs(got - want) << " of " << max_abs(want));
+        CHECK(max_abs(got - want) <= bound * max_abs(want));
+    };
+    close(dv.array() - 2.0f, expected.dv, 1e-5);
+    // dS is computed in fp32 here and in double there: an entry may round to the neighbouring bf16 value, which
+    // moves one term of a sum by 2^-8 of itself.
+    close(dq.array() - 0.5f, expected.dq, 1e-3);
+    close(dk.array() + 1.0f, expected.dk, 1e-3);
+
+    // Against unrounded fp32 attention: the roundings show, within the bf16 bound of a product.
+    pa::Matrix<float> exact(n, q_cols), exact_probs(probs.rows(), s.seq);
+    pa::cpu::attention_forward<float>(ref_ctx, pa::view<float>(q), pa::view<float>(k), pa::view<float>(v),
+                                      pa::view<float>(exact), pa::view<float>(exact_probs), s, alibi, scale);
+    CHECK(max_abs(out - exact) > 1e-5 * max_abs(exact));
+    CHECK(max_abs(out - exact) <= 1.5e-2 * max_abs(exact));
+}
+
+namespace {
+
 using BloomMini = pa::Bloom<pa::bloom::SizeMini, pa::NoAdapter>;
 using NeoxTinyLora = pa::GptNeoX<pa::gpt_neox::SizeTiny, pa::LoRA<4, 8, pa::site::Qkv>>;
 using LlamaTiny = pa::Llama<pa::llama::SizeTiny, pa::NoAdapter>;
+/// head_dim 32, so that attention runs on bf16 operands too (the tiny presets' head_dim 8 keeps it fp32).
+struct BloomHeadDim32 : pa::bloom::Defaults {
+    static constexpr int vocab = 96, hidden = 64, layers = 2, heads = 2;
+};
+struct LlamaHeadDim32Gqa : pa::llama::Defaults {
+    static constexpr int vocab = 96, hidden = 128, layers = 2, heads = 4, kv_heads = 2, ffn = 128;
+};
+using BloomHd32 = pa::Bloom<BloomHeadDim32, pa::NoAdapter>;
+using LlamaHd32 = pa::Llama<LlamaHeadDim32Gqa, pa::NoAdapter>;
 
 template <class Model>
 std::vector<float> logits_of(pa::cpu::Context& ctx, pa::CausalLm<Model, pa::CpuEigen, float>& net,
@@ -244,7 +363,7 @@ std::vector<float> logits_of(pa::cpu::Context& ctx, pa::CausalLm<Model, pa::CpuE
 }  // namespace
 
 TEMPLATE_TEST_CASE("a model in bf16 GEMMs stays within the bf16 bounds of fp32", "[unit][cpu_bf16]", BloomMini,
-                   NeoxTinyLora, LlamaTiny) {
+                   NeoxTinyLora, LlamaTiny, BloomHd32, LlamaHd32) {
     if (!bf16_built()) return;
     using Net = pa::CausalLm<TestType, pa::CpuEigen, float>;
     pa::cpu::Context fp32;
@@ -260,7 +379,9 @@ TEMPLATE_TEST_CASE("a model in bf16 GEMMs stays within the bf16 bounds of fp32",
     CHECK(logit_error <= 2e-2);
     CHECK(logit_error > 1e-6);  // the bf16 path did run
 
-    // A short training run: every step's loss within 2e-3 relative of fp32's, and the loss falls.
+    // A short training run: every step's loss within 2e-3 relative of fp32's (1.5e-2 for the head_dim 32 LLaMA,
+    // as on CUDA: it learns fastest, and its steep curve carries earlier steps' differences on), and the loss falls.
+    double const loss_bound = std::is_same_v<TestType, LlamaHd32> ? 1.5e-2 : 2e-3;
     pa::AdamW<pa::CpuEigen, float> opt_a(a.parameters().trainable_count()), opt_b(b.parameters().trainable_count());
     double first = 0, last = 0, worst = 0;
     for (long step = 1; step <= 12; ++step) {
@@ -272,6 +393,6 @@ TEMPLATE_TEST_CASE("a model in bf16 GEMMs stays within the bf16 bounds of fp32",
         last = rb.loss;
     }
     INFO("worst loss gap " << worst << ", bf16 loss " << first << " -> " << last);
-    CHECK(worst <= 2e-3);
+    CHECK(worst <= loss_bound);
     CHECK(last < first);
 }

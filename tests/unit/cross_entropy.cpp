@@ -1,5 +1,6 @@
 /// @file tests/unit/cross_entropy.cpp
-/// @brief cross_entropy: values against a naive loop and log V, ignore index, written gradient, fp32, bad input.
+/// @brief cross_entropy: values against a naive loop and log V, ignore index, written gradient, fp32, the float exps of
+///        GemmMath::Bf16, bad input.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -147,6 +148,32 @@ TEST_CASE("cross_entropy fp32 agrees with fp64 (loss 1e-12 relative, dlogits 1e-
     CHECK(loss_f.sum == Approx(loss.sum).epsilon(1e-12));
     Matrix<double> const dlogits_fd = dlogits_f.cast<double>();
     CHECK(max_scaled_error(span_of(dlogits_fd), span_of(dlogits)) <= 1e-8);
+}
+
+TEST_CASE("cross_entropy in GemmMath::Bf16 takes exps in float, within float's rounding of fp64", "[unit][loss]") {
+    if (!cpu::bf16_gemms_runnable()) return;  // the context cannot be set to Bf16 here
+    cpu::Context fp64, bf16;
+    bf16.set_gemm_math(cpu::GemmMath::Bf16);
+    Index const n = 12;
+    Index const vocab = 50000;  // each row's sum over many float exps
+    Matrix<double> const logits = random_matrix<double>(n, vocab, 6, 3.0).cast<float>().cast<double>();
+    auto const targets = random_targets(n, vocab, 7, 0.2);
+    double const grad_scale = 0.125;
+    Matrix<double> dlogits(n, vocab);
+    LossSum const loss =
+        cpu::cross_entropy(fp64, view<double>(logits), targets, ignore_index, view<double>(dlogits), grad_scale);
+    Matrix<float> const logits_f = logits.cast<float>();
+    Matrix<float> dlogits_f(n, vocab);
+    LossSum const loss_f = cpu::cross_entropy(bf16, view<float>(logits_f), targets, ignore_index,
+                                              view<float>(dlogits_f), float(grad_scale));
+    CHECK(loss_f.count == loss.count);
+    // exp in float is within a few ulps (2^-24 relative each); the sums stay in double.
+    double const loss_error = std::abs(loss_f.sum - loss.sum) / loss.sum;
+    INFO("loss relative error " << loss_error);
+    CHECK(loss_error <= 1e-6);
+    CHECK(loss_error > 0.0);  // the float path did run
+    Matrix<double> const dlogits_fd = dlogits_f.cast<double>();
+    CHECK(max_scaled_error(span_of(dlogits_fd), span_of(dlogits)) <= 1e-6);
 }
 
 TEST_CASE("cross_entropy rejects bad targets, wrong shapes and empty input", "[unit][loss]") {

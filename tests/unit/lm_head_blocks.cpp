@@ -47,6 +47,9 @@ double scaled_difference(Matrix<float> const& a, Matrix<float> const& b) {
 TEMPLATE_TEST_CASE("cross_entropy over vocabulary blocks equals the row-major form bit for bit", "[unit][loss]", float,
                    double) {
     cpu::Context ctx;
+    bool const bf16 = GENERATE(false, true);  // exps in double, or in float as GemmMath::Bf16 takes them
+    if (bf16 && !cpu::bf16_gemms_runnable()) return;
+    if (bf16) ctx.set_gemm_math(cpu::GemmMath::Bf16);
     Index const rows = 9, vocab = 1000;
     Index const block = GENERATE(Index(7), Index(256), Index(300), Index(1000), Index(4096));
     Matrix<TestType> const logits = random_matrix<TestType>(rows, vocab, 3, 4.0);

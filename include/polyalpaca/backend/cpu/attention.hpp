@@ -1,5 +1,6 @@
 /// @file backend/cpu/attention.hpp
-/// @brief Causal multi-head self-attention with grouped-query heads and optional ALiBi, forward and backward.
+/// @brief Causal multi-head self-attention with grouped-query heads and optional ALiBi, forward and backward: fp32
+///        with Eigen's products per head, or in GemmMath::Bf16 on bf16 operands (attention_bf16.hpp).
 #pragma once
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 
 #include <Eigen/Core>
 
+#include "polyalpaca/backend/cpu/attention_bf16.hpp"
 #include "polyalpaca/backend/cpu/context.hpp"
 #include "polyalpaca/backend/op_types.hpp"
 #include "polyalpaca/core/error.hpp"
@@ -98,6 +100,10 @@ void attention_forward([[maybe_unused]] Context& ctx, View<T const> q, View<T co
     detail::check_attention_view(out, n, q_cols, "attention_forward: out (batch*seq, heads*head_dim)");
     detail::check_attention_view(probs, Index(shape.batch) * shape.heads * shape.seq, Index(shape.seq),
                                  "attention_forward: probs (batch*heads*seq, seq)");
+    if constexpr (std::is_same_v<T, float>) {
+        if (detail::bf16_attention(ctx, shape))
+            return detail::bf16_attention_forward(ctx, q, k, v, out, probs, shape, alibi_slopes, scale);
+    }
 
     Index const seq = shape.seq;
     int const group = shape.heads / shape.kv_heads;
@@ -149,6 +155,10 @@ void attention_backward([[maybe_unused]] Context& ctx, View<T const> dout, View<
     if (dk.data) require_shape(dk, n, kv_cols, "attention_backward: dk (batch*seq, kv_heads*head_dim)");
     if (dv.data) require_shape(dv, n, kv_cols, "attention_backward: dv (batch*seq, kv_heads*head_dim)");
     if (!dq.data && !dk.data && !dv.data) return;
+    if constexpr (std::is_same_v<T, float>) {
+        if (detail::bf16_attention(ctx, shape))
+            return detail::bf16_attention_backward(ctx, dout, q, k, v, probs, dq, dk, dv, shape, scale);
+    }
 
     Index const seq = shape.seq;
     int const group = shape.heads / shape.kv_heads;

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -112,6 +111,11 @@ public:
     void multiply(Bf16Operand const& a, Bf16Operand const& b, float* c, bool accumulate) {
         matmuls_.multiply(OneDnnMatmuls::Operands::bf16, {a.data, a.rows, a.cols, a.transposed},
                           {b.data, b.rows, b.cols, b.transposed}, c, accumulate);
+    }
+
+    /// The same for batches and strided operands (onednn_matmul.hpp), whose data are bf16 values.
+    void multiply(MatmulOperand const& a, MatmulOperand const& b, MatmulResult const& c, bool accumulate) {
+        matmuls_.multiply(OneDnnMatmuls::Operands::bf16, a, b, c, accumulate);
     }
 
     /// How many working copies exist, their bytes, and how many conversions into them ran so far.

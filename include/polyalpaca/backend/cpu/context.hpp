@@ -47,10 +47,10 @@ struct Context {
     /// When set, layers and train_step time their regions into it (core/step_profile.hpp).
     Profile* profile = nullptr;
 
-    /// How the linear layers and the LM head multiply: fp32 unless set (gemm_math.hpp). In Bf16 the weights are
-    /// multiplied from bf16 working copies, which every write into a buffer through CpuEigen (upload, copy,
-    /// fill_zero), the optimizer ops or a collective marks out of date (parameters_written); code writing weights
-    /// through raw pointers in Bf16 must call it too.
+    /// How the linear layers, the LM head and attention multiply: fp32 unless set (gemm_math.hpp). In Bf16 the
+    /// weights are multiplied from bf16 working copies, which every write into a buffer through CpuEigen (upload,
+    /// copy, fill_zero), the optimizer ops or a collective marks out of date (parameters_written); code writing
+    /// weights through raw pointers in Bf16 must call it too.
     GemmMath gemm_math() const { return gemm_math_; }
     void set_gemm_math(GemmMath math) {
         if (math == GemmMath::Bf16 && !bf16_) bf16_ = std::make_unique<Bf16Gemms>();

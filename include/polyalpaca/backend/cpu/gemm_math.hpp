@@ -18,7 +18,8 @@ namespace polyalpaca::cpu {
 enum class GemmMath {
     Fp32,  // fp32 operands and accumulation (the default; what the parity tests hold to 1e-5)
     Bf16,  // operands rounded to bf16 (nearest even; weights from the context's bf16 working copies), products
-           // accumulated in fp32 into fp32 outputs: oneDNN's matmul, on AVX512_BF16 or AMX units where present
+           // accumulated in fp32 into fp32 outputs: oneDNN's matmul, on AVX512_BF16 or AMX units where present.
+           // Attention's products too (attention_bf16.hpp), and the cross-entropy takes its exps in float (loss.hpp)
 };
 
 inline char const* to_string(GemmMath math) { return math == GemmMath::Bf16 ? "bf16" : "fp32"; }

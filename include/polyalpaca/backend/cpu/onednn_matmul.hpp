@@ -3,6 +3,8 @@
 ///        per operand type and shape, made at first use and kept (its JIT kernels are what make products fast).
 #pragma once
 
+#include <algorithm>
+#include <compare>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -20,12 +22,26 @@ namespace polyalpaca::cpu {
 inline constexpr bool fp32_gemms_by_onednn = bf16_gemms_built;
 
 /// One side of a product: op(x), a (rows, cols) matrix stored row-major as itself or, when `transposed`, as its
-/// (cols, rows) transpose.
+/// (cols, rows) transpose; or a batch of `batch` such matrices, `batch_stride` elements apart. `row_stride` is the
+/// distance between the stored rows (0: they are adjacent), so a head's slice of an activation is an operand too.
 struct MatmulOperand {
     void const* data = nullptr;
     Index rows = 0;
     Index cols = 0;
     bool transposed = false;
+    Index row_stride = 0;
+    Index batch = 1;
+    Index batch_stride = 0;
+
+    auto operator<=>(MatmulOperand const&) const = default;
+};
+
+/// Where a product's fp32 result goes: (rows, cols) matrices stored row-major, rows `row_stride` elements apart
+/// (0: adjacent), a batch's matrices `batch_stride` apart.
+struct MatmulResult {
+    float* data = nullptr;
+    Index row_stride = 0;
+    Index batch_stride = 0;
 };
 
 #ifdef POLYALPACA_ONEDNN
@@ -67,14 +83,23 @@ public:
     /// c = op(a) op(b), or c += op(a) op(b) when `accumulate`; a and b hold `operands`, c is (a.rows, b.cols) fp32,
     /// row-major, contiguous. Products are summed in fp32.
     void multiply(Operands operands, MatmulOperand const& a, MatmulOperand const& b, float* c, bool accumulate) {
+        multiply(operands, a, b, MatmulResult{c}, accumulate);
+    }
+
+    /// The same for batches (a and b of the same `batch`: c's matrix i = op(a_i) op(b_i)) and for strided results.
+    void multiply(Operands operands, MatmulOperand const& a, MatmulOperand const& b, MatmulResult const& c,
+                  bool accumulate) {
         require(a.cols == b.rows, "matmul: op(a) is (", a.rows, ", ", a.cols, ") but op(b) is (", b.rows, ", ", b.cols,
                 ")");
+        require(a.batch == b.batch && a.batch >= 1, "matmul: a batch of ", a.batch, " times a batch of ", b.batch);
 #ifdef POLYALPACA_ONEDNN
-        auto const key = Key{operands, a.rows, a.cols, b.cols, a.transposed, b.transposed, accumulate};
+        // The data pointers are not part of a shape: the same primitive serves every call of it.
+        auto const shape_of = [](MatmulOperand x) { return x.data = nullptr, x; };
+        auto const key = Key{operands, shape_of(a), shape_of(b), c.row_stride, c.batch_stride, accumulate};
         auto it = matmuls_.find(key);
         if (it == matmuls_.end()) {
             if (matmuls_.size() >= max_primitives) clear();  // sequences of many lengths: start afresh
-            it = matmuls_.emplace(key, make_matmul(operands, a, b, accumulate)).first;
+            it = matmuls_.emplace(key, make_matmul(operands, a, b, c, accumulate)).first;
         }
         auto const& m = it->second;
         if (scratchpad_.size() < m.scratchpad_bytes + scratchpad_alignment)
@@ -84,7 +109,7 @@ public:
         std::align(scratchpad_alignment, m.scratchpad_bytes, scratchpad, room);
         POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.a, const_cast<void*>(a.data)));
         POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.b, const_cast<void*>(b.data)));
-        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.c, c));
+        POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.c, c.data));
         POLYALPACA_DNNL_CHECK(dnnl_memory_set_data_handle(m.scratchpad, scratchpad));
         dnnl_exec_arg_t const args[] = {{DNNL_ARG_SRC, m.a},
                                         {DNNL_ARG_WEIGHTS, m.b},
@@ -118,17 +143,30 @@ private:
         }
         matmuls_.clear();
     }
-    static dnnl_memory_desc_t describe(Index rows, Index cols, dnnl_data_type_t type, bool transposed) {
+    /// op(x) of operand x as oneDNN's (rows, cols) memory, or (1, batch, rows, cols) for a batch, in its strides.
+    static dnnl_memory_desc_t describe(MatmulOperand const& x, dnnl_data_type_t type) {
+        Index const stride = x.row_stride != 0 ? x.row_stride : x.transposed ? x.rows : x.cols;
+        Index const row_step = x.transposed ? 1 : stride, col_step = x.transposed ? stride : 1;
         dnnl_memory_desc_t md;
-        dnnl_dims_t const dims{rows, cols}, strides{transposed ? 1 : cols, transposed ? rows : 1};
-        POLYALPACA_DNNL_CHECK(dnnl_memory_desc_init_by_strides(&md, 2, dims, type, strides));
+        if (x.batch == 1) {
+            dnnl_dims_t const dims{x.rows, x.cols}, strides{row_step, col_step};
+            POLYALPACA_DNNL_CHECK(dnnl_memory_desc_init_by_strides(&md, 2, dims, type, strides));
+        } else {
+            // As 4-D, with a leading dimension of 1 and the largest extent for its stride, so that heads strided
+            // through an activation read as a permuted dense layout: oneDNN 2.6 takes its brgemm (AMX) kernels
+            // only then, and runs other strided batches on its generic GEMM, 2-4x slower.
+            Index const extent = std::max({x.batch * x.batch_stride, x.rows * row_step, x.cols * col_step});
+            dnnl_dims_t const dims{1, x.batch, x.rows, x.cols}, strides{extent, x.batch_stride, row_step, col_step};
+            POLYALPACA_DNNL_CHECK(dnnl_memory_desc_init_by_strides(&md, 4, dims, type, strides));
+        }
         return md;
     }
-    Matmul make_matmul(Operands operands, MatmulOperand const& a, MatmulOperand const& b, bool accumulate) {
+    Matmul make_matmul(Operands operands, MatmulOperand const& a, MatmulOperand const& b, MatmulResult const& c,
+                       bool accumulate) {
         auto const type = operands == Operands::bf16 ? dnnl_bf16 : dnnl_f32;
-        auto const a_md = describe(a.rows, a.cols, type, a.transposed);
-        auto const b_md = describe(b.rows, b.cols, type, b.transposed);
-        auto const c_md = describe(a.rows, b.cols, dnnl_f32, false);
+        auto const a_md = describe(a, type);
+        auto const b_md = describe(b, type);
+        auto const c_md = describe({c.data, a.rows, b.cols, false, c.row_stride, a.batch, c.batch_stride}, dnnl_f32);
         dnnl_matmul_desc_t desc;
         POLYALPACA_DNNL_CHECK(dnnl_matmul_desc_init(&desc, &a_md, &b_md, nullptr, &c_md));
         dnnl_primitive_attr_t attr = nullptr;
@@ -161,7 +199,7 @@ private:
         POLYALPACA_DNNL_CHECK(dnnl_memory_create(&m.c, &c_md, engine_, DNNL_MEMORY_NONE));
         return m;
     }
-    using Key = std::tuple<Operands, Index, Index, Index, bool, bool, bool>;
+    using Key = std::tuple<Operands, MatmulOperand, MatmulOperand, Index, Index, bool>;
     std::map<Key, Matmul> matmuls_;
     std::vector<std::byte> scratchpad_;
     dnnl_engine_t engine_ = nullptr;

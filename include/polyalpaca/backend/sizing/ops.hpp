@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <span>
 
+#include "polyalpaca/backend/cpu/attention_bf16.hpp"
 #include "polyalpaca/backend/cpu/linear.hpp"
 #include "polyalpaca/backend/cpu/lm_head.hpp"
 #include "polyalpaca/backend/cpu/optim_ops.hpp"
@@ -209,6 +210,15 @@ Index attention_state_cols(Context<Target> const& ctx, AttentionShape const& sha
 
 // Attention (cuda/attention.cuh, cuda/flash_attention.cuh): slot 4 holds the GEMM path's packed heads and dS, or
 // the flash kernels' slopes and delta; in Bf16 the GEMM path converts the fp32 probabilities (and dS) into slot 8.
+// The CPU's Bf16 attention takes its bf16 operands and one sequence's dP as temporaries (cpu/attention_bf16.hpp).
+namespace detail {
+template <class Target>
+void cpu_bf16_attention(Context<Target>& ctx, AttentionShape const& shape, bool backward) {
+    if (!ctx.bf16_gemms() || !cpu::detail::bf16_attention_shape(shape)) return;
+    ScratchFrame frame(ctx.temporaries);
+    cpu::detail::take_bf16_attention_buffers(frame, shape, backward);
+}
+}  // namespace detail
 template <class Target>
 void attention_forward(Context<Target>& ctx, View<float const>, View<float const>, View<float const>, View<float>,
                        View<float> probs, AttentionShape const& shape, float const* alibi_slopes, float) {
@@ -219,20 +229,24 @@ void attention_forward(Context<Target>& ctx, View<float const>, View<float const
         }
         ctx.scratch(slot::attention, cuda::attention_gemm_forward_bytes(shape));
         detail::bf16_operand(ctx, slot::bf16_first, probs.size());
+    } else {
+        detail::cpu_bf16_attention(ctx, shape, false);
     }
 }
 template <class Target>
 void attention_backward(Context<Target>& ctx, View<float const>, View<float const>, View<float const>,
                         View<float const>, View<float const>, View<float const> probs, View<float> dq, View<float> dk,
                         View<float> dv, AttentionShape const& shape, float) {
+    if (!dq.data && !dk.data && !dv.data) return;
     if constexpr (Target::cuda) {
-        if (!dq.data && !dk.data && !dv.data) return;
         if (detail::flash(ctx, shape, probs.cols)) {
             if (dq.data || dk.data) ctx.scratch(slot::attention, cuda::flash_delta_bytes(probs.rows));
             return;
         }
         ctx.scratch(slot::attention, cuda::attention_gemm_backward_bytes(shape));
         detail::bf16_operand(ctx, slot::bf16_first, probs.size());
+    } else {
+        detail::cpu_bf16_attention(ctx, shape, true);
     }
 }
 template <class Target>
