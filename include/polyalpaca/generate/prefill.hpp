@@ -14,8 +14,8 @@ namespace polyalpaca {
 /// Tokens a prefill call runs at most, unless one prompt alone is longer. The layers keep each activation at the size
 /// of their largest call, so a prefill of all prompts at once held them at that size for the rest of the run: with
 /// BLOOM-560m, 4 prompts of 32 tokens peaked at 110% of weights and KV cache, one prompt at 104%; in calls of 64
-/// tokens, at 106% (docs/performance.md, "Prefill in calls of at most 64 tokens"). At 64 rows a call's GEMMs are
-/// past the size where reading the weights bounds them, so the split costs little time.
+/// tokens, at 106% (docs/performance.md, "Prefill in calls of at most 64 tokens", with the prefill rates measured
+/// after the split; its own cost in time was not measured apart).
 inline constexpr int prefill_call_tokens = 64;
 
 /// Calls f(steps, ids, first) for the prefill's calls: consecutive whole prompts of `steps` (first the index of the

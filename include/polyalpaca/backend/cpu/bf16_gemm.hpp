@@ -50,14 +50,8 @@ inline void round_to_bf16(int threads, float const* src, std::uint16_t* dst, Ind
     }
 }
 
-/// One side of a product: op(x), a (rows, cols) matrix of bf16 values stored row-major as itself, or, when
-/// `transposed`, as its (cols, rows) transpose.
-struct Bf16Operand {
-    std::uint16_t const* data = nullptr;
-    Index rows = 0;
-    Index cols = 0;
-    bool transposed = false;
-};
+/// One side of a product whose data are bf16 values (MatmulOperand, onednn_matmul.hpp).
+using Bf16Operand = MatmulOperand;
 
 /// What a CPU context needs for GemmMath::Bf16: the bf16 working copies of the weights it multiplies (one per
 /// (address, element count), refreshed after a write into the weight: parameters_written) and oneDNN's bf16 matmuls.
@@ -106,15 +100,11 @@ public:
             if (key.first < end && begin < key.first + key.second * sizeof(float)) copy.current = false;
     }
 
-    /// c = op(a) op(b), or c += op(a) op(b) when `accumulate`; c is (a.rows, b.cols) fp32, row-major, contiguous.
-    /// The products of bf16 values are summed in fp32.
-    void multiply(Bf16Operand const& a, Bf16Operand const& b, float* c, bool accumulate) {
-        matmuls_.multiply(OneDnnMatmuls::Operands::bf16, {a.data, a.rows, a.cols, a.transposed},
-                          {b.data, b.rows, b.cols, b.transposed}, c, accumulate);
-    }
-
-    /// The same for batches and strided operands (onednn_matmul.hpp), whose data are bf16 values.
-    void multiply(MatmulOperand const& a, MatmulOperand const& b, MatmulResult const& c, bool accumulate) {
+    /// c = op(a) op(b), or c += op(a) op(b) when `accumulate`; c is (a.rows, b.cols) fp32, row-major, contiguous
+    /// unless given as a strided MatmulResult (batches too: OneDnnMatmuls::multiply). The products of bf16 values
+    /// are summed in fp32.
+    template <class Result>
+    void multiply(Bf16Operand const& a, Bf16Operand const& b, Result const& c, bool accumulate) {
         matmuls_.multiply(OneDnnMatmuls::Operands::bf16, a, b, c, accumulate);
     }
 

@@ -63,8 +63,8 @@ LossSum lm_head_chunk_forward_backward(Context& ctx, std::type_identity_t<View<T
         if (lm_head_on_bf16(ctx, rows, dim, vocab)) {
             ScratchFrame frame(ctx.temporaries);
             auto const hc16 = detail::bf16_activation(ctx, frame, hc);
-            auto const* w16 = ctx.bf16_gemms().weight(ctx.threads, w.data, std::size_t(w.size()));
             auto& gemms = ctx.bf16_gemms();
+            auto const* w16 = gemms.weight(ctx.threads, w.data, std::size_t(w.size()));
             for_each_vocab_block(vocab, [&](Index begin, Index width) {
                 Bf16Operand const w_t{w16 + begin * dim, dim, width, true};  // the block's rows, transposed
                 gemms.multiply(hc16, w_t, logits_block(begin, width).data, false);

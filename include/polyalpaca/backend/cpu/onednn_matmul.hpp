@@ -94,7 +94,10 @@ public:
         require(a.batch == b.batch && a.batch >= 1, "matmul: a batch of ", a.batch, " times a batch of ", b.batch);
 #ifdef POLYALPACA_ONEDNN
         // The data pointers are not part of a shape: the same primitive serves every call of it.
-        auto const shape_of = [](MatmulOperand x) { return x.data = nullptr, x; };
+        auto const shape_of = [](MatmulOperand x) {
+            x.data = nullptr;
+            return x;
+        };
         auto const key = Key{operands, shape_of(a), shape_of(b), c.row_stride, c.batch_stride, accumulate};
         auto it = matmuls_.find(key);
         if (it == matmuls_.end()) {
